@@ -1,0 +1,139 @@
+"""NeuronCore hardware tables, one frozen record per generation.
+
+Every number carries its source tag from ../shared/reference/neuroncore-cost-model.md (CM) or
+nki-spec.md (SPEC): ``D:`` = documented, ``E`` = our estimate (a calibration knob).
+
+    >>> from device.arch import get_arch
+    >>> get_arch("trn1").pe_clock_ghz
+    2.8
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+KiB = 1024
+
+
+@dataclass(frozen=True)
+class Arch:
+    name: str                      # canonical target name
+    gen: int                       # NeuronCore version: 2, 3, 4
+    # --- memories (CM 1.2, SPEC 4.1) ---
+    partitions: int = 128                      # D:A2
+    sbuf_bytes_per_partition: int = 192 * KiB  # D:A2 (v2 192 KiB)
+    sbuf_usable_bytes_per_partition: int = 176 * KiB  # SPEC 2.3: 192-16 KiB allocator range
+    psum_bytes_per_partition: int = 16 * KiB   # D:A2
+    psum_banks: int = 8                        # D:A2
+    psum_bank_bytes: int = 2 * KiB             # D:A2 (512 fp32)
+    sbuf_max_free_elems: int = 64 * 1024       # D:A2 max free size per instruction, SBUF
+    psum_max_free_elems: int = 4 * 1024        # D:A2 max free size per instruction, PSUM
+    # --- TensorE (CM 2.2) ---
+    pe_rows: int = 128                         # D:A2
+    pe_cols: int = 128                         # D:A2
+    gemm_stationary_fmax: int = 128            # SPEC 2.3
+    gemm_moving_fmax: int = 512                # SPEC 2.3 (v2/v3)
+    pe_tile_rows: tuple = (64, 128)            # D:ISA row tiling 2x64 on v2
+    bn_stats_fmax: int = 512                   # SPEC 2.3
+    vector_transpose_max: int = 32             # SPEC 3.2 (V handles 32x32)
+    # --- clocks in GHz (CM 1.1) ---
+    pe_clock_ghz: float = 2.8                  # D:A2
+    dve_clock_ghz: float = 1.12                # D:A2
+    act_clock_ghz: float = 1.4                 # D:A2
+    pool_clock_ghz: float = 1.4                # D:A2
+    sp_clock_ghz: float = 1.4                  # E: sequencer, same clock as ACT
+    # --- elements per cycle per lane (CM 1.1, 2.3) ---
+    dve_elems_per_cycle_16bit: float = 1.0     # D:A2 (128 elem/cycle over 128 lanes)
+    dve_elems_per_cycle_32bit: float = 1.0     # D:A2
+    act_elems_per_cycle: float = 1.0           # D:A2
+    pool_elems_per_cycle: float = 1.0          # E
+    # --- instruction overheads in engine cycles (CM 2.3, 2.4) ---
+    min_ii_cycles: int = 64                    # Dh:ISAh, D:SH
+    static_overhead_cycles: int = 100          # D:A2 tiny/dependent instruction overhead
+    access_setup_cycles: int = 60              # D:A2 SBUF/PSUM access request
+    pool_start_cycles: int = 150               # Dh:ISAh
+    mm_init_cycles: int = 64                   # D:A2 MM_INIT_LATENCY
+    pe_fill_cycles: int = 256                  # E: PE array fill/drain latency
+    raw_dep_penalty_cycles: int = 200          # E: same-engine RAW (fits 189 ns observation)
+    sem_latency_ns: float = 75.0               # E: compute-to-compute semaphore hand-off
+    fp32_matmul_factor: int = 4                # D:A2 FP32 ~4x slower on PE
+    stride_penalty_bytes: int = 16             # D:A2 innermost stride > 16 B halves bandwidth
+    v2_shared_ports: bool = True               # D:A2 DVE/POOL share SBUF port, DVE/ACT share PSUM
+    # --- DMA (CM 1.3, 2.6) ---
+    dma_engines: int = 16                      # D:A2,DO
+    dma_queues: int = 16                       # D:DO
+    dma_engine_bytes_per_ns: float = 17.0      # D:BW,DO table peak (v2)
+    dma_fixed_ns: float = 1300.0               # D:BW semaphore-to-start
+    dma_issue_ns: float = 0.0                  # D:A3 HW DGE issue cost (v3: 600 ns)
+    dma_min_row_bytes: int = 2300              # E: fit to DO efficiency curve
+    dma_row_pad_bytes: int = 150               # E
+    hbm_share_bytes_per_ns: float = 410.0      # E: 820 GB/s / 2 cores
+    dma_transpose_factor: float = 4.0          # E: v2 load_transpose2d ~x1/0.25
+    # --- peaks for utilisation (CM 1.1) ---
+    peak_bf16_tflops: float = 92.0             # D:A2
+    peak_fp8_tflops: float = 92.0              # D:A2 (= bf16 on v2)
+    peak_fp32_tflops: float = 23.0             # D:A2
+    # --- features ---
+    dtypes_extra: tuple = field(default_factory=tuple)
+
+    @property
+    def sbuf_bytes(self) -> int:
+        return self.partitions * self.sbuf_bytes_per_partition
+
+    def clock_ghz(self, engine: str) -> float:
+        return {"PE": self.pe_clock_ghz, "DVE": self.dve_clock_ghz, "ACT": self.act_clock_ghz,
+                "POOL": self.pool_clock_ghz, "SP": self.sp_clock_ghz}[engine]
+
+
+# NC-v2: Trainium1 / Inferentia2 (D:A2)
+TRN1 = Arch(name="trn1", gen=2)
+INF2 = Arch(name="inf2", gen=2)   # the same NeuronCore-v2 as trn1 (D:A2)
+
+# NC-v3: Trainium2 (D:A3). SBUF usable per partition on v3 is undocumented (SPEC 7.4): 224-16 KiB [E].
+TRN2 = Arch(
+    name="trn2", gen=3,
+    sbuf_bytes_per_partition=224 * KiB, sbuf_usable_bytes_per_partition=208 * KiB,
+    pe_tile_rows=(32, 64, 128),                # D:ISA 4x32 on v3+
+    pe_clock_ghz=2.4, dve_clock_ghz=0.96, act_clock_ghz=1.2, pool_clock_ghz=1.2, sp_clock_ghz=1.2,  # D:A3
+    dve_elems_per_cycle_16bit=4.0,             # D:A3 512 elem/cycle BF16/FP16 (perf mode)
+    dve_elems_per_cycle_32bit=2.0,             # D:A3 256 elem/cycle other types
+    v2_shared_ports=False,                     # D:A3 lifts v2 port sharing
+    dma_engine_bytes_per_ns=23.0,              # D:BW,DO
+    dma_issue_ns=600.0,                        # D:A3,DGE
+    hbm_share_bytes_per_ns=368.0,              # E
+    dma_transpose_factor=1 / 0.9,              # D:A3 90% of copy BW
+    peak_bf16_tflops=79.0, peak_fp8_tflops=158.0, peak_fp32_tflops=20.0,  # D:A3
+)
+
+# NC-v4: Trainium3 (D:A4), for reference; usable SBUF undocumented [E].
+TRN3 = Arch(
+    name="trn3", gen=4,
+    sbuf_bytes_per_partition=256 * KiB, sbuf_usable_bytes_per_partition=240 * KiB,
+    pe_tile_rows=(32, 64, 128),
+    pe_clock_ghz=2.4, dve_clock_ghz=1.2, act_clock_ghz=1.2, pool_clock_ghz=1.2, sp_clock_ghz=1.2,
+    dve_elems_per_cycle_16bit=4.0, dve_elems_per_cycle_32bit=2.0,
+    v2_shared_ports=False,
+    dma_engine_bytes_per_ns=33.0, dma_issue_ns=600.0, hbm_share_bytes_per_ns=600.0,
+    dma_transpose_factor=1 / 0.9,
+    peak_bf16_tflops=79.0, peak_fp8_tflops=315.0, peak_fp32_tflops=20.0,
+)
+
+_ALIASES = {
+    "trn1": TRN1, "inf2": INF2, "gen2": TRN1, "v2": TRN1,
+    "trn2": TRN2, "gen3": TRN2, "v3": TRN2,
+    "trn3": TRN3, "gen4": TRN3, "v4": TRN3,
+}
+
+DEFAULT_TARGET = "inf2"   # design.md: an Inferentia core emulator first
+
+
+def get_arch(target: "str | Arch | None" = None) -> Arch:
+    """Resolve a target name (trn1/inf2/gen2, trn2/gen3, trn3/gen4) or the env override."""
+    if isinstance(target, Arch):
+        return target
+    if target is None:
+        target = os.environ.get("NEURON_PLATFORM_TARGET_OVERRIDE") or DEFAULT_TARGET
+    key = str(target).strip().lower()
+    if key not in _ALIASES:
+        raise ValueError(f"unknown target {target!r}: expected one of {sorted(_ALIASES)}")
+    return _ALIASES[key]

@@ -1,0 +1,121 @@
+"""NKI dtypes: plain, hashable strings (NKI 0.6 uses ``DType = str``) mapped to NumPy via ml_dtypes.
+
+Engines compute in fp32; ``round_to`` converts an fp32 result to a destination dtype the way the
+hardware does (round-to-nearest-even, ints saturate, tf32 keeps 10 mantissa bits).
+
+    >>> import numpy as np
+    >>> round_to(np.array([1.5, 300.0], np.float32), "int8")
+    array([  2, 127], dtype=int8)
+"""
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+_NP = {
+    "bool_": np.dtype(np.uint8), "int8": np.dtype(np.int8), "int16": np.dtype(np.int16),
+    "int32": np.dtype(np.int32), "int64": np.dtype(np.int64),
+    "uint8": np.dtype(np.uint8), "uint16": np.dtype(np.uint16), "uint32": np.dtype(np.uint32),
+    "uint64": np.dtype(np.uint64),
+    "float16": np.dtype(np.float16), "float32": np.dtype(np.float32), "float64": np.dtype(np.float64),
+    "bfloat16": np.dtype(ml_dtypes.bfloat16),
+    "tfloat32": np.dtype(np.float32),           # stored as fp32, mantissa rounded to 10 bits
+    "float8_e4m3": np.dtype(ml_dtypes.float8_e4m3),
+    "float8_e4m3fn": np.dtype(ml_dtypes.float8_e4m3fn),
+    "float8_e5m2": np.dtype(ml_dtypes.float8_e5m2),
+    "float8_e8m0fnu": np.dtype(ml_dtypes.float8_e8m0fnu),
+}
+ALL = tuple(_NP)
+FLOATS = frozenset({"float16", "float32", "float64", "bfloat16", "tfloat32", "float8_e4m3",
+                    "float8_e4m3fn", "float8_e5m2", "float8_e8m0fnu"})
+INTS = frozenset(ALL) - FLOATS
+FP8 = frozenset({"float8_e4m3", "float8_e4m3fn", "float8_e5m2"})
+
+_ALIASES = {"bool": "bool_", "float": "float32", "fp32": "float32", "fp16": "float16",
+            "bf16": "bfloat16", "tf32": "tfloat32", "float8e4": "float8_e4m3",
+            "float8e5": "float8_e5m2", "fp8_e4m3": "float8_e4m3", "fp8_e5m2": "float8_e5m2",
+            "float8_e4m3fnuz": "float8_e4m3", "half": "float16"}
+_FROM_NP = {np.dtype(v): k for k, v in reversed(list(_NP.items())) if k not in ("tfloat32",)}
+_FROM_NP[np.dtype(np.bool_)] = "bool_"
+
+
+def normalize(dt) -> str:
+    """Accept an NKI name, a NumPy/ml_dtypes dtype, a JAX/torch dtype or a Python type."""
+    if isinstance(dt, str):
+        s = _ALIASES.get(dt, dt)
+        if s in _NP:
+            return s
+        try:
+            return _FROM_NP[np.dtype(s)]
+        except (TypeError, KeyError):
+            raise TypeError(f"unsupported dtype {dt!r}: expected one of {', '.join(ALL)}") from None
+    if dt is float:
+        return "float32"
+    if dt is int:
+        return "int32"
+    if dt is bool:
+        return "bool_"
+    name = getattr(dt, "name", None)
+    if hasattr(dt, "is_floating_point") and name is None:   # torch.dtype
+        return normalize(str(dt).replace("torch.", ""))
+    try:
+        return _FROM_NP[np.dtype(dt)]
+    except (TypeError, KeyError):
+        raise TypeError(f"unsupported dtype {dt!r}: expected one of {', '.join(ALL)}") from None
+
+
+def to_numpy(dt: str) -> np.dtype:
+    return _NP[normalize(dt)]
+
+
+def itemsize(dt: str) -> int:
+    return _NP[normalize(dt)].itemsize
+
+
+def is_float(dt: str) -> bool:
+    return normalize(dt) in FLOATS
+
+
+def sentinel(dt: str):
+    """What a fresh allocation holds: NaN for floats, 4 for ints (the official simulator's choice)."""
+    if normalize(dt) == "float8_e8m0fnu":
+        return np.array(0xFF, np.uint8).view(ml_dtypes.float8_e8m0fnu)
+    return np.nan if is_float(dt) else 4
+
+
+def _round_tf32(x: np.ndarray) -> np.ndarray:
+    b = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    # round-to-nearest-even on the 13 dropped mantissa bits; inf/nan pass through
+    lsb = (b >> 13) & 1
+    r = ((b + 0x0FFF + lsb) & 0xFFFFE000).astype(np.uint32)
+    finite = np.isfinite(x)
+    return np.where(finite, r.view(np.float32), x).astype(np.float32)
+
+
+def round_to(x, dt: str, precise: bool = True) -> np.ndarray:
+    """Round an fp32 (or any) array to ``dt`` like the engines' output stage.
+
+    Floats: round-to-nearest-even via ml_dtypes. Ints: round half to even, then saturate (NKI 0.6).
+    ``precise=False`` (NKI_PRECISE_FP=0) keeps low-precision floats at fp32 values.
+    """
+    dt = normalize(dt)
+    npdt = _NP[dt]
+    x = np.asarray(x)
+    if dt == "tfloat32":
+        return _round_tf32(x.astype(np.float32))
+    if dt in FLOATS:
+        if not precise and npdt.itemsize < 4:
+            return x.astype(np.float32)
+        if x.dtype.kind in "iub":
+            x = x.astype(np.float64 if dt == "float64" else np.float32)
+        return x.astype(npdt)
+    if x.dtype.kind in "fV":   # ml_dtypes floats have kind 'V'
+        xf = np.asarray(x, dtype=np.float64)
+        xf = np.rint(xf)
+        info = np.iinfo(npdt)
+        xf = np.where(np.isnan(xf), 0, xf)
+        return np.clip(xf, info.min, info.max).astype(npdt)
+    if x.dtype.kind in "iub":
+        info = np.iinfo(npdt)
+        return np.clip(x.astype(np.int64), info.min, info.max).astype(npdt)
+    return x.astype(npdt)

@@ -1,0 +1,88 @@
+"""Cost formulas shared by the instruction table (cost-model reference, sections 2.2-2.4).
+
+Costs are initiation intervals in ns on the instruction's engine; DMA costs are ``DmaCost`` records
+priced by the timing model against the shared DMA engines.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .. import dtypes
+from ..tensor import View
+
+
+def ns(arch, engine: str, cycles: float) -> float:
+    return cycles / arch.clock_ghz(engine)
+
+
+def stride_factor(arch, *views) -> float:
+    """x2 when an on-chip operand's innermost free stride exceeds 16 bytes (CM 2.5)."""
+    for v in views:
+        if isinstance(v, View) and v.on_chip and v.ndim > 1:
+            s, c = v.pattern[-1]
+            if c > 1 and abs(s) * v.itemsize > arch.stride_penalty_bytes:
+                return 2.0
+    return 1.0
+
+
+def elems_per_cycle(arch, engine: str, *views) -> float:
+    if engine == "DVE":
+        small = all(v.itemsize <= 2 for v in views if isinstance(v, View))
+        return arch.dve_elems_per_cycle_16bit if small else arch.dve_elems_per_cycle_32bit
+    if engine == "ACT":
+        return arch.act_elems_per_cycle
+    return arch.pool_elems_per_cycle
+
+
+def stream_cost(i, arch, n_elems: float, *views, passes: float = 1.0, extra_cycles: float = 0.0) -> float:
+    """max(MIN_II, passes * N / rate) cycles (+ extras), with the strided-access penalty."""
+    eng = i.engine
+    rate = elems_per_cycle(arch, eng, *views)
+    cyc = max(arch.min_ii_cycles, passes * n_elems / rate * stride_factor(arch, *views))
+    if eng == "POOL":
+        cyc += arch.pool_start_cycles
+    return ns(arch, eng, cyc + extra_cycles)
+
+
+@dataclass(frozen=True)
+class DmaCost:
+    """What a DMA moves: total bytes, contiguous rows and their size, engines it spreads over."""
+    bytes: int
+    rows: int
+    row_bytes: float
+    engines: int
+    hbm_read: int = 0
+    hbm_write: int = 0
+    factor: float = 1.0          # >1 for transposing DMAs
+
+
+def contiguous_run(v: View) -> int:
+    """Elements in the longest contiguous innermost run of ``v`` (per partition on chip)."""
+    pat = [(s, c) for s, c in v.pattern if c != 1]
+    if v.on_chip and v.pattern and v.pattern[0][1] != 1:
+        pat = [(s, c) for s, c in v.pattern[1:] if c != 1]
+    run, expect = 1, 1
+    for s, c in reversed(pat):
+        if s != expect:
+            break
+        run *= c
+        expect *= c
+    return run
+
+
+def dma_cost(arch, dst: View, src: View, factor: float = 1.0) -> DmaCost:
+    nbytes = dst.size * dst.itemsize
+    run_b = min(contiguous_run(dst) * dst.itemsize, contiguous_run(src) * src.itemsize)
+    run_b = max(1, min(run_b, nbytes))
+    rows = max(1, math.ceil(nbytes / run_b))
+    # partitions of the on-chip side decide how many engines share the work (8 partitions each)
+    parts = max((v.shape[0] for v in (dst, src) if v.on_chip), default=arch.partitions)
+    engines = max(1, min(arch.dma_engines, math.ceil(parts / (arch.partitions // arch.dma_engines))))
+    hr = src.size * src.itemsize if src.buffer.kind == "hbm" else 0
+    hw = nbytes if dst.buffer.kind == "hbm" else 0
+    return DmaCost(nbytes, rows, run_b, engines, hr, hw, factor)
+
+
+def itemsize(dt):
+    return dtypes.itemsize(dt)

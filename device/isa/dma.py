@@ -1,0 +1,45 @@
+"""DMA instructions (SPEC 3.2 'DMA'; cost model CM 2.6)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes
+from ..tensor import View
+from . import defop
+from .costs import dma_cost
+from .rules import check_partitions, fail, view_arg
+
+
+def _check_dma_operand(i, arch, name, v):
+    if v.buffer.kind == "psum":
+        fail(i, "buffer", f"operand '{name}' ({v.storage.name}) is in PSUM; DMA cannot access "
+             f"PSUM: copy it to SBUF with tensor_copy first", name, "psum", "hbm or sbuf")
+    check_partitions(i, arch, name, v)
+
+
+@defop("dma_copy", engine="DMA", inputs=("src",))
+class DmaCopy:
+    """Copy src to dst (HBM<->SBUF, HBM<->HBM, SBUF<->SBUF); dtype conversion through fp32."""
+
+    def check(i, arch):
+        dst, src = view_arg(i, "dst"), view_arg(i, "src")
+        _check_dma_operand(i, arch, "dst", dst)
+        _check_dma_operand(i, arch, "src", src)
+        if dst.size != src.size:
+            fail(i, "shape-mismatch", f"dst has {dst.size} elements {list(dst.shape)} but src has "
+                 f"{src.size} {list(src.shape)}", "src", list(src.shape), list(dst.shape))
+        if str(i.args.get("dge_mode", "")).endswith("hwdge") and dst.dtype != src.dtype:
+            fail(i, "dtype", f"hwdge DMA cannot convert {src.dtype} to {dst.dtype}; use .view()",
+                 "dst", dst.dtype, src.dtype)
+
+    def run(i, mem):
+        dst, src = i.args["dst"], i.args["src"]
+        x = mem.read(src, i.loc)
+        if src.dtype == dst.dtype:
+            mem.write(dst, x.reshape(dst.shape), rounded=True)
+        else:
+            wide = np.float64 if dtypes.is_float(src.dtype) or dtypes.is_float(dst.dtype) else np.int64
+            mem.write(dst, x.astype(np.float32 if dtypes.is_float(src.dtype) else wide).reshape(dst.shape))
+
+    def cost(i, arch):
+        return dma_cost(arch, i.args["dst"], i.args["src"])

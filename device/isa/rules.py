@@ -1,0 +1,169 @@
+"""Operand rules shared by the instruction table (SPEC 4.2). Each raises HardwareRuleError."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes
+from ..errors import HardwareRuleError, UserKernelError
+from ..tensor import View
+
+_ENGINE_NAMES = {"PE": "TensorE", "ACT": "ScalarE", "DVE": "VectorE", "POOL": "GpSimd",
+                 "SP": "Sync", "DMA": "DMA"}
+
+
+def fail(i, rule, msg, operand=None, value=None, limit=None):
+    raise HardwareRuleError(rule, f"{i.op.name} {msg}", operand=operand, value=value, limit=limit,
+                            loc=i.loc)
+
+
+def view_arg(i, name, required=True) -> View | None:
+    v = i.args.get(name)
+    if v is None:
+        if required:
+            raise UserKernelError(f"{i.op.name}: missing required operand '{name}'", loc=i.loc)
+        return None
+    if not isinstance(v, View):
+        raise UserKernelError(f"{i.op.name}: operand '{name}' must be a tensor, got "
+                              f"{type(v).__name__} {v!r}", loc=i.loc)
+    return v
+
+
+def check_alloc(st, arch):
+    """Allocation-time rules: partition count, PSUM tile width, PSUM address bank alignment."""
+    if st.buffer.on_chip:
+        if not st.shape:
+            raise HardwareRuleError("tensor-rank", f"on-chip tensor {st.name} needs a partition "
+                                    f"dimension; got a scalar shape", operand=st.name, value=st.shape,
+                                    limit="rank >= 1", loc=st.loc)
+        if st.shape[0] > arch.partitions:
+            raise HardwareRuleError(
+                "partition-limit", f"tensor {st.name} of shape {list(st.shape)} in {st.buffer.name} "
+                f"has {st.shape[0]} partitions (dimension 0); the limit is {arch.partitions}. "
+                f"Tile the partition dimension", operand=st.name, value=st.shape[0],
+                limit=arch.partitions, loc=st.loc)
+        if st.buffer.kind == "psum" and st.address is not None and st.address[1] % arch.psum_bank_bytes:
+            raise HardwareRuleError("psum-address-align", f"PSUM tensor {st.name} address "
+                                    f"{st.address[1]} does not start on a {arch.psum_bank_bytes}-byte "
+                                    f"bank boundary", operand=st.name, value=st.address[1],
+                                    limit=arch.psum_bank_bytes, loc=st.loc)
+        cap = arch.psum_bytes_per_partition if st.buffer.kind == "psum" else arch.sbuf_bytes_per_partition
+        if st.bytes_per_partition > cap:
+            raise HardwareRuleError(
+                "capacity", f"tensor {st.name} needs {st.bytes_per_partition} bytes per partition in "
+                f"{st.buffer.name}; the {arch.name} {st.buffer.name} holds {cap}", operand=st.name,
+                value=st.bytes_per_partition, limit=cap, loc=st.loc)
+
+
+def check_partitions(i, arch, name, v: View):
+    if not v.on_chip:
+        return
+    start, n = v.partition_range()
+    if n > arch.partitions:
+        fail(i, "partition-limit", f"operand '{name}' ({v.storage.name}) has {n} partitions; the "
+             f"limit is {arch.partitions}", name, n, arch.partitions)
+    if start + n > arch.partitions:
+        fail(i, "partition-limit", f"operand '{name}' reaches partition {start + n - 1}; the limit is "
+             f"{arch.partitions - 1}", name, start + n, arch.partitions)
+    if n > 64 and start != 0:
+        fail(i, "partition-start", f"operand '{name}' uses {n} partitions starting at {start}; more "
+             f"than 64 partitions must start at 0", name, start, 0)
+    if 32 < n <= 64 and start not in (0, 64):
+        fail(i, "partition-start", f"operand '{name}' uses {n} partitions starting at {start}; 33-64 "
+             f"partitions must start at 0 or 64", name, start, "0 or 64")
+    if n <= 32 and start % 32 and (start // 32) != ((start + n - 1) // 32):
+        fail(i, "partition-start", f"operand '{name}' uses {n} partitions starting at {start}, "
+             f"crossing a 32-partition quadrant", name, start, "0/32/64/96")
+
+
+def check_free_size(i, arch, name, v: View):
+    if not v.on_chip:
+        return
+    lim = arch.psum_max_free_elems if v.buffer.kind == "psum" else arch.sbuf_max_free_elems
+    if v.free_size > lim:
+        fail(i, "free-size-limit", f"operand '{name}' has {v.free_size} elements per partition in "
+             f"{v.buffer.name}; the limit is {lim}", name, v.free_size, lim)
+
+
+def check_buffer(i, name, v: View, allowed):
+    if v.buffer.kind not in allowed:
+        where = " or ".join(a.upper() for a in allowed)
+        fail(i, "buffer", f"operand '{name}' ({v.storage.name}) is in {v.buffer.name.upper()}; "
+             f"{_ENGINE_NAMES.get(i.engine, i.engine)} {i.op.name} needs it in {where}",
+             name, v.buffer.name, where)
+
+
+def check_onchip_operand(i, arch, name, v: View, allowed=("sbuf", "psum")):
+    check_buffer(i, name, v, allowed)
+    check_partitions(i, arch, name, v)
+    check_free_size(i, arch, name, v)
+
+
+def check_same_partitions(i, names_views):
+    (n0, v0), rest = names_views[0], names_views[1:]
+    for n, v in rest:
+        if v.shape[0] != v0.shape[0]:
+            fail(i, "partition-mismatch", f"operands '{n0}' and '{n}' have different partition "
+                 f"counts: {v0.shape[0]} vs {v.shape[0]}", n, v.shape[0], v0.shape[0])
+
+
+def check_same_free(i, names_views):
+    (n0, v0), rest = names_views[0], names_views[1:]
+    for n, v in rest:
+        if v.free_size != v0.free_size or v.shape[0] != v0.shape[0]:
+            fail(i, "shape-mismatch", f"operand '{n}' has shape {list(v.shape)} but '{n0}' has "
+                 f"{list(v0.shape)}; element-wise operands need equal partitions and elements per "
+                 f"partition", n, list(v.shape), list(v0.shape))
+
+
+def check_not_both_psum(i, a, b):
+    va, vb = i.args.get(a), i.args.get(b)
+    if isinstance(va, View) and isinstance(vb, View) and va.buffer.kind == "psum" == vb.buffer.kind:
+        fail(i, "psum-two-inputs", f"operands '{a}' and '{b}' are both in PSUM; at most one input "
+             f"may come from PSUM", b, "psum", "one PSUM input")
+
+
+def check_dtype(i, name, v: View, allowed, why=""):
+    if v.dtype not in allowed:
+        fail(i, "dtype", f"operand '{name}' has dtype {v.dtype}; {why or 'allowed'}: "
+             f"{', '.join(sorted(allowed))}", name, v.dtype, sorted(allowed))
+
+
+def scalar_or_column(i, arch, name, required=True):
+    """An ISA scalar operand: a Python number or a (P,1) on-chip tile."""
+    x = i.args.get(name)
+    if x is None:
+        if required:
+            raise UserKernelError(f"{i.op.name}: missing operand '{name}'", loc=i.loc)
+        return
+    if isinstance(x, View):
+        check_onchip_operand(i, arch, name, x)
+        if x.free_size != 1:
+            fail(i, "scalar-operand", f"operand '{name}' must be a scalar or a (P, 1) tile; got "
+                 f"shape {list(x.shape)}", name, list(x.shape), "(P, 1)")
+        return
+    if not isinstance(x, (int, float, np.integer, np.floating, bool)):
+        raise UserKernelError(f"{i.op.name}: operand '{name}' must be a number or a (P, 1) tile, "
+                              f"got {type(x).__name__}", loc=i.loc)
+
+
+def read_scalar(mem, i, name, P):
+    """Value of a scalar operand as an fp32 array broadcastable over (P, F)."""
+    x = i.args.get(name)
+    if isinstance(x, View):
+        return mem.read(x, i.loc).astype(np.float32).reshape(x.shape[0], 1)
+    return np.float32(x)
+
+
+def read2d(mem, i, v: View, dtype=np.float32):
+    """Read an operand as (P, F) values (fp32 for arithmetic; raw for bit ops)."""
+    a = mem.read(v, i.loc)
+    a = a.reshape(v.shape[0], -1) if v.on_chip else a.reshape(1, -1)
+    return a.astype(dtype) if dtype is not None else a
+
+
+def write2d(mem, v: View, vals):
+    mem.write(v, np.asarray(vals).reshape(v.shape))
+
+
+def is_int(v: View) -> bool:
+    return v.dtype in dtypes.INTS

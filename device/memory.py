@@ -1,0 +1,138 @@
+"""Emulated memory: one NumPy array per allocation, read and written through views.
+
+Fresh allocations hold sentinels (NaN for floats, 4 for ints) so uninitialised reads show, and a
+``written`` mask lets the executor warn once per (tensor, line) when a read touches unwritten data.
+PSUM also keeps a per-element "opened by a matmul" bit that drives ``accumulate=None``.
+
+    >>> from device.tensor import Storage, View, SBUF
+    >>> m = Memory()
+    >>> v = View.whole(Storage((2, 3), "float32", SBUF))
+    >>> m.write(v, [[1, 2, 3], [4, 5, 6]]); m.read(v)[1, 2]
+    6.0
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from . import dtypes
+from .errors import HardwareRuleError, SourceLoc
+from .tensor import Storage, View
+
+
+class UninitializedReadWarning(UserWarning):
+    pass
+
+
+class Memory:
+    def __init__(self, precise_fp: bool = True, warn_uninit: bool = True):
+        self.arrays: dict[int, np.ndarray] = {}
+        self.written: dict[int, np.ndarray] = {}
+        self.mm_open: dict[int, np.ndarray] = {}   # PSUM: element holds an open matmul group
+        self.precise_fp = precise_fp
+        self.warn_uninit = warn_uninit
+        self._warned: set = set()
+
+    # ---- allocation -----------------------------------------------------------------------------
+    def storage_dtype(self, dt: str) -> np.dtype:
+        npdt = dtypes.to_numpy(dt)
+        if not self.precise_fp and dtypes.is_float(dt) and npdt.itemsize < 4:
+            return np.dtype(np.float32)
+        return npdt
+
+    def flat(self, st: Storage) -> np.ndarray:
+        a = self.arrays.get(st.id)
+        if a is None:
+            a = np.empty(st.size, self.storage_dtype(st.dtype))
+            if st.const is not None:
+                a[...] = np.asarray(st.const).reshape(-1).astype(a.dtype)
+                self.written[st.id] = np.ones(st.size, bool)
+            else:
+                a[...] = dtypes.sentinel(st.dtype)
+                self.written[st.id] = np.zeros(st.size, bool)
+            self.arrays[st.id] = a
+            if st.buffer.kind == "psum":
+                self.mm_open[st.id] = np.zeros(st.size, bool)
+        return a
+
+    def bind(self, st: Storage, data: np.ndarray):
+        """Fill an HBM input with the caller's data (converted to the storage dtype)."""
+        a = self.flat(st)
+        a[...] = np.asarray(data).reshape(-1).astype(a.dtype, copy=False)
+        self.written[st.id][...] = True
+
+    def free(self, st: Storage):
+        for d in (self.arrays, self.written, self.mm_open):
+            d.pop(st.id, None)
+
+    # ---- views ------------------------------------------------------------------------------------
+    def _strided(self, base: np.ndarray, v: View, dtype=None) -> np.ndarray:
+        st = v.storage
+        if dtype is not None and np.dtype(dtype) != base.dtype:
+            if base.dtype.itemsize == np.dtype(dtype).itemsize or base.size * base.dtype.itemsize % np.dtype(dtype).itemsize == 0:
+                base = base.view(dtype)
+        lo, hi = v.element_span()
+        if hi >= lo and (lo < 0 or hi >= base.size):
+            raise HardwareRuleError("access-out-of-bound", f"view of {st.name} reaches elements "
+                                    f"[{lo}, {hi}] but the tensor has {base.size}",
+                                    operand=st.name, value=(lo, hi), limit=base.size)
+        it = base.dtype.itemsize
+        if v.size == 0:
+            return np.empty(v.shape, base.dtype)
+        return np.lib.stride_tricks.as_strided(base[v.offset:] if v.offset < base.size else base,
+                                               shape=v.shape, strides=[s * it for s, _ in v.pattern])
+
+    def _view_dtype(self, v: View):
+        if v.dtype == v.storage.dtype:
+            return None
+        return self.storage_dtype(v.dtype)
+
+    def array(self, v: View) -> np.ndarray:
+        """A writable strided NumPy view (no copy) of ``v``."""
+        return self._strided(self.flat(v.storage), v, self._view_dtype(v))
+
+    def read(self, v: View, loc: SourceLoc | None = None) -> np.ndarray:
+        a = self.array(v)
+        if self.warn_uninit:
+            w = self._strided(self.written[v.storage.id], _as_bytes_of(v), None) if v.dtype != v.storage.dtype else self._strided(self.written[v.storage.id], v)
+            if not w.all():
+                key = (v.storage.id, loc)
+                if key not in self._warned:
+                    self._warned.add(key)
+                    n = int((~w).sum())
+                    warnings.warn(UninitializedReadWarning(
+                        f"read of {n} uninitialized element(s) of tensor '{v.storage.name}' "
+                        f"(allocated at {v.storage.loc}) at {loc}; they hold sentinels (NaN / 4)"),
+                        stacklevel=2)
+        return np.array(a, copy=True)
+
+    def write(self, v: View, values, rounded: bool = False):
+        """Round ``values`` (fp32 or exact) to the view's dtype and store them."""
+        a = self.array(v)
+        vals = np.asarray(values)
+        if not rounded:
+            vals = dtypes.round_to(vals, v.dtype, self.precise_fp)
+        a[...] = np.broadcast_to(vals, v.shape).astype(a.dtype, copy=False)
+        if v.dtype == v.storage.dtype:
+            self._strided(self.written[v.storage.id], v)[...] = True
+        else:
+            self._strided(self.written[v.storage.id], _as_bytes_of(v))[...] = True
+        if v.storage.id in self.mm_open:
+            self._strided(self.mm_open[v.storage.id], v)[...] = False
+
+    def mm_flags(self, v: View) -> np.ndarray:
+        self.flat(v.storage)
+        return self._strided(self.mm_open[v.storage.id], v)
+
+
+def _as_bytes_of(v: View) -> View:
+    """Approximate a reinterpreted view in storage-element units (for the written mask)."""
+    a, b = v.itemsize, dtypes.itemsize(v.storage.dtype)
+    if a == b:
+        return View(v.storage, v.offset, v.pattern)
+    scale = a / b
+    pat = [(int(s * scale) if s else 0, c) for s, c in v.pattern[:-1]]
+    s, c = v.pattern[-1]
+    pat.append((max(1, int(s * scale)) if s else 0, max(1, int(c * scale))))
+    return View(v.storage, int(v.offset * scale), pat)

@@ -1,0 +1,126 @@
+"""The device program ("tile IR"): storages, instructions with source locations, stable text.
+
+    >>> from device.program import Program
+    >>> p = Program("k")
+    >>> a = p.alloc((128, 4), "float32", "sbuf", name="a")
+    >>> _ = p.emit("memset", dst=a, value=0.0)
+    >>> print(p)                                             # doctest: +ELLIPSIS
+    program k (target inf2) {
+      alloc sbuf.a : float32[128,4]
+      memset[DVE] dst=sbuf.a{0;[4,128],[1,4]} value=0.0
+    }
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .arch import Arch, get_arch
+from .errors import SourceLoc, user_loc
+from .tensor import Storage, View, as_buffer
+
+
+class Instr:
+    """One instruction: its table entry, resolved engine, arguments by NKI name, and source line."""
+    __slots__ = ("op", "engine", "args", "loc", "index", "name")
+
+    def __init__(self, op, engine, args, loc, name=None):
+        self.op, self.engine, self.args, self.loc, self.name = op, engine, args, loc, name
+        self.index = -1
+
+    def views(self, names):
+        out = []
+        for n in names:
+            v = self.args.get(n)
+            if isinstance(v, View):
+                out.append(v)
+            elif isinstance(v, (list, tuple)):
+                out.extend(x for x in v if isinstance(x, View))
+        return out
+
+    def reads(self):
+        vs = self.views(self.op.inputs)
+        for v in list(vs):                       # dynamic offsets are reads too
+            if v.dyn is not None and isinstance(v.dyn[1], View):
+                vs.append(v.dyn[1])
+        for v in self.views(self.op.outputs):
+            if v.dyn is not None and isinstance(v.dyn[1], View):
+                vs.append(v.dyn[1])
+        return vs
+
+    def writes(self):
+        return self.views(self.op.outputs)
+
+    def __repr__(self):
+        parts = []
+        for k, v in self.args.items():
+            if v is None:
+                continue
+            if isinstance(v, View):
+                parts.append(f"{k}={v.describe()}")
+            elif isinstance(v, (list, tuple)) and v and isinstance(v[0], View):
+                parts.append(f"{k}=[{', '.join(x.describe() for x in v)}]")
+            elif isinstance(v, np.ndarray):
+                parts.append(f"{k}=array{v.shape}")
+            elif k.startswith("_"):
+                continue
+            else:
+                parts.append(f"{k}={_fmt(v)}")
+        loc = f"  # {self.loc}" if self.loc else ""
+        return f"{self.op.name}[{self.engine}] {' '.join(parts)}{loc}"
+
+
+def _fmt(v):
+    import enum
+    if isinstance(v, enum.Enum):
+        return v.name
+    return getattr(v, "op_name", v)
+
+
+class Program:
+    """A straight-line instruction list over storages; inputs/outputs are HBM storages."""
+
+    def __init__(self, name: str = "kernel", arch: "Arch | str | None" = None):
+        self.name = name
+        self.arch = get_arch(arch)
+        self.instrs: list[Instr] = []
+        self.storages: list[Storage] = []
+        self.inputs: list[Storage] = []
+        self.outputs: list[Storage] = []
+        self.attrs: dict = {}
+
+    def alloc(self, shape, dtype, buffer, name="", address=None, loc: SourceLoc | None = None,
+              kind="tile", const=None) -> View:
+        from .isa.rules import check_alloc
+        st = Storage(shape, dtype, as_buffer(buffer), name=name, address=address,
+                     loc=loc or user_loc(2), kind=kind, const=const)
+        check_alloc(st, self.arch)
+        self.storages.append(st)
+        return View.whole(st)
+
+    def emit(self, opname: str, loc: SourceLoc | None = None, engine: str | None = None,
+             name: str | None = None, **args) -> Instr:
+        from .isa import OPS
+        op = OPS[opname]
+        ins = Instr(op, engine or op.engine, args, loc or user_loc(2), name)
+        op.check(ins, self.arch)
+        if op.pick_engine is not None:
+            ins.engine = op.pick_engine(ins, self.arch)
+        ins.index = len(self.instrs)
+        self.instrs.append(ins)
+        return ins
+
+    def __str__(self):
+        ins = ", ".join(f"{s.name}: {s.dtype}[{','.join(map(str, s.shape))}]" for s in self.inputs)
+        lines = [f"program {self.name}({ins}) (target {self.arch.name}) {{" if self.inputs
+                 else f"program {self.name} (target {self.arch.name}) {{"]
+        inputs = {s.id for s in self.inputs}
+        for s in self.storages:
+            if s.id in inputs:
+                continue
+            addr = f" @({s.address[0]},{s.address[1]})" if s.address else ""
+            lines.append(f"  alloc {s!r} : {s.dtype}[{','.join(map(str, s.shape))}]{addr}")
+        lines += [f"  {i!r}" for i in self.instrs]
+        if self.outputs:
+            lines.append(f"  return {', '.join(repr(s) for s in self.outputs)}")
+        lines.append("}")
+        return "\n".join(lines)

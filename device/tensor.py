@@ -1,0 +1,466 @@
+"""Tensors and views: storage in a buffer plus NKI's access-pattern model.
+
+A ``Storage`` is one allocation (shape, dtype, buffer, optional address). A ``View`` addresses it
+with ``offset + sum(stride_k * i_k)`` over ``[[stride, count], ...]`` pairs, exactly NKI's ``.ap``
+model; every slicing method returns a new View and costs nothing. On-chip (SBUF/PSUM) storage is laid
+out ``[partition, free]`` so axis 0 of an on-chip view is always the partition axis.
+
+    >>> s = Storage((128, 512), "float32", SBUF, name="t")
+    >>> v = View.whole(s)[:, 0:512:2]
+    >>> v.shape, v.pattern
+    ((128, 256), ((512, 128), (2, 256)))
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+from . import dtypes
+from .errors import HardwareRuleError, UserKernelError
+
+
+class Buffer:
+    """A memory region. Compares equal by name, so ``t.buffer == nl.sbuf`` is a plain bool."""
+    __slots__ = ("name", "kind")
+
+    def __init__(self, name: str, kind: str):
+        self.name, self.kind = name, kind     # kind: 'sbuf' | 'psum' | 'hbm'
+
+    def __eq__(self, other):
+        if isinstance(other, Buffer):
+            return self.name == other.name
+        if isinstance(other, str):
+            return self.name == other or (other == "hbm" and self.kind == "hbm" and self.name != "shared_hbm")
+        return False
+
+    def __hash__(self):
+        return hash(self.name)
+
+    def __repr__(self):
+        return self.name
+
+    @property
+    def on_chip(self) -> bool:
+        return self.kind in ("sbuf", "psum")
+
+
+SBUF = Buffer("sbuf", "sbuf")
+PSUM = Buffer("psum", "psum")
+HBM = Buffer("hbm", "hbm")            # == private_hbm
+SHARED_HBM = Buffer("shared_hbm", "hbm")
+BUFFERS = {"sbuf": SBUF, "psum": PSUM, "hbm": HBM, "private_hbm": HBM, "shared_hbm": SHARED_HBM}
+
+
+def as_buffer(b) -> Buffer:
+    if isinstance(b, Buffer):
+        return b
+    if isinstance(b, str) and b in BUFFERS:
+        return BUFFERS[b]
+    raise UserKernelError(f"unknown buffer {b!r}: expected nl.sbuf, nl.psum, nl.hbm or nl.shared_hbm")
+
+
+_ids = itertools.count()
+
+
+class Storage:
+    """One allocation. ``address`` is (partition_offset, free_byte_offset) when the user gave one."""
+    __slots__ = ("id", "name", "shape", "dtype", "buffer", "address", "loc", "kind", "const")
+
+    def __init__(self, shape, dtype, buffer, name="", address=None, loc=None, kind="tile", const=None):
+        self.id = next(_ids)
+        self.shape = tuple(int(d) for d in shape)
+        self.dtype = dtypes.normalize(dtype)
+        self.buffer = as_buffer(buffer)
+        self.name = name or f"t{self.id}"
+        self.address = address
+        self.loc = loc
+        self.kind = kind          # 'input' | 'output' | 'tile' | 'const'
+        self.const = const        # initial contents for shared_constant / identity
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def partitions(self) -> int:
+        return self.shape[0] if self.buffer.on_chip else 1
+
+    @property
+    def free_elems(self) -> int:
+        """Elements per partition on chip (the partition stride)."""
+        return math.prod(self.shape[1:]) if self.buffer.on_chip else self.size
+
+    @property
+    def bytes_per_partition(self) -> int:
+        return self.free_elems * dtypes.itemsize(self.dtype)
+
+    @property
+    def partition_offset(self) -> int:
+        return self.address[0] if self.address else 0
+
+    def __repr__(self):
+        return f"{self.buffer.name}.{self.name}"
+
+
+def _row_major(shape):
+    strides, acc = [], 1
+    for d in reversed(shape):
+        strides.append(acc)
+        acc *= d
+    return tuple(reversed(strides))
+
+
+def _norm_index(i, n, dim, what):
+    if i < 0:
+        i += n
+    if not 0 <= i < n:
+        raise HardwareRuleError("access-out-of-bound", f"index {i} is out of range for dimension "
+                                f"{dim} of size {n} in {what}", operand=what, value=i, limit=n)
+    return i
+
+
+class View:
+    """A view of a Storage: element offset plus ``((stride, count), ...)`` per dimension.
+
+    Strides and offset are in elements of ``dtype`` (which may differ from the storage dtype
+    after ``.view(dtype)``/``.ap(dtype=)``); ``dyn`` holds a dynamic offset (scalar/vector/indirect).
+    """
+    __slots__ = ("storage", "offset", "pattern", "dtype", "dyn")
+
+    def __init__(self, storage: Storage, offset: int, pattern, dtype=None, dyn=None):
+        self.storage = storage
+        self.offset = int(offset)
+        self.pattern = tuple((int(s), int(c)) for s, c in pattern)
+        self.dtype = dtype or storage.dtype
+        self.dyn = dyn
+
+    @classmethod
+    def whole(cls, storage: Storage) -> "View":
+        return cls(storage, 0, tuple(zip(_row_major(storage.shape), storage.shape)))
+
+    # ---- NkiTensor attributes ------------------------------------------------------------
+    @property
+    def shape(self):
+        return tuple(c for _, c in self.pattern)
+
+    @property
+    def strides(self):
+        return tuple(s for s, _ in self.pattern)
+
+    @property
+    def ndim(self):
+        return len(self.pattern)
+
+    @property
+    def size(self):
+        return math.prod(self.shape)
+
+    @property
+    def buffer(self):
+        return self.storage.buffer
+
+    @property
+    def name(self):
+        return self.storage.name
+
+    @property
+    def itemsize(self):
+        return dtypes.itemsize(self.dtype)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __bool__(self):            # tensors are truthy (kernels write `if t:` / `t != None`)
+        return True
+
+    def __repr__(self):
+        return self.describe()
+
+    def describe(self) -> str:
+        pat = ",".join(f"[{s},{c}]" for s, c in self.pattern)
+        dt = "" if self.dtype == self.storage.dtype else f" as {self.dtype}"
+        dyn = f" dyn={self.dyn[0]}" if self.dyn else ""
+        return f"{self.storage!r}{{{self.offset};{pat}}}{dt}{dyn}"
+
+    # ---- layout queries ----------------------------------------------------------------------
+    @property
+    def on_chip(self) -> bool:
+        return self.storage.buffer.on_chip
+
+    def partition_range(self):
+        """(start, count) of partitions this on-chip view touches."""
+        fe = self.storage.free_elems * dtypes.itemsize(self.storage.dtype) // self.itemsize
+        start = self.offset // fe + self.storage.partition_offset
+        return start, (self.pattern[0][1] if self.pattern else 1)
+
+    @property
+    def free_shape(self):
+        return self.shape[1:] if self.on_chip else self.shape
+
+    @property
+    def free_size(self) -> int:
+        """Elements per partition (on chip) or total elements (HBM)."""
+        return math.prod(self.shape[1:]) if self.on_chip else self.size
+
+    def is_contiguous(self) -> bool:
+        pat = self.pattern[1:] if self.on_chip else self.pattern
+        expect = 1
+        for s, c in reversed(pat):
+            if c != 1 and s != expect:
+                return False
+            expect *= c
+        return True
+
+    def get_pattern(self):
+        return [list(p) for p in self.pattern]
+
+    def element_span(self):
+        """(lowest, highest) flat element index touched (in this view's dtype units)."""
+        lo = hi = self.offset
+        for s, c in self.pattern:
+            if c == 0:
+                return self.offset, self.offset - 1
+            if s >= 0:
+                hi += s * (c - 1)
+            else:
+                lo += s * (c - 1)
+        return lo, hi
+
+    def byte_span(self):
+        lo, hi = self.element_span()
+        it = self.itemsize
+        return lo * it, (hi + 1) * it
+
+    # ---- views ---------------------------------------------------------------------------------
+    def _with(self, offset, pattern, dtype=None):
+        return View(self.storage, offset, pattern, dtype or self.dtype, self.dyn)
+
+    def __getitem__(self, key):
+        if not isinstance(key, tuple):
+            key = (key,)
+        n_ell = sum(k is Ellipsis for k in key)
+        if n_ell > 1:
+            raise UserKernelError("an index can only have a single ellipsis ('...')")
+        if n_ell:
+            i = next(j for j, k in enumerate(key) if k is Ellipsis)
+            fill = self.ndim - (len(key) - 1)
+            key = key[:i] + (slice(None),) * fill + key[i + 1:]
+        if len(key) > self.ndim:
+            raise UserKernelError(f"too many indices for tensor {self.name} of shape {self.shape}: "
+                                  f"got {len(key)}")
+        key = key + (slice(None),) * (self.ndim - len(key))
+        offset, pattern, dropped = self.offset, [], []
+        for dim, (k, (s, c)) in enumerate(zip(key, self.pattern)):
+            if hasattr(k, "__index__") and not isinstance(k, bool):
+                i = _norm_index(int(k), c, dim, self.name)
+                offset += s * i
+                if self.on_chip and dim == 0:
+                    pattern.append((s, 1))       # an int on P keeps a size-1 partition dim
+                else:
+                    dropped.append(len(pattern))
+                    pattern.append((s, 1))
+            elif isinstance(k, slice):
+                start, stop, step = k.start, k.stop, k.step
+                for v in (start, stop, step):
+                    if v is not None and not hasattr(v, "__index__"):
+                        raise UserKernelError(f"slice bounds must be integers, got {v!r}")
+                step = 1 if step is None else int(step)
+                if step == 0:
+                    raise UserKernelError("slice step cannot be zero")
+                if start is not None and stop is not None and step > 0:
+                    st, sp = int(start), int(stop)
+                    st = st + c if st < 0 else st
+                    sp = sp + c if sp < 0 else sp
+                    if st < 0 or sp > c:
+                        raise HardwareRuleError(
+                            "access-out-of-bound", f"index range [{st}, {sp - 1}] exceeds dimension "
+                            f"{dim} of size {c} of tensor {self.name}", operand=self.name,
+                            value=(st, sp - 1), limit=c)
+                st, sp, step = slice(start, stop, step).indices(c)
+                n = len(range(st, sp, step))
+                if dim == 0 and self.on_chip and step != 1:
+                    raise HardwareRuleError("partition-stride", f"partition dimension of "
+                                            f"{self.name} cannot be strided (step {step})",
+                                            operand=self.name, value=step, limit=1)
+                offset += s * st if n else 0
+                pattern.append((s * step, n))
+            else:
+                raise UserKernelError(f"unsupported index {k!r} for tensor {self.name}; use ints, "
+                                      f"slices or nl.ds(start, size)")
+        if dropped:
+            keep = [p for j, p in enumerate(pattern) if j not in dropped]
+            if self.on_chip and len(keep) < 2:
+                keep.append(pattern[dropped[-1]])   # stay >= 2-D on chip
+            pattern = keep
+        return self._with(offset, pattern)
+
+    def reshape(self, shape):
+        shape = tuple(int(d) for d in (shape if isinstance(shape, (tuple, list)) else (shape,)))
+        if -1 in shape:
+            known = math.prod(d for d in shape if d != -1)
+            shape = tuple(self.size // known if d == -1 else d for d in shape)
+        if math.prod(shape) != self.size:
+            raise UserKernelError(f"cannot reshape tensor {self.name} of shape {self.shape} "
+                                  f"({self.size} elements) into {shape} ({math.prod(shape)} elements)")
+        if self.on_chip and shape[0] != self.shape[0]:
+            raise HardwareRuleError("partition-reshape", f"reshape of on-chip tensor {self.name} "
+                                    f"from {self.shape} to {shape} changes the partition dimension",
+                                    operand=self.name, value=shape[0], limit=self.shape[0])
+        strides = _reshape_strides(self.pattern, shape)
+        if strides is None:
+            raise UserKernelError(f"cannot reshape tensor {self.name} with pattern {self.pattern} "
+                                  f"into {shape} without a copy (incompatible layout)")
+        return self._with(self.offset, tuple(zip(strides, shape)))
+
+    def permute(self, dims):
+        dims = tuple(dims)
+        if sorted(dims) != list(range(self.ndim)):
+            raise UserKernelError(f"permute dims {dims} are not a permutation of {self.ndim} axes")
+        if self.on_chip and dims[0] != 0:
+            raise HardwareRuleError("partition-permute", f"permute of on-chip tensor {self.name} "
+                                    f"moves the partition axis (dims[0]={dims[0]})", operand=self.name,
+                                    value=dims[0], limit=0)
+        return self._with(self.offset, tuple(self.pattern[d] for d in dims))
+
+    def transpose(self, *dims):
+        return self.permute(dims if dims else tuple(reversed(range(self.ndim))))
+
+    def broadcast(self, dim, size):
+        s, c = self.pattern[dim]
+        if c != 1:
+            raise UserKernelError(f"broadcast dim {dim} of {self.name} has size {c}, expected 1")
+        if self.on_chip and dim == 0:
+            raise HardwareRuleError("partition-broadcast", f"cannot broadcast the partition axis "
+                                    f"of on-chip tensor {self.name}", operand=self.name, value=size,
+                                    limit=1)
+        p = list(self.pattern)
+        p[dim] = (0, int(size))
+        return self._with(self.offset, p)
+
+    def broadcast_to(self, shape):
+        v = self
+        for d, (want, have) in enumerate(zip(shape, self.shape)):
+            if want != have:
+                v = v.broadcast(d, want)
+        return v
+
+    def expand_dim(self, dim):
+        p = list(self.pattern)
+        p.insert(dim, (0, 1))
+        return self._with(self.offset, p)
+
+    def squeeze_dim(self, dim):
+        if self.pattern[dim][1] != 1:
+            raise UserKernelError(f"squeeze_dim({dim}) of {self.name}: size is {self.shape[dim]}")
+        p = list(self.pattern)
+        del p[dim]
+        return self._with(self.offset, p)
+
+    def select(self, dim, index):
+        key = [slice(None)] * self.ndim
+        key[dim] = index
+        return self[tuple(key)]
+
+    def slice(self, dim, start, end, step=1):
+        key = [slice(None)] * self.ndim
+        key[dim] = slice(start, end, step)
+        return self[tuple(key)]
+
+    def flatten_dims(self, start, end):
+        if self.on_chip and start == 0:
+            raise HardwareRuleError("partition-flatten", f"flatten_dims cannot merge the "
+                                    f"partition axis of {self.name}", operand=self.name, value=start,
+                                    limit=1)
+        shape = self.shape[:start] + (math.prod(self.shape[start:end + 1]),) + self.shape[end + 1:]
+        return self.reshape(shape)
+
+    def reshape_dim(self, dim, shape):
+        shape = tuple(shape)
+        if -1 in shape:
+            known = math.prod(d for d in shape if d != -1)
+            shape = tuple(self.shape[dim] // known if d == -1 else d for d in shape)
+        return self.reshape(self.shape[:dim] + shape + self.shape[dim + 1:])
+
+    def view(self, dtype):
+        dt = dtypes.normalize(dtype)
+        a, b = self.itemsize, dtypes.itemsize(dt)
+        if a == b:
+            return self._with(self.offset, self.pattern, dt)
+        s, c = self.pattern[-1]
+        if s != 1 and c != 1:
+            raise UserKernelError(f"view({dt}) needs a contiguous last dim in {self.name}")
+        if (c * a) % b or (self.offset * a) % b:
+            raise UserKernelError(f"view({dt}): last dim of {self.name} ({c} x {a} B) is not a "
+                                  f"multiple of {b} B")
+        scale = lambda x: x * a // b
+        pat = [(scale(s_), c_) for s_, c_ in self.pattern[:-1]] + [(1, c * a // b)]
+        return View(self.storage, scale(self.offset), pat, dt, self.dyn)
+
+    reinterpret_cast = view
+
+    def ap(self, pattern, offset=None, scalar_offset=None, vector_offset=None, indirect_dim=0,
+           dtype=None):
+        """Raw access pattern over the underlying storage (ignores the current view)."""
+        pattern = [tuple(p) for p in pattern]
+        dt = dtypes.normalize(dtype) if dtype is not None else self.storage.dtype
+        off = int(offset or 0)
+        st = self.storage
+        if st.buffer.on_chip and pattern:
+            fe = st.free_elems * dtypes.itemsize(st.dtype) // dtypes.itemsize(dt)
+            if pattern[0][0] != fe and pattern[0][1] != 1:
+                raise HardwareRuleError(
+                    "ap-partition-stride", f".ap on on-chip tensor {st.name}: the first pair's "
+                    f"stride must equal the storage's free element count {fe}, got {pattern[0][0]}",
+                    operand=st.name, value=pattern[0][0], limit=fe)
+        dyn = None
+        if scalar_offset is not None or vector_offset is not None:
+            dyn = ("scalar" if scalar_offset is not None else "vector",
+                   scalar_offset if scalar_offset is not None else vector_offset, int(indirect_dim))
+        v = View(st, off, pattern, dt, dyn)
+        lo, hi = v.element_span()
+        total = st.size * dtypes.itemsize(st.dtype) // dtypes.itemsize(dt)
+        if dyn is None and (lo < 0 or hi >= total):
+            raise HardwareRuleError("access-out-of-bound", f".ap pattern {pattern} offset {off} "
+                                    f"reaches elements [{lo}, {hi}] of {st.name} which has {total}",
+                                    operand=st.name, value=(lo, hi), limit=total)
+        return v
+
+
+def _reshape_strides(pattern, new_shape):
+    """Strides for ``new_shape`` over the same elements, or None when a copy would be needed."""
+    old = [(s, c) for s, c in pattern if c != 1]
+    new_strides = [0] * len(new_shape)
+    oi, ni = 0, 0
+    new_nz = [i for i, d in enumerate(new_shape) if d != 1]
+    # walk groups of old dims and new dims with equal products
+    while oi < len(old) or ni < len(new_nz):
+        if oi >= len(old) or ni >= len(new_nz):
+            return None
+        op, np_ = old[oi][1], new_shape[new_nz[ni]]
+        og, ng = [oi], [new_nz[ni]]
+        while op != np_:
+            if op < np_:
+                oi += 1
+                if oi >= len(old):
+                    return None
+                op *= old[oi][1]
+                og.append(oi)
+            else:
+                ni += 1
+                if ni >= len(new_nz):
+                    return None
+                np_ *= new_shape[new_nz[ni]]
+                ng.append(new_nz[ni])
+        for a, b in zip(og, og[1:]):           # old group must be contiguous among itself
+            if old[a][0] != old[b][0] * old[b][1]:
+                return None
+        stride = old[og[-1]][0]
+        for j in reversed(ng):
+            new_strides[j] = stride
+            stride *= new_shape[j]
+        oi += 1
+        ni += 1
+    for i, d in enumerate(new_shape):
+        if d == 1:
+            new_strides[i] = new_strides[i + 1] * new_shape[i + 1] if i + 1 < len(new_shape) and new_strides[i + 1] else 1
+    return new_strides

@@ -1,0 +1,111 @@
+"""Drop-in ``nki.isa`` (NKI 0.6): every instruction takes ``dst`` first and appends to the program.
+
+    import nki.isa as nisa
+    nisa.tensor_tensor(dst=out, data1=a, data2=b, op=nl.add)
+"""
+from __future__ import annotations
+
+import enum
+
+from device.errors import UserKernelError, user_loc
+from device.tensor import View
+
+from ..tracing import current, maybe_current
+
+
+class engine(enum.IntEnum):
+    unknown = 0
+    tensor = 1
+    scalar = 2
+    gpsimd = 3
+    dma = 4
+    vector = 5
+    sync = 6
+
+
+tensor_engine, scalar_engine, gpsimd_engine, vector_engine, unknown_engine, sync_engine = (
+    engine.tensor, engine.scalar, engine.gpsimd, engine.vector, engine.unknown, engine.sync)
+_ENGINE = {engine.tensor: "PE", engine.scalar: "ACT", engine.gpsimd: "POOL", engine.vector: "DVE",
+           engine.sync: "SP", engine.dma: "DMA"}
+
+
+class reduce_cmd(enum.IntEnum):
+    idle = 0
+    reset = 1
+    reduce = 2
+    reset_reduce = 3
+    load_reduce = 4
+
+
+class dge_mode(enum.IntEnum):
+    unknown = 0
+    swdge = 1
+    hwdge = 2
+    none = 3
+
+
+class oob_mode(enum.IntEnum):
+    error = 0
+    skip = 1
+
+
+class matmul_perf_mode(str, enum.Enum):
+    none = "none"
+    double_row = "double_row"
+
+
+class nc_version(enum.IntEnum):
+    gen2 = 2
+    gen3 = 3
+    gen4 = 4
+
+
+class dma_engine(enum.IntEnum):
+    dma = 1
+    gpsimd_dma = 2
+
+
+class NkiValidationError(Exception):
+    """Hardware constraints violated."""
+
+
+def get_nc_version():
+    t = maybe_current()
+    from device.arch import get_arch
+    return nc_version((t.arch if t is not None else get_arch()).gen)
+
+
+def get_nc_sub_version():
+    return 0
+
+
+class NkiInstruction:
+    """Handle returned by every instruction (for ``depends_on`` scheduling hints)."""
+
+    def __init__(self, instr):
+        self.instr = instr
+
+    def depends_on(self, *producers):
+        return self
+
+
+def _emit(opname, eng=None, name=None, **args):
+    tr = current(f"nisa.{opname}")
+    if eng is not None and not isinstance(eng, engine):
+        raise UserKernelError(f"nisa.{opname}: engine must be an nisa.engine value, got {eng!r}")
+    kw = {}
+    if eng is not None and eng != engine.unknown:
+        kw["engine"] = _ENGINE[eng]
+        args["_engine_given"] = True
+    ins = tr.program.emit(opname, loc=user_loc(3), name=name, **kw, **args)
+    return NkiInstruction(ins)
+
+
+def _drop_legacy_dtype(dst, dtype):
+    from device import dtypes
+    if dtype is not None and dtypes.normalize(dtype) != dst.dtype:
+        raise UserKernelError(f"dtype={dtype} differs from dst.dtype={dst.dtype}; in NKI 0.2+ the "
+                              f"output dtype is dst.dtype")
+
+
+from .instructions import *  # noqa: E402,F401,F403

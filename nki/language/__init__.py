@@ -1,0 +1,15 @@
+"""Drop-in ``nki.language`` (NKI 0.6): dtypes, buffers, tile_size, creation, math, reductions.
+
+    import nki.language as nl
+    t = nl.load(a_hbm); nl.store(out_hbm, nl.exp(t))
+"""
+from .core import *  # noqa: F401,F403
+from .core import (bool_, device_print, ds, dynamic_range, no_reorder, num_programs, program_id,
+                   program_ndim, tile_size)
+from .ops import (OpToken, TOKENS, broadcast_to, copy, expand_dims, load, matmul, max, mean, min,
+                  prod, promote, store, sum, transpose)
+from .ops import all  # noqa: A004
+from .extra import *  # noqa: F401,F403
+
+globals().update({k: v for k, v in TOKENS.items() if k not in ("copy",)})
+copy = TOKENS["copy"]

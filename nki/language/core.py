@@ -1,0 +1,193 @@
+"""nki.language basics: dtypes, buffers, tile_size, creation ops, iteration and SPMD helpers."""
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+
+import numpy as np
+
+from device import dtypes as _dt
+from device.arch import get_arch
+from device.errors import UserKernelError, user_loc
+from device.tensor import BUFFERS, HBM, PSUM, SBUF, SHARED_HBM, Buffer, View, as_buffer
+
+from ..tracing import current, maybe_current
+
+# ---- dtypes (NKI 0.6: plain strings, hashable, str()-stable) -----------------------------------
+bool_ = "bool_"
+bool = "bool_"          # noqa: A001  (spelling used by the NKI library)
+int8, int16, int32, int64 = "int8", "int16", "int32", "int64"
+uint8, uint16, uint32, uint64 = "uint8", "uint16", "uint32", "uint64"
+float16, bfloat16, tfloat32, float32 = "float16", "bfloat16", "tfloat32", "float32"
+float8_e4m3, float8_e4m3fn, float8_e5m2 = "float8_e4m3", "float8_e4m3fn", "float8_e5m2"
+float8_e8m0fnu = "float8_e8m0fnu"
+float8_e5m2_x4, float8_e4m3fn_x4, float4_e2m1fn_x4 = "float8_e5m2_x4", "float8_e4m3fn_x4", "float4_e2m1fn_x4"
+fp32 = float32
+fp16 = float16
+bf16 = bfloat16
+
+# ---- buffers ----------------------------------------------------------------------------------
+sbuf, psum, hbm, private_hbm, shared_hbm = SBUF, PSUM, HBM, HBM, SHARED_HBM
+
+
+class MemoryRegion:
+    sbuf, psum, private_hbm, shared_hbm = SBUF, PSUM, HBM, SHARED_HBM
+
+
+def is_sbuf(b): return as_buffer(getattr(b, "buffer", b)).kind == "sbuf"
+def is_psum(b): return as_buffer(getattr(b, "buffer", b)).kind == "psum"
+def is_hbm(b): return as_buffer(getattr(b, "buffer", b)).kind == "hbm"
+def is_on_chip(b): return as_buffer(getattr(b, "buffer", b)).on_chip
+
+
+# ---- tile_size: per-generation constants read as attributes ---------------------------------
+class _TileSize:
+    def _arch(self):
+        t = maybe_current()
+        return t.arch if t is not None else get_arch()
+
+    pmax = property(lambda s: s._arch().partitions)
+    psum_fmax = property(lambda s: s._arch().psum_bank_bytes // 4)
+    psum_bank_fmax = psum_fmax
+    psum_bank_fmax_bytes = property(lambda s: s._arch().psum_bank_bytes)
+    psum_num_banks = property(lambda s: s._arch().psum_banks)
+    gemm_stationary_fmax = property(lambda s: s._arch().gemm_stationary_fmax)
+    gemm_moving_fmax = property(lambda s: s._arch().gemm_moving_fmax)
+    bn_stats_fmax = property(lambda s: s._arch().bn_stats_fmax)
+    sbuf_size_bytes = property(lambda s: s._arch().sbuf_bytes)
+    sbuf_fmax_bytes = property(lambda s: s._arch().sbuf_usable_bytes_per_partition)
+    sbuf_fmax = property(lambda s: s._arch().sbuf_usable_bytes_per_partition // 4)
+    total_available_sbuf_size = sbuf_fmax_bytes
+    psum_min_align = 4
+    sbuf_min_align = 4
+
+
+tile_size = _TileSize()
+
+
+# ---- creation ops -----------------------------------------------------------------------------
+def _shape(shape):
+    if isinstance(shape, (int, np.integer)):
+        return (int(shape),)
+    return tuple(int(d) for d in shape)
+
+
+def ndarray(shape, dtype, buffer=sbuf, name="", address=None, **_legacy):
+    """Allocate an uninitialised tensor (sentinel-filled in the emulator)."""
+    tr = current("nl.ndarray")
+    buf = as_buffer(buffer)
+    return tr.program.alloc(_shape(shape), _dt.normalize(dtype), buf, name=name,
+                            address=tuple(address) if address is not None else None, loc=user_loc())
+
+
+def full(shape, fill_value, dtype, buffer=sbuf, name="", **_legacy):
+    tr = current("nl.full")
+    buf = as_buffer(buffer)
+    if buf.kind == "hbm":
+        dt = _dt.normalize(dtype)
+        return tr.program.alloc(_shape(shape), dt, buf, name=name, loc=user_loc(), kind="const",
+                                const=np.full(_shape(shape), fill_value, _dt.to_numpy(dt)))
+    t = ndarray(shape, dtype, buffer=buf, name=name)
+    tr.program.emit("memset", dst=t, value=fill_value, loc=user_loc())
+    return t
+
+
+def zeros(shape, dtype, buffer=sbuf, name="", **kw):
+    return full(shape, 0, dtype, buffer=buffer, name=name)
+
+
+def ones(shape, dtype, buffer=sbuf, name="", **kw):
+    return full(shape, 1, dtype, buffer=buffer, name=name)
+
+
+def zeros_like(x, dtype=None, buffer=None, name=""):
+    return zeros(x.shape, dtype or x.dtype, buffer=buffer or x.buffer, name=name)
+
+
+def empty_like(x, dtype=None, buffer=None, name=""):
+    return ndarray(x.shape, dtype or x.dtype, buffer=buffer or x.buffer, name=name)
+
+
+def ones_like(x, dtype=None, buffer=None, name=""):
+    return ones(x.shape, dtype or x.dtype, buffer=buffer or x.buffer, name=name)
+
+
+def shared_constant(constant, dtype=None, **_legacy):
+    """A constant tensor in shared HBM from a NumPy array or a ``.npy`` path."""
+    tr = current("nl.shared_constant")
+    arr = np.load(constant) if isinstance(constant, str) else np.asarray(constant)
+    dt = _dt.normalize(dtype or arr.dtype)
+    return tr.program.alloc(arr.shape, dt, shared_hbm, name="const", loc=user_loc(), kind="const",
+                            const=arr)
+
+
+def shared_identity_matrix(n, dtype=uint8, dst=None, **_legacy):
+    """An n x n identity matrix in SBUF (deduplicated per dtype)."""
+    tr = current("nl.shared_identity_matrix")
+    key = (n, _dt.normalize(dtype))
+    t = tr.identity_cache.get(key)
+    if t is None:
+        t = tr.program.alloc((n, n), key[1], sbuf, name=f"identity{n}", loc=user_loc(),
+                             kind="const", const=np.eye(n))
+        tr.identity_cache[key] = t
+    if dst is not None:
+        tr.program.emit("tensor_copy", dst=dst, src=t, loc=user_loc())
+        return dst
+    return t
+
+
+def rand(shape, dtype=float32, buffer=sbuf, name="", **_legacy):
+    tr = current("nl.rand")
+    t = ndarray(shape, dtype, buffer=buffer, name=name)
+    tr.program.emit("random_uniform", dst=t, loc=user_loc())
+    return t
+
+
+# ---- iteration -------------------------------------------------------------------------------
+def affine_range(start, stop=None, step=1, **_legacy):
+    """Deprecated alias of ``range`` (NKI 0.6 unrolls every loop at trace time)."""
+    return range(start, stop, step) if stop is not None else range(start)
+
+
+sequential_range = static_range = affine_range
+
+
+def dynamic_range(start, stop=None, step=1, **_legacy):
+    warnings.warn("nl.dynamic_range is deprecated; use nl.fori_loop", DeprecationWarning, stacklevel=2)
+    return affine_range(start, stop, step)
+
+
+def ds(start, size):
+    """Dynamic slice: ``t[nl.ds(i * 128, 128)]`` == ``t[i*128 : i*128 + 128]``."""
+    return slice(start, start + size)
+
+
+def par_dim(n):
+    return n
+
+
+# ---- SPMD ------------------------------------------------------------------------------------
+def program_id(axis=0):
+    tr = current("nl.program_id")
+    return tr.program_id if axis == 0 else 0
+
+
+def num_programs(axes=0):
+    tr = current("nl.num_programs")
+    return tr.lnc
+
+
+def program_ndim():
+    tr = current("nl.program_ndim")
+    return 1 if tr.lnc > 1 else 0
+
+
+@contextlib.contextmanager
+def no_reorder():
+    yield
+
+
+def device_print(print_prefix, tensor):
+    tr = current("nl.device_print")
+    tr.program.emit("device_print", src=tensor, prefix=str(print_prefix), loc=user_loc())

@@ -1,0 +1,302 @@
+"""Tracing: run a kernel's Python body once per signature, recording device instructions.
+
+A ``Kernel`` (what ``@nki.jit`` returns) binds array arguments to HBM tensors, runs the body with
+a ``Trace`` as the current context (every ``nl.*``/``nisa.*`` call appends to its program), caches
+the program per (shapes, dtypes, constants, target, lnc), then executes it on the emulator.
+
+    >>> import nki, nki.language as nl
+    >>> @nki.jit
+    ... def double(a):
+    ...     out = nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)
+    ...     t = nl.load(a); nl.store(out, nl.add(t, t)); return out
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import threading
+import types
+import warnings
+
+import numpy as np
+
+from device import dtypes
+from device.arch import get_arch
+from device.errors import NeuronError, UserKernelError, is_internal, user_loc
+from device.program import Program
+from device.settings import settings
+from device.tensor import SHARED_HBM, View
+
+VERSION = "0.1.0"
+_local = threading.local()
+
+
+class Trace:
+    """The state of one tracing run: the device program, the lowering graph, SPMD coordinates."""
+
+    def __init__(self, program: Program, lnc: int = 1, program_id: int = 0):
+        self.program = program
+        self.arch = program.arch
+        self.lnc = lnc
+        self.program_id = program_id
+        self.graph = None           # lowering.Graph of whole-tensor nl ops, created on first use
+        self.graph_values = {}      # storage id -> graph Value
+        self.identity_cache = {}
+
+
+def current(api: str = "this API") -> Trace:
+    t = getattr(_local, "trace", None)
+    if t is None:
+        raise UserKernelError(f"{api} can only be called inside a kernel decorated with @nki.jit "
+                              f"(or run through nki.simulate)")
+    return t
+
+
+def maybe_current():
+    return getattr(_local, "trace", None)
+
+
+# ---- argument conversion ------------------------------------------------------------------------
+def _to_numpy(x):
+    """numpy arrays pass through; torch tensors and jax arrays become numpy (kind remembered)."""
+    if isinstance(x, np.ndarray):
+        return x, "numpy"
+    mod = type(x).__module__
+    if mod.startswith("torch"):
+        t = x.detach().cpu()
+        if str(t.dtype) == "torch.bfloat16":
+            import ml_dtypes
+            return t.view(__import__("torch").int16).numpy().view(ml_dtypes.bfloat16), "torch"
+        return t.numpy(), "torch"
+    if mod.startswith("jax") or mod.startswith("jaxlib"):
+        return np.asarray(x), "jax"
+    if isinstance(x, np.generic):
+        return None, None
+    return None, None
+
+
+def _from_numpy(a, kind):
+    if kind == "torch":
+        import torch
+        if a.dtype.name == "bfloat16":
+            return torch.from_numpy(a.view(np.int16).copy()).view(torch.bfloat16)
+        return torch.from_numpy(a.copy())
+    if kind == "jax":
+        import jax.numpy as jnp
+        return jnp.asarray(a)
+    return a
+
+
+def _const_key(v):
+    if isinstance(v, list):
+        raise UserKernelError("list arguments are not accepted by NKI kernels (0.3+); pass a tuple",
+                              loc=None)
+    if isinstance(v, (tuple,)):
+        return ("tuple", tuple(_const_key(x) for x in v))
+    try:
+        hash(v)
+        return (type(v).__qualname__, v)
+    except TypeError:
+        if hasattr(v, "__dict__"):
+            return (type(v).__qualname__, repr(sorted(vars(v).items(), key=lambda kv: kv[0])))
+        return (type(v).__qualname__, repr(v))
+
+
+class Kernel:
+    """A traced NKI kernel. Call it with arrays; ``kernel[2](...)`` runs it with LNC=2."""
+
+    def __init__(self, fn, lnc: int = 1, target=None, **options):
+        self.fn = fn
+        self.lnc = lnc
+        self.target = target
+        self.options = options
+        self._cache: dict = {}
+        functools.update_wrapper(self, fn)
+
+    def __getitem__(self, lnc):
+        if isinstance(lnc, tuple):
+            if len(lnc) != 1:
+                raise UserKernelError(f"kernel[...] takes exactly one LNC degree (1 or 2), got {lnc}")
+            lnc = lnc[0]
+        if lnc not in (1, 2):
+            raise UserKernelError(f"kernel[{lnc}]: the logical NeuronCore degree must be 1 or 2")
+        k = Kernel(self.fn, lnc=lnc, target=self.target, **self.options)
+        k._cache = self._cache
+        return k
+
+    # -- tracing ------------------------------------------------------------------------------
+    def _signature(self, args, kwargs, arch):
+        key = [arch.name, self.lnc, VERSION]
+        for a in list(args) + [kwargs[k] for k in sorted(kwargs)]:
+            arr, _ = _to_numpy(a)
+            if arr is not None:
+                key.append(("array", arr.shape, dtypes.normalize(arr.dtype)))
+            elif isinstance(a, ArraySpec):
+                key.append(("array", a.shape, a.dtype))
+            else:
+                key.append(_const_key(a))
+        return tuple(key) + tuple(sorted(kwargs))
+
+    def trace(self, *args, target=None, **kwargs) -> Program:
+        """Trace (or fetch from the cache) the device program for these arguments."""
+        arch = get_arch(target or self.target)
+        key = self._signature(args, kwargs, arch)
+        prog = self._cache.get(key)
+        if prog is None:
+            prog = self._trace(arch, args, kwargs)
+            self._cache[key] = prog
+        return prog
+
+    def _bind(self, program, args, kwargs):
+        sig = inspect.signature(self.fn)
+        try:
+            bound = sig.bind(*args, **kwargs)
+        except TypeError as e:
+            raise UserKernelError(f"{self.fn.__name__}(): {e}") from None
+        bound.apply_defaults()
+        call_args = {}
+        for name, v in bound.arguments.items():
+            arr, _ = _to_numpy(v)
+            spec = v if isinstance(v, ArraySpec) else (ArraySpec(arr.shape, arr.dtype) if arr is not None else None)
+            if spec is not None:
+                view = program.alloc(spec.shape, spec.dtype, "hbm", name=name, kind="input",
+                                     loc=None)
+                program.inputs.append(view.storage)
+                call_args[name] = view
+            elif isinstance(v, list):
+                raise UserKernelError(f"argument '{name}' of {self.fn.__name__} is a list; NKI "
+                                      f"kernels do not accept lists (0.3+): pass a tuple")
+            else:
+                call_args[name] = v
+        return bound, call_args
+
+    def _trace(self, arch, args, kwargs):
+        program = Program(self.fn.__name__, arch)
+        bound, call_args = self._bind(program, args, kwargs)
+        outs_all = []
+        for pid in range(self.lnc):
+            tr = Trace(program, self.lnc, pid)
+            prev = getattr(_local, "trace", None)
+            _local.trace = tr
+            try:
+                ret = self.fn(**call_args)
+                if tr.graph is not None:
+                    ret = _finish_graph(tr, ret)
+            finally:
+                _local.trace = prev
+            outs_all.append(ret)
+        program.attrs["returns_tuple"] = isinstance(outs_all[0], tuple)
+        ret = outs_all[0]
+        rets = ret if isinstance(ret, tuple) else (() if ret is None else (ret,))
+        for r in rets:
+            if not isinstance(r, View):
+                raise UserKernelError(f"{self.fn.__name__} returned {type(r).__name__}; a kernel "
+                                      f"returns tensors allocated with nl.ndarray(..., "
+                                      f"buffer=nl.shared_hbm)", loc=None)
+            if r.storage.buffer != SHARED_HBM and r.storage.kind != "input":
+                from device.errors import HardwareRuleError
+                raise HardwareRuleError(
+                    "output-buffer", f"returned tensor {r.storage.name} is in "
+                    f"{r.storage.buffer.name}; kernel outputs must be allocated in nl.shared_hbm",
+                    operand=r.storage.name, value=r.storage.buffer.name, limit="shared_hbm",
+                    loc=r.storage.loc)
+            program.outputs.append(r.storage)
+        program.attrs["arg_names"] = list(call_args)
+        from device.passes import verify_program
+        verify_program(program)
+        return program
+
+    # -- running --------------------------------------------------------------------------------
+    def __call__(self, *args, **kwargs):
+        outer = maybe_current()
+        if outer is not None:                      # @nki.jit function called inside a kernel: inline
+            return self.fn(*args, **kwargs)
+        return _filtered(self._run, args, kwargs)
+
+    def _run(self, args, kwargs, target=None):
+        from device.executor import run
+        prog = self.trace(*args, target=target, **kwargs)
+        arrays, kinds = [], []
+        sig = inspect.signature(self.fn).bind(*args, **kwargs)
+        sig.apply_defaults()
+        originals = []
+        for v in sig.arguments.values():
+            arr, kind = _to_numpy(v)
+            if arr is not None:
+                arrays.append(arr)
+                kinds.append(kind)
+                originals.append(v)
+        outs, mem = run(prog, arrays, return_memory=True)
+        _write_back(prog, mem, originals, arrays)
+        kind = kinds[0] if kinds else "numpy"
+        res = [_from_numpy(o, kind) for o in outs]
+        if prog.attrs.get("returns_tuple"):
+            return tuple(res)
+        return res[0] if len(res) == 1 else (None if not res else tuple(res))
+
+
+def _write_back(prog, mem, originals, arrays):
+    """Inputs the kernel modified in place are copied back to the caller's arrays."""
+    from device.executor import read_storage
+    written = {v.storage.id for ins in prog.instrs for v in ins.writes()}
+    for st, orig, arr in zip(prog.inputs, originals, arrays):
+        if st.id in written:
+            new = read_storage(mem, st).reshape(arr.shape)
+            if isinstance(orig, np.ndarray):
+                orig[...] = new.astype(orig.dtype, copy=False)
+            elif type(orig).__module__.startswith("torch"):
+                orig.copy_(_from_numpy(new, "torch"))
+
+
+def _finish_graph(tr, ret):
+    from lowering.frontend import finish
+    return finish(tr, ret)
+
+
+class ArraySpec:
+    """A shape/dtype placeholder, for profiling or tracing without data."""
+
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype = tuple(shape), dtypes.normalize(dtype)
+
+    def __repr__(self):
+        return f"ArraySpec({self.shape}, {self.dtype})"
+
+
+def _filtered(fn, args, kwargs):
+    """Call ``fn``; on our errors, drop our own frames from the traceback (JAX-style filtering)."""
+    if os.environ.get("NEURON_EMU_FULL_TRACEBACK"):
+        return fn(args, kwargs)
+    try:
+        return fn(args, kwargs)
+    except NeuronError as e:
+        tb, frames = e.__traceback__, []
+        while tb is not None:
+            if not is_internal(tb.tb_frame.f_code.co_filename):
+                frames.append(tb)
+            tb = tb.tb_next
+        new = None
+        for t in reversed(frames):
+            new = types.TracebackType(new, t.tb_frame, t.tb_lasti, t.tb_lineno)
+        raise e.with_traceback(new) from None
+
+
+def jit(fn=None, *, mode=None, platform_target=None, **options):
+    """``@nki.jit`` / ``@nki.jit(...)``: legacy keywords (``mode=``, ``debug_kernel=``...) are ignored."""
+    if platform_target is not None:
+        raise UserKernelError("jit(platform_target=...) was removed in NKI 0.3; set "
+                              "NEURON_PLATFORM_TARGET_OVERRIDE instead")
+
+    def wrap(f):
+        if isinstance(f, Kernel):
+            return f
+        return Kernel(f, **{k: v for k, v in options.items() if k in ("target",)})
+    return wrap(fn) if fn is not None else wrap
+
+
+def simulate(kernel):
+    """``nki.simulate(kernel)(*args)``: run on the emulator (always the backend here)."""
+    if not isinstance(kernel, Kernel):
+        kernel = Kernel(kernel)
+    return kernel
