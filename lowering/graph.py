@@ -67,16 +67,19 @@ class Graph:
     """A function in the graph IR, built with :meth:`param`, :meth:`add_op`, :meth:`set_outputs`.
 
     Every ``add_op`` runs the opcode's type rule, so a graph that was built without error is
-    well typed; :meth:`verify` re-checks graphs that were edited by hand or by passes.
+    well typed. Passes may also construct a graph from existing ``params``/``ops``/``outputs``
+    lists; those are taken as they are, so call :meth:`verify` on such graphs.
     """
 
-    def __init__(self, name: str = "main"):
+    def __init__(self, name: str = "main", params=None, ops=None, outputs=None):
         self.name = name
-        self.params: list[Value] = []
-        self.ops: list[Op] = []
-        self.outputs: list[Value] = []
-        self._names: set[str] = set()
-        self._defined: set[int] = set()  # id() of values defined in this graph
+        self.params: list[Value] = list(params or [])
+        self.ops: list[Op] = list(ops or [])
+        self.outputs: list[Value] = list(outputs or [])
+        # Bookkeeping for the builder: names in use and id() of values defined in this graph.
+        values = self.params + [op.result for op in self.ops]
+        self._names: set[str] = {v.name for v in values}
+        self._defined: set[int] = {id(v) for v in values}
         self._counter = 0
 
     # ------------------------------------------------------------ building
@@ -241,8 +244,9 @@ def evaluate(graph: Graph, *arrays) -> list[np.ndarray]:
         [array([-1.,  2.], dtype=float32)]
     """
     if len(arrays) != len(graph.params):
+        signature = ", ".join(f"{p}: {p.type}" for p in graph.params)
         raise GraphError(f"graph {graph.name} takes {len(graph.params)} argument(s) "
-                         f"({', '.join(f'{p}: {p.type}' for p in graph.params)}), got {len(arrays)}")
+                         f"({signature}), got {len(arrays)}")
     env: dict[int, np.ndarray] = {}
     for i, (p, a) in enumerate(zip(graph.params, arrays)):
         arr = np.asarray(a)
@@ -277,7 +281,8 @@ def _format_array(a: np.ndarray) -> str:
     if a.size > _MAX_PRINTED_ELEMENTS:
         # A content digest keeps the text stable and still tells different constants apart.
         digest = hashlib.sha1(np.ascontiguousarray(a).tobytes()).hexdigest()[:10]
-        return f"<{short_name(canonical_dtype(a.dtype))}[{','.join(map(str, a.shape))}] sha1:{digest}>"
+        dims = ",".join(map(str, a.shape))
+        return f"<{short_name(canonical_dtype(a.dtype))}[{dims}] sha1:{digest}>"
 
     is_float = a.dtype.kind == "f" or a.dtype.name in LOW_PRECISION_FLOATS
 

@@ -20,6 +20,7 @@ class HloImportError(ValueError):
 
     def __init__(self, message: str, line: int | None = None, text: str | None = None,
                  hint: str | None = None):
+        self.reason, self.line = message, line  # the bare message, without line and hint
         if line is not None:
             message += f" (line {line})"
             if text:
@@ -27,7 +28,6 @@ class HloImportError(ValueError):
         if hint:
             message += f"\n  hint: {hint}"
         super().__init__(message)
-        self.line = line
 
 
 # Every primitive type name XLA prints; which of them we *support* is decided by the importer.
@@ -168,11 +168,11 @@ class _Parser:
                 stack.append(tok)
             elif tok.text in _CLOSE:
                 want = _OPEN[_CLOSE.index(tok.text)]
-                if not stack or stack[-1].text != want:
-                    opened = f" (the open '{stack[-1].text}' is from line {stack[-1].line})" \
-                        if stack else ""
-                    raise self.error(f"unbalanced brackets: unexpected '{tok.text}'{opened}",
-                                     tok.line)
+                if not stack:
+                    raise self.error(f"unbalanced brackets: unexpected '{tok.text}'", tok.line)
+                if stack[-1].text != want:  # the unclosed opener is the likelier culprit
+                    raise self.error(f"unbalanced brackets: '{stack[-1].text}' is not closed "
+                                     f"before '{tok.text}' on line {tok.line}", stack[-1].line)
                 stack.pop()
         if stack:
             raise self.error(f"unbalanced brackets: '{stack[-1].text}' is never closed",
@@ -264,6 +264,8 @@ class _Parser:
         opcode = self.name("an opcode")
         operands, literal = [], []
         if opcode in _LITERAL_OPCODES:
+            if not self.at("("):
+                raise self.error(f"expected '(' after '{opcode}'", line)
             literal = self.group()[1:-1]
         else:
             self.expect("(")

@@ -104,10 +104,11 @@ class _Importer:
                     raise self.m.error(f"parameter({number}) of '{comp.name}' has no argument "
                                        f"(called with {len(args)})", ins.line)
                 arg = args[number]
-                if isinstance(arg, Value) and arg.type != self._tensor_type(ins):
+                got = arg.type if isinstance(arg, Value) else (
+                    self._tensor_type(arg.ins) if isinstance(arg, _Literal) else None)
+                if got is not None and got != self._tensor_type(ins):
                     raise self.m.error(f"'{comp.name}' parameter({number}) is declared "
-                                       f"{self._tensor_type(ins)} but receives {arg.type}",
-                                       ins.line)
+                                       f"{self._tensor_type(ins)} but receives {got}", ins.line)
                 env[ins.name] = arg
             else:
                 env[ins.name] = self._instruction(ins, self._operands(ins, comp, env), depth)
@@ -127,6 +128,8 @@ class _Importer:
     # ------------------------------------------------------------ instructions
     def _instruction(self, ins: Instr, xs: list, depth: int):
         op = ins.opcode
+        if op not in _SUPPORTED:
+            raise self._unsupported(ins)
         if op == "tuple":
             return tuple(xs)
         if op == "get-tuple-element":
@@ -204,7 +207,11 @@ class _Importer:
 
     def _literal(self, ins: Instr) -> np.ndarray:
         out = self._tensor_type(ins)
-        literal = parse_literal(ins.literal)
+        try:
+            literal = parse_literal(ins.literal)
+        except HloImportError as e:
+            raise self.m.error(f"constant '{ins.name}': {e.reason}",
+                               ins.line) from None
         if literal is Ellipsis:
             raise self.m.error(
                 f"constant '{ins.name}' was elided as {{...}}: large constants were left out when "
@@ -231,9 +238,13 @@ class _Importer:
         return self._emit(ins, "compare", xs, direction=self._word_attr(ins, "direction"))
 
     def _reduce(self, ins: Instr, xs) -> Value:
-        if len(xs) != 2 or not isinstance(self._value(xs[0]), Value):
+        if len(xs) != 2:
             raise self.m.error(f"variadic reduce '{ins.name}' ({len(xs) // 2} inputs) is not "
                                "supported; only single-input reduce", ins.line)
+        x, init = self._value(xs[0]), xs[1]
+        if not isinstance(x, Value) or isinstance(init, tuple):
+            raise self.m.error(f"reduce '{ins.name}' has a tuple operand; only arrays are "
+                               "supported", ins.line)
         reducer = self._called(ins)
         root = reducer.root
         params = {i.name for i in reducer.instrs if i.opcode == "parameter"}
@@ -244,16 +255,17 @@ class _Importer:
                                f"add/maximum/minimum/multiply of its two parameters, found: "
                                f"{ops}", ins.line)
         kind = _REDUCERS[root.opcode]
-        x, init = self._value(xs[0]), xs[1]
         result = self._emit(ins, "reduce", [x], dims=self._dims(ins), kind=kind)
         if isinstance(init, _Literal) and _is_identity(kind, init.array):
             return result  # the usual case: the init is the reduction's identity
-        init = self._value(init)
         # A non-identity init is folded in once: kind(reduce(x), init), broadcast to the result.
         loc = f"{ins.name} @ line {ins.line}"
-        init_b = self.g.add_op("broadcast", [init], {"shape": result.type.shape, "dims": ()},
-                               loc=loc)
-        return self.g.add_op(_COMBINE[kind], [result, init_b], loc=loc)
+        try:
+            init_b = self.g.add_op("broadcast", [self._value(init)],
+                                   {"shape": result.type.shape, "dims": ()}, loc=loc)
+            return self.g.add_op(_COMBINE[kind], [result, init_b], loc=loc)
+        except GraphError as e:
+            raise self.m.error(f"reduce '{ins.name}': init value: {e}", ins.line) from None
 
     # ------------------------------------------------------------ attributes and types
     def _check_attrs(self, ins: Instr):

@@ -18,7 +18,7 @@ rounded once to the result dtype, as XLA:CPU does per op; dot accumulates floats
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -54,7 +54,7 @@ class OpDef:
     lower: Callable | None = None  # lowering rule to a device program; filled in later
 
     def normalize_attrs(self, attrs: dict) -> dict:
-        """Fill defaults, reject unknown/missing attributes, canonicalise values (lists -> tuples)."""
+        """Fill defaults, reject unknown/missing attributes, canonicalise (lists -> tuples)."""
         unknown = set(attrs) - set(self.attrs)
         if unknown:
             raise RuleError(f"unknown attribute(s) {sorted(unknown)}; "

@@ -9,7 +9,10 @@
         return out
 """
 from . import isa, language, typing  # noqa: F401
+from . import collectives, compiler, dtype, tensor  # noqa: F401  (names kernels reference)
+from .isa import constants as _isa_constants  # noqa: F401  (nki.isa.constants)
 from .tracing import ArraySpec, Kernel, jit, simulate
 
 __version__ = "0.6.0"
-__all__ = ["jit", "simulate", "Kernel", "ArraySpec", "language", "isa", "typing"]
+__all__ = ["jit", "simulate", "Kernel", "ArraySpec", "language", "isa", "typing", "dtype", "tensor",
+           "compiler", "collectives"]

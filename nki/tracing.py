@@ -183,6 +183,7 @@ class Kernel:
                 ret = self.fn(**call_args)
                 if tr.graph is not None:
                     ret = _finish_graph(tr, ret)
+                    program.attrs["graph"] = tr.graph.graph
             finally:
                 _local.trace = prev
             outs_all.append(ret)
@@ -206,6 +207,12 @@ class Kernel:
         from device.passes import verify_program
         verify_program(program)
         return program
+
+    def lower(self, *args, target=None, **kwargs) -> str:
+        """The IR as text: the graph IR of whole-tensor ops (if any), then the device program."""
+        prog = _filtered(lambda a, k: self.trace(*a, target=target, **k), args, kwargs)
+        g = prog.attrs.get("graph")
+        return (f"{g}\n\n{prog}" if g is not None else str(prog))
 
     # -- running --------------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):

@@ -35,6 +35,14 @@ class MemoryRegion:
     sbuf, psum, private_hbm, shared_hbm = SBUF, PSUM, HBM, SHARED_HBM
 
 
+class NKIObject:
+    """Base class of kernel configuration objects (``@dataclass class Cfg(nl.NKIObject)``).
+
+    Plain Python at trace time. Instances passed as kernel arguments are compile-time constants;
+    the kernel cache keys them by their field values (see ``nki.tracing._const_key``).
+    """
+
+
 def is_sbuf(b): return as_buffer(getattr(b, "buffer", b)).kind == "sbuf"
 def is_psum(b): return as_buffer(getattr(b, "buffer", b)).kind == "psum"
 def is_hbm(b): return as_buffer(getattr(b, "buffer", b)).kind == "hbm"

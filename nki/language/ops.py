@@ -76,8 +76,8 @@ def _new_tile(tr, shape, dtype, buffer=SBUF, name=""):
     return tr.program.alloc(tuple(shape), dtype, buffer, name=name, loc=user_loc(3))
 
 
-def _emit(tr, op, **args):
-    return tr.program.emit(op, loc=user_loc(3), **args)
+def _emit(tr, opname, **args):
+    return tr.program.emit(opname, loc=user_loc(3), **args)
 
 
 def _check_onchip(api, name, x):

@@ -1,0 +1,114 @@
+"""Whole-tensor ops from a front end (nl.* on HBM tensors) recorded as graph ops and lowered.
+
+Inside ``@neuron.jit``, ``nl.exp(nl.matmul(x, w))`` on HBM tensors records ``dot`` and ``exp`` in
+the trace's graph (printed by ``.lower()``) and lowers each op at once with the same rules as an
+imported HLO module, so both kinds of program share one path to the device.
+"""
+from __future__ import annotations
+
+from device.errors import UserKernelError, user_loc
+from device.tensor import View
+
+from .graph import Graph
+from .ops import broadcast_binary
+from .tiling import Lowerer, device_dtype
+from .types import TensorType
+
+_NL_TO_GRAPH = {"add": "add", "subtract": "subtract", "multiply": "multiply", "divide": "divide",
+                "maximum": "maximum", "minimum": "minimum", "power": "power", "exp": "exp",
+                "log": "log", "tanh": "tanh", "sqrt": "sqrt", "rsqrt": "rsqrt", "abs": "abs",
+                "negative": "negate"}
+_CMP = {"equal": "EQ", "not_equal": "NE", "less": "LT", "less_equal": "LE", "greater": "GT",
+        "greater_equal": "GE"}
+_REDUCE = {"reduce_sum": "add", "reduce_max": "max", "reduce_min": "min", "reduce_prod": "mul"}
+
+
+def _graph_dtype(dt: str) -> str:
+    return "bool" if dt == "bool_" else dt
+
+
+class _State:
+    def __init__(self, trace):
+        self.graph = Graph(trace.program.name)
+        self.values = {}       # storage id -> (graph Value, View)
+        self.views = {}        # id(Value) -> View
+        for st in trace.program.inputs:
+            from device.tensor import View as _V
+            v = _V.whole(st)
+            val = self.graph.param(TensorType(st.shape, _graph_dtype(st.dtype)), st.name)
+            self.values[st.id] = val
+            self.views[id(val)] = v
+
+
+def _state(trace) -> _State:
+    if trace.graph is None:
+        trace.graph = _State(trace)
+    return trace.graph
+
+
+def _value(s: _State, lw, x):
+    if not isinstance(x, View):
+        return x
+    val = s.values.get(x.storage.id)
+    if val is not None and x.shape == tuple(val.type.shape) and s.views[id(val)].pattern == x.pattern:
+        return val
+    # a view of a known value or another HBM tensor: materialise it as a new parameter-like value
+    c = lw.contiguous(x)
+    val = s.graph.param(TensorType(x.shape, _graph_dtype(x.dtype)), f"{x.storage.name}_view")
+    s.values[c.storage.id] = val
+    s.views[id(val)] = c
+    return val
+
+
+def graph_op(trace, name, inputs, attrs, dtype=None):
+    """Record nl op ``name`` on HBM tensors in the trace's graph and lower it; returns an HBM View."""
+    s = _state(trace)
+    loc = user_loc(3)
+    lw = Lowerer(trace.program, loc)
+    g = s.graph
+    vals = [_value(s, lw, x) for x in inputs]
+    n_before = len(g.ops)
+    if name == "matmul":
+        a, b = vals
+        res = g.add_op("dot", [a, b], {"lhs_contract": [a.type.rank - 1], "rhs_contract": [0]},
+                       loc=str(loc))
+    elif name in _CMP:
+        res = broadcast_binary(g, "compare", vals[0], vals[1], direction=_CMP[name])
+    elif name in _REDUCE:
+        x = vals[0]
+        res = g.add_op("reduce", [x], {"dims": list(attrs["axis"]), "kind": _REDUCE[name]},
+                       loc=str(loc))
+        if attrs.get("keepdims"):
+            shape = [1 if i in attrs["axis"] else d for i, d in enumerate(x.type.shape)]
+            res = g.add_op("reshape", [res], {"shape": shape})
+    elif name == "transpose":
+        res = g.add_op("transpose", vals, {"perm": list(attrs["perm"])}, loc=str(loc))
+    elif name in _NL_TO_GRAPH and len(vals) == 2:
+        res = broadcast_binary(g, _NL_TO_GRAPH[name], vals[0], vals[1])
+    elif name in _NL_TO_GRAPH:
+        res = g.add_op(_NL_TO_GRAPH[name], vals, {}, loc=str(loc))
+    else:
+        raise UserKernelError(f"nl.{name} on whole HBM tensors is not supported yet; load tiles "
+                              f"into SBUF and use the tile API", loc=loc)
+    if dtype is not None and device_dtype(_graph_dtype(dtype)) != device_dtype(res.type.dtype):
+        res = g.add_op("convert", [res], {"dtype": _graph_dtype(dtype)})
+    for op in g.ops[n_before:]:
+        op.loc = op.loc or str(loc)
+        ins = [s.views[id(v)] for v in op.inputs]
+        out = lw.lower(op.opcode, ins, dict(op.attrs, _opcode=op.opcode), op.result.type)
+        s.views[id(op.result)] = out
+        s.values[out.storage.id] = op.result
+    return s.views[id(res)].reshape(tuple(res.type.shape) or (1,))
+
+
+def finish(trace, ret):
+    """Set the graph outputs from a model function's return value (views of graph results)."""
+    s = trace.graph
+    rets = ret if isinstance(ret, tuple) else (ret,)
+    outs = []
+    for r in rets:
+        if isinstance(r, View) and r.storage.id in s.values:
+            outs.append(s.values[r.storage.id])
+    if outs:
+        s.graph.set_outputs(outs)
+    return ret

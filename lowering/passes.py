@@ -1,0 +1,39 @@
+"""Graph passes. ``simplify`` removes layout no-ops that exporters insert (identity broadcasts,
+reshape chains, reshapes to the same shape), so an imported HLO module and the same model written
+with ``nl.*`` print the same graph.
+
+    >>> # g2 = simplify(g)        # a new Graph; g is unchanged
+"""
+from __future__ import annotations
+
+from .graph import Graph
+
+
+def simplify(g: Graph) -> Graph:
+    out = Graph(g.name)
+    env = {}
+    for p in g.params:
+        env[id(p)] = out.param(p.type, p.name)
+    producer = {}
+    for op in g.ops:
+        ins = [env[id(v)] for v in op.inputs]
+        a = op.attrs
+        if op.opcode == "reshape" and tuple(a["shape"]) == tuple(ins[0].type.shape):
+            env[id(op.result)] = ins[0]
+            continue
+        if op.opcode == "broadcast" and tuple(a["shape"]) == tuple(ins[0].type.shape) and \
+                list(a["dims"]) == list(range(len(a["shape"]))):
+            env[id(op.result)] = ins[0]
+            continue
+        if op.opcode == "reshape" and id(ins[0]) in producer and producer[id(ins[0])].opcode == "reshape":
+            src = producer[id(ins[0])].inputs[0]
+            if tuple(a["shape"]) == tuple(src.type.shape):
+                env[id(op.result)] = src
+                continue
+            ins = [src]
+        new = out.add_op(op.opcode, ins, dict(a), loc=op.loc)
+        producer[id(new)] = out.ops[-1]
+        env[id(op.result)] = new
+    out.set_outputs([env[id(v)] for v in g.outputs])
+    out.prune()
+    return out

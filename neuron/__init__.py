@@ -1,0 +1,18 @@
+"""The public face: ``neuron.jit`` (alias of ``nki.jit``), ``neuron.load_hlo``, profiles, testing.
+
+    import neuron, nki.language as nl
+
+    @neuron.jit
+    def model(x, w):
+        return nl.exp(nl.matmul(x, w))      # whole HBM tensors: lowered like imported HLO
+
+    y = model(x, w)                          # NumPy in, NumPy out (emulator)
+    print(model.lower(x, w))                 # graph IR + device program
+    print(model.profile(x, w))               # modelled timing report
+"""
+from nki.tracing import ArraySpec, Kernel, jit, simulate
+
+from .imported import ImportedFunction, load_hlo
+
+__version__ = "0.1.0"
+__all__ = ["jit", "simulate", "Kernel", "ArraySpec", "load_hlo", "ImportedFunction"]

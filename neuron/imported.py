@@ -1,0 +1,91 @@
+"""Imported models (XLA HLO text) that behave like jitted functions.
+
+    >>> import neuron
+    >>> f = neuron.load_hlo(hlo_text)          # doctest: +SKIP
+    >>> y = f(x, w, b)                          # runs on the emulator, returns NumPy
+    >>> print(f.lower(x, w, b))                 # graph IR + device program
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from device import dtypes as ddt
+from device.executor import run
+from device.passes import verify_program
+from lowering import evaluate, parse_hlo
+from lowering.passes import simplify
+from lowering.tiling import lower_graph
+from nki.tracing import ArraySpec, _filtered, _to_numpy
+
+
+class ImportedFunction:
+    """A graph imported from HLO: call it, ``.lower()`` it, ``.profile()`` it, ``.reference()``."""
+
+    def __init__(self, graph, source: str = "<hlo>", target=None):
+        self.graph = graph
+        self.source = source
+        self.target = target
+        self._programs = {}
+
+    def _check_args(self, args):
+        params = self.graph.params
+        if len(args) != len(params):
+            raise TypeError(f"{self.graph.name} takes {len(params)} arguments "
+                            f"({', '.join(p.name for p in params)}), got {len(args)}")
+        arrays = []
+        for p, a in zip(params, args):
+            arr = a if isinstance(a, ArraySpec) else _to_numpy(np.asarray(a) if not hasattr(a, "shape") or isinstance(a, (list, tuple)) else a)[0]
+            if arr is None:
+                arr = np.asarray(a)
+            shape = tuple(arr.shape)
+            if shape != tuple(p.type.shape):
+                raise ValueError(f"argument {p.name}: expected shape {tuple(p.type.shape)}, got {shape}")
+            arrays.append(arr)
+        return arrays
+
+    def program(self, target=None):
+        from device.arch import get_arch
+        arch = get_arch(target or self.target)
+        prog = self._programs.get(arch.name)
+        if prog is None:
+            prog = lower_graph(self.graph, arch)
+            prog.attrs["graph"] = self.graph
+            verify_program(prog)
+            self._programs[arch.name] = prog
+        return prog
+
+    def __call__(self, *args, target=None):
+        arrays = self._check_args(args)
+        prog = _filtered(lambda a, k: self.program(target), (), {})
+        outs = run(prog, arrays)
+        res = []
+        for o, v in zip(outs, self.graph.outputs):
+            o = o.reshape(v.type.shape)
+            res.append(o.astype(bool) if v.type.dtype == "bool" else o.astype(v.type.np_dtype, copy=False))
+        return res[0] if len(res) == 1 else tuple(res)
+
+    def reference(self, *args):
+        """The graph's NumPy reference (the oracle), without the device."""
+        outs = evaluate(self.graph, *self._check_args(args))
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def lower(self, *args, target=None) -> str:
+        return f"{self.graph}\n\n{self.program(target)}"
+
+    def profile(self, *args, target=None):
+        from device.profile import profile
+        return profile(self.program(target))
+
+
+def load_hlo(text_or_path, target=None) -> ImportedFunction:
+    """Import XLA HLO text (a string or a path to a ``.txt``/``.hlo`` file) as a callable."""
+    text = text_or_path
+    src = "<hlo>"
+    if isinstance(text_or_path, os.PathLike) or (isinstance(text_or_path, str) and "\n" not in text_or_path
+                                                 and os.path.exists(text_or_path)):
+        src = str(text_or_path)
+        with open(text_or_path) as f:
+            text = f.read()
+    return ImportedFunction(simplify(parse_hlo(text)), src, target)
