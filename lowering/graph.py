@@ -135,8 +135,8 @@ class Graph:
     def prune(self) -> int:
         """Remove ops that no output depends on; return how many were removed.
 
-        Importers call this because HLO keeps values that become dead once translated (for
-        example a reduce's init constant when it is the reduction's identity).
+        Importers call this because HLO text may hold values nothing uses (dead code, or
+        tuple elements no get-tuple-element reads).
         """
         live = {id(v) for v in self.outputs}
         kept = []

@@ -35,5 +35,6 @@ def simplify(g: Graph) -> Graph:
         producer[id(new)] = out.ops[-1]
         env[id(op.result)] = new
     out.set_outputs([env[id(v)] for v in g.outputs])
-    out.prune()
+    if out.prune():
+        return simplify(out)      # once more, so value numbers are dense again
     return out
