@@ -36,6 +36,15 @@ def _abs_min(x, y):
     return np.where(np.abs(x) < np.abs(y), x, y)
 
 
+def _logical_shr(x, y):
+    """Logical right shift on the operand's own width (signed ints shift in zeros, not signs)."""
+    x = np.asarray(x)
+    if x.dtype.kind != "i":
+        return np.right_shift(x, np.asarray(y).astype(x.dtype))
+    u = np.dtype(f"uint{8 * x.dtype.itemsize}")
+    return np.right_shift(x.astype(u), np.asarray(y).astype(u)).astype(x.dtype)
+
+
 def _f(b):
     return lambda x, y: b(x, y).astype(np.float32)
 
@@ -65,8 +74,7 @@ _ALU_LIST = [
     AluOp("bitwise_or", np.bitwise_or, "bitvec", 0),
     AluOp("bitwise_xor", np.bitwise_xor, "bitvec", 0),
     AluOp("left_shift", np.left_shift, "bitvec"),
-    AluOp("right_shift", lambda x, y: (x.astype(np.uint64) >> y.astype(np.uint64)).astype(x.dtype)
-          if x.dtype.kind == "i" else np.right_shift(x, y), "bitvec"),
+    AluOp("right_shift", lambda x, y: _logical_shr(x, y), "bitvec"),
     AluOp("bypass", lambda x, y: x, "bypass"),
     # unary ALU ops (operand ignored)
     AluOp("abs", lambda x, y=None: np.abs(x), "arith", unary=True),

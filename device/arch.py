@@ -47,6 +47,12 @@ class Arch:
     dve_elems_per_cycle_32bit: float = 1.0     # D:A2
     act_elems_per_cycle: float = 1.0           # D:A2
     pool_elems_per_cycle: float = 1.0          # E
+    # Passes over the data of a two-input VectorE op (tensor_tensor, tensor_tensor_scan) whose
+    # inputs are both in SBUF. CM 2.3 says 2N (D:A2, Dh:ISAh), but the Mamba tutorial's trn1 runs
+    # (v2 4K channels 1.61 ms and v3 seq 8192 27.8 ms, VectorE >94% active, 4 tensor_tensor + 1
+    # scan per 512-element tile) are only reachable at ~N per instruction; 2N would predict 2.6 ms
+    # and 45 ms. Calibrated to 1 (E).
+    dve_two_input_passes: float = 1.0
     # --- instruction overheads in engine cycles (CM 2.3, 2.4) ---
     min_ii_cycles: int = 64                    # Dh:ISAh, D:SH
     static_overhead_cycles: int = 100          # D:A2 tiny/dependent instruction overhead
@@ -54,6 +60,7 @@ class Arch:
     pool_start_cycles: int = 150               # Dh:ISAh
     mm_init_cycles: int = 64                   # D:A2 MM_INIT_LATENCY
     pe_fill_cycles: int = 256                  # E: PE array fill/drain latency
+    engine_latency_cycles: int = 64            # E: DVE/ACT/POOL pipeline depth (CM 2.1 starting guess)
     raw_dep_penalty_cycles: int = 200          # E: same-engine RAW (fits 189 ns observation)
     sem_latency_ns: float = 75.0               # E: compute-to-compute semaphore hand-off
     fp32_matmul_factor: int = 4                # D:A2 FP32 ~4x slower on PE
@@ -65,9 +72,21 @@ class Arch:
     dma_engine_bytes_per_ns: float = 17.0      # D:BW,DO table peak (v2)
     dma_fixed_ns: float = 1300.0               # D:BW semaphore-to-start
     dma_issue_ns: float = 0.0                  # D:A3 HW DGE issue cost (v3: 600 ns)
-    dma_min_row_bytes: int = 2300              # E: fit to DO efficiency curve
-    dma_row_pad_bytes: int = 150               # E
-    hbm_share_bytes_per_ns: float = 410.0      # E: 820 GB/s / 2 cores
+    # Fraction of an engine's peak reached with rows of b contiguous bytes per partition: the CM 2.6
+    # curve read off the DO figure (E). ``dma_curve_scale`` shifts it to smaller rows: on v2 the
+    # tutorial's tiled matmul moves 256-B lhsT rows at the same ~100 GB/s as 1-KiB rhs rows (MMh,
+    # CM 4.1), which the unshifted curve (0.10 at 256 B) would make 4x slower; x4 fits (E).
+    dma_curve: tuple = ((32, 0.01), (64, 0.03), (128, 0.05), (256, 0.10), (512, 0.21), (1024, 0.42),
+                        (2048, 0.81), (4096, 0.97), (8192, 0.98), (16384, 0.99), (32768, 1.0))
+    dma_curve_scale: float = 4.0               # E: calibrated on the MMh tiled stage (see above)
+    # Achievable HBM bandwidth of one core, a cap on all transfers together. Nominal is 820/2 =
+    # 410 GB/s (E), but every memory-bound NKI tutorial run on trn1 moves 100-116 GB/s whatever its
+    # row size (matmul tiled/hoisted/blocked 104/102/102 GB/s and fully optimised 101 GB/s in MMh;
+    # mamba v1 with 4K channels ~116 GB/s in MB), so the cap is calibrated to those runs (E).
+    hbm_share_bytes_per_ns: float = 106.0      # E: calibrated, see above
+    launch_overhead_ns: float = 12000.0        # E: NEFF start-up/tear-down in measured latencies
+                                               # (MB: "every NEFF execution involves certain start-up
+                                               # and tear-down overhead"); fits mamba v1 172.93 us
     dma_transpose_factor: float = 4.0          # E: v2 load_transpose2d ~x1/0.25
     # --- peaks for utilisation (CM 1.1) ---
     peak_bf16_tflops: float = 92.0             # D:A2
@@ -101,6 +120,7 @@ TRN2 = Arch(
     dma_engine_bytes_per_ns=23.0,              # D:BW,DO
     dma_issue_ns=600.0,                        # D:A3,DGE
     hbm_share_bytes_per_ns=368.0,              # E
+    dma_curve_scale=1.0,                       # E: DO curve as drawn (no v3 calibration data)
     dma_transpose_factor=1 / 0.9,              # D:A3 90% of copy BW
     peak_bf16_tflops=79.0, peak_fp8_tflops=158.0, peak_fp32_tflops=20.0,  # D:A3
 )
@@ -113,7 +133,7 @@ TRN3 = Arch(
     pe_clock_ghz=2.4, dve_clock_ghz=1.2, act_clock_ghz=1.2, pool_clock_ghz=1.2, sp_clock_ghz=1.2,
     dve_elems_per_cycle_16bit=4.0, dve_elems_per_cycle_32bit=2.0,
     v2_shared_ports=False,
-    dma_engine_bytes_per_ns=33.0, dma_issue_ns=600.0, hbm_share_bytes_per_ns=600.0,
+    dma_engine_bytes_per_ns=33.0, dma_issue_ns=600.0, hbm_share_bytes_per_ns=600.0, dma_curve_scale=1.0,
     dma_transpose_factor=1 / 0.9,
     peak_bf16_tflops=79.0, peak_fp8_tflops=315.0, peak_fp32_tflops=20.0,
 )

@@ -80,8 +80,12 @@ class Memory:
         it = base.dtype.itemsize
         if v.size == 0:
             return np.empty(v.shape, base.dtype)
-        return np.lib.stride_tricks.as_strided(base[v.offset:] if v.offset < base.size else base,
-                                               shape=v.shape, strides=[s * it for s, _ in v.pattern])
+        start = base[v.offset:] if v.offset < base.size else base
+        # ml_dtypes types (float8_e5m2's typestr is "<f1") break as_strided: stride raw bits
+        raw = start.dtype.kind == "V" or start.dtype.type.__module__.startswith("ml_dtypes")
+        out = np.lib.stride_tricks.as_strided(start.view(f"u{it}") if raw else start,
+                                              shape=v.shape, strides=[s * it for s, _ in v.pattern])
+        return out.view(base.dtype) if raw else out
 
     def _view_dtype(self, v: View):
         if v.dtype == v.storage.dtype:
@@ -93,6 +97,9 @@ class Memory:
         return self._strided(self.flat(v.storage), v, self._view_dtype(v))
 
     def read(self, v: View, loc: SourceLoc | None = None) -> np.ndarray:
+        if v.dyn is not None:                       # address depends on run-time values
+            from . import dynamic
+            return dynamic.read(self, v, loc)
         a = self.array(v)
         if self.warn_uninit:
             w = self._strided(self.written[v.storage.id], _as_bytes_of(v), None) if v.dtype != v.storage.dtype else self._strided(self.written[v.storage.id], v)
@@ -101,14 +108,20 @@ class Memory:
                 if key not in self._warned:
                     self._warned.add(key)
                     n = int((~w).sum())
-                    warnings.warn(UninitializedReadWarning(
+                    msg = UninitializedReadWarning(
                         f"read of {n} uninitialized element(s) of tensor '{v.storage.name}' "
-                        f"(allocated at {v.storage.loc}) at {loc}; they hold sentinels (NaN / 4)"),
-                        stacklevel=2)
+                        f"(allocated at {v.storage.loc}) at {loc}; they hold sentinels (NaN / 4)")
+                    if loc is not None:     # attribute the warning to the user's kernel line
+                        warnings.warn_explicit(msg, UninitializedReadWarning, loc.file, loc.line)
+                    else:
+                        warnings.warn(msg, stacklevel=2)
         return np.array(a, copy=True)
 
     def write(self, v: View, values, rounded: bool = False):
         """Round ``values`` (fp32 or exact) to the view's dtype and store them."""
+        if v.dyn is not None:                       # address depends on run-time values
+            from . import dynamic
+            return dynamic.write(self, v, values, rounded)
         a = self.array(v)
         vals = np.asarray(values)
         if not rounded:

@@ -123,7 +123,8 @@ class View:
     """A view of a Storage: element offset plus ``((stride, count), ...)`` per dimension.
 
     Strides and offset are in elements of ``dtype`` (which may differ from the storage dtype
-    after ``.view(dtype)``/``.ap(dtype=)``); ``dyn`` holds a dynamic offset (scalar/vector/indirect).
+    after ``.view(dtype)``/``.ap(dtype=)``); ``dyn`` holds a dynamic offset resolved at run time:
+    ``(kind 'scalar'|'vector', offset tensor or int, indirect_dim, row_elems)`` (device.dynamic).
     """
     __slots__ = ("storage", "offset", "pattern", "dtype", "dyn")
 
@@ -345,11 +346,23 @@ class View:
         return v
 
     def expand_dim(self, dim):
+        dim = dim + self.ndim + 1 if dim < 0 else dim
+        if self.on_chip and dim == 0:
+            raise HardwareRuleError("partition-expand", f"expand_dim(0) on on-chip tensor "
+                                    f"{self.name} would move the partition axis", operand=self.name,
+                                    value=dim, limit=">= 1")
+        if not 0 <= dim <= self.ndim:
+            raise UserKernelError(f"expand_dim({dim}) is out of range for a {self.ndim}-D tensor")
         p = list(self.pattern)
         p.insert(dim, (0, 1))
         return self._with(self.offset, p)
 
     def squeeze_dim(self, dim):
+        dim = dim + self.ndim if dim < 0 else dim
+        if self.on_chip and dim == 0:
+            raise HardwareRuleError("partition-squeeze", f"squeeze_dim(0) on on-chip tensor "
+                                    f"{self.name} would drop the partition axis", operand=self.name,
+                                    value=dim, limit=">= 1")
         if self.pattern[dim][1] != 1:
             raise UserKernelError(f"squeeze_dim({dim}) of {self.name}: size is {self.shape[dim]}")
         p = list(self.pattern)
@@ -357,11 +370,57 @@ class View:
         return self._with(self.offset, p)
 
     def select(self, dim, index):
+        """Drop ``dim`` at ``index``: an int (static) or a one-element int tensor / register
+        (dynamic, resolved at run time; one per tensor and never the partition axis on chip)."""
+        dim = dim + self.ndim if dim < 0 else dim
+        if not hasattr(index, "__index__") or isinstance(index, View) or hasattr(
+                index, "dynamic_value"):
+            if self.dyn is not None:
+                raise UserKernelError(f"select: {self.name} already has a dynamic offset; only one "
+                                      f"dynamic select per tensor")
+            if self.on_chip and dim == 0:
+                raise HardwareRuleError("dynamic-offset", f"dynamic select on the partition axis "
+                                        f"of on-chip tensor {self.name}", operand=self.name,
+                                        value=dim, limit=">= 1")
+            if isinstance(index, View) and (index.size != 1 or index.dtype not in dtypes.INTS):
+                raise HardwareRuleError("dynamic-offset", f"select index {index.name} must be a "
+                                        f"one-element integer tensor, got {index.dtype}"
+                                        f"{list(index.shape)}", operand="index", value=index.shape,
+                                        limit=[1, 1])
+            stride = self.pattern[dim][0]
+            p = [q for j, q in enumerate(self.pattern) if j != dim]
+            if self.on_chip and len(p) < 2:
+                p.append((1, 1))
+            return View(self.storage, self.offset, p, self.dtype, ("scalar", index, dim, stride))
         key = [slice(None)] * self.ndim
         key[dim] = index
         return self[tuple(key)]
 
+    def vector_select(self, dim, vector_offset):
+        """HBM only: partition ``p`` of the result reads row ``vector_offset[p]`` of ``dim`` 0."""
+        if dim != 0:
+            raise UserKernelError(f"vector_select: dim must be 0, got {dim}")
+        if self.on_chip:
+            raise HardwareRuleError("dynamic-offset", f"vector_select needs an HBM tensor; "
+                                    f"{self.name} is in {self.buffer.name}", operand=self.name,
+                                    value=self.buffer.name, limit="hbm")
+        if self.dyn is not None:
+            raise UserKernelError(f"vector_select: {self.name} already has a dynamic offset")
+        n = vector_offset.shape[0]
+        p = ((self.pattern[0][0], n),) + tuple(self.pattern[1:])
+        return View(self.storage, self.offset, p, self.dtype,
+                    ("vector", vector_offset, 0, self.pattern[0][0]))
+
+    def is_indirect(self) -> bool:
+        return self.dyn is not None
+
     def slice(self, dim, start, end, step=1):
+        if not (isinstance(step, int) and step >= 1):
+            raise UserKernelError(f"slice: step must be an int >= 1, got {step!r}")
+        if not 0 <= start < end <= self.shape[dim]:
+            raise HardwareRuleError("access-out-of-bound", f"slice({dim}, {start}, {end}) of "
+                                    f"{self.name}: need 0 <= start < end <= {self.shape[dim]}",
+                                    operand=self.name, value=(start, end), limit=self.shape[dim])
         key = [slice(None)] * self.ndim
         key[dim] = slice(start, end, step)
         return self[tuple(key)]
@@ -375,10 +434,22 @@ class View:
         return self.reshape(shape)
 
     def reshape_dim(self, dim, shape):
+        dim = dim + self.ndim if dim < 0 else dim
         shape = tuple(shape)
+        if sum(d == -1 for d in shape) > 1:
+            raise UserKernelError(f"reshape_dim: at most one -1 in {shape}")
         if -1 in shape:
             known = math.prod(d for d in shape if d != -1)
             shape = tuple(self.shape[dim] // known if d == -1 else d for d in shape)
+        if math.prod(shape) != self.shape[dim]:
+            raise UserKernelError(f"reshape_dim({dim}, {shape}): {math.prod(shape)} elements but "
+                                  f"dimension {dim} of {self.name} has {self.shape[dim]}")
+        if self.on_chip and dim == 0 and [d for d in shape if d != 1] != [self.shape[0]]:
+            raise HardwareRuleError("partition-reshape", f"reshape_dim(0, {shape}) would split the "
+                                    f"partition axis of on-chip tensor {self.name}",
+                                    operand=self.name, value=shape, limit=(self.shape[0],))
+        if self.on_chip and dim == 0:
+            shape = (self.shape[0],) + tuple(1 for d in shape[1:])
         return self.reshape(self.shape[:dim] + shape + self.shape[dim + 1:])
 
     def view(self, dtype):
@@ -398,12 +469,51 @@ class View:
 
     reinterpret_cast = view
 
+    def rearrange(self, src_pattern, dst_pattern, fixed_sizes=None):
+        """einops-style split / reorder / merge: ``t.rearrange(('p', ('h', 'w')), ('p', 'w', 'h'),
+        {'h': 4})``. Names are strings; a tuple groups dims that are split (src) or merged (dst)."""
+        fixed = dict(fixed_sizes or {})
+        src = [g if isinstance(g, (tuple, list)) else (g,) for g in src_pattern]
+        dst = [g if isinstance(g, (tuple, list)) else (g,) for g in dst_pattern]
+        if len(src) != self.ndim:
+            raise UserKernelError(f"rearrange: source pattern {src_pattern} has {len(src)} dims "
+                                  f"but {self.name} has {self.ndim}")
+        names = [n for g in src for n in g]
+        if sorted(names) != sorted(n for g in dst for n in g) or len(set(names)) != len(names):
+            raise UserKernelError(f"rearrange: {src_pattern} and {dst_pattern} must name the same "
+                                  f"dimensions, each once")
+        sizes = {}
+        for g, d in zip(src, self.shape):
+            unknown = [n for n in g if n not in fixed]
+            known = math.prod(fixed[n] for n in g if n in fixed)
+            if len(unknown) > 1:
+                raise UserKernelError(f"rearrange: group {g} needs sizes for all but one name")
+            for n in g:
+                sizes[n] = fixed[n] if n in fixed else d // max(known, 1)
+            if math.prod(sizes[n] for n in g) != d:
+                raise UserKernelError(f"rearrange: group {g} of sizes "
+                                      f"{[sizes[n] for n in g]} does not split dimension of size {d}")
+        v = self.reshape(tuple(sizes[n] for n in names)) if any(len(g) > 1 for g in src) else self
+        order = [n for g in dst for n in g]
+        v = v.permute(tuple(names.index(n) for n in order))
+        if any(len(g) != 1 for g in dst):
+            v = v.reshape(tuple(math.prod(sizes[n] for n in g) for g in dst))
+        return v
+
     def ap(self, pattern, offset=None, scalar_offset=None, vector_offset=None, indirect_dim=0,
            dtype=None):
-        """Raw access pattern over the underlying storage (ignores the current view)."""
+        """Raw access pattern over the underlying storage, replacing this view's shape and strides.
+
+        As documented for NKI 0.6, the start is this view's storage offset plus ``offset``
+        (``None`` = 0 more elements); ``dtype`` (default: this view's dtype) reinterprets the bytes.
+        """
         pattern = [tuple(p) for p in pattern]
-        dt = dtypes.normalize(dtype) if dtype is not None else self.storage.dtype
-        off = int(offset or 0)
+        dt = dtypes.normalize(dtype) if dtype is not None else self.dtype
+        base_bytes = self.offset * self.itemsize
+        if base_bytes % dtypes.itemsize(dt):
+            raise UserKernelError(f".ap(dtype={dt}): the view of {self.name} starts at byte "
+                                  f"{base_bytes}, not a multiple of {dtypes.itemsize(dt)}")
+        off = base_bytes // dtypes.itemsize(dt) + int(offset or 0)
         st = self.storage
         if st.buffer.on_chip and pattern:
             fe = st.free_elems * dtypes.itemsize(st.dtype) // dtypes.itemsize(dt)
@@ -413,9 +523,10 @@ class View:
                     f"stride must equal the storage's free element count {fe}, got {pattern[0][0]}",
                     operand=st.name, value=pattern[0][0], limit=fe)
         dyn = None
+        if scalar_offset is not None and vector_offset is not None:
+            raise UserKernelError(".ap takes scalar_offset or vector_offset, not both")
         if scalar_offset is not None or vector_offset is not None:
-            dyn = ("scalar" if scalar_offset is not None else "vector",
-                   scalar_offset if scalar_offset is not None else vector_offset, int(indirect_dim))
+            dyn = _dynamic_offset(self, pattern, scalar_offset, vector_offset, int(indirect_dim or 0))
         v = View(st, off, pattern, dt, dyn)
         lo, hi = v.element_span()
         total = st.size * dtypes.itemsize(st.dtype) // dtypes.itemsize(dt)
@@ -424,6 +535,38 @@ class View:
                                     f"reaches elements [{lo}, {hi}] of {st.name} which has {total}",
                                     operand=st.name, value=(lo, hi), limit=total)
         return v
+
+
+def _dynamic_offset(base: "View", pattern, scalar_offset, vector_offset, indirect_dim):
+    """``View.dyn`` for ``.ap(scalar_offset=|vector_offset=, indirect_dim=)`` (see device.dynamic).
+
+    The offset unit is prod(base.shape[indirect_dim+1:]) of the tensor ``.ap`` was called on.
+    """
+    if not 0 <= indirect_dim < max(1, base.ndim):
+        raise UserKernelError(f".ap indirect_dim={indirect_dim} is out of range for tensor "
+                              f"{base.name} of shape {base.shape}")
+    row = math.prod(base.shape[indirect_dim + 1:])
+    src = scalar_offset if scalar_offset is not None else vector_offset
+    kind = "scalar" if scalar_offset is not None else "vector"
+    if isinstance(src, View):
+        if not dtypes.normalize(src.dtype) in dtypes.INTS:
+            raise HardwareRuleError("dynamic-offset", f"{kind}_offset tensor {src.name} has dtype "
+                                    f"{src.dtype}; offsets must be integers", operand=f"{kind}_offset",
+                                    value=src.dtype, limit="int32/uint32")
+        want = 1 if kind == "scalar" else (pattern[0][1] if pattern else 1)
+        if src.size != want:
+            shape = "(1, 1)" if kind == "scalar" else f"({want}, 1)"
+            raise HardwareRuleError("dynamic-offset", f"{kind}_offset tensor {src.name} has shape "
+                                    f"{src.shape}; expected {shape} (one offset per "
+                                    f"{'access' if kind == 'scalar' else 'row of the pattern'})",
+                                    operand=f"{kind}_offset", value=src.shape, limit=shape)
+        if kind == "vector" and base.on_chip:
+            raise HardwareRuleError("dynamic-offset", f"vector_offset gathers/scatters rows of an HBM "
+                                    f"tensor; {base.name} is in {base.buffer.name}",
+                                    operand="vector_offset", value=base.buffer.name, limit="hbm")
+    elif kind == "vector":
+        raise UserKernelError("vector_offset must be a (P, 1) integer tensor")
+    return (kind, src, indirect_dim, row)
 
 
 def _reshape_strides(pattern, new_shape):

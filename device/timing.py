@@ -1,34 +1,53 @@
 """Cycle-approximate timing: schedules a program on the engine queues without touching data.
 
-Five in-order engine queues (PE, ACT, DVE, POOL, SP) and 16 DMA engines. An instruction starts
-when its engine is free and every producer it depends on (RAW, WAR, WAW through the tiles it
-touches) has finished, plus a semaphore latency when the producer ran on another engine. Costs come
-from the instruction table; DMA time from bytes, rows and engines (CM 2.6).
+The model (cost model CM 2.1-2.6, constants in ``device/arch.py``):
 
-    >>> # t = schedule(program); t.total_ns, t.busy_ns["PE"]
+* Five in-order engine queues per core (PE, ACT, DVE, POOL, SP). An instruction starts at
+  ``max(engine free, producers done + semaphore latency)`` and occupies its engine for its
+  initiation interval (the ``cost`` of its table entry); its result is visible a pipeline latency
+  later. Producers are found through the bytes the instructions touch (RAW, WAR and WAW).
+* An instruction that depends on the instruction just before it on the same engine pays the static
+  instruction overhead (CM 2.4: "~100 cycles when each depends on the previous").
+* NC-v2 shared ports: VectorE and GpSimd serialise on SBUF, VectorE and ScalarE on PSUM (CM 2.1).
+* The 8 PSUM banks are a resource: a PSUM tile takes its banks at its first use and frees them when
+  its last reader finishes; a ninth tile waits (CM 2.1 PSUM capacity rule).
+* DMA: 16 queues (at most 16 transfers in flight) over 16 DMA engines. A transfer spreads its
+  partition rows over ``ceil(P / 8)`` engines; an engine moves a row of ``b`` bytes in
+  ``b / (BW_e * eff(b))`` (the CM 2.6 efficiency curve); a fixed setup latency precedes the data.
+  HBM traffic of all transfers is serialised through the core's HBM share (a bandwidth cap).
+
+Nothing here reads tensor data, so any program can be priced without executing it:
+
+    >>> # t = schedule(program); t.total_ns, t.busy_ns["PE"], t.events[0]
 """
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 
-from .isa.costs import DmaCost
+from .isa.costs import DmaCost, dma_efficiency
 from .program import Program
-from .tensor import View
 
 ENGINES = ("PE", "ACT", "DVE", "POOL", "SP")
+_INF = float("inf")
 
 
 @dataclass
 class Event:
-    index: int          # instruction index
-    engine: str         # engine or 'DMA<k>' queue
+    """One instruction on one track: ``start``..``end`` is the engine time it occupies (ns)."""
+    index: int          # instruction index in the program
+    engine: str         # 'PE', 'ACT', 'DVE', 'POOL', 'SP' or 'DMA<q>' (queue q)
     start: float
     end: float
+    done: float = 0.0   # when its results are visible to consumers
+    wait: float = 0.0   # time the engine sat waiting for this instruction's producers
+    core: int = 0
 
 
 @dataclass
 class Timeline:
+    """The schedule of a program: totals, per-engine busy/wait time and the per-instruction events."""
     total_ns: float
     busy_ns: dict
     events: list = field(default_factory=list)
@@ -36,135 +55,374 @@ class Timeline:
     hbm_read: int = 0
     hbm_write: int = 0
     dma_sizes: list = field(default_factory=list)
+    wait_ns: dict = field(default_factory=dict)
+    count: dict = field(default_factory=dict)
+    makespan_ns: float = 0.0
+    launch_ns: float = 0.0
+    dma_rows: int = 0
+    dma_row_bytes: list = field(default_factory=list)
+    dma_engine_ns: float = 0.0        # sum over transfers of engine-side time (before the HBM cap)
+    dma_hbm_bound: int = 0            # transfers whose duration the HBM share decided
+    psum_bank_wait_ns: float = 0.0
 
     def busy_fraction(self, engine: str) -> float:
         return self.busy_ns.get(engine, 0.0) / self.total_ns if self.total_ns else 0.0
 
 
-def footprint(v: View):
-    """(storage id, p0, p1, b0, b1): partition range and byte range within a partition (on chip)."""
+# ---- footprints: which bytes an operand touches ---------------------------------------------------
+def footprint(v):
+    """(storage id, p0, p1, b0, b1): partition range and byte range within a partition (on chip);
+    for HBM, partitions are (0, 1) and the byte range is the whole span of the view."""
     st = v.storage
     lo, hi = v.byte_span()
-    if not st.buffer.on_chip:
+    if not st.buffer.on_chip or v.dyn is not None:
+        if v.dyn is not None:
+            return st.id, 0, 1 << 30, 0, 1 << 62
         return st.id, 0, 1, lo, hi
-    pbytes = st.free_elems * (st.size and (st.bytes_per_partition // max(1, st.free_elems)))
+    pbytes = st.bytes_per_partition
     if not pbytes:
         return st.id, 0, 1, lo, hi
+    pat = v.pattern
     p0 = lo // pbytes
-    nparts = v.pattern[0][1] if v.pattern else 1
+    nparts = pat[0][1] if pat else 1
     f_lo = lo - p0 * pbytes
-    span_free = 0
-    for s, c in v.pattern[1:]:
-        span_free += abs(s) * (c - 1)
-    f_hi = f_lo + (span_free + 1) * v.itemsize
-    if f_hi > pbytes or (v.pattern and v.pattern[0][0] * v.itemsize != pbytes and nparts > 1):
-        return st.id, 0, st.shape[0], 0, pbytes   # unusual pattern: assume the whole tile
+    span = 0
+    for s, c in pat[1:]:
+        span += (s if s > 0 else -s) * (c - 1)
+    f_hi = f_lo + (span + 1) * v.itemsize
+    if f_hi > pbytes or (nparts > 1 and pat[0][0] * v.itemsize != pbytes):
+        return st.id, 0, st.shape[0], 0, pbytes      # unusual pattern: the whole tile
     return st.id, p0, p0 + nparts, f_lo, f_hi
 
 
 class _Tracker:
-    """Last writers and readers per storage region, for dependency edges."""
+    """Last writers and readers of each storage region, for dependency edges.
+
+    Records are ``[p0, p1, b0, b1, end, done, key, index]``; a write that covers older records
+    supersedes them, and long lists are folded into one bounding record (keeps every dependency).
+    An in-order engine needs no wait for its own earlier instructions except for true (RAW) data
+    dependencies; DMA keys are unique per transfer, since queues run independently.
+    """
+    FOLD = 64
 
     def __init__(self):
-        self.writes: dict[int, list] = {}
-        self.reads: dict[int, list] = {}
+        self.writes: dict = {}
+        self.reads: dict = {}
+
+    def ready(self, fp, is_write, key, sem, prev):
+        """(earliest start allowed by producers of ``fp``, whether ``fp`` reads the result of
+        instruction ``prev`` on the same engine)."""
+        sid, p0, p1, b0, b1 = fp
+        t = 0.0
+        dep_prev = False
+        lst = self.writes.get(sid)
+        if lst:
+            for r in lst:
+                if r[0] < p1 and p0 < r[1] and r[2] < b1 and b0 < r[3]:
+                    if r[6] == key:
+                        if not is_write:                  # RAW on the same engine
+                            if r[4] > t:
+                                t = r[4]
+                            if r[7] == prev:
+                                dep_prev = True
+                    elif r[5] + sem > t:
+                        t = r[5] + sem
+        if is_write:
+            lst = self.reads.get(sid)
+            if lst:
+                for r in lst:
+                    if r[6] != key and r[4] + sem > t and r[0] < p1 and p0 < r[1] and \
+                            r[2] < b1 and b0 < r[3]:
+                        t = r[4] + sem                    # WAR: wait until the reader has read
+        return t, dep_prev
+
+    def record(self, fp, end, done, key, index, is_write):
+        sid, p0, p1, b0, b1 = fp
+        rec = [p0, p1, b0, b1, end, done, key, index]
+        if is_write:
+            lst = self.writes.get(sid)
+            if lst is None:
+                self.writes[sid] = [rec]
+            else:
+                lst[:] = [r for r in lst if not (p0 <= r[0] and r[1] <= p1 and b0 <= r[2]
+                                                 and r[3] <= b1 and r[5] <= done)]
+                lst.append(rec)
+                if len(lst) > self.FOLD:
+                    self._fold(lst)
+            rl = self.reads.get(sid)
+            if rl:
+                rl[:] = [r for r in rl if not (p0 <= r[0] and r[1] <= p1 and b0 <= r[2]
+                                               and r[3] <= b1 and r[4] <= end)]
+            return
+        lst = self.reads.get(sid)
+        if lst is None:
+            self.reads[sid] = [rec]
+        else:
+            lst.append(rec)
+            if len(lst) > self.FOLD:
+                self._fold(lst)
 
     @staticmethod
-    def _overlap(a, b):
-        return a[1] < b[2] and b[1] < a[2] and a[3] < b[4] and b[3] < a[4]
+    def _fold(lst):
+        """Merge the older half into one bounding record (keeps every dependency, may add some)."""
+        half = len(lst) // 2
+        old = lst[:half]
+        merged = [min(r[0] for r in old), max(r[1] for r in old), min(r[2] for r in old),
+                  max(r[3] for r in old), max(r[4] for r in old), max(r[5] for r in old),
+                  ("folded",), -1]
+        lst[:half] = [merged]
 
-    def ready(self, fp, is_write):
-        t, eng = 0.0, None
-        for rec in self.writes.get(fp[0], ()):
-            if rec[5] > t and self._overlap(fp, rec):
-                t, eng = rec[5], rec[6]
-        if is_write:
-            for rec in self.reads.get(fp[0], ()):
-                if rec[5] > t and self._overlap(fp, rec):
-                    t, eng = rec[5], rec[6]
-        return t, eng
 
-    def record(self, fp, end, engine, is_write):
-        lst = (self.writes if is_write else self.reads).setdefault(fp[0], [])
-        if is_write:   # a write that covers older records supersedes them
-            lst[:] = [r for r in lst if not (fp[1] <= r[1] and r[2] <= fp[2] and fp[3] <= r[3]
-                                             and r[4] <= fp[4])]
-            rl = self.reads.get(fp[0])
-            if rl:
-                rl[:] = [r for r in rl if not (fp[1] <= r[1] and r[2] <= fp[2] and fp[3] <= r[3]
-                                               and r[4] <= fp[4] and r[5] <= end)]
-        lst.append(fp + (end, engine))
-        if len(lst) > 4096:
-            del lst[: len(lst) - 4096]
+class _Fluid:
+    """A shared bandwidth resource (the DMA engines, the HBM share) as busy intervals in time.
+
+    ``take(t, amount)`` uses the first ``amount`` ns of free time at or after ``t`` (filling gaps
+    left by transfers that were issued earlier in program order but started later) and returns
+    (first use, completion). Adjacent busy intervals merge, so the list stays short.
+    """
+
+    def __init__(self):
+        self.s: list = []
+        self.e: list = []
+
+    def take(self, t, amount):
+        s, e = self.s, self.e
+        first = None
+        while True:
+            i = bisect.bisect_right(s, t) - 1
+            if i >= 0 and e[i] > t:
+                t = e[i]                   # inside a busy interval: move to its end
+                continue
+            nxt = s[i + 1] if i + 1 < len(s) else _INF
+            use = amount if amount < nxt - t else nxt - t
+            if first is None:
+                first = t
+            self._add(t, t + use)
+            amount -= use
+            if amount <= 1e-9:
+                return first, t + use
+            t += use
+
+    def _add(self, a, b):
+        s, e = self.s, self.e
+        i = bisect.bisect_left(s, a)
+        # merge with the previous interval if it touches
+        if i > 0 and e[i - 1] >= a - 1e-9:
+            i -= 1
+            a = s[i]
+            if e[i] > b:
+                b = e[i]
+            del s[i]
+            del e[i]
+        while i < len(s) and s[i] <= b + 1e-9:
+            if e[i] > b:
+                b = e[i]
+            del s[i]
+            del e[i]
+        s.insert(i, a)
+        e.insert(i, b)
+
+
+# ---- the scheduler --------------------------------------------------------------------------------
+class _Core:
+    """Per-core engine state."""
+
+    def __init__(self, arch):
+        self.free = dict.fromkeys(ENGINES, 0.0)
+        self.busy = dict.fromkeys(ENGINES, 0.0)
+        self.wait = dict.fromkeys(ENGINES, 0.0)
+        self.count = dict.fromkeys(ENGINES, 0)
+        self.last_index = dict.fromkeys(ENGINES, -1)
+        self.port = {"sbuf": 0.0, "psum": 0.0}        # NC-v2 shared ports
+        self.banks = [0.0] * arch.psum_banks          # PSUM bank free times (inf = held)
+        self.bank_of: dict = {}
+        self.dma = _Fluid()                           # the 16 DMA engines together
+        self.dma_q = [0.0] * arch.dma_queues          # display tracks (last end per queue)
+
+
+def _last_uses(program):
+    """storage id -> index of the last instruction touching it (PSUM storages only)."""
+    last = {}
+    for ins in program.instrs:
+        for v in ins.views(ins.op.inputs) + ins.views(ins.op.outputs):
+            if v.storage.buffer.kind == "psum":
+                last[v.storage.id] = ins.index
+    return last
 
 
 def schedule(program: Program, keep_events: bool = True) -> Timeline:
+    """Price ``program`` on its target's engines; returns the Timeline (no data is touched)."""
     arch = program.arch
-    free = {e: 0.0 for e in ENGINES}
-    busy = {e: 0.0 for e in ENGINES}
-    busy["DMA"] = 0.0
-    dma_free = [0.0] * arch.dma_engines
-    last_on_engine: dict[str, float] = {}
+    cores: dict = {}
     tr = _Tracker()
-    events, total = [], 0.0
-    sizes, dma_bytes, hr, hw = [], 0, 0, 0
-    hbm_free = 0.0          # aggregate HBM-share cap as a rolling resource
+    hbm = _Fluid()                                   # shared by the cores of an LNC=2 program
+    events = []
+    sizes, row_bytes = [], []
+    dma_bytes = hr = hw = rows_total = hbm_bound = 0
+    dma_engine_ns = bank_wait = 0.0
+    dma_spans = []                                   # (start, end) per transfer, for the DMA union
     sem = arch.sem_latency_ns
+    shared_ports = arch.v2_shared_ports
+    static_ns = {e: arch.static_overhead_cycles / arch.clock_ghz(e) for e in ENGINES}
+    lat_ns = {e: (arch.pe_fill_cycles if e == "PE" else arch.engine_latency_cycles)
+              / arch.clock_ghz(e) for e in ENGINES}
+    last_use = _last_uses(program)
+    bank_bytes = arch.psum_bank_bytes
+    dma_fixed = arch.dma_fixed_ns + arch.dma_issue_ns
+    bw_e = arch.dma_engine_bytes_per_ns
+    hbm_bw = arch.hbm_share_bytes_per_ns
+    n_eng = arch.dma_engines
+    end_all = 0.0
     for ins in program.instrs:
-        reads = [footprint(v) for v in ins.reads()]
-        writes = [footprint(v) for v in ins.writes()]
-        dep = 0.0
-        for fp in reads:
-            t, e = tr.ready(fp, False)
-            dep = max(dep, t + (sem if e is not None and e != ins.engine else 0.0))
-        for fp in writes:
-            t, e = tr.ready(fp, True)
-            dep = max(dep, t + (sem if e is not None and e != ins.engine else 0.0))
+        core_id = ins.args.get("_core", 0)
+        c = cores.get(core_id)
+        if c is None:
+            c = cores[core_id] = _Core(arch)
+        reads = ins.reads()
+        writes = ins.writes()
+        eng = ins.engine
+        is_dma = eng.startswith("DMA")
+        key = (core_id, "DMA", ins.index) if is_dma else (core_id, eng)
+        prev = -2 if is_dma else c.last_index[eng]
+        dep, dep_prev = 0.0, False
+        rfp = [footprint(v) for v in reads]
+        wfp = [footprint(v) for v in writes]
+        for fp in rfp:
+            t, dp = tr.ready(fp, False, key, sem, prev)
+            if t > dep:
+                dep = t
+            dep_prev = dep_prev or dp
+        for fp in wfp:
+            t, _ = tr.ready(fp, True, key, sem, prev)
+            if t > dep:
+                dep = t
+        # PSUM banks: a tile takes banks at its first use, frees them after its last use
+        for v in writes + reads:
+            st = v.storage
+            if st.buffer.kind == "psum" and st.id not in c.bank_of:
+                n = min(len(c.banks), max(1, math.ceil(st.bytes_per_partition / bank_bytes)))
+                order = sorted(range(len(c.banks)), key=c.banks.__getitem__)[:n]
+                t = max(c.banks[b] for b in order)
+                if t != _INF and t > dep:
+                    bank_wait += t - dep
+                    dep = t
+                for b in order:
+                    c.banks[b] = _INF
+                c.bank_of[st.id] = order
         cost = ins.op.cost(ins, arch)
         if isinstance(cost, DmaCost):
-            n = cost.engines
-            # each engine takes an equal share of the rows
-            rows_e = math.ceil(cost.rows / n)
-            per_row = (max(cost.row_bytes, arch.dma_min_row_bytes) + arch.dma_row_pad_bytes)
-            dur = rows_e * per_row / arch.dma_engine_bytes_per_ns * cost.factor
-            order = sorted(range(len(dma_free)), key=dma_free.__getitem__)[:n]
-            issue = dep + arch.dma_issue_ns
-            start = max([issue] + [dma_free[k] for k in order])
-            hbm_bytes = cost.hbm_read + cost.hbm_write
-            if hbm_bytes:
-                start_h = max(start, hbm_free - dur)
-                dur = max(dur, hbm_bytes / arch.hbm_share_bytes_per_ns)
-                start = start_h
-                hbm_free = start + dur
-            end_busy = start + dur
-            for k in order:
-                dma_free[k] = end_busy
-            end = end_busy + arch.dma_fixed_ns
-            busy["DMA"] += dur
+            n = max(1, min(cost.engines, n_eng))
+            rows_e = -(-cost.rows // n)
+            eff = dma_efficiency(arch, cost.row_bytes)
+            dur = rows_e * cost.row_bytes / (bw_e * eff) * cost.factor
+            dma_engine_ns += dur
+            t0 = dep + dma_fixed
+            start, end = c.dma.take(t0, dur * n / n_eng)
+            if end < start + dur:
+                end = start + dur
+            nbytes = cost.hbm_read + cost.hbm_write
+            if nbytes:
+                hs, he = hbm.take(t0, nbytes / hbm_bw)
+                if he > end:
+                    end = he
+                    hbm_bound += 1
+                if hs < start:
+                    start = hs
+            q = 0
+            for k in range(len(c.dma_q)):          # a display track whose last transfer is over
+                if c.dma_q[k] <= start:
+                    q = k
+                    break
+            else:
+                q = min(range(len(c.dma_q)), key=c.dma_q.__getitem__)
+            c.dma_q[q] = end
+            done = end
+            dma_spans.append((start, end))
             dma_bytes += cost.bytes
             hr += cost.hbm_read
             hw += cost.hbm_write
+            rows_total += cost.rows
             sizes.append(cost.bytes)
-            if keep_events:
-                events.append(Event(ins.index, f"DMA{order[0] if order else 0}", start, end))
-            eng = "DMA"
+            row_bytes.append(cost.row_bytes)
+            track = f"DMA{q}"
+            wait = start - dep
         else:
-            eng = ins.engine
-            start = max(free[eng], dep)
-            if last_on_engine.get(eng) is not None and dep > 0 and dep >= free[eng] and \
-                    dep == last_on_engine[eng]:
-                start += arch.raw_dep_penalty_cycles / arch.clock_ghz(eng) * 0   # knob, off by default
-            end_issue = start + cost
-            free[eng] = end_issue
-            busy[eng] += cost
-            lat = (arch.pe_fill_cycles if eng == "PE" else arch.min_ii_cycles) / arch.clock_ghz(eng)
-            end = end_issue + lat
-            last_on_engine[eng] = end
-            if keep_events:
-                events.append(Event(ins.index, eng, start, end_issue))
-        for fp in reads:
-            tr.record(fp, end, eng, False)
-        for fp in writes:
-            tr.record(fp, end, eng, True)
-        total = max(total, end)
-    return Timeline(total, busy, events, dma_bytes, hr, hw, sizes)
+            free = c.free[eng]
+            if dep_prev:
+                cost += static_ns[eng]      # reads the result of the previous instruction (CM 2.4)
+            start = dep if dep > free else free
+            if shared_ports and eng in ("DVE", "POOL", "ACT"):
+                ports = _ports(eng, reads, writes)
+                for p in ports:
+                    if c.port[p] > start:
+                        start = c.port[p]
+            else:
+                ports = ()
+            end = start + cost
+            for p in ports:
+                c.port[p] = end
+            wait = start - free
+            c.wait[eng] += wait
+            c.free[eng] = end
+            c.busy[eng] += cost
+            c.count[eng] += 1
+            c.last_index[eng] = ins.index
+            done = end + lat_ns[eng]
+            track = eng
+        for fp in rfp:
+            tr.record(fp, end, done, key, ins.index, False)
+        for fp in wfp:
+            tr.record(fp, end, done, key, ins.index, True)
+        if c.bank_of:
+            for v in reads + writes:       # free the PSUM banks of tiles used for the last time
+                sid = v.storage.id
+                if last_use.get(sid) == ins.index and sid in c.bank_of:
+                    for b in c.bank_of.pop(sid):
+                        c.banks[b] = done
+        if done > end_all:
+            end_all = done
+        if keep_events:
+            events.append(Event(ins.index, track, start, end, done, wait, core_id))
+    busy, waits, count = {}, {}, {}
+    for cid, c in cores.items():
+        for e in ENGINES:
+            k = e if cid == 0 else f"{e}@{cid}"
+            busy[k], waits[k], count[k] = c.busy[e], c.wait[e], c.count[e]
+    for e in ENGINES:
+        busy.setdefault(e, 0.0)
+        waits.setdefault(e, 0.0)
+        count.setdefault(e, 0)
+    busy["DMA"] = _union(dma_spans)
+    count["DMA"] = len(sizes)
+    launch = arch.launch_overhead_ns if program.instrs else 0.0
+    return Timeline(end_all + launch, busy, events, dma_bytes, hr, hw, sizes, waits, count,
+                    end_all, launch, rows_total, row_bytes, dma_engine_ns, hbm_bound, bank_wait)
+
+
+def _ports(eng, reads, writes):
+    """NC-v2 shared ports this compute instruction holds (CM 2.1)."""
+    kinds = {v.storage.buffer.kind for v in reads} | {v.storage.buffer.kind for v in writes}
+    ports = []
+    if eng in ("DVE", "POOL") and "sbuf" in kinds:
+        ports.append("sbuf")
+    if eng in ("DVE", "ACT") and "psum" in kinds:
+        ports.append("psum")
+    return ports
+
+
+def _union(intervals):
+    """Total length of the union of (start, end) intervals."""
+    if not intervals:
+        return 0.0
+    intervals = sorted(intervals)
+    total, cs, ce = 0.0, intervals[0][0], intervals[0][1]
+    for s, e in intervals[1:]:
+        if s > ce:
+            total += ce - cs
+            cs, ce = s, e
+        elif e > ce:
+            ce = e
+    return total + ce - cs
+
+
+__all__ = ["ENGINES", "Event", "Timeline", "schedule", "footprint"]

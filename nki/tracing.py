@@ -88,19 +88,61 @@ def _from_numpy(a, kind):
     return a
 
 
-def _const_key(v):
+def _const_key(v, _depth=0):
+    """Cache-key part for a compile-time constant argument.
+
+    Configuration objects (``nl.NKIObject`` subclasses, dataclasses, any object with a
+    ``__dict__``) are keyed by their type and field values, recursively, not by identity: a new
+    but equal config reuses the traced program, and a config mutated between calls retraces.
+    NumPy arrays held in fields are keyed by shape, dtype and content digest.
+    """
     if isinstance(v, list):
-        raise UserKernelError("list arguments are not accepted by NKI kernels (0.3+); pass a tuple",
-                              loc=None)
-    if isinstance(v, (tuple,)):
-        return ("tuple", tuple(_const_key(x) for x in v))
+        if _depth == 0:
+            raise UserKernelError("list arguments are not accepted by NKI kernels (0.3+); pass a "
+                                  "tuple", loc=None)
+        return ("list", tuple(_const_key(x, _depth + 1) for x in v))
+    if _depth > 8:                                    # deep or cyclic structures: identity
+        return (type(v).__qualname__, id(v))
+    if isinstance(v, tuple):
+        return ("tuple", tuple(_const_key(x, _depth + 1) for x in v))
+    if isinstance(v, dict):
+        return ("dict", tuple((repr(k), _const_key(x, _depth + 1))
+                              for k, x in sorted(v.items(), key=lambda kv: repr(kv[0]))))
+    if isinstance(v, np.ndarray):
+        import hashlib
+        return ("ndarray", v.shape, str(v.dtype), hashlib.sha1(np.ascontiguousarray(v).view(
+            np.uint8)).hexdigest())
+    if isinstance(v, View):
+        return ("tensor", v.storage.id, v.offset, v.pattern, v.dtype)
+    if isinstance(v, type) or callable(v) and not hasattr(v, "__dataclass_fields__"):
+        try:
+            hash(v)
+            return (type(v).__qualname__, v)
+        except TypeError:
+            return (type(v).__qualname__, id(v))
+    fields = _fields(v)
+    if fields is not None:
+        return (type(v).__module__, type(v).__qualname__,
+                tuple((k, _const_key(x, _depth + 1)) for k, x in fields))
     try:
         hash(v)
         return (type(v).__qualname__, v)
     except TypeError:
-        if hasattr(v, "__dict__"):
-            return (type(v).__qualname__, repr(sorted(vars(v).items(), key=lambda kv: kv[0])))
         return (type(v).__qualname__, repr(v))
+
+
+def _fields(v):
+    """(name, value) pairs of a configuration object, or None for plain values and enums."""
+    import enum
+    if isinstance(v, (enum.Enum, str, bytes, int, float, complex, bool)) or v is None:
+        return None
+    d = getattr(v, "__dict__", None)
+    if d is None:
+        slots = getattr(type(v), "__slots__", None)
+        if not slots:
+            return None
+        return [(k, getattr(v, k)) for k in sorted(slots) if hasattr(v, k)]
+    return sorted(d.items(), key=lambda kv: kv[0])
 
 
 class Kernel:
@@ -140,6 +182,7 @@ class Kernel:
 
     def trace(self, *args, target=None, **kwargs) -> Program:
         """Trace (or fetch from the cache) the device program for these arguments."""
+        _refuse_lists(self.fn, args, kwargs)
         arch = get_arch(target or self.target)
         key = self._signature(args, kwargs, arch)
         prog = self._cache.get(key)
@@ -160,7 +203,8 @@ class Kernel:
             arr, _ = _to_numpy(v)
             spec = v if isinstance(v, ArraySpec) else (ArraySpec(arr.shape, arr.dtype) if arr is not None else None)
             if spec is not None:
-                view = program.alloc(spec.shape, spec.dtype, "hbm", name=name, kind="input",
+                buf = SHARED_HBM if self.lnc > 1 else "hbm"     # LNC2: inputs are shared by both cores
+                view = program.alloc(spec.shape, spec.dtype, buf, name=name, kind="input",
                                      loc=None)
                 program.inputs.append(view.storage)
                 call_args[name] = view
@@ -174,11 +218,14 @@ class Kernel:
     def _trace(self, arch, args, kwargs):
         program = Program(self.fn.__name__, arch)
         bound, call_args = self._bind(program, args, kwargs)
-        outs_all = []
+        outs_all, shared, ranges = [], [], []
         for pid in range(self.lnc):
             tr = Trace(program, self.lnc, pid)
             prev = getattr(_local, "trace", None)
             _local.trace = tr
+            first = len(program.instrs)
+            if self.lnc > 1:
+                program.alloc = _SharedHbmAlloc(program, pid, shared)
             try:
                 ret = self.fn(**call_args)
                 if tr.graph is not None:
@@ -186,7 +233,18 @@ class Kernel:
                     program.attrs["graph"] = tr.graph.graph
             finally:
                 _local.trace = prev
+                program.__dict__.pop("alloc", None)
+            if self.lnc > 1:
+                # Each core's instructions carry its program id so the timing model can run the two
+                # instruction streams on two NeuronCores that share only HBM.
+                for ins in program.instrs[first:]:
+                    ins.args["_core"] = pid
+                ranges.append((first, len(program.instrs)))
             outs_all.append(ret)
+        program.attrs["lnc"] = self.lnc
+        if self.lnc > 1:
+            program.attrs["core_ranges"] = ranges
+            _check_same_returns(self.fn.__name__, outs_all)
         program.attrs["returns_tuple"] = isinstance(outs_all[0], tuple)
         ret = outs_all[0]
         rets = ret if isinstance(ret, tuple) else (() if ret is None else (ret,))
@@ -203,6 +261,7 @@ class Kernel:
                     operand=r.storage.name, value=r.storage.buffer.name, limit="shared_hbm",
                     loc=r.storage.loc)
             program.outputs.append(r.storage)
+            program.attrs.setdefault("output_views", []).append(r)
         program.attrs["arg_names"] = list(call_args)
         from device.passes import verify_program
         verify_program(program)
@@ -237,10 +296,80 @@ class Kernel:
         outs, mem = run(prog, arrays, return_memory=True)
         _write_back(prog, mem, originals, arrays)
         kind = kinds[0] if kinds else "numpy"
+        outs = [_as_returned(mem, v, o) for v, o in zip(prog.attrs.get("output_views", ()), outs)]
         res = [_from_numpy(o, kind) for o in outs]
         if prog.attrs.get("returns_tuple"):
             return tuple(res)
         return res[0] if len(res) == 1 else (None if not res else tuple(res))
+
+
+def _refuse_lists(fn, args, kwargs):
+    """NKI 0.3+ refuses list arguments (they are mutable, so they cannot key the trace cache)."""
+    try:
+        bound = inspect.signature(fn).bind(*args, **kwargs)
+    except TypeError as e:
+        raise UserKernelError(f"{fn.__name__}(): {e}") from None
+    for name, v in bound.arguments.items():
+        if isinstance(v, list):
+            from device.errors import HardwareRuleError
+            raise HardwareRuleError(
+                "list-argument", f"argument '{name}' of {fn.__name__} is a list; NKI kernels do "
+                f"not accept list arguments (0.3+): pass a tuple", operand=name, value="list",
+                limit="tuple", loc=user_loc())
+
+
+class _SharedHbmAlloc:
+    """``program.alloc`` for core ``pid`` of an LNC=2 trace.
+
+    Both cores run the same kernel body, and a kernel-level ``nl.ndarray(..., nl.shared_hbm)`` is ONE
+    tensor seen by both: core k's n-th shared_hbm allocation is core 0's n-th. Everything else
+    (SBUF, PSUM, private HBM) is allocated per core.
+    """
+
+    def __init__(self, program, pid, shared):
+        self.orig = Program.alloc.__get__(program)
+        self.pid, self.shared, self.count = pid, shared, 0
+
+    def __call__(self, shape, dtype, buffer, *args, **kwargs):
+        from device.tensor import as_buffer
+        if as_buffer(buffer) != SHARED_HBM or kwargs.get("kind", "tile") != "tile":
+            return self.orig(shape, dtype, buffer, *args, **kwargs)
+        n, self.count = self.count, self.count + 1
+        if self.pid == 0:
+            v = self.orig(shape, dtype, buffer, *args, **kwargs)
+            self.shared.append(v)
+            return v
+        want = (tuple(int(d) for d in shape), dtypes.normalize(dtype))
+        if n >= len(self.shared) or (self.shared[n].shape, self.shared[n].dtype) != want:
+            raise UserKernelError(
+                f"under LNC=2 both cores must allocate the same shared_hbm tensors in the same "
+                f"order; core {self.pid} allocated shared_hbm #{n} {list(want[0])} {want[1]} that "
+                f"core 0 did not", loc=user_loc())
+        return View.whole(self.shared[n].storage)
+
+
+def _check_same_returns(name, outs_all):
+    def ids(r):
+        rs = r if isinstance(r, tuple) else (() if r is None else (r,))
+        return [x.storage.id if isinstance(x, View) else id(x) for x in rs]
+    if any(ids(r) != ids(outs_all[0]) for r in outs_all[1:]):
+        raise UserKernelError(f"{name}: under LNC=2 every core must return the same shared_hbm "
+                              f"tensors", loc=None)
+
+
+def _as_returned(mem, view, whole):
+    """The array for a returned tensor, shaped like the view the kernel returned.
+
+    Kernels often return ``out.reshape(...)`` (cascaded_max) or a slice of an output; the
+    storage's full contents are only right when the view covers it in order.
+    """
+    if view.shape == whole.shape and view.offset == 0 and view.is_contiguous():
+        return whole
+    if view.size == whole.size and view.offset == 0 and view.is_contiguous():
+        return whole.reshape(view.shape)
+    a = mem.array(view).copy()
+    want = dtypes.to_numpy(view.dtype)
+    return a.astype(want) if a.dtype != want else a
 
 
 def _write_back(prog, mem, originals, arrays):

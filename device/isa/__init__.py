@@ -41,4 +41,5 @@ def defop(name: str, *, engine: str, outputs=("dst",), inputs=()):
     return deco
 
 
-from . import compute, dma, pe, misc  # noqa: E402,F401  (registers the entries)
+from . import compute, dma, pe, misc, control  # noqa: E402,F401  (registers the entries)
+from . import vector, vector_stats, gpsimd, dma_extra  # noqa: E402,F401

@@ -7,7 +7,7 @@ from .. import alu as A
 from .. import dtypes
 from ..errors import UserKernelError
 from ..tensor import View
-from . import defop
+from . import accum, defop
 from .costs import stream_cost
 from .rules import (check_dtype, check_not_both_psum, check_onchip_operand, check_same_free, fail,
                     is_int, read2d, read_scalar, scalar_or_column, view_arg, write2d)
@@ -32,7 +32,10 @@ class TensorTensor:
         if i.args.get("_engine_given"):
             return i.engine
         op = A.alu(i.args["op"])
-        ints = all(v.dtype in ("int32", "uint32") for v in i.views(("dst", "data1", "data2")))
+        vs = i.views(("dst", "data1", "data2"))
+        ints = all(v.dtype in ("int32", "uint32") for v in vs)
+        if any(v.buffer.kind == "psum" for v in vs):      # GpSimd cannot reach PSUM
+            return "DVE"
         return "POOL" if op.name == "power" or (ints and op.kind != "bitvec") else "DVE"
 
     def check(i, arch):
@@ -58,7 +61,7 @@ class TensorTensor:
         dst, a, b = i.args["dst"], i.args["data1"], i.args["data2"]
         one_psum = (a.buffer.kind == "psum") != (b.buffer.kind == "psum")
         all_bf16 = all(v.dtype in ("bfloat16", "float16") for v in (dst, a, b))
-        passes = 1.0 if (one_psum or all_bf16) else 2.0
+        passes = 1.0 if (one_psum or all_bf16) else arch.dve_two_input_passes   # CM 2.3, calibrated
         return stream_cost(i, arch, dst.free_size, dst, a, b, passes=passes)
 
 
@@ -67,6 +70,26 @@ def _tensor_scalar_apply(x, op, operand, reverse):
         return x
     op = A.alu(op)
     return A.apply_alu(op, operand, x) if reverse else A.apply_alu(op, x, operand)
+
+
+def _tensor_scalar_engine_rules(i, arch, kinds):
+    """Which engine may run which tensor_scalar ops (SPEC 3.2, 2.10)."""
+    ops = (A.op_name(i.args.get("op0")), A.op_name(i.args.get("op1")))
+    ops = tuple(o for o in ops if o not in (None, "bypass"))
+    if "bitvec" in kinds and i.engine != "DVE":
+        fail(i, "engine", f"bitvec ops {ops} run on the Vector engine only, not "
+             f"{_ENGINE_NAME.get(i.engine, i.engine)}", "engine", i.engine, "vector")
+    if i.engine == "POOL" and ops != ("rsqrt",):
+        fail(i, "engine", f"GpSimd runs tensor_scalar only for op0=rsqrt (no op1), got "
+             f"{' then '.join(ops)}; use the Vector engine", "engine", "gpsimd", "op0=rsqrt")
+    if i.engine == "ACT" and arch.gen <= 3 and ops not in _ACT_TS_OPS:
+        fail(i, "engine", f"ScalarE tensor_scalar on {arch.name} supports only (multiply, add), "
+             f"(multiply) or (add); got ({', '.join(ops)})", "engine", "scalar",
+             "(multiply, add)/(multiply)/(add)")
+
+
+_ENGINE_NAME = {"DVE": "VectorE", "ACT": "ScalarE", "POOL": "GpSimd", "PE": "TensorE"}
+_ACT_TS_OPS = {("multiply", "add"), ("multiply",), ("add",)}
 
 
 @defop("tensor_scalar", engine="DVE", inputs=("data", "operand0", "operand1"))
@@ -88,6 +111,7 @@ class TensorScalar:
         if len(kinds) > 1:
             fail(i, "alu-op-kind", "op0 and op1 must both be bitvec or both arithmetic", "op1",
                  i.args.get("op1"), "same kind as op0")
+        _tensor_scalar_engine_rules(i, arch, kinds)
 
     def run(i, mem):
         dst, data = i.args["dst"], i.args["data"]
@@ -110,6 +134,29 @@ class TensorScalar:
         return stream_cost(i, arch, i.args["dst"].free_size, i.args["dst"], i.args["data"])
 
 
+def _activation_rules(i, arch, dst):
+    """bias/reduce rules of activation (SPEC 3.2; nki.isa.activation / activation_reduce docs)."""
+    bias = i.args.get("bias")
+    if bias is not None and not isinstance(bias, View) and arch.gen == 2:
+        fail(i, "activation-bias", f"bias={bias} is a scalar; on NeuronCore-v2 bias must be a "
+             f"({dst.shape[0]}, 1) tile", "bias", bias, f"({dst.shape[0]}, 1) tile")
+    if isinstance(bias, View) and bias.dtype == "tfloat32":
+        fail(i, "dtype", "bias cannot be tfloat32", "bias", bias.dtype, "any dtype but tfloat32")
+    if bias is not None and arch.gen == 2 and A.op_name(i.args.get("op")) == "reciprocal":
+        fail(i, "activation-bias", "activation(op=reciprocal) accepts no bias on NeuronCore-v2",
+             "bias", "given", None)
+    cmd = accum.cmd_name(i.args.get("reduce_cmd"))
+    if cmd == "load_reduce":
+        fail(i, "reduce-cmd", "reduce_cmd=load_reduce is not supported by activation; use "
+             "reset, reduce, reset_reduce or idle", "reduce_cmd", cmd, "idle/reset/reduce/reset_reduce")
+    rop = i.args.get("reduce_op")
+    if rop is not None:
+        # the activation doc says add only; activation_reduce says add only on v2
+        allowed = ("add",) if arch.gen == 2 else ("add", "maximum", "minimum")
+        accum.check_op_in(i, "reduce_op", allowed, f"on {arch.name} reduce_op must be")
+    accum.check_column(i, arch, "reduce_res", dst.shape[0])
+
+
 @defop("activation", engine="ACT", outputs=("dst", "reduce_res"), inputs=("data", "bias", "scale"))
 class Activation:
     """dst = op(data * scale + bias) on ScalarE; optional add-reduce along free dims into reduce_res."""
@@ -124,12 +171,7 @@ class Activation:
             scalar_or_column(i, arch, "bias")
         if isinstance(i.args.get("scale"), View) or i.args.get("scale") is not None:
             scalar_or_column(i, arch, "scale", required=False)
-        rr = i.args.get("reduce_res")
-        if rr is not None:
-            check_onchip_operand(i, arch, "reduce_res", rr)
-            if rr.free_size != 1 or rr.shape[0] != dst.shape[0]:
-                fail(i, "shape-mismatch", f"reduce_res must be ({dst.shape[0]}, 1), got "
-                     f"{list(rr.shape)}", "reduce_res", list(rr.shape), [dst.shape[0], 1])
+        _activation_rules(i, arch, dst)
 
     def run(i, mem):
         dst, data = i.args["dst"], i.args["data"]
@@ -142,12 +184,17 @@ class Activation:
             x = x + read_scalar(mem, i, "bias", P)
         y = A.apply_act(A.act(i.args["op"]), x.astype(np.float32))
         write2d(mem, dst, y)
+        # ScalarE reduce_regs: reset zeroes them, reduce/reset_reduce fold this result in, idle
+        # leaves them; reduce_res reads them out (activation pseudo-code, NKI 0.6).
+        cmd = accum.cmd_name(i.args.get("reduce_cmd"))
+        red = A.alu(i.args.get("reduce_op") or "add")
+        part = accum.reduce_free(red, y) if cmd in ("reduce", "reset_reduce") else None
+        r = accum.accumulate(mem, "ACT", accum.lanes(data), cmd, red, part, identity=0.0)
         if i.args.get("reduce_res") is not None:
-            red = A.alu(i.args.get("reduce_op") or "add")
-            write2d(mem, i.args["reduce_res"], _reduce(red, y, [1], False))
+            write2d(mem, i.args["reduce_res"], r)
 
     def cost(i, arch):
-        extra = arch.min_ii_cycles if i.args.get("reduce_res") is not None else 0
+        extra = arch.min_ii_cycles if i.args.get("reduce_res") is not None else 0  # readout instr
         return stream_cost(i, arch, i.args["dst"].free_size, i.args["dst"], i.args["data"],
                            extra_cycles=extra)
 

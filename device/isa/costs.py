@@ -57,6 +57,38 @@ class DmaCost:
     factor: float = 1.0          # >1 for transposing DMAs
 
 
+def dma_efficiency(arch, row_bytes: float) -> float:
+    """Fraction of a DMA engine's peak reached with ``row_bytes``-byte rows (CM 2.6 curve).
+
+    Log-linear interpolation in the arch's ``dma_curve`` after scaling the row size by
+    ``dma_curve_scale`` (the per-generation calibration); clamped at both ends.
+    """
+    key = (arch.name, row_bytes)
+    hit = _EFF_CACHE.get(key)
+    if hit is not None:
+        return hit
+    b = max(1.0, float(row_bytes)) * arch.dma_curve_scale
+    pts = arch.dma_curve
+    if b <= pts[0][0]:
+        eff = pts[0][1] * b / pts[0][0]
+    elif b >= pts[-1][0]:
+        eff = pts[-1][1]
+    else:
+        eff = pts[-1][1]
+        for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+            if x0 <= b <= x1:
+                w = (math.log2(b) - math.log2(x0)) / (math.log2(x1) - math.log2(x0))
+                eff = y0 + w * (y1 - y0)
+                break
+    eff = max(eff, 1e-3)
+    if len(_EFF_CACHE) < 65536:
+        _EFF_CACHE[key] = eff
+    return eff
+
+
+_EFF_CACHE: dict = {}
+
+
 def contiguous_run(v: View) -> int:
     """Elements in the longest contiguous innermost run of ``v`` (per partition on chip)."""
     pat = [(s, c) for s, c in v.pattern if c != 1]

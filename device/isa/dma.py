@@ -28,12 +28,18 @@ class DmaCopy:
         if dst.size != src.size:
             fail(i, "shape-mismatch", f"dst has {dst.size} elements {list(dst.shape)} but src has "
                  f"{src.size} {list(src.shape)}", "src", list(src.shape), list(dst.shape))
+        if i.args.get("priority") is not None and arch.gen < 4:
+            fail(i, "generation", f"priority={i.args['priority']} needs NeuronCore-v4; target "
+                 f"{arch.name} is NeuronCore-v{arch.gen}", "priority", i.args["priority"], "gen >= 4")
         if str(i.args.get("dge_mode", "")).endswith("hwdge") and dst.dtype != src.dtype:
             fail(i, "dtype", f"hwdge DMA cannot convert {src.dtype} to {dst.dtype}; use .view()",
                  "dst", dst.dtype, src.dtype)
 
     def run(i, mem):
         dst, src = i.args["dst"], i.args["src"]
+        if src.dyn is not None or dst.dyn is not None:    # indirect: honours oob_mode=skip
+            from .dma_extra import dma_copy_dynamic
+            return dma_copy_dynamic(i, mem)
         x = mem.read(src, i.loc)
         if src.dtype == dst.dtype:
             mem.write(dst, x.reshape(dst.shape), rounded=True)

@@ -41,6 +41,8 @@ def check_alloc(st, arch):
                 f"has {st.shape[0]} partitions (dimension 0); the limit is {arch.partitions}. "
                 f"Tile the partition dimension", operand=st.name, value=st.shape[0],
                 limit=arch.partitions, loc=st.loc)
+        if st.address is not None:
+            _check_address(st, arch)
         if st.buffer.kind == "psum" and st.address is not None and st.address[1] % arch.psum_bank_bytes:
             raise HardwareRuleError("psum-address-align", f"PSUM tensor {st.name} address "
                                     f"{st.address[1]} does not start on a {arch.psum_bank_bytes}-byte "
@@ -54,6 +56,28 @@ def check_alloc(st, arch):
                 value=st.bytes_per_partition, limit=cap, loc=st.loc)
 
 
+def _check_address(st, arch):
+    """A user-placed tile (``address=(partition, byte)``) must lie inside its buffer."""
+    p0, b0 = st.address
+    if p0 < 0 or p0 + st.shape[0] > arch.partitions:
+        raise HardwareRuleError(
+            "partition-limit", f"tensor {st.name} placed at partition {p0} with {st.shape[0]} "
+            f"partitions reaches partition {p0 + st.shape[0] - 1}; the {st.buffer.name} has "
+            f"partitions 0-{arch.partitions - 1}", operand=st.name, value=p0 + st.shape[0],
+            limit=arch.partitions, loc=st.loc)
+    cap = (arch.psum_bytes_per_partition if st.buffer.kind == "psum"
+           else arch.sbuf_usable_bytes_per_partition)
+    if b0 < 0 or b0 + st.bytes_per_partition > cap:
+        raise HardwareRuleError(
+            "address-range", f"tensor {st.name} placed at byte {b0} needs bytes [{b0}, "
+            f"{b0 + st.bytes_per_partition}) per partition; the {arch.name} {st.buffer.name} has "
+            f"{cap} usable bytes per partition", operand=st.name,
+            value=b0 + st.bytes_per_partition, limit=cap, loc=st.loc)
+
+
+# Compute engines reach SBUF/PSUM through 32-partition quadrants, so an access's start partition
+# depends on how many partitions it spans (trainium_inferentia2_arch.rst, "start_partition").
+# DMA queues address partitions individually and are exempt.
 def check_partitions(i, arch, name, v: View):
     if not v.on_chip:
         return
@@ -64,15 +88,17 @@ def check_partitions(i, arch, name, v: View):
     if start + n > arch.partitions:
         fail(i, "partition-limit", f"operand '{name}' reaches partition {start + n - 1}; the limit is "
              f"{arch.partitions - 1}", name, start + n, arch.partitions)
+    if i.engine == "DMA":
+        return
     if n > 64 and start != 0:
         fail(i, "partition-start", f"operand '{name}' uses {n} partitions starting at {start}; more "
-             f"than 64 partitions must start at 0", name, start, 0)
+             f"than 64 partitions must start at partition 0", name, start, 0)
     if 32 < n <= 64 and start not in (0, 64):
         fail(i, "partition-start", f"operand '{name}' uses {n} partitions starting at {start}; 33-64 "
-             f"partitions must start at 0 or 64", name, start, "0 or 64")
-    if n <= 32 and start % 32 and (start // 32) != ((start + n - 1) // 32):
-        fail(i, "partition-start", f"operand '{name}' uses {n} partitions starting at {start}, "
-             f"crossing a 32-partition quadrant", name, start, "0/32/64/96")
+             f"partitions must start at partition 0 or 64", name, start, "0 or 64")
+    if n <= 32 and start % 32:
+        fail(i, "partition-start", f"operand '{name}' uses {n} partitions starting at {start}; up "
+             f"to 32 partitions must start at partition 0, 32, 64 or 96", name, start, "0/32/64/96")
 
 
 def check_free_size(i, arch, name, v: View):
@@ -94,6 +120,10 @@ def check_buffer(i, name, v: View, allowed):
 
 def check_onchip_operand(i, arch, name, v: View, allowed=("sbuf", "psum")):
     check_buffer(i, name, v, allowed)
+    if i.engine == "POOL" and v.buffer.kind == "psum":
+        fail(i, "buffer", f"operand '{name}' ({v.storage.name}) is in PSUM; GpSimd {i.op.name} "
+             f"cannot access PSUM: use the Vector or Scalar engine, or copy it to SBUF first",
+             name, "psum", "sbuf")
     check_partitions(i, arch, name, v)
     check_free_size(i, arch, name, v)
 

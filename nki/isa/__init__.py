@@ -109,3 +109,5 @@ def _drop_legacy_dtype(dst, dtype):
 
 
 from .instructions import *  # noqa: E402,F401,F403
+from ..language.control import (VirtualRegister, register_alloc, register_load,  # noqa: E402,F401
+                                register_move, register_store)

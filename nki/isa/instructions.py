@@ -4,6 +4,18 @@ from __future__ import annotations
 from device.errors import UserKernelError
 
 from . import _drop_legacy_dtype, _emit, dge_mode, engine, oob_mode, reduce_cmd
+from . import oob_mode as _OOB
+from . import reduce_cmd as _RC
+
+FP32_MIN = -3.4028234663852886e38
+
+
+def _enum(api, param, value, cls):
+    """NKI 0.3+: enum parameters take enum members, not raw integers."""
+    if value is not None and not isinstance(value, cls):
+        raise UserKernelError(f"nisa.{api}: {param} must be an nisa.{cls.__name__} value, got "
+                              f"{value!r}")
+    return value
 
 
 def nc_matmul(dst, stationary, moving, is_stationary_onezero=False, is_moving_onezero=False,
@@ -35,7 +47,16 @@ def activation(dst, op, data, bias=None, scale=1.0, reduce_op=None, reduce_res=N
                reduce_cmd=reduce_cmd.idle, name=None, dtype=None, **_legacy):
     _drop_legacy_dtype(dst, dtype)
     return _emit("activation", None, name, dst=dst, op=op, data=data, bias=bias, scale=scale,
-                 reduce_op=reduce_op, reduce_res=reduce_res)
+                 reduce_op=reduce_op, reduce_res=reduce_res,
+                 reduce_cmd=_enum("activation", "reduce_cmd", reduce_cmd, _RC))
+
+
+def activation_reduce(dst, op, data, reduce_op, reduce_res, bias=None, scale=1.0, name=None,
+                      dtype=None, **_legacy):
+    """activation with reduce_cmd=reset_reduce and a readout into reduce_res."""
+    _drop_legacy_dtype(dst, dtype)
+    return _emit("activation", None, name, dst=dst, op=op, data=data, bias=bias, scale=scale,
+                 reduce_op=reduce_op, reduce_res=reduce_res, reduce_cmd=_RC.reset_reduce)
 
 
 def tensor_copy(dst, src, engine=engine.unknown, name=None, dtype=None, **_legacy):
@@ -63,4 +84,141 @@ def iota(dst, pattern, offset=0, channel_multiplier=0, name=None, **_legacy):
 def dma_copy(dst, src, priority=None, oob_mode=oob_mode.error, dge_mode=dge_mode.unknown,
              engine=engine.unknown, name=None, **_legacy):
     return _emit("dma_copy", None, name, dst=dst, src=src, oob_mode=oob_mode,
-                 dge_mode=getattr(dge_mode, "name", dge_mode))
+                 dge_mode=getattr(dge_mode, "name", dge_mode), priority=priority)
+
+
+# ---- Vector engine ------------------------------------------------------------------------------
+def scalar_tensor_tensor(dst, data, op0, operand0, op1, operand1, reverse0=False, reverse1=False,
+                         name=None, **_legacy):
+    return _emit("scalar_tensor_tensor", None, name, dst=dst, data=data, op0=op0,
+                 operand0=operand0, op1=op1, operand1=operand1, reverse0=reverse0,
+                 reverse1=reverse1)
+
+
+def tensor_tensor_scan(dst, data0, data1, initial, op0, op1, reverse0=False, reverse1=False,
+                       name=None, **_legacy):
+    return _emit("tensor_tensor_scan", None, name, dst=dst, data0=data0, data1=data1,
+                 initial=initial, op0=op0, op1=op1, reverse0=reverse0, reverse1=reverse1)
+
+
+def tensor_scalar_reduce(dst, data, op0, operand0, reduce_op, reduce_res=None, reverse0=False,
+                         reduce_cmd=reduce_cmd.reset_reduce, reduce_init=None,
+                         reduce_res_negate=False, name=None, **_legacy):
+    return _emit("tensor_scalar_reduce", None, name, dst=dst, data=data, op0=op0,
+                 operand0=operand0, reduce_op=reduce_op, reduce_res=reduce_res, reverse0=reverse0,
+                 reduce_cmd=_enum("tensor_scalar_reduce", "reduce_cmd", reduce_cmd, _RC),
+                 reduce_init=reduce_init, reduce_res_negate=reduce_res_negate)
+
+
+def tensor_scalar_cumulative(dst, src, op0, op1, imm0, imm1=None,
+                             reduce_cmd=reduce_cmd.reset_reduce, name=None, **_legacy):
+    return _emit("tensor_scalar_cumulative", None, name, dst=dst, src=src, op0=op0, op1=op1,
+                 imm0=imm0, imm1=imm1,
+                 reduce_cmd=_enum("tensor_scalar_cumulative", "reduce_cmd", reduce_cmd, _RC))
+
+
+def tensor_copy_predicated(dst, src, predicate, reverse_pred=False, name=None, **_legacy):
+    return _emit("tensor_copy_predicated", None, name, dst=dst, src=src, predicate=predicate,
+                 reverse_pred=reverse_pred)
+
+
+def select_reduce(dst, predicate, on_true, on_false, reduce_res=None, reduce_cmd=reduce_cmd.idle,
+                  reduce_op="maximum", reverse_pred=False, name=None, **_legacy):
+    return _emit("select_reduce", None, name, dst=dst, predicate=predicate, on_true=on_true,
+                 on_false=on_false, reduce_res=reduce_res,
+                 reduce_cmd=_enum("select_reduce", "reduce_cmd", reduce_cmd, _RC),
+                 reduce_op=reduce_op, reverse_pred=reverse_pred)
+
+
+def range_select(dst, on_true_tile, comp_op0, comp_op1, bound0, bound1,
+                 reduce_cmd=reduce_cmd.reset_reduce, reduce_res=None, reduce_op="maximum",
+                 range_start=0, on_false_value=FP32_MIN, name=None, **_legacy):
+    return _emit("range_select", None, name, dst=dst, on_true_tile=on_true_tile,
+                 comp_op0=comp_op0, comp_op1=comp_op1, bound0=bound0, bound1=bound1,
+                 reduce_cmd=_enum("range_select", "reduce_cmd", reduce_cmd, _RC),
+                 reduce_res=reduce_res, reduce_op=reduce_op, range_start=range_start,
+                 on_false_value=on_false_value)
+
+
+def exponential(dst, src, max_value=0.0, reduce_res=None, reduce_cmd=reduce_cmd.idle,
+                reduce_init=0.0, name=None, **_legacy):
+    return _emit("exponential", None, name, dst=dst, src=src, max_value=max_value,
+                 reduce_res=reduce_res,
+                 reduce_cmd=_enum("exponential", "reduce_cmd", reduce_cmd, _RC),
+                 reduce_init=reduce_init)
+
+
+def reciprocal(dst, data, name=None, **_legacy):
+    return _emit("reciprocal", None, name, dst=dst, data=data)
+
+
+def bn_stats(dst, data, name=None, **_legacy):
+    return _emit("bn_stats", None, name, dst=dst, data=data)
+
+
+def bn_aggr(dst, data, name=None, **_legacy):
+    return _emit("bn_aggr", None, name, dst=dst, data=data)
+
+
+def max8(dst, src, name=None, **_legacy):
+    return _emit("max8", None, name, dst=dst, src=src)
+
+
+def nc_find_index8(dst, data, vals, name=None, **_legacy):
+    return _emit("nc_find_index8", None, name, dst=dst, data=data, vals=vals)
+
+
+def nc_match_replace8(dst, data, vals, imm, dst_idx=None, name=None, **_legacy):
+    return _emit("nc_match_replace8", None, name, dst=dst, data=data, vals=vals, imm=imm,
+                 dst_idx=dst_idx)
+
+
+def nc_stream_shuffle(dst, src, shuffle_mask, name=None, **_legacy):
+    mask = tuple(shuffle_mask) if isinstance(shuffle_mask, (list, tuple)) else shuffle_mask
+    return _emit("nc_stream_shuffle", None, name, dst=dst, src=src, shuffle_mask=mask)
+
+
+def dropout(dst, data, prob, name=None, **_legacy):
+    return _emit("dropout", None, name, dst=dst, data=data, prob=prob)
+
+
+# ---- GpSimd engine ------------------------------------------------------------------------------
+def tensor_partition_reduce(dst, op, data, name=None, **_legacy):
+    return _emit("tensor_partition_reduce", None, name, dst=dst, op=op, data=data)
+
+
+def affine_select(dst, pattern, channel_multiplier, on_true_tile, on_false_value, cmp_op="equal",
+                  offset=0, name=None, **_legacy):
+    return _emit("affine_select", None, name, dst=dst, pattern=[list(p) for p in pattern],
+                 channel_multiplier=channel_multiplier, on_true_tile=on_true_tile,
+                 on_false_value=on_false_value, cmp_op=cmp_op, offset=offset)
+
+
+def local_gather(dst, src_buffer, index, num_elem_per_idx=1, num_valid_indices=None, name=None,
+                 **_legacy):
+    return _emit("local_gather", None, name, dst=dst, src_buffer=src_buffer, index=index,
+                 num_elem_per_idx=num_elem_per_idx, num_valid_indices=num_valid_indices)
+
+
+def nc_n_gather(dst, data, indices, name=None, **_legacy):
+    return _emit("nc_n_gather", None, name, dst=dst, data=data, indices=indices)
+
+
+def topk(val_dst, idx_dst, src, n, name=None, **_legacy):
+    return _emit("topk", None, name, val_dst=val_dst, idx_dst=idx_dst, src=src, n=n)
+
+
+# ---- DMA ----------------------------------------------------------------------------------------
+def dma_transpose(dst, src, axes=None, priority=None, dge_mode=dge_mode.unknown,
+                  oob_mode=oob_mode.error, name=None, **_legacy):
+    return _emit("dma_transpose", None, name, dst=dst, src=src,
+                 axes=tuple(axes) if axes is not None else None, priority=priority,
+                 dge_mode=getattr(dge_mode, "name", dge_mode),
+                 oob_mode=_enum("dma_transpose", "oob_mode", oob_mode, _OOB))
+
+
+def dma_compute(dst, srcs, reduce_op, scales=None, unique_indices=True, oob_mode=oob_mode.error,
+                name=None, **_legacy):
+    return _emit("dma_compute", None, name, dst=dst, srcs=list(srcs), reduce_op=reduce_op,
+                 scales=None if scales is None else list(scales), unique_indices=unique_indices,
+                 oob_mode=_enum("dma_compute", "oob_mode", oob_mode, _OOB))

@@ -10,6 +10,7 @@ from .ops import (OpToken, TOKENS, broadcast_to, copy, expand_dims, load, matmul
                   prod, promote, store, sum, transpose)
 from .ops import all  # noqa: A004
 from .extra import *  # noqa: F401,F403
+from .control import VirtualRegister, fori_loop, while_loop  # noqa: F401
 
 globals().update({k: v for k, v in TOKENS.items() if k not in ("copy",)})
 copy = TOKENS["copy"]

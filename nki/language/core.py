@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import warnings
 
 import numpy as np
@@ -59,7 +60,10 @@ class _TileSize:
     psum_fmax = property(lambda s: s._arch().psum_bank_bytes // 4)
     psum_bank_fmax = psum_fmax
     psum_bank_fmax_bytes = property(lambda s: s._arch().psum_bank_bytes)
-    psum_num_banks = property(lambda s: s._arch().psum_banks)
+    # one bank is reserved when DMA transposes are lowered to PE transposes on trn2+ (SPEC 2.3)
+    psum_num_banks = property(lambda s: s._arch().psum_banks - (
+        1 if s._arch().gen >= 3 and os.environ.get("NKI_DMA_TRANSPOSE_AS_PE_TRANSPOSE", "")
+        .lower() == "true" else 0))
     gemm_stationary_fmax = property(lambda s: s._arch().gemm_stationary_fmax)
     gemm_moving_fmax = property(lambda s: s._arch().gemm_moving_fmax)
     bn_stats_fmax = property(lambda s: s._arch().bn_stats_fmax)
@@ -193,7 +197,13 @@ def program_ndim():
 
 @contextlib.contextmanager
 def no_reorder():
-    yield
+    """Keep program order inside the block (the emulator is in-order anyway); no dynamic loops."""
+    tr = current("nl.no_reorder")
+    tr.no_reorder_depth = getattr(tr, "no_reorder_depth", 0) + 1
+    try:
+        yield
+    finally:
+        tr.no_reorder_depth -= 1
 
 
 def device_print(print_prefix, tensor):

@@ -135,6 +135,10 @@ def _unary(name, x, dtype=None, **_legacy):
     tr = current(f"nl.{name}")
     if not _is_tensor(x):
         from device.alu import ACT, apply_act
+        if name == "logical_not":
+            return float(x == 0)
+        if name == "invert":
+            return ~int(x)
         return float(apply_act(ACT[name], np.float32(x)))
     if _graph_mode(x):
         from lowering.frontend import graph_op
@@ -179,6 +183,12 @@ def _reduce(opname, x, axis, dtype=None, keepdims=False, negate=False, api=None,
                                                                "keepdims": keepdims}, dtype=dtype)
     _check_onchip(api or opname, "x", x)
     axes = _axes(x, axis)
+    want = list(range(x.ndim - len(axes), x.ndim))
+    if 0 in axes or axes != want:        # SPEC 2.8: only the trailing contiguous free axes
+        raise HardwareRuleError(
+            "reduce-axis", f"nl.{api or opname} axis {axes} of a {x.ndim}-D tile must be the "
+            f"trailing contiguous free axes ([1], [1, 2], ...), never the partition axis 0",
+            operand="axis", value=axes, limit=want, loc=user_loc(3))
     kept = [d for i, d in enumerate(x.shape) if i not in axes]
     out_shape = [1 if i in axes else d for i, d in enumerate(x.shape)] if keepdims else kept
     if len(out_shape) < 2:
@@ -206,7 +216,11 @@ def prod(x, axis, dtype=None, keepdims=False, **kw):
 
 
 def all(x, axis, dtype=None, **kw):                      # noqa: A001
-    return _reduce("logical_and", x, axis, dtype, False, api="all")
+    # min over (x != 0): one vectorised reduction with the 1.0/0.0 result of logical_and
+    current("nl.all")
+    _check_onchip("all", "x", x)
+    nz = TOKENS["not_equal"](x, 0.0, dtype="float32")
+    return _reduce("minimum", nz, axis, dtype or x.dtype, False, api="all")
 
 
 def mean(x, axis, dtype=None, keepdims=False, **kw):

@@ -1,0 +1,108 @@
+"""Dynamic offsets: views whose address depends on tensor *values* read at run time.
+
+NKI's ``.ap(pattern, offset, scalar_offset=..., vector_offset=..., indirect_dim=k)`` builds such a
+view; ``View.dyn = (kind, offset_source, indirect_dim, row_elems)`` records it, where ``row_elems``
+= prod(shape[k+1:]) of the tensor ``.ap`` was called on (SPEC 2.4: strides of the base tensor).
+
+- ``scalar``: one value ``s`` (a 1-element tensor, or a Python int) shifts the whole pattern:
+  ``addr = offset + s * row_elems + sum(stride_j * i_j)``.
+- ``vector``: a (P, 1) index tensor gives one value per entry of the first pattern dimension,
+  whose stride it replaces: ``addr = offset + idx[i_0] * row_elems + sum_{j>0}(stride_j * i_j)``
+  (a gather when read, a scatter when written; the first pair's stride is a placeholder).
+
+``Memory.read``/``Memory.write`` call :func:`read`/:func:`write` for such views, so every
+instruction supports them. DMA's ``oob_mode=skip`` can use :func:`rows` to drop out-of-range rows.
+
+    >>> import numpy as np
+    >>> from device.memory import Memory
+    >>> from device.tensor import Storage, View, SBUF, HBM
+    >>> m = Memory(); table = View.whole(Storage((4, 3), "float32", HBM))
+    >>> m.write(table, np.arange(12).reshape(4, 3))
+    >>> idx = View.whole(Storage((2, 1), "int32", SBUF)); m.write(idx, [[3], [1]])
+    >>> m.read(table.ap([[3, 2], [1, 3]], vector_offset=idx)).tolist()
+    [[9.0, 10.0, 11.0], [3.0, 4.0, 5.0]]
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import HardwareRuleError
+from .tensor import View
+
+
+def _values(mem, src, loc) -> np.ndarray:
+    """The integer offsets held by ``src`` (a tensor view or a plain int)."""
+    if isinstance(src, View):
+        return np.asarray(mem.read(src, loc)).reshape(-1).astype(np.int64)
+    hook = getattr(src, "dynamic_value", None)       # e.g. a register object: value(mem)
+    if hook is not None:
+        return np.asarray(hook(mem)).reshape(-1).astype(np.int64)
+    return np.asarray([int(src)], np.int64)
+
+
+def _in_bounds(v: View) -> bool:
+    lo, hi = v.element_span()
+    total = mem_elems(v)
+    return hi < lo or (lo >= 0 and hi < total)
+
+
+def mem_elems(v: View) -> int:
+    """Elements of ``v.dtype`` that fit in the storage (the bound for a resolved address)."""
+    from . import dtypes
+    st = v.storage
+    return st.size * dtypes.itemsize(st.dtype) // dtypes.itemsize(v.dtype)
+
+
+def rows(mem, v: View, loc=None, skip_oob: bool = False):
+    """Resolve ``v`` into static views: ``[(index, View | None), ...]``.
+
+    Scalar offsets give one entry (index None) covering the whole view. Vector offsets give one
+    entry per first-dimension position. An out-of-range address raises ``access-out-of-bound``
+    unless ``skip_oob`` (then the entry's view is None and the caller leaves it untouched).
+    """
+    kind, src, _dim, row = v.dyn
+    vals = _values(mem, src, loc)
+    if kind == "scalar":
+        out = [(None, View(v.storage, v.offset + int(vals[0]) * row, v.pattern, v.dtype))]
+    else:
+        n = v.pattern[0][1] if v.pattern else 1
+        if vals.size < n:
+            raise HardwareRuleError("dynamic-offset", f"vector_offset has {vals.size} values but the "
+                                    f"access pattern's first dimension has {n}", operand="vector_offset",
+                                    value=vals.size, limit=n, loc=loc)
+        sub = ((0, 1),) + tuple(v.pattern[1:])
+        out = [(i, View(v.storage, v.offset + int(vals[i]) * row, sub, v.dtype)) for i in range(n)]
+    res = []
+    for i, w in out:
+        if not _in_bounds(w):
+            if skip_oob:
+                res.append((i, None))
+                continue
+            lo, hi = w.element_span()
+            val = int(vals[0] if i is None else vals[i])
+            raise HardwareRuleError(
+                "access-out-of-bound", f"dynamic offset {val} ({kind}_offset"
+                f"{'' if i is None else f'[{i}]'}) makes the access reach elements [{lo}, {hi}] of "
+                f"{v.storage.name}, which has {mem_elems(v)}", operand=v.storage.name, value=val,
+                limit=mem_elems(v), loc=loc)
+        res.append((i, w))
+    return res
+
+
+def read(mem, v: View, loc=None) -> np.ndarray:
+    """Gather the values a dynamic view addresses, shaped like ``v``."""
+    parts = rows(mem, v, loc)
+    if parts[0][0] is None:
+        return mem.read(parts[0][1], loc)
+    return np.concatenate([mem.read(w, loc) for _, w in parts], axis=0).reshape(v.shape)
+
+
+def write(mem, v: View, values, rounded: bool = False, loc=None):
+    """Scatter ``values`` (shaped like ``v``) to the addresses a dynamic view resolves to."""
+    parts = rows(mem, v, loc)
+    vals = np.broadcast_to(np.asarray(values), v.shape)
+    if parts[0][0] is None:
+        mem.write(parts[0][1], vals, rounded)
+        return
+    for i, w in parts:                    # in order: a repeated index keeps the last row
+        mem.write(w, vals[i:i + 1], rounded)

@@ -1,0 +1,115 @@
+"""Dynamic control flow (NKI 0.6): ``nl.fori_loop``, ``nl.while_loop`` and virtual registers.
+
+The loop body is traced once into its own instruction list, which becomes one device instruction
+(``fori_loop`` / ``while_loop`` in device/isa/control.py) that runs it as many times as the
+registers say at run time. The body sees its induction/condition value as a ``VirtualRegister``:
+use it as a ``scalar_offset`` of ``.ap`` or store it with ``nisa.register_store``; Python
+``if``/``int()``/``range()`` on it raise ``TypeError`` because the value exists only on device.
+
+    def body(i):
+        nisa.dma_copy(dst=tmp, src=data.ap([[1, 1], [1, 1]], scalar_offset=i, indirect_dim=1))
+    nl.fori_loop(0, n_reg, body)
+"""
+from __future__ import annotations
+
+from device.errors import UserKernelError, user_loc
+from device.isa.control import VirtualRegister
+from device.tensor import View
+
+from ..tracing import current
+
+__all__ = ["fori_loop", "while_loop", "VirtualRegister"]
+
+
+def _bound(tr, x, what):
+    if isinstance(x, VirtualRegister):
+        return x
+    if isinstance(x, bool) or not hasattr(x, "__index__"):
+        raise UserKernelError(f"nl.fori_loop: {what} must be an int or a VirtualRegister, got "
+                              f"{type(x).__name__}", loc=user_loc(3))
+    return int(x)
+
+
+def _not_in_no_reorder(tr, api):
+    if getattr(tr, "no_reorder_depth", 0):
+        raise UserKernelError(f"nl.{api} cannot be used inside an nl.no_reorder() block",
+                              loc=user_loc(3))
+
+
+def trace_body(tr, fn, *args):
+    """Run ``fn(*args)`` with a fresh instruction list; return (instructions, fn's result)."""
+    prog = tr.program
+    saved = prog.instrs
+    prog.instrs = []
+    try:
+        ret = fn(*args)
+    finally:
+        body, prog.instrs = prog.instrs, saved
+    return body, ret
+
+
+def _footprint(body):
+    reads, writes = [], []
+    for ins in body:
+        reads += [v for v in ins.reads() if isinstance(v, View)]
+        writes += [v for v in ins.writes() if isinstance(v, View)]
+    return reads, writes
+
+
+def fori_loop(lower, upper, body_fun, step=1):
+    """``for i in range(lower, upper, step): body_fun(i)`` on device; bounds may be registers."""
+    tr = current("nl.fori_loop")
+    _not_in_no_reorder(tr, "fori_loop")
+    lo, hi = _bound(tr, lower, "lower"), _bound(tr, upper, "upper")
+    if isinstance(step, bool) or not isinstance(step, int) or step <= 0:
+        raise UserKernelError(f"nl.fori_loop: step must be a compile-time positive int, got "
+                              f"{step!r}", loc=user_loc(2))
+    reg = VirtualRegister("i", readonly=True)
+    body, _ = trace_body(tr, body_fun, reg)
+    reads, writes = _footprint(body)
+    tr.program.emit("fori_loop", reg=reg, lower=lo, upper=hi, step=step, body=body,
+                    _reads=reads, _writes=writes, loc=user_loc(2))
+
+
+def while_loop(init, body_fun):
+    """``r = init; while r != 0: r = body_fun(r)`` on device (checked before each iteration)."""
+    tr = current("nl.while_loop")
+    _not_in_no_reorder(tr, "while_loop")
+    if not isinstance(init, VirtualRegister):
+        if isinstance(init, bool) or not hasattr(init, "__index__"):
+            raise UserKernelError("nl.while_loop: init must be a VirtualRegister (from "
+                                  "nisa.register_alloc)", loc=user_loc(2))
+        r = VirtualRegister()
+        tr.program.emit("register_move", dst=r, src=int(init), loc=user_loc(2))
+        init = r
+    body, nxt = trace_body(tr, body_fun, init)
+    if not isinstance(nxt, VirtualRegister):
+        raise UserKernelError(f"nl.while_loop: the body must return the next condition register, "
+                              f"got {type(nxt).__name__}", loc=user_loc(2))
+    reads, writes = _footprint(body)
+    tr.program.emit("while_loop", reg=init, next=nxt, body=body, _reads=reads, _writes=writes,
+                    loc=user_loc(2))
+
+
+# ---- nisa register instructions (re-exported by nki.isa) ---------------------------------------
+def register_alloc(x=None):
+    """A new virtual register, optionally initialised to the int ``x``."""
+    tr = current("nisa.register_alloc")
+    r = VirtualRegister()
+    if x is not None:
+        tr.program.emit("register_move", dst=r, src=int(x) if not isinstance(x, VirtualRegister)
+                        else x, loc=user_loc(2))
+    return r
+
+
+def register_move(dst, src):
+    current("nisa.register_move").program.emit("register_move", dst=dst, src=src, loc=user_loc(2))
+
+
+def register_load(dst, src):
+    current("nisa.register_load").program.emit("register_load", dst=dst, src=src, loc=user_loc(2))
+
+
+def register_store(dst, src):
+    current("nisa.register_store").program.emit("register_store", dst=dst, src=src,
+                                                loc=user_loc(2))
