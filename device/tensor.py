@@ -21,10 +21,11 @@ from .errors import HardwareRuleError, UserKernelError
 
 class Buffer:
     """A memory region. Compares equal by name, so ``t.buffer == nl.sbuf`` is a plain bool."""
-    __slots__ = ("name", "kind")
+    __slots__ = ("name", "kind", "on_chip")
 
     def __init__(self, name: str, kind: str):
         self.name, self.kind = name, kind     # kind: 'sbuf' | 'psum' | 'hbm'
+        self.on_chip = kind in ("sbuf", "psum")   # a plain attribute: read on every hot path
 
     def __eq__(self, other):
         if isinstance(other, Buffer):
@@ -38,10 +39,6 @@ class Buffer:
 
     def __repr__(self):
         return self.name
-
-    @property
-    def on_chip(self) -> bool:
-        return self.kind in ("sbuf", "psum")
 
 
 SBUF = Buffer("sbuf", "sbuf")
@@ -60,11 +57,13 @@ def as_buffer(b) -> Buffer:
 
 
 _ids = itertools.count()
+_ITEMSIZE: dict = {}          # dtype name -> bytes (a cache in front of dtypes.itemsize)
 
 
 class Storage:
     """One allocation. ``address`` is (partition_offset, free_byte_offset) when the user gave one."""
-    __slots__ = ("id", "name", "shape", "dtype", "buffer", "address", "loc", "kind", "const")
+    __slots__ = ("id", "name", "shape", "dtype", "buffer", "address", "loc", "kind", "const",
+                 "_free", "_bpp")
 
     def __init__(self, shape, dtype, buffer, name="", address=None, loc=None, kind="tile", const=None):
         self.id = next(_ids)
@@ -76,6 +75,9 @@ class Storage:
         self.loc = loc
         self.kind = kind          # 'input' | 'output' | 'tile' | 'const'
         self.const = const        # initial contents for shared_constant / identity
+        # shape, dtype and buffer never change after allocation: cache the per-partition sizes
+        self._free = math.prod(self.shape[1:]) if self.buffer.on_chip else math.prod(self.shape)
+        self._bpp = self._free * dtypes.itemsize(self.dtype)
 
     @property
     def size(self) -> int:
@@ -88,11 +90,11 @@ class Storage:
     @property
     def free_elems(self) -> int:
         """Elements per partition on chip (the partition stride)."""
-        return math.prod(self.shape[1:]) if self.buffer.on_chip else self.size
+        return self._free
 
     @property
     def bytes_per_partition(self) -> int:
-        return self.free_elems * dtypes.itemsize(self.dtype)
+        return self._bpp
 
     @property
     def partition_offset(self) -> int:
@@ -126,12 +128,13 @@ class View:
     after ``.view(dtype)``/``.ap(dtype=)``); ``dyn`` holds a dynamic offset resolved at run time:
     ``(kind 'scalar'|'vector', offset tensor or int, indirect_dim, row_elems)`` (device.dynamic).
     """
-    __slots__ = ("storage", "offset", "pattern", "dtype", "dyn")
+    __slots__ = ("storage", "offset", "pattern", "dtype", "dyn", "_shape")
 
     def __init__(self, storage: Storage, offset: int, pattern, dtype=None, dyn=None):
         self.storage = storage
         self.offset = int(offset)
-        self.pattern = tuple((int(s), int(c)) for s, c in pattern)
+        self.pattern = pat = tuple([(int(s), int(c)) for s, c in pattern])
+        self._shape = tuple([c for _, c in pat])     # views are immutable: cache the shape
         self.dtype = dtype or storage.dtype
         self.dyn = dyn
 
@@ -142,7 +145,7 @@ class View:
     # ---- NkiTensor attributes ------------------------------------------------------------
     @property
     def shape(self):
-        return tuple(c for _, c in self.pattern)
+        return self._shape
 
     @property
     def strides(self):
@@ -154,7 +157,7 @@ class View:
 
     @property
     def size(self):
-        return math.prod(self.shape)
+        return math.prod(self._shape)
 
     @property
     def buffer(self):
@@ -166,7 +169,10 @@ class View:
 
     @property
     def itemsize(self):
-        return dtypes.itemsize(self.dtype)
+        n = _ITEMSIZE.get(self.dtype)
+        if n is None:
+            n = _ITEMSIZE[self.dtype] = dtypes.itemsize(self.dtype)
+        return n
 
     def __len__(self):
         return self.shape[0]
@@ -190,8 +196,9 @@ class View:
 
     def partition_range(self):
         """(start, count) of partitions this on-chip view touches."""
-        fe = self.storage.free_elems * dtypes.itemsize(self.storage.dtype) // self.itemsize
-        start = self.offset // fe + self.storage.partition_offset
+        st = self.storage
+        fe = st._bpp // self.itemsize
+        start = self.offset // fe + (st.address[0] if st.address else 0)
         return start, (self.pattern[0][1] if self.pattern else 1)
 
     @property
@@ -201,7 +208,7 @@ class View:
     @property
     def free_size(self) -> int:
         """Elements per partition (on chip) or total elements (HBM)."""
-        return math.prod(self.shape[1:]) if self.on_chip else self.size
+        return math.prod(self._shape[1:]) if self.storage.buffer.on_chip else math.prod(self._shape)
 
     def is_contiguous(self) -> bool:
         pat = self.pattern[1:] if self.on_chip else self.pattern

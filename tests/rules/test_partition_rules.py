@@ -1,6 +1,8 @@
 """Partition-dimension rules: the 128-partition limit, start-partition alignment, free-size limits,
 out-of-bound indexing and element-wise shape agreement. One test per rule."""
 import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
 
 import nki
 import nki.isa as nisa
@@ -126,3 +128,27 @@ def test_elementwise_shape_mismatch():
     expect_rule(lambda: mismatched_elementwise(ones(4, 4)), rule="shape-mismatch", operand="data2",
                 value=[128, 4], limit=[128, 8], where=marker_line(mismatched_elementwise, "op"),
                 says=("[128, 4]", "[128, 8]"))
+
+
+def documented_start_ok(start, n):
+    """trainium_inferentia2_arch.rst: the start partition allowed for an access of n partitions."""
+    if n > 64:
+        return start == 0
+    if n > 32:
+        return start in (0, 64)
+    return start in (0, 32, 64, 96)
+
+
+@given(n=st.integers(1, 128), data=st.data())
+def test_start_partition_rule_matches_the_documented_table(n, data):
+    start = data.draw(st.integers(0, 128 - n), label="start")
+    k = start_kernel(start, start + n)
+    if documented_start_ok(start, n):
+        want = np.ones((128, 8), np.float32)
+        want[start:start + n] = 2.0
+        np.testing.assert_array_equal(k(np.ones((128, 8), np.float32)), want)
+    else:
+        expect_rule(lambda: k(np.ones((128, 8), np.float32)), rule="partition-start",
+                    operand="dst", value=start, limit=(0 if n > 64 else "0 or 64" if n > 32
+                                                       else "0/32/64/96"),
+                    where=marker_line(k, "op"))
