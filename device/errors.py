@@ -42,13 +42,29 @@ def is_internal(filename: str) -> bool:
     return filename.startswith(_OURS) or filename.startswith("<frozen")
 
 
+_INTERNAL: dict = {}          # filename -> is_internal(filename)
+_LOCS: dict = {}              # (file, line, func) -> SourceLoc (immutable, so shared; tracing loops
+                              # hit the same lines again and again)
+
+
 def user_loc(skip: int = 1) -> "SourceLoc | None":
     """The innermost frame outside our packages (the user's kernel line)."""
     f = sys._getframe(skip)
+    internal = _INTERNAL
     while f is not None:
-        fn = f.f_code.co_filename
-        if not is_internal(fn):
-            return SourceLoc(fn, f.f_lineno, f.f_code.co_name)
+        code = f.f_code
+        fn = code.co_filename
+        inside = internal.get(fn)
+        if inside is None:
+            inside = internal[fn] = is_internal(fn)
+        if not inside:
+            key = (fn, f.f_lineno, code.co_name)
+            loc = _LOCS.get(key)
+            if loc is None:
+                loc = SourceLoc(*key)
+                if len(_LOCS) < 100000:
+                    _LOCS[key] = loc
+            return loc
         f = f.f_back
     return None
 

@@ -47,20 +47,35 @@ class Value:
 
 @dataclass(eq=False)
 class Op:
-    """One operation: ``result = opcode(inputs) {attrs}``; ``loc`` is a source location or None."""
+    """One operation: ``result = opcode(inputs) {attrs}``; ``loc`` is a source location or None.
+
+    Most ops have one result. Ops whose type rule returns a tuple of types (``while``, ``sort``)
+    have several: ``results`` lists them all and ``result`` is the first.
+    """
 
     opcode: str
     inputs: list[Value]
     attrs: dict
-    result: Value
+    results: list[Value]
     loc: str | None = None
 
+    @property
+    def result(self) -> Value:
+        return self.results[0]
+
+    @property
+    def multi(self) -> bool:
+        """True for ops with a tuple of results (their rules take and give tuples)."""
+        return OPS[self.opcode].multi
+
     def __str__(self) -> str:
-        text = f"{self.result} = {self.opcode}({', '.join(str(v) for v in self.inputs)})"
-        attrs = [f"{k}={_format_attr(k, v)}" for k, v in self.attrs.items() if v is not None]
+        names = ", ".join(str(r) for r in self.results)
+        text = f"{names} = {self.opcode}({', '.join(str(v) for v in self.inputs)})"
+        attrs = [f"{k}={_format_attr(k, v)}" for k, v in self.attrs.items()
+                 if v is not None and not k.startswith("_")]
         if attrs:
             text += " {" + ", ".join(attrs) + "}"
-        return f"{text} : {self.result.type}"
+        return f"{text} : {', '.join(str(r.type) for r in self.results)}"
 
 
 class Graph:
@@ -77,7 +92,7 @@ class Graph:
         self.ops: list[Op] = list(ops or [])
         self.outputs: list[Value] = list(outputs or [])
         # Bookkeeping for the builder: names in use and id() of values defined in this graph.
-        values = self.params + [op.result for op in self.ops]
+        values = self.params + [r for op in self.ops for r in op.results]
         self._names: set[str] = {v.name for v in values}
         self._defined: set[int] = {id(v) for v in values}
         self._counter = 0
@@ -115,14 +130,19 @@ class Graph:
                 raise GraphError(f"{opcode}: operand {i} ({v!r}) is not a value of graph "
                                  f"{self.name}{where}")
         result_type, attrs = self._infer(opdef, inputs, attrs or {}, where)
-        if name is None:
-            while str(self._counter) in self._names:
-                self._counter += 1
-            name = str(self._counter)
-        result = Value(self._claim(name), result_type)
-        self.ops.append(Op(opcode, inputs, attrs, result, loc))
-        self._defined.add(id(result))
-        return result
+        types = list(result_type) if isinstance(result_type, tuple) else [result_type]
+        results = []
+        for k, t in enumerate(types):
+            if name is None or k:
+                while str(self._counter) in self._names:
+                    self._counter += 1
+                vname = str(self._counter) if name is None or not k else f"{name}.{k}"
+            else:
+                vname = name
+            results.append(Value(self._claim(vname), t))
+        self.ops.append(Op(opcode, inputs, attrs, results, loc))
+        self._defined.update(id(r) for r in results)
+        return tuple(results) if isinstance(result_type, tuple) else results[0]
 
     def set_outputs(self, values) -> None:
         """Declare the values the graph returns (in order)."""
@@ -141,12 +161,13 @@ class Graph:
         live = {id(v) for v in self.outputs}
         kept = []
         for op in reversed(self.ops):
-            if id(op.result) in live:
+            if any(id(r) in live for r in op.results):
                 kept.append(op)
                 live.update(id(v) for v in op.inputs)
             else:
-                self._defined.discard(id(op.result))
-                self._names.discard(op.result.name)
+                for r in op.results:
+                    self._defined.discard(id(r))
+                    self._names.discard(r.name)
         removed = len(self.ops) - len(kept)
         self.ops = kept[::-1]
         return removed
@@ -170,13 +191,17 @@ class Graph:
                 if id(v) not in defined:
                     raise GraphError(f"{where}: operand {i} {v} is used before it is defined")
             expected, _ = self._infer(opdef, op.inputs, op.attrs, f" [in {where}]")
-            if expected != op.result.type:
-                raise GraphError(f"{where}: result type is {op.result.type} but the type rule "
-                                 f"of {op.opcode} gives {expected}")
-            if op.result.name in names:
-                raise GraphError(f"{where}: value name {op.result} is defined twice")
-            defined.add(id(op.result))
-            names.add(op.result.name)
+            expected = list(expected) if isinstance(expected, tuple) else [expected]
+            got = [r.type for r in op.results]
+            if expected != got:
+                raise GraphError(f"{where}: result type is {', '.join(map(str, got))} but the "
+                                 f"type rule of {op.opcode} gives "
+                                 f"{', '.join(map(str, expected))}")
+            for r in op.results:
+                if r.name in names:
+                    raise GraphError(f"{where}: value name {r} is defined twice")
+                defined.add(id(r))
+                names.add(r.name)
         if not self.outputs:
             raise GraphError(f"graph {self.name} has no outputs; call set_outputs()")
         for v in self.outputs:
@@ -256,12 +281,15 @@ def evaluate(graph: Graph, *arrays) -> list[np.ndarray]:
         env[id(p)] = arr.astype(p.type.np_dtype, copy=False)
     for op in graph.ops:
         inputs = [env[id(v)] for v in op.inputs]
-        out = OPS[op.opcode].reference(inputs, op.attrs, op.result.type)
-        if out.shape != op.result.type.shape or out.dtype != op.result.type.np_dtype:
-            # A broken reference would silently poison every test that uses it: fail loudly.
-            raise GraphError(f"reference of {op.opcode} returned {out.dtype}{list(out.shape)} "
-                             f"for `{op}`")
-        env[id(op.result)] = out
+        out_type = tuple(r.type for r in op.results) if op.multi else op.result.type
+        outs = OPS[op.opcode].reference(inputs, op.attrs, out_type)
+        outs = list(outs) if op.multi else [outs]
+        for r, out in zip(op.results, outs):
+            if out.shape != r.type.shape or out.dtype != r.type.np_dtype:
+                # A broken reference would silently poison every test that uses it: fail loudly.
+                raise GraphError(f"reference of {op.opcode} returned {out.dtype}"
+                                 f"{list(out.shape)} for `{op}`")
+            env[id(r)] = out
     return [env[id(v)] for v in graph.outputs]
 
 

@@ -52,6 +52,7 @@ class OpDef:
     reference: Callable[[list[np.ndarray], dict, TensorType], np.ndarray]
     doc: str = ""
     lower: Callable | None = None  # lowering rule to a device program; filled in later
+    multi: bool = False  # True: the type rule returns a tuple of types (several results)
 
     def normalize_attrs(self, attrs: dict) -> dict:
         """Fill defaults, reject unknown/missing attributes, canonicalise (lists -> tuples)."""
@@ -85,8 +86,8 @@ def _canonical_attr(key: str, value):
 OPS: dict[str, OpDef] = {}
 
 
-def _define(name, arity, attrs, type_rule, reference, doc):
-    OPS[name] = OpDef(name, arity, dict(attrs), type_rule, reference, doc)
+def _define(name, arity, attrs, type_rule, reference, doc, multi=False):
+    OPS[name] = OpDef(name, arity, dict(attrs), type_rule, reference, doc, multi=multi)
 
 
 # ---------------------------------------------------------------- numerics helpers
