@@ -84,7 +84,7 @@ class Arch:
     # row size (matmul tiled/hoisted/blocked 104/102/102 GB/s and fully optimised 101 GB/s in MMh;
     # mamba v1 with 4K channels ~116 GB/s in MB), so the cap is calibrated to those runs (E).
     hbm_share_bytes_per_ns: float = 106.0      # E: calibrated, see above
-    launch_overhead_ns: float = 12000.0        # E: NEFF start-up/tear-down in measured latencies
+    launch_overhead_ns: float = 4000.0         # E: NEFF start-up/tear-down in measured latencies
                                                # (MB: "every NEFF execution involves certain start-up
                                                # and tear-down overhead"); fits mamba v1 172.93 us
     dma_transpose_factor: float = 4.0          # E: v2 load_transpose2d ~x1/0.25

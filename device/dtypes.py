@@ -35,7 +35,8 @@ _ALIASES = {"bool": "bool_", "float": "float32", "fp32": "float32", "fp16": "flo
             "bf16": "bfloat16", "tf32": "tfloat32", "float8e4": "float8_e4m3",
             "float8e5": "float8_e5m2", "fp8_e4m3": "float8_e4m3", "fp8_e5m2": "float8_e5m2",
             "float8_e4m3fnuz": "float8_e4m3", "half": "float16"}
-_FROM_NP = {np.dtype(v): k for k, v in reversed(list(_NP.items())) if k not in ("tfloat32",)}
+# storage dtype -> NKI name; uint8 arrays are uint8 (bool_ shares uint8 storage but is opt-in)
+_FROM_NP = {np.dtype(v): k for k, v in reversed(list(_NP.items())) if k not in ("tfloat32", "bool_")}
 _FROM_NP[np.dtype(np.bool_)] = "bool_"
 
 

@@ -3,16 +3,29 @@
 NKI's semantics are sequential (the compiler only reorders independent work), so an in-order run
 is faithful; the timing model, not the executor, decides what overlaps.
 
+An LNC=2 program holds two instruction streams (``ins.args["_core"]`` = 0 or 1) that share HBM.
+They run as two cores, deterministically and without threads: core 0 runs until it reaches an
+instruction that has to wait for core 1 (a ``core_barrier`` core 1 has not reached, a
+``sendrecv`` whose matching send has not happened), then core 1 runs until it has to wait, and so
+on. When no core can move, the run stops with ``CoreDeadlockError`` naming every waiting
+instruction and its source line.
+
     >>> # outputs = run(program, [a, b])   # NumPy arrays in, NumPy arrays out
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .errors import UserKernelError
+from .isa.multicore import Blocked, Exchange
 from .memory import Memory
 from .program import Program
 from .settings import settings
 from .tensor import View
+
+
+class CoreDeadlockError(UserKernelError):
+    """The cores of an LNC=2 program wait for each other (or for a core that has finished)."""
 
 
 def run(program: Program, inputs, memory: Memory | None = None, return_memory: bool = False):
@@ -23,10 +36,92 @@ def run(program: Program, inputs, memory: Memory | None = None, return_memory: b
         raise ValueError(f"program {program.name} takes {len(program.inputs)} inputs, got {len(inputs)}")
     for st, arr in zip(program.inputs, inputs):
         mem.bind(st, arr)
-    for ins in program.instrs:
-        ins.op.run(ins, mem)
+    run_streams(core_streams(program), mem)
     outs = [read_storage(mem, st) for st in program.outputs]
     return (outs, mem) if return_memory else outs
+
+
+def core_streams(program: Program) -> dict:
+    """core id -> that core's instructions, in program order (one stream unless LNC=2)."""
+    streams: dict = {}
+    for ins in program.instrs:
+        streams.setdefault(int(ins.args.get("_core", 0)), []).append(ins)
+    return dict(sorted(streams.items())) or {0: []}
+
+
+def run_streams(streams: dict, mem: Memory) -> None:
+    """Run each core's stream, switching core whenever the running one has to wait."""
+    if len(streams) == 1:                              # the common case: one core, no switching
+        (core, seq), = streams.items()
+        for ins in seq:
+            try:
+                ins.op.run(ins, mem)
+            except Blocked as b:
+                _nested(b, ins)
+                raise _deadlock({core: b}, {}, streams) from None
+        return
+    mem.__dict__.setdefault("exchange", Exchange())
+    shared = set(mem.__dict__)     # attributes added from now on are per-core engine state
+    state = {c: {} for c in streams}
+    pcs = dict.fromkeys(streams, 0)
+    blocked: dict = {}
+    order = list(streams)
+    running, turn, idle_turns = None, 0, 0
+    while True:
+        live = [c for c in order if pcs[c] < len(streams[c])]
+        if not live:
+            break
+        core = order[turn % len(order)]
+        turn += 1
+        if pcs[core] >= len(streams[core]):
+            continue
+        if running != core:                            # swap per-core state (accumulators, RNG)
+            if running is not None:
+                state[running] = {k: mem.__dict__.pop(k) for k in list(mem.__dict__)
+                                  if k not in shared}
+            mem.__dict__.update(state[core])
+            running = core
+        seq, moved = streams[core], False
+        while pcs[core] < len(seq):
+            ins = seq[pcs[core]]
+            try:
+                ins.op.run(ins, mem)
+            except Blocked as b:
+                _nested(b, ins)
+                blocked[core] = b
+                break
+            blocked.pop(core, None)
+            pcs[core] += 1
+            moved = True
+        idle_turns = 0 if moved else idle_turns + 1
+        if idle_turns >= len(live) and blocked:        # a full round without progress
+            done = {c: len(streams[c]) for c in order if pcs[c] >= len(streams[c])}
+            raise _deadlock(blocked, done, streams)
+
+
+def _nested(b: Blocked, top) -> None:
+    """A wait inside a dynamic loop body cannot be resumed between iterations: say so."""
+    if b.ins is not top:
+        raise UserKernelError(
+            f"{b.ins.op.name} inside {top.op.name} (at {top.loc}) {b.reason}; the emulator switches "
+            f"cores only between top-level instructions, so a {b.ins.op.name} that waits for the "
+            f"other core cannot sit inside a dynamic loop: move it out of the loop or unroll the "
+            f"loop with range()", loc=b.ins.loc)
+
+
+def _deadlock(blocked: dict, done: dict, streams: dict) -> CoreDeadlockError:
+    lines = ["deadlock: no core of this LNC program can make progress"]
+    for c in sorted(set(blocked) | set(done)):
+        if c in blocked:
+            b = blocked[c]
+            lines.append(f"  core {c} is blocked at {b.ins.op.name} ({b.ins.loc}): {b.reason}")
+            ex = b.ins.loc.excerpt() if b.ins.loc is not None else ""
+            if ex:
+                lines.append("  " + ex.split("\n")[0])
+        else:
+            lines.append(f"  core {c} has finished its {done[c]} instructions")
+    first = blocked[min(blocked)]
+    return CoreDeadlockError("\n".join(lines), loc=first.ins.loc)
 
 
 def read_storage(mem: Memory, st) -> np.ndarray:

@@ -121,8 +121,8 @@ class _Tracker:
                 if r[0] < p1 and p0 < r[1] and r[2] < b1 and b0 < r[3]:
                     if r[6] == key:
                         if not is_write:                  # RAW on the same engine
-                            if r[4] > t:
-                                t = r[4]
+                            if r[5] > t:
+                                t = r[5]
                             if r[7] == prev:
                                 dep_prev = True
                     elif r[5] + sem > t:
@@ -164,13 +164,25 @@ class _Tracker:
 
     @staticmethod
     def _fold(lst):
-        """Merge the older half into one bounding record (keeps every dependency, may add some)."""
-        half = len(lst) // 2
-        old = lst[:half]
-        merged = [min(r[0] for r in old), max(r[1] for r in old), min(r[2] for r in old),
-                  max(r[3] for r in old), max(r[4] for r in old), max(r[5] for r in old),
-                  ("folded",), -1]
-        lst[:half] = [merged]
+        """Merge all but the newest 8 records into one bounding record (keeps every dependency,
+        may add some)."""
+        keep = len(lst) - 8
+        m = list(lst[0])
+        for r in lst[1:keep]:
+            if r[0] < m[0]:
+                m[0] = r[0]
+            if r[1] > m[1]:
+                m[1] = r[1]
+            if r[2] < m[2]:
+                m[2] = r[2]
+            if r[3] > m[3]:
+                m[3] = r[3]
+            if r[4] > m[4]:
+                m[4] = r[4]
+            if r[5] > m[5]:
+                m[5] = r[5]
+        m[6], m[7] = ("folded",), -1
+        lst[:keep] = [m]
 
 
 class _Fluid:
@@ -240,14 +252,20 @@ class _Core:
         self.dma_q = [0.0] * arch.dma_queues          # display tracks (last end per queue)
 
 
-def _last_uses(program):
-    """storage id -> index of the last instruction touching it (PSUM storages only)."""
-    last = {}
+def _scan(program):
+    """(storage id -> index of the last instruction touching it, for PSUM storages;
+    ids of storages some instruction writes). Reads of never-written storages (kernel inputs,
+    constants) create no dependencies, so the scheduler need not track them."""
+    last, written = {}, set()
     for ins in program.instrs:
-        for v in ins.views(ins.op.inputs) + ins.views(ins.op.outputs):
+        for v in ins.writes():
+            written.add(v.storage.id)
             if v.storage.buffer.kind == "psum":
                 last[v.storage.id] = ins.index
-    return last
+        for v in ins.reads():
+            if v.storage.buffer.kind == "psum":
+                last[v.storage.id] = ins.index
+    return last, written
 
 
 def schedule(program: Program, keep_events: bool = True) -> Timeline:
@@ -266,7 +284,7 @@ def schedule(program: Program, keep_events: bool = True) -> Timeline:
     static_ns = {e: arch.static_overhead_cycles / arch.clock_ghz(e) for e in ENGINES}
     lat_ns = {e: (arch.pe_fill_cycles if e == "PE" else arch.engine_latency_cycles)
               / arch.clock_ghz(e) for e in ENGINES}
-    last_use = _last_uses(program)
+    last_use, written = _scan(program)
     bank_bytes = arch.psum_bank_bytes
     dma_fixed = arch.dma_fixed_ns + arch.dma_issue_ns
     bw_e = arch.dma_engine_bytes_per_ns
@@ -285,7 +303,7 @@ def schedule(program: Program, keep_events: bool = True) -> Timeline:
         key = (core_id, "DMA", ins.index) if is_dma else (core_id, eng)
         prev = -2 if is_dma else c.last_index[eng]
         dep, dep_prev = 0.0, False
-        rfp = [footprint(v) for v in reads]
+        rfp = [footprint(v) for v in reads if v.storage.id in written]
         wfp = [footprint(v) for v in writes]
         for fp in rfp:
             t, dp = tr.ready(fp, False, key, sem, prev)
@@ -297,15 +315,15 @@ def schedule(program: Program, keep_events: bool = True) -> Timeline:
             if t > dep:
                 dep = t
         # PSUM banks: a tile takes banks at its first use, frees them after its last use
+        bank_t = 0.0
         for v in writes + reads:
             st = v.storage
             if st.buffer.kind == "psum" and st.id not in c.bank_of:
                 n = min(len(c.banks), max(1, math.ceil(st.bytes_per_partition / bank_bytes)))
                 order = sorted(range(len(c.banks)), key=c.banks.__getitem__)[:n]
                 t = max(c.banks[b] for b in order)
-                if t != _INF and t > dep:
-                    bank_wait += t - dep
-                    dep = t
+                if t != _INF and t > bank_t:
+                    bank_t = t
                 for b in order:
                     c.banks[b] = _INF
                 c.bank_of[st.id] = order
@@ -351,6 +369,9 @@ def schedule(program: Program, keep_events: bool = True) -> Timeline:
             if dep_prev:
                 cost += static_ns[eng]      # reads the result of the previous instruction (CM 2.4)
             start = dep if dep > free else free
+            if bank_t > start:
+                bank_wait += bank_t - start
+                start = bank_t
             if shared_ports and eng in ("DVE", "POOL", "ACT"):
                 ports = _ports(eng, reads, writes)
                 for p in ports:

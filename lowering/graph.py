@@ -56,12 +56,13 @@ class Op:
     opcode: str
     inputs: list[Value]
     attrs: dict
-    results: list[Value]
+    result: Value
     loc: str | None = None
+    more: tuple = ()  # the results after the first (multi-result ops only)
 
     @property
-    def result(self) -> Value:
-        return self.results[0]
+    def results(self) -> list[Value]:
+        return [self.result, *self.more]
 
     @property
     def multi(self) -> bool:
@@ -140,7 +141,7 @@ class Graph:
             else:
                 vname = name
             results.append(Value(self._claim(vname), t))
-        self.ops.append(Op(opcode, inputs, attrs, results, loc))
+        self.ops.append(Op(opcode, inputs, attrs, results[0], loc, tuple(results[1:])))
         self._defined.update(id(r) for r in results)
         return tuple(results) if isinstance(result_type, tuple) else results[0]
 

@@ -10,8 +10,8 @@ broadcasting; see :func:`broadcast_binary`), ``broadcast`` maps operand dims to 
 ``dot`` is dot_general. Numerics: narrow floats (f16, bf16, fp8) are computed in f32 and
 rounded once to the result dtype, as XLA:CPU does per op; dot accumulates floats in f32.
 
-    >>> sorted(OPS)[:4]
-    ['abs', 'add', 'broadcast', 'compare']
+    >>> all(name in OPS for name in ('abs', 'add', 'broadcast', 'compare', 'while'))
+    True
     >>> str(OPS['exp'].type_rule([TensorType((2, 3), 'float32')], {}))
     'f32[2,3]'
 """
@@ -77,7 +77,9 @@ def _canonical_attr(key: str, value):
     if key == "value":
         return np.asarray(value)
     if isinstance(value, (list, tuple, np.ndarray)):
-        return tuple(int(v) for v in value)
+        # nested sequences (padding pairs) stay nested; leaves are ints
+        return tuple(_canonical_attr("", v) if isinstance(v, (list, tuple)) else int(v)
+                     for v in value)
     if isinstance(value, np.integer):
         return int(value)
     return value
@@ -304,7 +306,8 @@ _define("iota", 0, {"shape": REQUIRED, "dtype": REQUIRED, "dimension": REQUIRED}
 
 # ---------------------------------------------------------------- reduce and dot
 
-_REDUCE_UFUNCS = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
+_REDUCE_UFUNCS = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum,
+                  "and": np.logical_and, "or": np.logical_or}
 
 
 def _reduce_rule(types, attrs):
@@ -313,11 +316,15 @@ def _reduce_rule(types, attrs):
         raise RuleError(f"kind {kind!r} is not one of {list(_REDUCE_UFUNCS)}")
     if t.dtype == "bool" and kind in ("add", "mul"):
         raise RuleError(f"reduce kind {kind!r} needs a numeric dtype", 0, "a numeric dtype")
+    if t.dtype != "bool" and kind in ("and", "or"):
+        raise RuleError(f"reduce kind {kind!r} needs bool operands", 0, "bool")
     _check_dims(dims, t.rank, "dims")
     return t.with_shape([s for i, s in enumerate(t.shape) if i not in dims])
 
 
 def _reduce_identity(kind, dtype):
+    if kind in ("and", "or"):
+        return kind == "and"
     if kind in ("add", "mul"):
         return 0 if kind == "add" else 1
     if dtype.kind == "b":
@@ -338,7 +345,7 @@ def _reduce_ref(xs, attrs, out):
 
 
 _define("reduce", 1, {"dims": REQUIRED, "kind": REQUIRED}, _reduce_rule, _reduce_ref,
-        "reduce dims with add/mul/max/min (the identity is the initial value)")
+        "reduce dims with add/mul/max/min (and/or for bool; the identity is the initial value)")
 
 
 def _dot_rule(types, attrs):
@@ -422,3 +429,8 @@ def _broadcast_to(g, v, shape):
     if len(keep) != v.type.rank:
         v = g.add_op("reshape", [v], {"shape": [v.type.shape[i] for i in keep]})
     return g.add_op("broadcast", [v], {"shape": shape, "dims": [i + offset for i in keep]})
+
+
+# More ops (elementwise extras, layout, gather/scatter, windows, convolution, while) live in
+# sibling modules that register into the same OPS table.
+from . import ops_elementwise, ops_layout, ops_window  # noqa: E402,F401

@@ -12,7 +12,33 @@ from . import isa, language, typing  # noqa: F401
 from . import collectives, compiler, dtype, tensor  # noqa: F401  (names kernels reference)
 from .isa import constants as _isa_constants  # noqa: F401  (nki.isa.constants)
 from .tracing import ArraySpec, Kernel, jit, simulate
+from .benchmark import benchmark  # noqa: E402  (legacy nki.benchmark, modelled latencies)
 
 __version__ = "0.6.0"
-__all__ = ["jit", "simulate", "Kernel", "ArraySpec", "language", "isa", "typing", "dtype", "tensor",
+
+
+def install_neuronxcc_alias() -> None:
+    """Opt in to legacy imports: make ``import neuronxcc.nki...`` resolve to this package.
+
+    Some nki-library kernels still write ``import neuronxcc.nki.typing as nt``. After this call the
+    modules ``neuronxcc``, ``neuronxcc.nki``, ``neuronxcc.nki.typing``, ``neuronxcc.nki.language``
+    and ``neuronxcc.nki.isa`` are entries of ``sys.modules`` pointing at ``nki`` and its modules.
+    Nothing is registered unless you call it, and a real ``neuronxcc`` that is already imported
+    is left alone (an error says so).
+    """
+    import sys
+    import types
+    have = sys.modules.get("neuronxcc")
+    if have is not None and not getattr(have, "_nki_alias", False):
+        raise ImportError("install_neuronxcc_alias(): a real 'neuronxcc' package is already "
+                          "imported; the alias would shadow it")
+    root = have or types.ModuleType("neuronxcc", "Alias of the nki package (install_neuronxcc_alias)")
+    root._nki_alias = True
+    root.__path__ = []                       # a package, so submodule imports are looked up
+    root.nki = sys.modules[__name__]
+    sys.modules["neuronxcc"] = root
+    sys.modules["neuronxcc.nki"] = sys.modules[__name__]
+    for sub, mod in (("typing", typing), ("language", language), ("isa", isa)):
+        sys.modules[f"neuronxcc.nki.{sub}"] = mod
+__all__ = ["install_neuronxcc_alias", "jit", "simulate", "Kernel", "ArraySpec", "language", "isa", "typing", "dtype", "tensor",
            "compiler", "collectives"]

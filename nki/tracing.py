@@ -273,6 +273,13 @@ class Kernel:
         g = prog.attrs.get("graph")
         return (f"{g}\n\n{prog}" if g is not None else str(prog))
 
+    def profile(self, *args, target=None, **kwargs):
+        """Trace with arrays or ``nki.ArraySpec(shape, dtype)`` placeholders and price the program
+        on the timing model, without executing it: a ``device.profile.Report`` (modelled)."""
+        from device.profile import profile as _profile
+        prog = _filtered(lambda a, k: self.trace(*a, target=target, **k), args, kwargs)
+        return _profile(prog)
+
     # -- running --------------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
         outer = maybe_current()

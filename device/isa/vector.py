@@ -12,7 +12,7 @@ from .. import dtypes
 from ..tensor import View
 from . import defop
 from .accum import (accumulate, check_arith, check_column, check_generation, check_op_in, cmd_name,
-                    lanes, read_column, reduce_free)
+                    lanes, read_column, reduce_free, regs)
 from .costs import stream_cost
 from .rules import (check_dtype, check_not_both_psum, check_onchip_operand, check_same_free, fail,
                     read2d, scalar_or_column, view_arg, write2d)
@@ -240,7 +240,6 @@ class TensorScalarCumulative:
         x = A.apply_alu(op0, read2d(mem, i, src), read_column(mem, i, "imm0", P))
         cmd = cmd_name(a.get("reduce_cmd"))
         ln = lanes(src)
-        from .accum import regs
         r = regs(mem, "DVE")
         if cmd == "reset_reduce":
             r[ln] = 0.0 if op1.name == "subtract" else op1.identity

@@ -222,3 +222,36 @@ def dma_compute(dst, srcs, reduce_op, scales=None, unique_indices=True, oob_mode
     return _emit("dma_compute", None, name, dst=dst, srcs=list(srcs), reduce_op=reduce_op,
                  scales=None if scales is None else list(scales), unique_indices=unique_indices,
                  oob_mode=_enum("dma_compute", "oob_mode", oob_mode, _OOB))
+
+
+# ---- Multi-core (LNC=2, NeuronCore-v3+) ---------------------------------------------------------
+def sendrecv(src, dst, send_to_rank, recv_from_rank, pipe_id, dma_engine=None, name=None,
+             use_gpsimd_dma=None, **_legacy):
+    """Send ``src`` to core ``send_to_rank`` while receiving core ``recv_from_rank``'s data into dst.
+
+    ``use_gpsimd_dma=True`` is the legacy spelling of ``dma_engine=nisa.dma_engine.gpsimd_dma``.
+    """
+    from . import dma_engine as _DE
+    from ..tracing import current
+    if dma_engine is None:
+        dma_engine = _DE.gpsimd_dma if use_gpsimd_dma else _DE.dma
+    _enum("sendrecv", "dma_engine", dma_engine, _DE)
+    tr = current("nisa.sendrecv")
+    return _emit("sendrecv", None, name, src=src, dst=dst, send_to_rank=_rank(send_to_rank),
+                 recv_from_rank=_rank(recv_from_rank), pipe_id=pipe_id,
+                 dma_engine=dma_engine.name, _lnc=tr.lnc, _rank=tr.program_id)
+
+
+def core_barrier(data, cores=(0, 1), engine=engine.gpsimd, name=None, **_legacy):
+    """Every core in ``cores`` waits until all of them reach this barrier (on ``engine``)."""
+    from ..tracing import current
+    tr = current("nisa.core_barrier")
+    cores = tuple(_rank(c) for c in cores) if isinstance(cores, (tuple, list)) else cores
+    return _emit("core_barrier", engine, name, data=data, cores=cores, _lnc=tr.lnc,
+                 _rank=tr.program_id)
+
+
+def _rank(r):
+    """Core indices arrive as Python or NumPy ints (program_id arithmetic); keep them plain ints."""
+    import numpy as np
+    return int(r) if isinstance(r, np.integer) else r

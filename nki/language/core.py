@@ -1,6 +1,7 @@
 """nki.language basics: dtypes, buffers, tile_size, creation ops, iteration and SPMD helpers."""
 from __future__ import annotations
 
+import builtins as _builtins
 import contextlib
 import math
 import os
@@ -163,6 +164,8 @@ def affine_range(start, stop=None, step=1, **_legacy):
 
 
 sequential_range = static_range = affine_range
+# ``nl.range`` (used by nki-library) is Python's range: every NKI 0.6 loop unrolls at trace time
+range = _builtins.range  # noqa: A001
 
 
 def dynamic_range(start, stop=None, step=1, **_legacy):
