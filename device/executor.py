@@ -119,7 +119,7 @@ def _deadlock(blocked: dict, done: dict, streams: dict) -> CoreDeadlockError:
             if ex:
                 lines.append("  " + ex.split("\n")[0])
         else:
-            lines.append(f"  core {c} has finished its {done[c]} instructions")
+            lines.append(f"  core {c} has finished its program ({done[c]} instructions)")
     first = blocked[min(blocked)]
     return CoreDeadlockError("\n".join(lines), loc=first.ins.loc)
 

@@ -250,6 +250,7 @@ class _Core:
         self.bank_of: dict = {}
         self.dma = _Fluid()                           # the 16 DMA engines together
         self.dma_q = [0.0] * arch.dma_queues          # display tracks (last end per queue)
+        self.fence = 0.0                              # start floor after a core_barrier
 
 
 def _scan(program):
@@ -291,7 +292,8 @@ def schedule(program: Program, keep_events: bool = True) -> Timeline:
     hbm_bw = arch.hbm_share_bytes_per_ns
     n_eng = arch.dma_engines
     end_all = 0.0
-    for ins in program.instrs:
+    def step(ins, floor):
+        nonlocal end_all, dma_bytes, hr, hw, rows_total, hbm_bound, dma_engine_ns, bank_wait
         core_id = ins.args.get("_core", 0)
         c = cores.get(core_id)
         if c is None:
@@ -314,6 +316,9 @@ def schedule(program: Program, keep_events: bool = True) -> Timeline:
             t, _ = tr.ready(fp, True, key, sem, prev)
             if t > dep:
                 dep = t
+        floor = max(floor, c.fence)
+        if floor > dep:             # a cross-core rendezvous (sendrecv / barrier), or after one
+            dep = floor
         # PSUM banks: a tile takes banks at its first use, frees them after its last use
         bank_t = 0.0
         for v in writes + reads:
@@ -404,6 +409,31 @@ def schedule(program: Program, keep_events: bool = True) -> Timeline:
             end_all = done
         if keep_events:
             events.append(Event(ins.index, track, start, end, done, wait, core_id))
+
+    def ready(ins):
+        """Earliest start of a sync instruction on its own core (reads state, changes nothing)."""
+        core_id = ins.args.get("_core", 0)
+        c = cores.get(core_id) or _Core(arch)
+        dma = ins.engine.startswith("DMA")
+        key = (core_id, "DMA", ins.index) if dma else (core_id, ins.engine)
+        prev = -2 if dma else c.last_index[ins.engine]
+        t = 0.0 if dma else c.free[ins.engine]
+        for v in ins.reads():
+            if v.storage.id in written:
+                t = max(t, tr.ready(footprint(v), False, key, sem, prev)[0])
+        for v in ins.writes():
+            t = max(t, tr.ready(footprint(v), True, key, sem, prev)[0])
+        return t
+
+    for group in _interleave(program):
+        if len(group) == 1:
+            step(group[0], 0.0)
+        else:
+            floor = max(ready(g) for g in group) + sem
+            for ins in group:
+                step(ins, floor)
+                if ins.op.name == "core_barrier":      # nothing after a barrier starts before it
+                    cores[ins.args.get("_core", 0)].fence = floor
     busy, waits, count = {}, {}, {}
     for cid, c in cores.items():
         for e in ENGINES:
@@ -418,6 +448,35 @@ def schedule(program: Program, keep_events: bool = True) -> Timeline:
     launch = arch.launch_overhead_ns if program.instrs else 0.0
     return Timeline(end_all + launch, busy, events, dma_bytes, hr, hw, sizes, waits, count,
                     end_all, launch, rows_total, row_bytes, dma_engine_ns, hbm_bound, bank_wait)
+
+
+_SYNC = ("sendrecv", "core_barrier")
+
+
+def _interleave(program):
+    """Instructions in scheduling order, grouped: a single instruction, or the matching
+    cross-core sync instructions (sendrecv / core_barrier) of each core, which start together."""
+    streams: dict = {}
+    for ins in program.instrs:
+        streams.setdefault(ins.args.get("_core", 0), []).append(ins)
+    if len(streams) == 1 or not any(i.op.name in _SYNC for i in program.instrs):
+        return [[i] for i in program.instrs]
+    cores = sorted(streams)
+    pos = dict.fromkeys(cores, 0)
+    out = []
+    while any(pos[c] < len(streams[c]) for c in cores):
+        group = []
+        for c in cores:                      # run each core up to its next sync instruction
+            st = streams[c]
+            while pos[c] < len(st) and st[pos[c]].op.name not in _SYNC:
+                out.append([st[pos[c]]])
+                pos[c] += 1
+            if pos[c] < len(st):
+                group.append(st[pos[c]])
+                pos[c] += 1
+        if group:
+            out.append(group)
+    return out
 
 
 def _ports(eng, reads, writes):

@@ -24,6 +24,8 @@ import numpy as np
 
 from .graph import Graph, Value
 from .hlo_syntax import HloImportError, Instr, Module, parse_literal, parse_module
+from .hlo_text_more import BINARY_MORE, KNOWN_ATTRS_MORE, TUPLE_OPS, UNARY_MORE, MoreOps
+from .importer_common import is_identity
 from .types import GraphError, TensorType, numpy_dtype
 
 __all__ = ["parse_hlo", "HloImportError"]
@@ -37,8 +39,10 @@ _UNARY = {"exponential": "exp", "log": "log", "tanh": "tanh", "negate": "negate"
           "sqrt": "sqrt", "rsqrt": "rsqrt"}
 _BINARY = {"add": "add", "subtract": "subtract", "multiply": "multiply", "divide": "divide",
            "maximum": "maximum", "minimum": "minimum", "power": "power"}
-_REDUCERS = {"add": "add", "maximum": "max", "minimum": "min", "multiply": "mul"}
-_COMBINE = {"add": "add", "max": "maximum", "min": "minimum", "mul": "multiply"}
+_REDUCERS = {"add": "add", "maximum": "max", "minimum": "min", "multiply": "mul", "and": "and",
+             "or": "or"}
+_COMBINE = {"add": "add", "max": "maximum", "min": "minimum", "mul": "multiply", "and": "and",
+            "or": "or"}
 
 # Attributes that never change the values computed (debug info, placement, precision hints).
 _HARMLESS = frozenset({"metadata", "sharding", "frontend_attributes", "backend_config",
@@ -50,6 +54,7 @@ _KNOWN_ATTRS = {
     "reduce": {"dimensions", "to_apply"}, "get-tuple-element": {"index"}, "call": {"to_apply"},
     "iota": {"iota_dimension"},
     "dot": {"lhs_contracting_dims", "rhs_contracting_dims", "lhs_batch_dims", "rhs_batch_dims"},
+    **KNOWN_ATTRS_MORE,
 }
 _HINTS = {
     "fusion": "this looks like post-optimization HLO; export the pre-optimization module "
@@ -72,7 +77,7 @@ def parse_hlo(text: str) -> Graph:
     return _Importer(parse_module(text)).run()
 
 
-class _Importer:
+class _Importer(MoreOps):
     def __init__(self, module: Module):
         self.m = module
         self.g = Graph(module.name)
@@ -144,8 +149,10 @@ class _Importer:
             return self._computation(self._called(ins), xs, depth + 1)
         if op == "constant":
             return _Literal(ins, self._literal(ins))  # emitted at first use: see _value
-        if op == "reduce":
-            return self._reduce(ins, xs)
+        if op in TUPLE_OPS:
+            return self._tuple_op(ins, xs, depth)
+        if op == "reduce-window":
+            return self._op_reduce_window(ins, xs)
         xs = [self._value(x) for x in xs]
         for i, x in enumerate(xs):
             if not isinstance(x, Value):
@@ -157,6 +164,13 @@ class _Importer:
             return self._emit(ins, _UNARY[op], xs)
         if op in _BINARY:
             return self._emit(ins, _BINARY[op], xs)
+        if op in UNARY_MORE:
+            return self._emit(ins, UNARY_MORE[op], xs)
+        if op in BINARY_MORE:
+            return self._emit(ins, BINARY_MORE[op], xs)
+        handler = getattr(self, "_op_" + op.replace("-", "_"), None)
+        if handler is not None:
+            return handler(ins, xs)
         if op == "convert":
             return self._emit(ins, "convert", xs, dtype=out.dtype)
         if op == "broadcast":
@@ -252,11 +266,11 @@ class _Importer:
                 or set(root.operands) != params or len(params) != 2):
             ops = ", ".join(i.opcode for i in reducer.instrs if i.opcode != "parameter")
             raise self.m.error(f"reduce '{ins.name}': to_apply={reducer.name} must be a single "
-                               f"add/maximum/minimum/multiply of its two parameters, found: "
-                               f"{ops}", ins.line)
+                               f"add/maximum/minimum/multiply/and/or of its two parameters, "
+                               f"found: {ops}", ins.line)
         kind = _REDUCERS[root.opcode]
         result = self._emit(ins, "reduce", [x], dims=self._dims(ins), kind=kind)
-        if isinstance(init, _Literal) and _is_identity(kind, init.array):
+        if isinstance(init, _Literal) and is_identity(kind, init.array):
             return result  # the usual case: the init is the reduction's identity
         # A non-identity init is folded in once: kind(reduce(x), init), broadcast to the result.
         loc = f"{ins.name} @ line {ins.line}"
@@ -338,24 +352,8 @@ class _Importer:
         return tuple(int(t) for t in texts[1:-1:2])
 
 
-_SUPPORTED = (set(_UNARY) | set(_BINARY) | set(_KNOWN_ATTRS)
+_SUPPORTED = (set(_UNARY) | set(_BINARY) | set(_KNOWN_ATTRS) | set(UNARY_MORE) | set(BINARY_MORE)
               | {"parameter", "constant", "convert", "reshape", "select", "tuple"})
-
-
-def _is_identity(kind: str, literal: np.ndarray) -> bool:
-    if literal.shape != ():
-        return False
-    x = literal.astype(np.float64) if literal.dtype.kind not in "iub" else literal
-    if kind == "add":
-        return bool(x == 0)
-    if kind == "mul":
-        return bool(x == 1)
-    if literal.dtype.kind == "b":
-        return bool(x) == (kind == "min")
-    if literal.dtype.kind in "iu":
-        info = np.iinfo(literal.dtype)
-        return int(x) == (info.min if kind == "max" else info.max)
-    return bool(x == (-np.inf if kind == "max" else np.inf))
 
 
 class _Literal:

@@ -32,6 +32,9 @@ def simplify(g: Graph) -> Graph:
                 continue
             ins = [src]
         new = out.add_op(op.opcode, ins, dict(a), loc=op.loc)
+        if op.multi:
+            env.update({id(r): n for r, n in zip(op.results, new)})
+            continue
         producer[id(new)] = out.ops[-1]
         env[id(op.result)] = new
     out.set_outputs([env[id(v)] for v in g.outputs])

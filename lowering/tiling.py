@@ -35,7 +35,8 @@ _UNARY_ACT = {"exp": "exp", "log": "log", "tanh": "tanh", "sqrt": "sqrt", "rsqrt
               "abs": "abs"}
 _CMP = {"EQ": "equal", "NE": "not_equal", "LT": "less", "LE": "less_equal", "GT": "greater",
         "GE": "greater_equal"}
-_RED = {"add": "add", "mul": "multiply", "max": "maximum", "min": "minimum"}
+_RED = {"add": "add", "mul": "multiply", "max": "maximum", "min": "minimum",
+        "and": "minimum", "or": "maximum"}     # bools are 0/1: and = min, or = max
 
 
 def device_dtype(dt: str) -> str:
@@ -295,21 +296,33 @@ def _lower_reduce(lw, inputs, attrs, out_type):
     return out
 
 
+def lower_ops(lw: Lowerer, graph, views) -> list:
+    """Lower every op of ``graph`` with its parameters bound to ``views``; return the output
+    views. Used for whole graphs, loop bodies and rules that decompose into simpler ops."""
+    env = {id(p): v for p, v in zip(graph.params, views)}
+    for op in graph.ops:
+        attrs = dict(op.attrs, _opcode=op.opcode)
+        if op.multi:
+            outs = lw.lower(op.opcode, [env[id(x)] for x in op.inputs], attrs,
+                            tuple(r.type for r in op.results))
+            env.update({id(r): o for r, o in zip(op.results, outs)})
+        else:
+            env[id(op.result)] = lw.lower(op.opcode, [env[id(x)] for x in op.inputs], attrs,
+                                          op.result.type)
+    return [env[id(v)] for v in graph.outputs]
+
+
 def lower_graph(graph, target=None, name=None) -> Program:
     """Lower a whole graph to a device program whose inputs are the graph's parameters."""
     prog = Program(name or graph.name, target)
     lw = Lowerer(prog)
-    env = {}
+    views = []
     for pv in graph.params:
         v = prog.alloc(pv.type.shape or (1,), device_dtype(pv.type.dtype), "hbm", name=pv.name,
                        kind="input")
         prog.inputs.append(v.storage)
-        env[id(pv)] = v.reshape(tuple(pv.type.shape)) if pv.type.shape else v
-    for op in graph.ops:
-        attrs = dict(op.attrs, _opcode=op.opcode)
-        env[id(op.result)] = lw.lower(op.opcode, [env[id(x)] for x in op.inputs], attrs,
-                                      op.result.type)
-    finish_outputs(lw, prog, [env[id(v)] for v in graph.outputs], graph.outputs)
+        views.append(v.reshape(tuple(pv.type.shape)) if pv.type.shape else v)
+    finish_outputs(lw, prog, lower_ops(lw, graph, views), graph.outputs)
     return prog
 
 
@@ -325,3 +338,7 @@ def finish_outputs(lw, prog, views, values=None):
             st = new.storage
         seen.add(st.id)
         prog.outputs.append(st)
+
+
+# Rules for the ops defined in ops_elementwise / ops_layout / ops_window (they fill OPS[...].lower).
+from . import lower_elementwise, lower_layout, lower_window  # noqa: E402,F401

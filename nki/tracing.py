@@ -234,6 +234,9 @@ class Kernel:
             finally:
                 _local.trace = prev
                 program.__dict__.pop("alloc", None)
+            if isinstance(ret, list):                  # nki-library wrappers return lists of outputs
+                ret = tuple(ret)
+                program.attrs["returns_list"] = True
             if self.lnc > 1:
                 # Each core's instructions carry its program id so the timing model can run the two
                 # instruction streams on two NeuronCores that share only HBM.
@@ -305,6 +308,8 @@ class Kernel:
         kind = kinds[0] if kinds else "numpy"
         outs = [_as_returned(mem, v, o) for v, o in zip(prog.attrs.get("output_views", ()), outs)]
         res = [_from_numpy(o, kind) for o in outs]
+        if prog.attrs.get("returns_list"):
+            return res
         if prog.attrs.get("returns_tuple"):
             return tuple(res)
         return res[0] if len(res) == 1 else (None if not res else tuple(res))

@@ -16,6 +16,9 @@ class Iota:
         dst = view_arg(i, "dst")
         check_onchip_operand(i, arch, "dst", dst, ("sbuf",))
         pat = i.args.get("pattern")
+        if pat and len(pat) > 4:
+            fail(i, "access-pattern", f"pattern has {len(pat)} [step, num] pairs; the hardware "
+                 f"generates at most 4 free dimensions", "pattern", len(pat), 4)
         n = int(np.prod([c for _, c in pat])) if pat else 1
         if n != dst.free_size:
             fail(i, "shape-mismatch", f"pattern {pat} generates {n} elements per partition but dst "

@@ -149,10 +149,6 @@ class CoreBarrier:
     def check(i, arch):
         _check_generation(i, arch)
         data = view_arg(i, "data")
-        if data.buffer != SHARED_HBM:
-            fail(i, "buffer", f"operand 'data' ({data.storage.name}) is in {data.buffer.name}; "
-                 f"core_barrier synchronises on a tensor in nl.shared_hbm", "data",
-                 data.buffer.name, "shared_hbm")
         cores = i.args.get("cores")
         lnc = int(i.args.get("_lnc", 2))
         if not isinstance(cores, tuple) or not cores or len(set(cores)) != len(cores) or any(
@@ -168,6 +164,10 @@ class CoreBarrier:
         if me is not None and me not in cores:
             fail(i, "core-rank", f"core {me} executes a barrier over cores={cores} that does not "
                  f"include it", "cores", cores, f"contains {me}")
+        if data.buffer != SHARED_HBM:
+            fail(i, "buffer", f"operand 'data' ({data.storage.name}) is in {data.buffer.name}; "
+                 f"core_barrier synchronises on a tensor in nl.shared_hbm", "data",
+                 data.buffer.name, "shared_hbm")
 
     def run(i, mem):
         cores = i.args["cores"]

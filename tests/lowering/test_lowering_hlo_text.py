@@ -190,13 +190,14 @@ ENTRY e {
 # ------------------------------------------------------------------ error paths
 
 def test_unsupported_opcode_names_opcode_instruction_and_line():
-    text = hlo_of(jnp.sort, np.ones((4, 5), np.float32))
+    text = hlo_of(lambda p, x: jax.lax.cond(p, jnp.sin, jnp.cos, x), True,
+                  np.ones((4, 5), np.float32))
     with pytest.raises(HloImportError) as e:
         parse_hlo(text)
-    line = next(n for n, s in enumerate(text.splitlines(), 1) if " sort(" in s)
+    line = next(n for n, s in enumerate(text.splitlines(), 1) if " conditional(" in s)
     name = text.splitlines()[line - 1].split("=")[0].replace("ROOT", "").strip()
-    assert str(e.value).startswith(f"unsupported HLO opcode 'sort' in instruction '{name}' "
-                                   f"(line {line})")
+    assert str(e.value).startswith(f"unsupported HLO opcode 'conditional' in instruction "
+                                   f"'{name}' (line {line})")
 
 
 def test_post_optimization_hlo_gets_a_hint():
@@ -260,9 +261,13 @@ def test_type_error_inside_hlo_is_reported_with_line():
 
 
 def test_unsupported_reducer_and_variadic_reduce():
-    argmax = hlo_of(lambda x: jnp.argmax(x, axis=1), np.ones((4, 6), np.float32))
+    # (argmax and jnp.any import now; a sum-and-product pair and a custom reducer do not)
+    pair = hlo_of(lambda x: jax.lax.reduce((x, x), (0.0, 1.0), lambda a, b: (a[0] + b[0],
+                                                                           a[1] * b[1]), (1,)),
+                  np.ones((4, 6), np.float32))
     with pytest.raises(HloImportError, match="variadic reduce"):
-        parse_hlo(argmax)
-    anyred = hlo_of(lambda x: jnp.any(x > 0, axis=1), np.ones((4, 6), np.float32))
+        parse_hlo(pair)
+    odd = hlo_of(lambda x: jax.lax.reduce(x, 0.0, lambda a, b: a * 2 + b, (1,)),
+                 np.ones((4, 6), np.float32))
     with pytest.raises(HloImportError, match=r"must be a single add/maximum/minimum/multiply"):
-        parse_hlo(anyred)
+        parse_hlo(odd)

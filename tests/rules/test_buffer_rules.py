@@ -159,3 +159,24 @@ def test_list_arguments_are_refused():
     expect_rule(call, rule="list-argument", operand="sizes", value="list", limit="tuple",
                 where=(__file__, line), says=("argument 'sizes'", "pass a tuple"))
     assert takes_sizes(ones(4, 4), (1, 2)).shape == (4, 4)
+
+
+def test_iota_pattern_has_at_most_four_pairs():
+    import inspect
+    import numpy as np
+    import pytest
+    import nki
+    import nki.isa as nisa
+    import nki.language as nl
+    from device.errors import HardwareRuleError
+
+    @nki.jit
+    def k(a):
+        t = nl.ndarray((128, 32), nl.int32, buffer=nl.sbuf)
+        nisa.iota(dst=t, pattern=[[1, 2]] * 5, offset=0)  # <- iota
+        return a
+    with pytest.raises(HardwareRuleError) as e:
+        k(np.zeros((2, 2), np.float32))
+    assert e.value.rule == "access-pattern" and "5 [step, num] pairs" in str(e.value)
+    src, start = inspect.getsourcelines(k.fn)
+    assert e.value.loc.line == start + next(j for j, l in enumerate(src) if "# <- iota" in l)

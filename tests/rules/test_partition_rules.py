@@ -152,3 +152,20 @@ def test_start_partition_rule_matches_the_documented_table(n, data):
                     operand="dst", value=start, limit=(0 if n > 64 else "0 or 64" if n > 32
                                                        else "0/32/64/96"),
                     where=marker_line(k, "op"))
+
+
+@nki.jit
+def broadcast_psum_read(a):
+    """A (128, 320) PSUM tile broadcast over 24 columns: 7680 reads of 320 distinct elements."""
+    out = nl.ndarray((128, 320, 24), nl.float32, buffer=nl.shared_hbm)
+    p = nl.ndarray((128, 320, 1), nl.float32, buffer=nl.psum)
+    nisa.memset(dst=p, value=1.5)
+    s = nl.ndarray((128, 320, 24), nl.float32, buffer=nl.sbuf)
+    nisa.tensor_copy(dst=s, src=p.broadcast(2, 24))
+    nisa.dma_copy(dst=out, src=s)
+    return out
+
+
+def test_free_size_limit_counts_distinct_psum_elements():
+    out = broadcast_psum_read(ones(4, 4))
+    np.testing.assert_array_equal(out, np.full((128, 320, 24), 1.5, np.float32))

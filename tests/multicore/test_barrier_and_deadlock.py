@@ -1,0 +1,165 @@
+"""``nisa.core_barrier`` ordering, per-core engine state, and the deadlock error.
+
+The executor runs core 0 first, so without a barrier core 0 would read a shared tensor before
+core 1 has written its part (and see the NaN sentinel); with the barrier core 0 waits for core 1.
+"""
+import numpy as np
+import pytest
+
+import nki
+import nki.isa as nisa
+import nki.language as nl
+from device.errors import HardwareRuleError, UserKernelError
+from device.executor import CoreDeadlockError
+
+from mc_helpers import expect_error, line_of
+
+
+def _exchange_through_hbm(barrier: bool):
+    def kernel(a):
+        """Each core writes its row block of a shared scratch tensor, then reads the other's."""
+        out = nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)
+        scratch = nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)
+        pid = nl.program_id(0)
+        r = a.shape[0] // 2
+        t = nl.ndarray((r, a.shape[1]), a.dtype, buffer=nl.sbuf)
+        nisa.dma_copy(dst=t, src=a[pid * r:(pid + 1) * r])
+        nisa.tensor_scalar(dst=t, data=t, op0=nl.multiply, operand0=10.0)
+        nisa.dma_copy(dst=scratch[pid * r:(pid + 1) * r], src=t)
+        if barrier:
+            nisa.core_barrier(scratch, (0, 1))
+        other = 1 - pid
+        nisa.dma_copy(dst=t, src=scratch[other * r:(other + 1) * r])
+        nisa.dma_copy(dst=out[pid * r:(pid + 1) * r], src=t)
+        return out
+    return nki.jit(kernel, target="trn2")
+
+
+A = np.arange(8 * 6, dtype=np.float32).reshape(8, 6)
+
+
+def test_core_barrier_makes_each_core_see_the_others_writes():
+    out = _exchange_through_hbm(True)[2](A)
+    np.testing.assert_array_equal(out, np.concatenate([A[4:], A[:4]]) * 10)
+
+
+def test_without_the_barrier_core_0_reads_before_core_1_wrote():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = _exchange_through_hbm(False)[2](A)
+    assert np.isnan(out[:4]).all()                         # core 0 read the sentinel
+    np.testing.assert_array_equal(out[4:], A[:4] * 10)     # core 1 ran after core 0 finished
+
+
+def test_core_barrier_is_refused_on_neuroncore_v2_and_at_lnc1():
+    k = _exchange_through_hbm(True)
+    where = line_of(k, "nisa.core_barrier(")
+    e = expect_error(lambda: nki.jit(k.fn, target="trn1")[2](A), HardwareRuleError, where=where,
+                     says=("core_barrier needs NeuronCore-v3 or later", "target trn1 is "
+                           "NeuronCore-v2"))
+    assert e.rule == "generation"
+    e = expect_error(lambda: k(A), HardwareRuleError, where=where,
+                     says=("cores=(0, 1) names core 1 but this kernel runs with LNC=1",))
+    assert e.rule == "lnc"
+
+
+@nki.jit(target="trn2")
+def barrier_on_sbuf(a):
+    out = nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)
+    t = nl.ndarray(a.shape, a.dtype, buffer=nl.sbuf)
+    nisa.core_barrier(data=t, cores=[0, 1])
+    return out
+
+
+def test_core_barrier_data_must_be_shared_hbm():
+    e = expect_error(lambda: barrier_on_sbuf[2](A), HardwareRuleError,
+                     where=line_of(barrier_on_sbuf, "core_barrier("),
+                     says=("is in sbuf", "nl.shared_hbm"))
+    assert (e.rule, e.operand, e.value, e.limit) == ("buffer", "data", "sbuf", "shared_hbm")
+
+
+@nki.jit(target="trn2")
+def mismatched_sync(a):
+    out = nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)
+    pid = nl.program_id(0)
+    t = nl.ndarray(a.shape, a.dtype, buffer=nl.sbuf)
+    u = nl.ndarray(a.shape, a.dtype, buffer=nl.sbuf)
+    nisa.dma_copy(dst=t, src=a)
+    if pid == 0:
+        nisa.core_barrier(out, (0, 1))
+    else:
+        nisa.sendrecv(src=t, dst=u, send_to_rank=0, recv_from_rank=0, pipe_id=0)
+    nisa.dma_copy(dst=out, src=t)
+    return out
+
+
+def test_deadlock_names_both_waiting_instructions_and_their_lines():
+    f, barrier_line = line_of(mismatched_sync, "core_barrier(")
+    _, send_line = line_of(mismatched_sync, "nisa.sendrecv(")
+    e = expect_error(lambda: mismatched_sync[2](A), CoreDeadlockError, where=(f, barrier_line),
+                     says=("deadlock: no core of this LNC program can make progress",
+                           f"core 0 is blocked at core_barrier (test_barrier_and_deadlock.py:"
+                           f"{barrier_line}): waits for core 1 to reach core_barrier #1",
+                           f"core 1 is blocked at sendrecv (test_barrier_and_deadlock.py:"
+                           f"{send_line}): waits for core 0 to reach a sendrecv on pipe 0",
+                           "nisa.core_barrier(out, (0, 1))"))
+    assert isinstance(e, UserKernelError)
+
+
+@nki.jit(target="trn2")
+def extra_barrier(a):
+    out = nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)
+    pid = nl.program_id(0)
+    nisa.core_barrier(out, (0, 1))
+    if pid == 1:
+        nisa.core_barrier(out, (0, 1))      # core 0 never reaches a second barrier
+    return out
+
+
+def test_deadlock_when_the_other_core_has_finished():
+    expect_error(lambda: extra_barrier[2](A), CoreDeadlockError,
+                 where=line_of(extra_barrier, "core_barrier(", 1),
+                 says=("core 0 has finished its program (1 instructions)",
+                       "core 1 is blocked at core_barrier", "core_barrier #2"))
+
+
+@nki.jit(target="trn2")
+def accumulate_across_barrier(a):
+    """Each core sums its rows on ScalarE's accumulators in two halves around a barrier."""
+    out = nl.ndarray((a.shape[0], 2), nl.float32, buffer=nl.shared_hbm)
+    pid = nl.program_id(0)
+    f = a.shape[1] // 2
+    x = nl.ndarray(a.shape, a.dtype, buffer=nl.sbuf)
+    y = nl.ndarray((a.shape[0], f), a.dtype, buffer=nl.sbuf)
+    res = nl.ndarray((a.shape[0], 1), nl.float32, buffer=nl.sbuf)
+    nisa.dma_copy(dst=x, src=a)
+    nisa.tensor_scalar(dst=x, data=x, op0=nl.multiply, operand0=float(pid + 1))
+    nisa.activation(dst=y, op=nl.copy, data=x[:, :f], reduce_op=nl.add,
+                    reduce_cmd=nisa.reduce_cmd.reset_reduce)
+    nisa.core_barrier(out, (0, 1))
+    nisa.activation(dst=y, op=nl.copy, data=x[:, f:], reduce_op=nl.add, reduce_res=res,
+                    reduce_cmd=nisa.reduce_cmd.reduce)
+    nisa.dma_copy(dst=out[:, pid:pid + 1], src=res)
+    return out
+
+
+def test_engine_accumulators_belong_to_each_core():
+    a = np.arange(4 * 6, dtype=np.float32).reshape(4, 6)
+    s = a.sum(axis=1)
+    np.testing.assert_allclose(accumulate_across_barrier[2](a), np.stack([s, 2 * s], 1))
+
+
+def test_waiting_inside_a_dynamic_loop_is_reported():
+    @nki.jit(target="trn2")
+    def in_loop(a):
+        out = nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)
+
+        def body(i):
+            nisa.core_barrier(out, (0, 1))
+        nl.fori_loop(0, 2, body)
+        return out
+
+    expect_error(lambda: in_loop[2](A), UserKernelError, where=line_of(in_loop, "core_barrier("),
+                 says=("core_barrier inside fori_loop", "waits for core 1",
+                       "move it out of the loop"))
