@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from .graph import Graph, Value
 from .importer_common import (Region, RegionOp, arg_reducer, binary_reducer, conv_layouts,
                               is_identity, sort_comparator)
@@ -229,7 +231,7 @@ class MoreOps:
                                f"supported; only single-input reduce and the argmax/argmin "
                                f"(value, index) pattern; reducer ops: {region.describe()}",
                                ins.line)
-        x, ids = self._value(xs[0]), self._value(xs[1])
+        x, ids = self._value(xs[0]), xs[1]
         dims = self._dims(ins)
         if len(dims) != 1 or not self._is_iota_along(ids, dims[0]):
             raise self.m.error(f"variadic reduce '{ins.name}': the argmax/argmin pattern needs "
@@ -240,10 +242,18 @@ class MoreOps:
                                    f"the identity of {k}", ins.line)
         vals = self._emit_raw(ins, "reduce", [x], dims=dims,
                               kind="max" if kind == "argmax" else "min")
-        idx = self._emit_raw(ins, kind, [x], dim=dims[0], index_dtype=ids.type.dtype)
+        idx = self._emit_raw(ins, kind, [x], dim=dims[0],
+                             index_dtype=self._tensor_type(self._tuple_elem(ins, 1)).dtype)
         return (vals, idx)
 
-    def _is_iota_along(self, v: Value, dim: int) -> bool:
+    def _tuple_elem(self, ins, k):
+        from .hlo_syntax import Instr
+        return Instr(ins.name, ins.shape.tuple[k], ins.opcode, [], [], {}, ins.line)
+
+    def _is_iota_along(self, v, dim: int) -> bool:
+        if hasattr(v, "array"):                  # a constant folded from a (tiny) iota
+            a = v.array
+            return a.ndim > dim and bool((a == np.indices(a.shape)[dim]).all())
         op = next((o for o in self.g.ops if o.result is v), None)
         if op is None:
             return False

@@ -10,6 +10,8 @@ go through :mod:`lowering.stablehlo`.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from . import stablehlo as S
 from .graph import Graph, Value
 from .importer_common import Region, RegionOp, arg_reducer, binary_reducer, is_identity, \
@@ -322,6 +324,9 @@ class _Importer:
                 self._emit(op, kind, [xs[0]], dim=dims[0], index_dtype=idx_dt)]
 
     def _is_iota(self, v, dim):
+        if isinstance(v, _Const):               # a constant folded from a (tiny) iota
+            a = v.array
+            return a.ndim > dim and bool((a == np.indices(a.shape)[dim]).all())
         if not isinstance(v, Value):
             return False
         prod = next((o for o in self.g.ops if o.result is v), None)

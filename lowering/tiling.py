@@ -258,7 +258,9 @@ def _matmul_2d(lw, a: View, b: View, out: View, cdt: str):
                 lw.emit("dma_copy", dst=st, src=a[m0:m0 + mt, k0:k0 + kt].permute((1, 0)))
                 mv = lw.sb((kt, nt), cdt)
                 lw.emit("dma_copy", dst=mv, src=b[k0:k0 + kt, n0:n0 + nt])
-                lw.emit("nc_matmul", dst=ps, stationary=st, moving=mv)
+                # explicit accumulate: the PSUM tile may hold an earlier result when this code
+                # runs again (a loop body), so the first K tile must overwrite
+                lw.emit("nc_matmul", dst=ps, stationary=st, moving=mv, accumulate=k0 > 0)
             if K == 0:
                 lw.emit("memset", dst=ps, value=0.0)
             res = lw.sb((mt, nt), out.dtype)

@@ -12,7 +12,8 @@
 """
 from nki.tracing import ArraySpec, Kernel, jit, simulate
 
-from .imported import ImportedFunction, load_hlo
+from .imported import ImportedFunction, JaxFunction, from_jax, load_hlo, load_stablehlo
 
 __version__ = "0.1.0"
-__all__ = ["jit", "simulate", "Kernel", "ArraySpec", "load_hlo", "ImportedFunction"]
+__all__ = ["jit", "simulate", "Kernel", "ArraySpec", "load_hlo", "load_stablehlo", "from_jax",
+           "ImportedFunction", "JaxFunction"]

@@ -1,9 +1,12 @@
-"""Imported models (XLA HLO text) that behave like jitted functions.
+"""Imported models (XLA HLO text, StableHLO, JAX functions) that behave like jitted functions.
 
     >>> import neuron
     >>> f = neuron.load_hlo(hlo_text)          # doctest: +SKIP
     >>> y = f(x, w, b)                          # runs on the emulator, returns NumPy
     >>> print(f.lower(x, w, b))                 # graph IR + device program
+    >>> g = neuron.load_stablehlo(mlir_text)   # doctest: +SKIP
+    >>> h = neuron.from_jax(lambda x: jnp.tanh(x) @ x.T)   # doctest: +SKIP
+    >>> h(np.ones((4, 3), np.float32))          # lowers with jax on first call, then runs here
 """
 from __future__ import annotations
 
@@ -89,3 +92,60 @@ def load_hlo(text_or_path, target=None) -> ImportedFunction:
         with open(text_or_path) as f:
             text = f.read()
     return ImportedFunction(simplify(parse_hlo(text)), src, target)
+
+
+def load_stablehlo(source, target=None) -> ImportedFunction:
+    """Import StableHLO as a callable: MLIR text, a path to a ``.mlir`` file, a portable
+    artifact (bytes), a jaxlib ``ir.Module`` or a ``jax.stages.Lowered``."""
+    from lowering.stablehlo_import import parse_stablehlo
+    src = "<stablehlo>"
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source
+                                           and os.path.exists(source)):
+        src = str(source)
+        with open(source, "rb") as f:
+            data = f.read()
+        source = data if data.startswith(b"ML\xefR") else data.decode()
+    return ImportedFunction(simplify(parse_stablehlo(source)), src, target)
+
+
+class JaxFunction:
+    """``neuron.from_jax(fn)``: lowers ``fn`` with jax for each new argument signature (shapes
+    and dtypes), imports the StableHLO and runs it on the emulator."""
+
+    def __init__(self, fn, target=None):
+        self.fn, self.target = fn, target
+        self._cache: dict = {}
+        self.__name__ = getattr(fn, "__name__", "jax_function")
+        self.__doc__ = getattr(fn, "__doc__", None)
+
+    def imported(self, *args) -> ImportedFunction:
+        """The ImportedFunction for these arguments' shapes and dtypes (cached)."""
+        import jax
+        arrays = [np.asarray(a) for a in args]
+        key = tuple((a.shape, a.dtype.str) for a in arrays)
+        f = self._cache.get(key)
+        if f is None:
+            lowered = jax.jit(self.fn).lower(*arrays)
+            f = load_stablehlo(lowered.as_text(), target=self.target)
+            f.source = f"from_jax({self.__name__})"
+            self._cache[key] = f
+        return f
+
+    def __call__(self, *args, target=None):
+        return self.imported(*args)(*args, target=target)
+
+    def reference(self, *args):
+        return self.imported(*args).reference(*args)
+
+    def lower(self, *args, target=None) -> str:
+        return self.imported(*args).lower(*args, target=target)
+
+    def profile(self, *args, target=None):
+        return self.imported(*args).profile(*args, target=target)
+
+
+def from_jax(fn=None, *, target=None):
+    """Wrap a JAX function so it runs on the emulator (usable as ``@neuron.from_jax``)."""
+    if fn is None:
+        return lambda f: JaxFunction(f, target)
+    return JaxFunction(fn, target)

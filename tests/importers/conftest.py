@@ -1,0 +1,8 @@
+"""Fixtures for tests/importers (helpers are in importer_helpers.py)."""
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
