@@ -84,6 +84,18 @@ class Arch:
     # row size (matmul tiled/hoisted/blocked 104/102/102 GB/s and fully optimised 101 GB/s in MMh;
     # mamba v1 with 4K channels ~116 GB/s in MB), so the cap is calibrated to those runs (E).
     hbm_share_bytes_per_ns: float = 106.0      # E: calibrated, see above
+    # Compiler spills and SBUF pressure (CM 3 rules 16-19, SPEC 4.2 item 10).
+    # ``sbuf_alloc_fraction``: share of the usable SBUF the allocator hands to automatic tiles
+    # before it spills. MB speaks of fragmentation, but a share below 1 is ruled out: mamba_v3 at
+    # seq 8192 keeps 96 KiB of whole-sequence tiles plus ~20 KiB of seq tiles live and does not
+    # spill (MB), and 0.8 already makes the matmul "blocked M,N" stage 26% slow (MMh). So 1 (E).
+    sbuf_alloc_fraction: float = 1.0           # E: see above
+    # HBM bandwidth of spill traffic: compiler-generated whole-tile transfers (one 24-32 KiB row
+    # per partition, own queues qSyncSpillReload/qVectorSpillReload in MB's profile) run at the DMA
+    # table peak 16 x 17 B/ns (D:BW,DO), not at the ~106 GB/s that NKI dma_copy streams reach.
+    # At 106 the Belady plan's traffic makes mamba_v2 seq 8192 1.9x its published 53.33 ms; at
+    # 272 it is within 25% and seq 7168 within 5% (E).
+    spill_bytes_per_ns: float = 272.0          # E: see above
     launch_overhead_ns: float = 4000.0         # E: NEFF start-up/tear-down in measured latencies
                                                # (MB: "every NEFF execution involves certain start-up
                                                # and tear-down overhead"); fits mamba v1 172.93 us
@@ -118,6 +130,7 @@ TRN2 = Arch(
     dve_elems_per_cycle_32bit=2.0,             # D:A3 256 elem/cycle other types
     v2_shared_ports=False,                     # D:A3 lifts v2 port sharing
     dma_engine_bytes_per_ns=23.0,              # D:BW,DO
+    spill_bytes_per_ns=368.0,                  # E: 16 x 23 B/ns, as for v2
     dma_issue_ns=600.0,                        # D:A3,DGE
     hbm_share_bytes_per_ns=368.0,              # E
     dma_curve_scale=1.0,                       # E: DO curve as drawn (no v3 calibration data)
@@ -134,6 +147,7 @@ TRN3 = Arch(
     dve_elems_per_cycle_16bit=4.0, dve_elems_per_cycle_32bit=2.0,
     v2_shared_ports=False,
     dma_engine_bytes_per_ns=33.0, dma_issue_ns=600.0, hbm_share_bytes_per_ns=600.0, dma_curve_scale=1.0,
+    spill_bytes_per_ns=528.0,                  # E: 16 x 33 B/ns, as for v2
     dma_transpose_factor=1 / 0.9,
     peak_bf16_tflops=79.0, peak_fp8_tflops=315.0, peak_fp32_tflops=20.0,
 )

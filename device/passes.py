@@ -1,16 +1,51 @@
-"""Passes over device programs: verification and on-chip capacity / overlap checks.
+"""Passes over device programs: verification, on-chip capacity / overlap checks and the spill plan.
 
-``verify_program`` re-runs every instruction's operand rules (debug mode) and checks that the live
-SBUF and PSUM tiles fit the generation's capacity per partition, that at most ``psum_banks`` PSUM
-banks are live at once, and that user-placed tiles (``address=``) never overlap while both are live.
+``verify_program`` re-runs every instruction's operand rules (debug mode) and ``check_capacity``
+checks the on-chip memories the way the hardware toolchain does (SPEC 4.2 item 10: "the compiler
+spills, or the allocator errors"):
+
+* Errors stay where the hardware has them: a PSUM over-subscription (capacity or more than
+  ``psum_banks`` live banks), user-placed tiles (``address=``) that overlap while both are live,
+  and SBUF tiles that cannot fit even after spilling (the operands of one instruction, plus the
+  user-placed tiles, exceed the usable bytes per partition).
+* Automatically placed SBUF tiles that over-subscribe the SBUF are *spilled*: a Belady plan evicts
+  the live tile whose next use is farthest; it is saved to HBM after its last write (unless the
+  HBM copy is still current) and reloaded before its next use. The plan is
+  ``program.attrs["spills"]`` (a list of ``Spill``), priced by device/timing.py as extra DMA
+  traffic, and each spilled allocation site gets one ``SpillWarning``. Execution is unaffected
+  (spilling preserves the data).
+
+A tile is live from its first to its last use in program order.
 """
 from __future__ import annotations
 
+import bisect
 import math
+import warnings
+from dataclasses import dataclass
 
 from .errors import HardwareRuleError
 from .program import Program
 from .settings import settings
+
+
+class SpillWarning(UserWarning):
+    """Live SBUF tiles exceed the usable capacity, so the compiler spills some of them to HBM."""
+
+
+@dataclass(frozen=True)
+class Spill:
+    """One eviction of an automatically placed SBUF tile (indices are instruction indices)."""
+    storage: object            # the evicted Storage
+    last_use: int              # its last use before the eviction (its space is free after this)
+    evict_at: int              # the instruction whose tiles needed the space
+    save_after: "int | None"   # its last write before the eviction; None = HBM copy still current
+    reload_before: int         # its next use (it is reloaded before this instruction)
+    bytes: int                 # bytes of one save or reload transfer (all partitions)
+
+    @property
+    def save_bytes(self) -> int:
+        return 0 if self.save_after is None else self.bytes
 
 
 def live_ranges(program: Program):
@@ -25,7 +60,21 @@ def live_ranges(program: Program):
     return rng
 
 
-def check_capacity(program: Program):
+def auto_sbuf_capacity(program: Program, peak: dict) -> int:
+    """Bytes per partition the compiler hands to automatically placed SBUF tiles before it spills:
+    its share (``sbuf_alloc_fraction``) of the usable SBUF minus the peak of the user-placed
+    (``address=``) tiles."""
+    arch = program.arch
+    return int(arch.sbuf_usable_bytes_per_partition * arch.sbuf_alloc_fraction) - \
+        peak.get("sbuf_pinned", 0)
+
+
+def check_capacity(program: Program, warn: bool = True):
+    """Check PSUM and user-placed tiles, plan SBUF spills; returns the peak usage per partition.
+
+    Sets ``program.attrs["peak"]`` (``sbuf``: peak demand of all SBUF tiles in program order,
+    ``sbuf_resident``: after spilling, ``sbuf_pinned``, ``psum``, ``psum_banks``) and
+    ``program.attrs["spills"]``."""
     arch = program.arch
     by_id = {s.id: s for s in program.storages}
     rng = live_ranges(program)
@@ -34,31 +83,31 @@ def check_capacity(program: Program):
         events.append((a, 0, sid))
         events.append((b, 1, sid))
     events.sort()
-    use = {"sbuf": 0, "psum": 0}
+    use = {"sbuf": 0, "psum": 0, "pinned": 0}
     banks = 0
     live = set()
-    peak = {"sbuf": 0, "psum": 0, "psum_banks": 0}
+    peak = {"sbuf": 0, "psum": 0, "psum_banks": 0, "sbuf_pinned": 0}
+    usable = arch.sbuf_usable_bytes_per_partition
     for idx, kind, sid in events:
         st = by_id[sid]
         buf = st.buffer.kind
         nbytes = st.bytes_per_partition
         nb = math.ceil(nbytes / arch.psum_bank_bytes) if buf == "psum" else 0
+        pinned = nbytes if (buf == "sbuf" and st.address is not None) else 0
         if kind == 0:
             if st.address is not None:
                 _check_overlap(st, live, by_id, arch)
             live.add(sid)
             use[buf] += nbytes
+            use["pinned"] += pinned
             banks += nb
             peak[buf] = max(peak[buf], use[buf])
+            peak["sbuf_pinned"] = max(peak["sbuf_pinned"], use["pinned"])
             peak["psum_banks"] = max(peak["psum_banks"], banks)
-            cap = arch.sbuf_usable_bytes_per_partition if buf == "sbuf" else arch.psum_bytes_per_partition
-            if use[buf] > cap:
-                raise HardwareRuleError(
-                    f"{buf}-capacity", f"live {buf.upper()} tiles need {use[buf]} bytes per partition "
-                    f"when {st.name} ({nbytes} B/partition) becomes live at instruction {idx}; the "
-                    f"{arch.name} {buf.upper()} has {cap} usable bytes per partition. Reuse or shrink "
-                    f"tiles, or declare them inside the loop", operand=st.name, value=use[buf],
-                    limit=cap, loc=st.loc)
+            if buf == "psum" and use[buf] > arch.psum_bytes_per_partition:
+                raise _capacity_error(arch, "psum", use[buf], st, idx, arch.psum_bytes_per_partition)
+            if pinned and use["pinned"] > usable:
+                raise _capacity_error(arch, "sbuf", use["pinned"], st, idx, usable, " placed")
             if buf == "psum" and banks > arch.psum_banks:
                 raise HardwareRuleError(
                     "psum-banks", f"{banks} PSUM banks are live when {st.name} becomes live; the "
@@ -67,9 +116,133 @@ def check_capacity(program: Program):
         else:
             live.discard(sid)
             use[buf] -= nbytes
+            use["pinned"] -= pinned
             banks -= nb
+    cap = auto_sbuf_capacity(program, peak)
+    spills = []
+    peak["sbuf_resident"] = peak["sbuf"]
+    if peak["sbuf"] - peak["sbuf_pinned"] > cap:        # cheap test first: most programs fit
+        hard = usable - peak["sbuf_pinned"]             # beyond this even spilling cannot help
+        spills, peak["sbuf_resident"] = _plan_spills(program, cap, hard, rng, peak["sbuf_pinned"])
+        if warn and spills:
+            _warn_spills(program, spills, peak["sbuf"], cap)
     program.attrs["peak"] = peak
+    program.attrs["spills"] = spills
     return peak
+
+
+def spill_plan(program: Program) -> list:
+    """The program's spill plan (computing it quietly if tracing did not); [] if it cannot be
+    planned (a capacity error, which tracing reports)."""
+    if "spills" not in program.attrs:
+        try:
+            check_capacity(program, warn=False)
+        except HardwareRuleError:
+            return []
+    return program.attrs.get("spills", [])
+
+
+def _capacity_error(arch, buf, need, st, idx, cap, what=""):
+    return HardwareRuleError(
+        f"{buf}-capacity", f"live{what} {buf.upper()} tiles need {need} bytes per partition when "
+        f"{st.name} ({st.bytes_per_partition} B/partition) becomes live at instruction {idx}; the "
+        f"{arch.name} {buf.upper()} has {cap} usable bytes per partition. Reuse or shrink tiles, "
+        f"or declare them inside the loop", operand=st.name, value=need, limit=cap, loc=st.loc)
+
+
+def _plan_spills(program, cap, hard, rng, pinned):
+    """Belady's plan over the automatically placed SBUF tiles: (spills, resident peak)."""
+    uses: dict = {}
+    tiles: dict = {}
+    for ins in program.instrs:
+        for v in ins.reads() + ins.writes():
+            st = v.storage
+            if st.buffer.kind == "sbuf" and st.address is None:
+                u = uses.setdefault(st.id, [])
+                if not u or u[-1] != ins.index:
+                    u.append(ins.index)
+                tiles[st.id] = st
+    resident: dict = {}                 # sid -> bytes per partition
+    used = peak = 0
+    dirty: dict = {}                    # sid -> last write index not yet saved to HBM
+    last_seen: dict = {}
+    evicted: dict = {}                  # sid -> (last use, evict at, save_after, bytes)
+    spills = []
+    for ins in program.instrs:
+        i = ins.index
+        ops = {}
+        for v in ins.reads() + ins.writes():
+            st = v.storage
+            if st.buffer.kind == "sbuf" and st.address is None:
+                ops[st.id] = st
+        if not ops:
+            continue
+        for sid, st in ops.items():
+            if sid not in resident:
+                resident[sid] = st.bytes_per_partition
+                used += st.bytes_per_partition
+                ev = evicted.pop(sid, None)
+                if ev is not None:
+                    spills.append(Spill(st, ev[0], ev[1], ev[2], i, ev[3]))
+        if used > cap:
+            cands = []
+            for sid in resident:
+                if sid not in ops:
+                    u = uses[sid]
+                    cands.append((u[bisect.bisect_right(u, i)], sid))
+            cands.sort(reverse=True)
+            for _, sid in cands:
+                if used <= cap:
+                    break
+                st = tiles[sid]
+                used -= resident.pop(sid)
+                evicted[sid] = (last_seen[sid], i, dirty.pop(sid, None),
+                                st.bytes_per_partition * st.partitions)
+            if used > hard:
+                worst = max(ops.values(), key=lambda s: s.bytes_per_partition)
+                raise HardwareRuleError(
+                    "sbuf-capacity", f"instruction {i} ({ins.op.name}) needs {used + pinned} bytes "
+                    f"per partition of SBUF for its own operands (largest: {worst.name}, "
+                    f"{worst.bytes_per_partition} B/partition) plus user-placed tiles; the "
+                    f"{program.arch.name} SBUF has {hard + pinned} usable bytes per partition, so "
+                    f"nothing can be spilled to make room. Split the instruction into smaller "
+                    f"tiles", operand=worst.name, value=used + pinned, limit=hard + pinned,
+                    loc=ins.loc)
+        if used > peak:
+            peak = used
+        for v in ins.writes():
+            if v.storage.id in ops:
+                dirty[v.storage.id] = i
+        for sid in ops:
+            last_seen[sid] = i
+            if rng[sid][1] == i:
+                used -= resident.pop(sid)
+                dirty.pop(sid, None)
+    return spills, peak + pinned
+
+
+def _warn_spills(program, spills, demand, cap):
+    """One SpillWarning per spilled allocation site (name and line), with its byte totals."""
+    sites: dict = {}
+    for s in spills:
+        st = s.storage
+        a = sites.setdefault(st.loc if st.loc is not None else st.name, [st, 0, 0, 0])
+        a[1] += 1
+        a[2] += s.save_bytes
+        a[3] += s.bytes
+    arch = program.arch
+    for st, n, saved, reloaded in sites.values():
+        loc = st.loc
+        msg = (f"sbuf-spill: live SBUF tiles need up to {demand} bytes per partition but the "
+               f"{arch.name} has {cap} usable for automatically placed tiles; the compiler spills "
+               f"tile {st.name} (allocated at {loc or '<unknown>'}, {st.bytes_per_partition} "
+               f"B/partition): {n} eviction(s), {saved} bytes saved to HBM and {reloaded} bytes "
+               f"reloaded. Tile the free dimension or shorten live ranges to avoid the extra DMA "
+               f"traffic")
+        if loc is not None:
+            warnings.warn_explicit(msg, SpillWarning, loc.file, loc.line)
+        else:
+            warnings.warn(msg, SpillWarning, stacklevel=3)
 
 
 def _check_overlap(st, live, by_id, arch):
@@ -97,3 +270,7 @@ def verify_program(program: Program):
         for ins in program.instrs:
             ins.op.check(ins, program.arch)
     check_capacity(program)
+
+
+__all__ = ["Spill", "SpillWarning", "check_capacity", "live_ranges", "spill_plan",
+           "verify_program", "auto_sbuf_capacity"]

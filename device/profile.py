@@ -64,7 +64,10 @@ class Report:
     dma_avg_bytes: float
     dma_avg_row_bytes: float
     dma_histogram: dict
-    spill_reload_bytes: int
+    spill_save_bytes: int         # compiler spills (device/passes.py plan), SBUF -> HBM
+    spill_reload_bytes: int       # compiler spill reloads + re-reads of HBM scratch the kernel wrote
+    spill_count: int
+    sbuf_wait_ns: float           # first writes waiting for SBUF space (allocator pressure)
     sbuf_peak_bytes: int
     sbuf_capacity_bytes: int
     psum_peak_bytes: int
@@ -114,7 +117,10 @@ class Report:
               "                 sizes: " + ", ".join(f"{k} {v}" for k, v in self.dma_histogram.items()
                                                     if v),
               f"  on-chip peak   SBUF {_b(self.sbuf_peak_bytes)} of {_b(self.sbuf_capacity_bytes)} "
-              f"per partition; PSUM {_b(self.psum_peak_bytes)} ({self.psum_peak_banks} banks)"]
+              f"per partition; PSUM {_b(self.psum_peak_bytes)} ({self.psum_peak_banks} banks)",
+              f"  spills         {self.spill_count} evictions: saved {_b(self.spill_save_bytes)}, "
+              f"reloaded {_b(self.spill_reload_bytes)}; instructions waited {_t(self.sbuf_wait_ns)} "
+              f"(summed) for SBUF space"]
         if self.warnings:
             L.append("")
             L += [f"  warning: {w}" for w in self.warnings]
@@ -135,12 +141,14 @@ class Report:
                                                       else len(order) + len(tracks))
             ins = prog.instrs[ev.index]
             loc = ins.loc
-            out.append({"name": ins.name or ins.op.name, "cat": ev.engine, "ph": "X",
+            name = f"spill {ev.spill}" if ev.spill else (ins.name or ins.op.name)
+            out.append({"name": name, "cat": ev.engine, "ph": "X",
                         "ts": ev.start / 1000.0, "dur": max(ev.end - ev.start, 0.0) / 1000.0,
                         "pid": ev.core, "tid": tid,
                         "args": {"source": str(loc) if loc else "<unknown>",
                                  "file": loc.file if loc else "", "line": loc.line if loc else 0,
-                                 "index": ev.index, "op": ins.op.name,
+                                 "index": ev.index,
+                                 "op": f"spill_{ev.spill}" if ev.spill else ins.op.name,
                                  "wait_ns": round(ev.wait, 3), "done_us": ev.done / 1000.0}})
         meta = []
         for core in sorted({c for c, _ in tracks}):
@@ -293,7 +301,7 @@ def profile(program, timeline: Timeline | None = None) -> Report:
     if peak_mem is None:
         try:
             from .passes import check_capacity
-            peak_mem = check_capacity(program)
+            peak_mem = check_capacity(program, warn=False)
         except Exception:                   # capacity errors are reported by tracing, not here
             peak_mem = {}
     ndma = len(tl.dma_sizes)
@@ -311,7 +319,9 @@ def profile(program, timeline: Timeline | None = None) -> Report:
         ridge_point=ridge, bound=bound, dma_count=ndma, dma_bytes=tl.dma_bytes,
         dma_avg_bytes=tl.dma_bytes / ndma if ndma else 0.0,
         dma_avg_row_bytes=tl.dma_bytes / tl.dma_rows if tl.dma_rows else 0.0,
-        dma_histogram=hist, spill_reload_bytes=_spill_reload_bytes(program),
+        dma_histogram=hist, spill_save_bytes=tl.spill_save_bytes,
+        spill_reload_bytes=tl.spill_reload_bytes + _spill_reload_bytes(program),
+        spill_count=tl.spill_count, sbuf_wait_ns=tl.sbuf_wait_ns,
         sbuf_peak_bytes=peak_mem.get("sbuf", 0), sbuf_capacity_bytes=arch.sbuf_usable_bytes_per_partition,
         psum_peak_bytes=peak_mem.get("psum", 0), psum_peak_banks=peak_mem.get("psum_banks", 0),
         psum_bank_wait_ns=tl.psum_bank_wait_ns, warnings=[], timeline=tl, program=program)
@@ -336,8 +346,10 @@ def _warnings(r: Report, tl: Timeline) -> list:
                  f"are transposes (> 10%); choose layouts so operands arrive transposed")
     reads = r.hbm_read_bytes
     if reads and r.spill_reload_bytes > 0.25 * reads:
-        w.append(f"spills: {_b(r.spill_reload_bytes)} ({100 * r.spill_reload_bytes / reads:.0f}% of "
-                 f"HBM reads) re-read HBM scratch the kernel wrote; keep those tiles in SBUF")
+        w.append(f"spills: {_b(r.spill_reload_bytes)} reloaded ({100 * r.spill_reload_bytes / reads:.0f}% "
+                 f"of HBM reads, > 25%) and {_b(r.spill_save_bytes)} saved; the live SBUF tiles do not "
+                 f"fit (or the kernel re-reads its own HBM scratch): tile the free dimension or "
+                 f"shorten live ranges so the tiles stay in SBUF")
     dma = r.engines.get("DMA")
     if dma and dma.busy_pct > 80.0 and r.mbu_pct < 60.0:
         w.append(f"DMA busy {dma.busy_pct:.0f}% of the time but at {r.mbu_pct:.0f}% of the HBM "

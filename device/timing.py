@@ -15,6 +15,14 @@ The model (cost model CM 2.1-2.6, constants in ``device/arch.py``):
   partition rows over ``ceil(P / 8)`` engines; an engine moves a row of ``b`` bytes in
   ``b / (BW_e * eff(b))`` (the CM 2.6 efficiency curve); a fixed setup latency precedes the data.
   HBM traffic of all transfers is serialised through the core's HBM share (a bandwidth cap).
+* SBUF pressure (CM 3 rules 16-19): automatically placed SBUF tiles come from a pool of
+  ``sbuf_usable_bytes_per_partition`` (less the user-placed tiles). A tile takes its bytes at its
+  first use and gives them back when its last use is done; a tile that does not fit waits for the
+  earliest releases (in program order, as a static allocator reuses space). This bounds how far
+  loads run ahead of compute: declaring tiles in a loop is multi-buffering, up to the capacity.
+* Spills (device/passes.py plans them, Belady): a spilled tile is saved to HBM by a DMA after its
+  last write, its space is released after its last use before the eviction (and the save), and a
+  reload DMA (which needs the space again) runs before its next use, which waits for it.
 
 Nothing here reads tensor data, so any program can be priced without executing it:
 
@@ -23,10 +31,12 @@ Nothing here reads tensor data, so any program can be priced without executing i
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 from dataclasses import dataclass, field
 
 from .isa.costs import DmaCost, dma_efficiency
+from .passes import auto_sbuf_capacity, spill_plan
 from .program import Program
 
 ENGINES = ("PE", "ACT", "DVE", "POOL", "SP")
@@ -43,6 +53,8 @@ class Event:
     done: float = 0.0   # when its results are visible to consumers
     wait: float = 0.0   # time the engine sat waiting for this instruction's producers
     core: int = 0
+    spill: str = ""     # 'save' / 'reload' for compiler spill DMAs (``index``: the instruction
+                        # after which the save runs / before which the reload must finish)
 
 
 @dataclass
@@ -64,6 +76,10 @@ class Timeline:
     dma_engine_ns: float = 0.0        # sum over transfers of engine-side time (before the HBM cap)
     dma_hbm_bound: int = 0            # transfers whose duration the HBM share decided
     psum_bank_wait_ns: float = 0.0
+    spill_save_bytes: int = 0         # compiler spill traffic (included in the DMA/HBM totals)
+    spill_reload_bytes: int = 0
+    spill_count: int = 0
+    sbuf_wait_ns: float = 0.0         # time first writes waited for SBUF space (allocator pressure)
 
     def busy_fraction(self, engine: str) -> float:
         return self.busy_ns.get(engine, 0.0) / self.total_ns if self.total_ns else 0.0
@@ -251,6 +267,46 @@ class _Core:
         self.dma = _Fluid()                           # the 16 DMA engines together
         self.dma_q = [0.0] * arch.dma_queues          # display tracks (last end per queue)
         self.fence = 0.0                              # start floor after a core_barrier
+        self.pool = [(0.0, 0)]                        # SBUF free space: heap of (free at, bytes)
+
+
+def _take(pool, nbytes):
+    """Take ``nbytes`` of SBUF from the pool, earliest-freed space first; returns when all of
+    it is free (0.0 if it was never used). Space the program-order plan says is there always is."""
+    t = 0.0
+    while nbytes > 0 and pool:
+        tm, b = heapq.heappop(pool)
+        if tm > t:
+            t = tm
+        if b > nbytes:
+            heapq.heappush(pool, (tm, b - nbytes))
+            break
+        nbytes -= b
+    return t
+
+
+def _sbuf_plan(program, spills):
+    """Allocator events for automatically placed SBUF tiles, by instruction index:
+    (bytes taken before i, [(bytes, spill or None)] given back after i, spills saved after i,
+    spills reloaded before i). Reloaded segments take their space at the reload."""
+    first, last = {}, {}
+    for ins in program.instrs:
+        for v in ins.reads() + ins.writes():
+            st = v.storage
+            if st.buffer.kind == "sbuf" and st.address is None:
+                if st.id not in first:
+                    first[st.id] = (ins.index, st.bytes_per_partition)
+                last[st.id] = ins.index
+    take, give, saves, reloads = {}, {}, {}, {}
+    for sid, (i, b) in first.items():
+        take[i] = take.get(i, 0) + b
+        give.setdefault(last[sid], []).append((b, None))
+    for sp in spills:
+        give.setdefault(sp.last_use, []).append((sp.storage.bytes_per_partition, sp))
+        if sp.save_after is not None:
+            saves.setdefault(sp.save_after, []).append(sp)
+        reloads.setdefault(sp.reload_before, []).append(sp)
+    return take, give, saves, reloads
 
 
 def _scan(program):
@@ -278,7 +334,7 @@ def schedule(program: Program, keep_events: bool = True) -> Timeline:
     events = []
     sizes, row_bytes = [], []
     dma_bytes = hr = hw = rows_total = hbm_bound = 0
-    dma_engine_ns = bank_wait = 0.0
+    dma_engine_ns = bank_wait = sbuf_wait = 0.0
     dma_spans = []                                   # (start, end) per transfer, for the DMA union
     sem = arch.sem_latency_ns
     shared_ports = arch.v2_shared_ports
@@ -286,18 +342,106 @@ def schedule(program: Program, keep_events: bool = True) -> Timeline:
     lat_ns = {e: (arch.pe_fill_cycles if e == "PE" else arch.engine_latency_cycles)
               / arch.clock_ghz(e) for e in ENGINES}
     last_use, written = _scan(program)
+    spills = spill_plan(program)
+    sb_take, sb_give, sb_saves, sb_reloads = _sbuf_plan(program, spills)
+    peak = program.attrs.get("peak")
+    sb_cap = (auto_sbuf_capacity(program, peak) if peak is not None
+              else arch.sbuf_usable_bytes_per_partition)
+    saved_at: dict = {}                              # storage id -> end of its latest save DMA
+    spill_end: dict = {}                             # id(spill) -> end of its save DMA
+    spill_n = [0, 0, 0]                              # transfers, save bytes, reload bytes
     bank_bytes = arch.psum_bank_bytes
     dma_fixed = arch.dma_fixed_ns + arch.dma_issue_ns
     bw_e = arch.dma_engine_bytes_per_ns
     hbm_bw = arch.hbm_share_bytes_per_ns
     n_eng = arch.dma_engines
     end_all = 0.0
+    def new_core():
+        c = _Core(arch)
+        c.pool = [(0.0, sb_cap)]
+        return c
+
+    def dma(c, dep, cost, bw=hbm_bw):
+        """Price one transfer issued when its producers are done at ``dep``: (start, end, track).
+        ``bw``: the HBM bandwidth its traffic gets (spills have their own, see arch)."""
+        nonlocal dma_bytes, hr, hw, rows_total, hbm_bound, dma_engine_ns
+        n = max(1, min(cost.engines, n_eng))
+        rows_e = -(-cost.rows // n)
+        eff = dma_efficiency(arch, cost.row_bytes)
+        dur = rows_e * cost.row_bytes / (bw_e * eff) * cost.factor
+        dma_engine_ns += dur
+        t0 = dep + dma_fixed
+        start, end = c.dma.take(t0, dur * n / n_eng)
+        if end < start + dur:
+            end = start + dur
+        nbytes = cost.hbm_read + cost.hbm_write
+        if nbytes:
+            hs, he = hbm.take(t0, nbytes / bw)
+            if he > end:
+                end = he
+                hbm_bound += 1
+            if hs < start:
+                start = hs
+        q = 0
+        for k in range(len(c.dma_q)):          # a display track whose last transfer is over
+            if c.dma_q[k] <= start:
+                q = k
+                break
+        else:
+            q = min(range(len(c.dma_q)), key=c.dma_q.__getitem__)
+        c.dma_q[q] = end
+        dma_spans.append((start, end))
+        dma_bytes += cost.bytes
+        hr += cost.hbm_read
+        hw += cost.hbm_write
+        rows_total += cost.rows
+        sizes.append(cost.bytes)
+        row_bytes.append(cost.row_bytes)
+        return start, end, f"DMA{q}"
+
+    def spill_dma(c, core_id, sp, kind):
+        """A compiler spill transfer of the whole tile (save: SBUF -> HBM, reload: back)."""
+        nonlocal end_all, sbuf_wait
+        st = sp.storage
+        spill_n[0] += 1
+        key = (core_id, "DMA", ("spill", spill_n[0]))
+        fp = (st.id, 0, st.shape[0], 0, st.bytes_per_partition)
+        is_write = kind == "reload"
+        dep, _ = tr.ready(fp, is_write, key, sem, -2)
+        parts = st.shape[0]
+        engines = max(1, min(n_eng, math.ceil(parts / max(1, arch.partitions // n_eng))))
+        if is_write:
+            dep = max(dep, saved_at.get(st.id, 0.0) + sem)
+            t = _take(c.pool, st.bytes_per_partition)
+            if t > dep:
+                sbuf_wait += t - dep
+                dep = t
+            cost = DmaCost(sp.bytes, parts, st.bytes_per_partition, engines, sp.bytes, 0)
+            spill_n[2] += sp.bytes
+        else:
+            cost = DmaCost(sp.bytes, parts, st.bytes_per_partition, engines, 0, sp.bytes)
+            spill_n[1] += sp.bytes
+        start, end, track = dma(c, dep, cost, arch.spill_bytes_per_ns)
+        tr.record(fp, end, end, key, -1, is_write)
+        if not is_write:
+            saved_at[st.id] = end
+            spill_end[id(sp)] = end
+        if end > end_all:
+            end_all = end
+        if keep_events:
+            events.append(Event(sp.save_after if not is_write else sp.reload_before, track, start,
+                                end, end, start - dep, core_id, kind))
+
     def step(ins, floor):
-        nonlocal end_all, dma_bytes, hr, hw, rows_total, hbm_bound, dma_engine_ns, bank_wait
+        nonlocal end_all, bank_wait, sbuf_wait
         core_id = ins.args.get("_core", 0)
         c = cores.get(core_id)
         if c is None:
-            c = cores[core_id] = _Core(arch)
+            c = cores[core_id] = new_core()
+        i = ins.index
+        if i in sb_reloads:
+            for sp in sb_reloads[i]:
+                spill_dma(c, core_id, sp, "reload")
         reads = ins.reads()
         writes = ins.writes()
         eng = ins.engine
@@ -319,6 +463,13 @@ def schedule(program: Program, keep_events: bool = True) -> Timeline:
         floor = max(floor, c.fence)
         if floor > dep:             # a cross-core rendezvous (sendrecv / barrier), or after one
             dep = floor
+        if i in sb_take:            # first use of SBUF tiles: wait for space (allocator pressure)
+            t = _take(c.pool, sb_take[i])
+            if t > 0.0:
+                t += sem
+            if t > dep:
+                sbuf_wait += t - dep
+                dep = t
         # PSUM banks: a tile takes banks at its first use, frees them after its last use
         bank_t = 0.0
         for v in writes + reads:
@@ -334,40 +485,8 @@ def schedule(program: Program, keep_events: bool = True) -> Timeline:
                 c.bank_of[st.id] = order
         cost = ins.op.cost(ins, arch)
         if isinstance(cost, DmaCost):
-            n = max(1, min(cost.engines, n_eng))
-            rows_e = -(-cost.rows // n)
-            eff = dma_efficiency(arch, cost.row_bytes)
-            dur = rows_e * cost.row_bytes / (bw_e * eff) * cost.factor
-            dma_engine_ns += dur
-            t0 = dep + dma_fixed
-            start, end = c.dma.take(t0, dur * n / n_eng)
-            if end < start + dur:
-                end = start + dur
-            nbytes = cost.hbm_read + cost.hbm_write
-            if nbytes:
-                hs, he = hbm.take(t0, nbytes / hbm_bw)
-                if he > end:
-                    end = he
-                    hbm_bound += 1
-                if hs < start:
-                    start = hs
-            q = 0
-            for k in range(len(c.dma_q)):          # a display track whose last transfer is over
-                if c.dma_q[k] <= start:
-                    q = k
-                    break
-            else:
-                q = min(range(len(c.dma_q)), key=c.dma_q.__getitem__)
-            c.dma_q[q] = end
+            start, end, track = dma(c, dep, cost)
             done = end
-            dma_spans.append((start, end))
-            dma_bytes += cost.bytes
-            hr += cost.hbm_read
-            hw += cost.hbm_write
-            rows_total += cost.rows
-            sizes.append(cost.bytes)
-            row_bytes.append(cost.row_bytes)
-            track = f"DMA{q}"
             wait = start - dep
         else:
             free = c.free[eng]
@@ -409,15 +528,22 @@ def schedule(program: Program, keep_events: bool = True) -> Timeline:
             end_all = done
         if keep_events:
             events.append(Event(ins.index, track, start, end, done, wait, core_id))
+        if i in sb_saves:
+            for sp in sb_saves[i]:
+                spill_dma(c, core_id, sp, "save")
+        if i in sb_give:            # SBUF space of tiles used for the last time (or evicted)
+            for b, sp in sb_give[i]:
+                t = done if sp is None or sp.save_after is None else max(done, spill_end[id(sp)])
+                heapq.heappush(c.pool, (t, b))
 
     def ready(ins):
         """Earliest start of a sync instruction on its own core (reads state, changes nothing)."""
         core_id = ins.args.get("_core", 0)
-        c = cores.get(core_id) or _Core(arch)
-        dma = ins.engine.startswith("DMA")
-        key = (core_id, "DMA", ins.index) if dma else (core_id, ins.engine)
-        prev = -2 if dma else c.last_index[ins.engine]
-        t = 0.0 if dma else c.free[ins.engine]
+        c = cores.get(core_id) or new_core()
+        on_dma = ins.engine.startswith("DMA")
+        key = (core_id, "DMA", ins.index) if on_dma else (core_id, ins.engine)
+        prev = -2 if on_dma else c.last_index[ins.engine]
+        t = 0.0 if on_dma else c.free[ins.engine]
         for v in ins.reads():
             if v.storage.id in written:
                 t = max(t, tr.ready(footprint(v), False, key, sem, prev)[0])
@@ -447,7 +573,8 @@ def schedule(program: Program, keep_events: bool = True) -> Timeline:
     count["DMA"] = len(sizes)
     launch = arch.launch_overhead_ns if program.instrs else 0.0
     return Timeline(end_all + launch, busy, events, dma_bytes, hr, hw, sizes, waits, count,
-                    end_all, launch, rows_total, row_bytes, dma_engine_ns, hbm_bound, bank_wait)
+                    end_all, launch, rows_total, row_bytes, dma_engine_ns, hbm_bound, bank_wait,
+                    spill_n[1], spill_n[2], len(spills), sbuf_wait)
 
 
 _SYNC = ("sendrecv", "core_barrier")

@@ -2,7 +2,12 @@
 overlapping live allocations placed with ``address=(partition, byte)``. One test per rule.
 
 These checks run after tracing (device/passes.py): a tile is live from its first to its last use.
+Automatically placed SBUF tiles that over-subscribe the SBUF are spilled (a SpillWarning and a
+spill plan), as the compiler does; what spilling cannot fix stays an error.
 """
+import os
+import warnings
+
 import numpy as np
 import pytest
 
@@ -10,6 +15,7 @@ import nki
 import nki.isa as nisa
 import nki.language as nl
 from device.arch import get_arch
+from device.passes import SpillWarning
 from rules_helpers import expect_rule, marker_line, ones
 
 KiB = 1024
@@ -28,28 +34,102 @@ def test_one_tile_larger_than_the_buffer():
 
 
 @nki.jit
-def two_big_sbuf_tiles(a):
+def three_big_sbuf_tiles(a):
+    """x, y, z: 64 KiB per partition each; all three are live at ``memset(z)`` (192 KiB)."""
     out = nl.ndarray((128, 8), nl.float32, buffer=nl.shared_hbm)
-    x = nl.ndarray((128, 24 * KiB), nl.float32, buffer=nl.sbuf, name="x")
-    y = nl.ndarray((128, 24 * KiB), nl.float32, buffer=nl.sbuf, name="y")  # <- second
-    nisa.memset(dst=x, value=1.0)
-    nisa.memset(dst=y, value=2.0)
-    nisa.tensor_tensor(dst=x, data1=x, data2=y, op=nl.add)
-    nisa.dma_copy(dst=out, src=x[:, 0:8])
+    x = nl.ndarray((128, 16 * KiB), nl.float32, buffer=nl.sbuf, name="x")  # <- x
+    y = nl.ndarray((128, 16 * KiB), nl.float32, buffer=nl.sbuf, name="y")
+    z = nl.ndarray((128, 16 * KiB), nl.float32, buffer=nl.sbuf, name="z")
+    nisa.memset(dst=x, value=1.0)                                  # 0
+    nisa.memset(dst=y, value=2.0)                                  # 1
+    nisa.memset(dst=z, value=3.0)                                  # 2: over capacity on v2
+    nisa.tensor_tensor(dst=y, data1=y, data2=z, op=nl.add)         # 3
+    nisa.tensor_tensor(dst=x, data1=x, data2=y, op=nl.add)         # 4: x is needed again
+    nisa.dma_copy(dst=out, src=x[:, 0:8])                          # 5
     return out
 
 
 @pytest.mark.parametrize("target", ["trn1", "inf2", "trn2", "trn3"])
-def test_sbuf_capacity_follows_the_generation(monkeypatch, target):
-    """Two live 96 KiB tiles (192 KiB/partition) exceed v2's 176 KiB but fit v3 and v4."""
+def test_sbuf_oversubscription_spills_per_generation(monkeypatch, target):
+    """192 KiB of live automatic tiles exceed v2's 176 KiB: the compiler spills (a SpillWarning
+    naming the tile, its line and bytes), the result is unchanged. v3 and v4 hold them."""
+    monkeypatch.setenv("NEURON_PLATFORM_TARGET_OVERRIDE", target)
+    cap = get_arch(target).sbuf_usable_bytes_per_partition
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = three_big_sbuf_tiles(ones(4, 4))
+    np.testing.assert_array_equal(res, np.full((128, 8), 6.0))
+    spill_warnings = [w for w in caught if issubclass(w.category, SpillWarning)]
+    prog = three_big_sbuf_tiles.trace(ones(4, 4))
+    if cap >= 192 * KiB:
+        assert spill_warnings == [] and prog.attrs["spills"] == []
+        return
+    # Belady by hand: at instruction 2 x (next use 4) is farther than y (next use 3): evict x,
+    # saved after its write at 0, reloaded before 4; 64 KiB x 128 partitions each way.
+    (sp,) = prog.attrs["spills"]
+    assert (sp.storage.name, sp.save_after, sp.last_use, sp.evict_at, sp.reload_before) == \
+        ("x", 0, 0, 2, 4)
+    assert sp.bytes == sp.save_bytes == 64 * KiB * 128
+    (w,) = spill_warnings
+    file, line = marker_line(three_big_sbuf_tiles, "x")
+    assert issubclass(w.category, UserWarning)
+    assert os.path.samefile(w.filename, file) and w.lineno == line
+    text = str(w.message)
+    for fragment in ("sbuf-spill", "tile x", f"test_capacity_rules.py:{line}",
+                     f"{64 * KiB} B/partition", f"{64 * KiB * 128} bytes saved",
+                     f"{64 * KiB * 128} bytes reloaded", f"{cap} usable", target):
+        assert fragment in text, (fragment, text)
+    assert prog.attrs["peak"]["sbuf"] == 192 * KiB
+    assert prog.attrs["peak"]["sbuf_resident"] == 128 * KiB
+
+
+@nki.jit
+def two_big_operands(a):
+    out = nl.ndarray((128, 8), nl.float32, buffer=nl.shared_hbm)
+    x = nl.ndarray((128, 24 * KiB), nl.float32, buffer=nl.sbuf, name="x")
+    y = nl.ndarray((128, 24 * KiB), nl.float32, buffer=nl.sbuf, name="y")
+    nisa.memset(dst=x, value=1.0)
+    nisa.memset(dst=y, value=2.0)
+    nisa.tensor_tensor(dst=x, data1=x, data2=y, op=nl.add)  # <- both
+    nisa.dma_copy(dst=out, src=x[:, 0:8])
+    return out
+
+
+@pytest.mark.parametrize("target", ["trn1", "trn2"])
+def test_one_instruction_whose_operands_exceed_the_sbuf_is_an_error(monkeypatch, target):
+    """Spilling cannot help when one instruction's own operands (2 x 96 KiB) do not fit."""
     monkeypatch.setenv("NEURON_PLATFORM_TARGET_OVERRIDE", target)
     cap = get_arch(target).sbuf_usable_bytes_per_partition
     if cap >= 192 * KiB:
-        np.testing.assert_array_equal(two_big_sbuf_tiles(ones(4, 4)), np.full((128, 8), 3.0))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", SpillWarning)
+            np.testing.assert_array_equal(two_big_operands(ones(4, 4)), np.full((128, 8), 3.0))
         return
-    expect_rule(lambda: two_big_sbuf_tiles(ones(4, 4)), rule="sbuf-capacity", operand="y",
-                value=192 * KiB, limit=cap, where=marker_line(two_big_sbuf_tiles, "second"),
-                says=(f"{192 * KiB} bytes per partition", f"{cap} usable bytes", target))
+    expect_rule(lambda: two_big_operands(ones(4, 4)), rule="sbuf-capacity", operand="x",
+                value=192 * KiB, limit=cap, where=marker_line(two_big_operands, "both"),
+                says=(f"{192 * KiB} bytes per partition", f"{cap} usable bytes", "tensor_tensor",
+                      "nothing can be spilled"))
+
+
+@nki.jit
+def placed_and_automatic(a):
+    """A user-placed 100 KiB tile leaves 76 KiB: an automatic 96 KiB tile cannot fit."""
+    out = nl.ndarray((128, 8), nl.float32, buffer=nl.shared_hbm)
+    p = nl.ndarray((128, 25 * KiB), nl.float32, buffer=nl.sbuf, address=(0, 0), name="p")
+    q = nl.ndarray((128, 24 * KiB), nl.float32, buffer=nl.sbuf, name="q")
+    nisa.memset(dst=p, value=1.0)
+    nisa.memset(dst=q, value=2.0)  # <- q
+    nisa.tensor_tensor(dst=p[:, 0:8], data1=p[:, 0:8], data2=q[:, 0:8], op=nl.add)
+    nisa.dma_copy(dst=out, src=p[:, 0:8])
+    return out
+
+
+def test_placed_tiles_are_not_spilled():
+    """User-placed tiles keep their place; what is left is too small for q: an error, no spill."""
+    cap = get_arch("trn1").sbuf_usable_bytes_per_partition
+    expect_rule(lambda: placed_and_automatic(ones(4, 4)), rule="sbuf-capacity", operand="q",
+                value=196 * KiB, limit=cap, where=marker_line(placed_and_automatic, "q"),
+                says=("user-placed", "nothing can be spilled"))
 
 
 def many_psum_tiles(n, cols):
