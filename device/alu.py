@@ -90,8 +90,13 @@ _ALU_ALIASES = {"max": "maximum", "min": "minimum", "sum": "add", "sub": "subtra
                 "true_divide": "divide", "bitwise_not": "invert", "right_shift_logical": "right_shift"}
 
 
+def _erfc(x):
+    return np.vectorize(math.erfc, otypes=[np.float64])(x)
+
+
 def _gelu(x):
-    return 0.5 * x * (1 + np.vectorize(math.erf, otypes=[np.float64])(x / np.sqrt(2.0)))
+    # 0.5 x (1 + erf(x/sqrt2)) written with erfc: no cancellation to 0 for very negative x
+    return 0.5 * x * _erfc(-x / np.sqrt(2.0))
 
 
 def _erf(x):
@@ -99,15 +104,24 @@ def _erf(x):
 
 
 def _gelu_tanh(x):
-    return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+    # 0.5 x (1 + tanh z) == x * sigmoid(2z): the same function without cancellation for x << 0
+    return x * _sigmoid(2 * np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3))
 
 
 def _sigmoid(x):
-    return 1 / (1 + np.exp(-x))
+    e = np.exp(-np.abs(x))                  # never overflows
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def _silu(x):
     return x * _sigmoid(x)
+
+
+def _f64(fn):
+    """Evaluate a composite formula in float64 and round once to fp32. In fp32 these formulas lose
+    several ulps, cancel to 0 for very negative inputs and overflow to inf/NaN near +-3e38 (e.g.
+    gelu_apprx_sigmoid_dx(-3e38)); single libm functions (exp, log, sin, ...) stay in fp32."""
+    return lambda x: fn(np.asarray(x, dtype=np.float64))
 
 
 ACT: dict[str, Callable] = {
@@ -116,15 +130,17 @@ ACT: dict[str, Callable] = {
     "reciprocal": lambda x: 1 / x, "square": np.square, "abs": np.abs, "sign": np.sign,
     "negative": np.negative, "tanh": np.tanh, "sin": np.sin, "cos": np.cos, "tan": np.tan,
     "arctan": np.arctan, "ceil": np.ceil, "floor": np.floor, "trunc": np.trunc,
-    "relu": lambda x: np.maximum(x, 0), "sigmoid": _sigmoid, "silu": _silu,
-    "silu_dx": lambda x: _sigmoid(x) * (1 + x * (1 - _sigmoid(x))),
-    "gelu": _gelu, "gelu_apprx_tanh": _gelu_tanh,
-    "gelu_apprx_sigmoid": lambda x: x * _sigmoid(1.702 * x),
-    "gelu_dx": lambda x: 0.5 * (1 + _erf(x / np.sqrt(2))) + x * np.exp(-x * x / 2) / np.sqrt(2 * np.pi),
-    "gelu_apprx_sigmoid_dx": lambda x: _sigmoid(1.702 * x) * (1 + 1.702 * x * (1 - _sigmoid(1.702 * x))),
-    "mish": lambda x: x * np.tanh(np.log1p(np.exp(x))),
-    "softplus": lambda x: np.log1p(np.exp(x)),
-    "erf": _erf, "erf_dx": lambda x: 2 / np.sqrt(np.pi) * np.exp(-x * x),
+    "relu": lambda x: np.maximum(x, 0), "sigmoid": _f64(_sigmoid), "silu": _f64(_silu),
+    "silu_dx": _f64(lambda x: _sigmoid(x) * (1 + x * (1 - _sigmoid(x)))),
+    "gelu": _f64(_gelu), "gelu_apprx_tanh": _f64(_gelu_tanh),
+    "gelu_apprx_sigmoid": _f64(lambda x: x * _sigmoid(1.702 * x)),
+    "gelu_dx": _f64(lambda x: 0.5 * _erfc(-x / np.sqrt(2)) + x * np.exp(-x * x / 2) /
+                    np.sqrt(2 * np.pi)),
+    "gelu_apprx_sigmoid_dx": _f64(lambda x: _sigmoid(1.702 * x) *
+                                  (1 + 1.702 * x * (1 - _sigmoid(1.702 * x)))),
+    "mish": _f64(lambda x: x * np.tanh(np.logaddexp(0, x))),
+    "softplus": _f64(lambda x: np.logaddexp(0, x)),    # log1p(exp(x)) overflows for large x
+    "erf": _f64(_erf), "erf_dx": _f64(lambda x: 2 / np.sqrt(np.pi) * np.exp(-x * x)),
 }
 
 

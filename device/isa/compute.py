@@ -52,6 +52,12 @@ class TensorTensor:
     def run(i, mem):
         dst, a, b = i.args["dst"], i.args["data1"], i.args["data2"]
         op = A.alu(i.args["op"])
+        if i.engine == "POOL" and op.kind == "arith" and op.name not in ("power", "divide") and \
+                all(v.dtype in ("int32", "uint32") for v in (dst, a, b)):
+            # GpSimd computes int32/uint32 operands natively, not through fp32 (SPEC 3.2)
+            x, y = read2d(mem, i, a, np.int64), read2d(mem, i, b, np.int64)
+            write2d(mem, dst, op.fn(x, y))
+            return
         raw = op.kind == "bitvec"
         x = read2d(mem, i, a, None if raw else np.float32)
         y = read2d(mem, i, b, None if raw else np.float32)
@@ -69,6 +75,8 @@ def _tensor_scalar_apply(x, op, operand, reverse):
     if op is None:
         return x
     op = A.alu(op)
+    if op.unary:              # rsqrt, abs, ...: the operand is ignored, so reverse has no effect
+        return A.apply_alu(op, x, None)
     return A.apply_alu(op, operand, x) if reverse else A.apply_alu(op, x, operand)
 
 
@@ -218,8 +226,8 @@ class TensorCopy:
         if dst.dtype == src.dtype:
             mem.write(dst, mem.read(src, i.loc).reshape(dst.shape), rounded=True)
         else:
-            write2d(mem, dst, read2d(mem, i, src, None).astype(np.float32)
-                    if not is_int(src) else read2d(mem, i, src, np.float64))
+            # a converting copy goes through fp32 (SPEC 3.2 tensor_copy), ints included
+            write2d(mem, dst, read2d(mem, i, src, None).astype(np.float32))
 
     def cost(i, arch):
         return stream_cost(i, arch, i.args["dst"].free_size, i.args["dst"], i.args["src"])

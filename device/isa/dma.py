@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dtypes
 from ..tensor import View
 from . import defop
 from .costs import dma_cost
@@ -44,8 +43,8 @@ class DmaCopy:
         if src.dtype == dst.dtype:
             mem.write(dst, x.reshape(dst.shape), rounded=True)
         else:
-            wide = np.float64 if dtypes.is_float(src.dtype) or dtypes.is_float(dst.dtype) else np.int64
-            mem.write(dst, x.astype(np.float32 if dtypes.is_float(src.dtype) else wide).reshape(dst.shape))
+            # SPEC 4.4: a DMA dtype conversion goes src -> fp32 -> dst (ints included)
+            mem.write(dst, x.astype(np.float32).reshape(dst.shape))
 
     def cost(i, arch):
         return dma_cost(arch, i.args["dst"], i.args["src"])
