@@ -99,9 +99,12 @@ def round_to(x, dt: str, precise: bool = True) -> np.ndarray:
     Floats: round-to-nearest-even via ml_dtypes. Ints: round half to even, then saturate (NKI 0.6).
     ``precise=False`` (NKI_PRECISE_FP=0) keeps low-precision floats at fp32 values.
     """
-    dt = normalize(dt)
+    with np.errstate(over="ignore", invalid="ignore"):   # overflow to inf is the hardware result
+        return _round_to(np.asarray(x), normalize(dt), precise)
+
+
+def _round_to(x, dt, precise):
     npdt = _NP[dt]
-    x = np.asarray(x)
     if dt == "tfloat32":
         return _round_tf32(x.astype(np.float32))
     if dt in FLOATS:

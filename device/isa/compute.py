@@ -187,9 +187,11 @@ class Activation:
         x = read2d(mem, i, data)
         scale = i.args.get("scale")
         if scale is not None:
-            x = x * (read_scalar(mem, i, "scale", P) if isinstance(scale, View) else np.float32(scale))
+            with np.errstate(over="ignore", invalid="ignore"):   # fp32 overflow gives inf, as on device
+                x = x * (read_scalar(mem, i, "scale", P) if isinstance(scale, View) else np.float32(scale))
         if i.args.get("bias") is not None:
-            x = x + read_scalar(mem, i, "bias", P)
+            with np.errstate(over="ignore", invalid="ignore"):
+                x = x + read_scalar(mem, i, "bias", P)
         y = A.apply_act(A.act(i.args["op"]), x.astype(np.float32))
         write2d(mem, dst, y)
         # ScalarE reduce_regs: reset zeroes them, reduce/reset_reduce fold this result in, idle
