@@ -116,10 +116,17 @@ def test_profile_does_not_execute_and_accepts_arrays():
 
 
 def test_save_png_writes_an_image(tmp_path):
-    pytest.importorskip("matplotlib")
     r = copy_kernel.profile(_spec(256, 512), target="trn1")
-    p = r.save_png(tmp_path / "t.png")
+    p = r.save_png(tmp_path / "t.png")           # matplotlib is part of the test extra
     assert Path(p).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_save_png_without_matplotlib_says_what_to_do(tmp_path, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "matplotlib", None)     # import matplotlib -> ImportError
+    r = copy_kernel.profile(_spec(256, 512), target="trn1")
+    with pytest.raises(ImportError, match="pip install matplotlib"):
+        r.save_png(tmp_path / "t.png")
 
 
 def test_matmul_tutorial_stages_rank_in_published_order():
