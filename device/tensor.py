@@ -12,104 +12,15 @@ out ``[partition, free]`` so axis 0 of an on-chip view is always the partition a
 """
 from __future__ import annotations
 
-import itertools
 import math
 
 from . import dtypes
 from .errors import HardwareRuleError, UserKernelError
 
 
-class Buffer:
-    """A memory region. Compares equal by name, so ``t.buffer == nl.sbuf`` is a plain bool."""
-    __slots__ = ("name", "kind", "on_chip")
-
-    def __init__(self, name: str, kind: str):
-        self.name, self.kind = name, kind     # kind: 'sbuf' | 'psum' | 'hbm'
-        self.on_chip = kind in ("sbuf", "psum")   # a plain attribute: read on every hot path
-
-    def __eq__(self, other):
-        if isinstance(other, Buffer):
-            return self.name == other.name
-        if isinstance(other, str):
-            return self.name == other or (other == "hbm" and self.kind == "hbm" and self.name != "shared_hbm")
-        return False
-
-    def __hash__(self):
-        return hash(self.name)
-
-    def __repr__(self):
-        return self.name
-
-
-SBUF = Buffer("sbuf", "sbuf")
-PSUM = Buffer("psum", "psum")
-HBM = Buffer("hbm", "hbm")            # == private_hbm
-SHARED_HBM = Buffer("shared_hbm", "hbm")
-BUFFERS = {"sbuf": SBUF, "psum": PSUM, "hbm": HBM, "private_hbm": HBM, "shared_hbm": SHARED_HBM}
-
-
-def as_buffer(b) -> Buffer:
-    if isinstance(b, Buffer):
-        return b
-    if isinstance(b, str) and b in BUFFERS:
-        return BUFFERS[b]
-    raise UserKernelError(f"unknown buffer {b!r}: expected nl.sbuf, nl.psum, nl.hbm or nl.shared_hbm")
-
-
-_ids = itertools.count()
-_ITEMSIZE: dict = {}          # dtype name -> bytes (a cache in front of dtypes.itemsize)
-
-
-class Storage:
-    """One allocation. ``address`` is (partition_offset, free_byte_offset) when the user gave one."""
-    __slots__ = ("id", "name", "shape", "dtype", "buffer", "address", "loc", "kind", "const",
-                 "_free", "_bpp")
-
-    def __init__(self, shape, dtype, buffer, name="", address=None, loc=None, kind="tile", const=None):
-        self.id = next(_ids)
-        self.shape = tuple(int(d) for d in shape)
-        self.dtype = dtypes.normalize(dtype)
-        self.buffer = as_buffer(buffer)
-        self.name = name or f"t{self.id}"
-        self.address = address
-        self.loc = loc
-        self.kind = kind          # 'input' | 'output' | 'tile' | 'const'
-        self.const = const        # initial contents for shared_constant / identity
-        # shape, dtype and buffer never change after allocation: cache the per-partition sizes
-        self._free = math.prod(self.shape[1:]) if self.buffer.on_chip else math.prod(self.shape)
-        self._bpp = self._free * dtypes.itemsize(self.dtype)
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
-
-    @property
-    def partitions(self) -> int:
-        return self.shape[0] if self.buffer.on_chip else 1
-
-    @property
-    def free_elems(self) -> int:
-        """Elements per partition on chip (the partition stride)."""
-        return self._free
-
-    @property
-    def bytes_per_partition(self) -> int:
-        return self._bpp
-
-    @property
-    def partition_offset(self) -> int:
-        return self.address[0] if self.address else 0
-
-    def __repr__(self):
-        return f"{self.buffer.name}.{self.name}"
-
-
-def _row_major(shape):
-    strides, acc = [], 1
-    for d in reversed(shape):
-        strides.append(acc)
-        acc *= d
-    return tuple(reversed(strides))
+from .layout import _reshape_strides  # noqa: E402,F401
+from .storage import (BUFFERS, HBM, PSUM, SBUF, SHARED_HBM, Buffer, Storage,  # noqa: F401
+                      _ITEMSIZE, _row_major, as_buffer)
 
 
 def _norm_index(i, n, dim, what):
@@ -574,43 +485,3 @@ def _dynamic_offset(base: "View", pattern, scalar_offset, vector_offset, indirec
     elif kind == "vector":
         raise UserKernelError("vector_offset must be a (P, 1) integer tensor")
     return (kind, src, indirect_dim, row)
-
-
-def _reshape_strides(pattern, new_shape):
-    """Strides for ``new_shape`` over the same elements, or None when a copy would be needed."""
-    old = [(s, c) for s, c in pattern if c != 1]
-    new_strides = [0] * len(new_shape)
-    oi, ni = 0, 0
-    new_nz = [i for i, d in enumerate(new_shape) if d != 1]
-    # walk groups of old dims and new dims with equal products
-    while oi < len(old) or ni < len(new_nz):
-        if oi >= len(old) or ni >= len(new_nz):
-            return None
-        op, np_ = old[oi][1], new_shape[new_nz[ni]]
-        og, ng = [oi], [new_nz[ni]]
-        while op != np_:
-            if op < np_:
-                oi += 1
-                if oi >= len(old):
-                    return None
-                op *= old[oi][1]
-                og.append(oi)
-            else:
-                ni += 1
-                if ni >= len(new_nz):
-                    return None
-                np_ *= new_shape[new_nz[ni]]
-                ng.append(new_nz[ni])
-        for a, b in zip(og, og[1:]):           # old group must be contiguous among itself
-            if old[a][0] != old[b][0] * old[b][1]:
-                return None
-        stride = old[og[-1]][0]
-        for j in reversed(ng):
-            new_strides[j] = stride
-            stride *= new_shape[j]
-        oi += 1
-        ni += 1
-    for i, d in enumerate(new_shape):
-        if d == 1:
-            new_strides[i] = new_strides[i + 1] * new_shape[i + 1] if i + 1 < len(new_shape) and new_strides[i + 1] else 1
-    return new_strides
