@@ -117,6 +117,22 @@ def _silu(x):
     return x * _sigmoid(x)
 
 
+def _scalar_engine_sin(x):
+    """ScalarE sin: a polynomial fitted on [-pi, pi] evaluated with no range reduction or clamping
+    (nki.api.shared 'Activation functions' note). Past either end the fit continues as the cubic
+    Taylor expansion of sin at that end, -d + d^3/6 with d = x -+ pi, so sin(9.0) ~ 27.65 as the
+    documentation and the official simulator give; inside [-pi, pi] it is sin."""
+    x64 = np.asarray(x, dtype=np.float64)
+    d = np.where(x64 > np.pi, x64 - np.pi, np.where(x64 < -np.pi, x64 + np.pi, 0.0))
+    out = np.where(np.abs(x64) > np.pi, -d + d ** 3 / 6, np.sin(np.asarray(x, np.float32)))
+    return out.astype(np.float32)
+
+
+def prelu(x, alpha=0.0):
+    """Parametric ReLU: x where x > 0, alpha * x elsewhere (alpha = relu_param, default 0)."""
+    return np.where(x > 0, x, np.asarray(alpha, np.float32) * x)
+
+
 def _f64(fn):
     """Evaluate a composite formula in float64 and round once to fp32. In fp32 these formulas lose
     several ulps, cancel to 0 for very negative inputs and overflow to inf/NaN near +-3e38 (e.g.
@@ -128,9 +144,9 @@ ACT: dict[str, Callable] = {
     "copy": lambda x: x, "identity": lambda x: x, "bypass": lambda x: x,
     "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "rsqrt": lambda x: 1 / np.sqrt(x),
     "reciprocal": lambda x: 1 / x, "square": np.square, "abs": np.abs, "sign": np.sign,
-    "negative": np.negative, "tanh": np.tanh, "sin": np.sin, "cos": np.cos, "tan": np.tan,
+    "negative": np.negative, "tanh": np.tanh, "sin": _scalar_engine_sin, "cos": np.cos, "tan": np.tan,
     "arctan": np.arctan, "ceil": np.ceil, "floor": np.floor, "trunc": np.trunc,
-    "relu": lambda x: np.maximum(x, 0), "sigmoid": _f64(_sigmoid), "silu": _f64(_silu),
+    "relu": lambda x: np.maximum(x, 0), "prelu": prelu, "sigmoid": _f64(_sigmoid), "silu": _f64(_silu),
     "silu_dx": _f64(lambda x: _sigmoid(x) * (1 + x * (1 - _sigmoid(x)))),
     "gelu": _f64(_gelu), "gelu_apprx_tanh": _f64(_gelu_tanh),
     "gelu_apprx_sigmoid": _f64(lambda x: x * _sigmoid(1.702 * x)),
@@ -187,6 +203,11 @@ def apply_alu(op: AluOp, x, y):
         return np.asarray(op.fn(xf, yf), dtype=np.float32)
 
 
-def apply_act(fn, x):
+def apply_act(fn, x, relu_param=None):
+    """Apply an activation function to fp32 values; ``relu_param`` (a scalar or an array that
+    broadcasts against x) feeds the parameterised ones (prelu) and is ignored by the others."""
     with np.errstate(all="ignore"):
-        return np.asarray(fn(np.asarray(x, dtype=np.float32)), dtype=np.float32)
+        xf = np.asarray(x, dtype=np.float32)
+        if fn is prelu:
+            return np.asarray(prelu(xf, 0.0 if relu_param is None else relu_param), np.float32)
+        return np.asarray(fn(xf), dtype=np.float32)

@@ -47,12 +47,20 @@ class Arch:
     dve_elems_per_cycle_32bit: float = 1.0     # D:A2
     act_elems_per_cycle: float = 1.0           # D:A2
     pool_elems_per_cycle: float = 1.0          # E
-    # Passes over the data of a two-input VectorE op (tensor_tensor, tensor_tensor_scan) whose
-    # inputs are both in SBUF. CM 2.3 says 2N (D:A2, Dh:ISAh), but the Mamba tutorial's trn1 runs
-    # (v2 4K channels 1.61 ms and v3 seq 8192 27.8 ms, VectorE >94% active, 4 tensor_tensor + 1
-    # scan per 512-element tile) are only reachable at ~N per instruction; 2N would predict 2.6 ms
-    # and 45 ms. Calibrated to 1 (E).
-    dve_two_input_passes: float = 1.0
+    # Passes over the data of a two-input VectorE op (tensor_tensor) whose inputs are both in SBUF
+    # and not all 16-bit. CM 2.3 says "roughly 2N" (reads two streams; D:A2, Dh:ISAh), but the
+    # measured trn1 runs say less for large tiles: mamba_v2 at seq 8192 keeps VectorE 58.93%
+    # active for 53.33 ms (MB), i.e. 8.4N cycles per state for 4 tensor_tensor + 1 scan (2N), so
+    # ~1.6 passes; the MB scaling table (v2 at seq 1024-4096, 1.35x v3) gives ~1.8. Between the
+    # two (E).
+    dve_two_input_passes: float = 1.75         # E: see above (documented rough value 2)
+    # ... and one pass only while every input holds at most this many bytes per partition: the
+    # Mamba tutorial's trn1 runs with 512-element fp32 tiles (v2 seq 512 at 1.61 ms with VectorE
+    # 99.6% active, and v3 at every seq_len) are only reachable at ~N per tensor_tensor, while v2
+    # without seq tiling costs a steady 1.35x v3 from seq 1024 (tiles of 1024 elements and more)
+    # up: the two input streams overlap only for small tiles. 2 KiB = 512 fp32, the same
+    # free-size block as a PSUM bank and the moving-tile limit (CM 1.2) (E).
+    dve_dual_stream_bytes: int = 2 * KiB       # E: see above
     # --- instruction overheads in engine cycles (CM 2.3, 2.4) ---
     min_ii_cycles: int = 64                    # Dh:ISAh, D:SH
     static_overhead_cycles: int = 100          # D:A2 tiny/dependent instruction overhead

@@ -24,11 +24,22 @@ _NP = {
     "float8_e4m3fn": np.dtype(ml_dtypes.float8_e4m3fn),
     "float8_e5m2": np.dtype(ml_dtypes.float8_e5m2),
     "float8_e8m0fnu": np.dtype(ml_dtypes.float8_e8m0fnu),
+    # MX packed x4 types (v4 nc_matmul_mx / quantize_mx): four fp8 values in a 32-bit container,
+    # four fp4 values in a 16-bit one. Stored as raw unsigned bits; element j sits in byte (fp8) or
+    # nibble (fp4) j counted from the least significant end, so a little-endian uint8 array of
+    # 4*F fp8 bytes viewed as x4 gives F packed elements in order (the nki-samples convention).
+    "float8_e5m2_x4": np.dtype(np.uint32),
+    "float8_e4m3fn_x4": np.dtype(np.uint32),
+    "float4_e2m1fn_x4": np.dtype(np.uint16),
 }
 ALL = tuple(_NP)
 FLOATS = frozenset({"float16", "float32", "float64", "bfloat16", "tfloat32", "float8_e4m3",
                     "float8_e4m3fn", "float8_e5m2", "float8_e8m0fnu"})
-INTS = frozenset(ALL) - FLOATS
+# packed x4 element type of each MX container
+PACKED = {"float8_e5m2_x4": np.dtype(ml_dtypes.float8_e5m2),
+          "float8_e4m3fn_x4": np.dtype(ml_dtypes.float8_e4m3fn),
+          "float4_e2m1fn_x4": np.dtype(ml_dtypes.float4_e2m1fn)}
+INTS = frozenset(ALL) - FLOATS - frozenset(PACKED)
 FP8 = frozenset({"float8_e4m3", "float8_e4m3fn", "float8_e5m2"})
 
 _ALIASES = {"bool": "bool_", "float": "float32", "fp32": "float32", "fp16": "float16",
@@ -36,7 +47,8 @@ _ALIASES = {"bool": "bool_", "float": "float32", "fp32": "float32", "fp16": "flo
             "float8e5": "float8_e5m2", "fp8_e4m3": "float8_e4m3", "fp8_e5m2": "float8_e5m2",
             "float8_e4m3fnuz": "float8_e4m3", "half": "float16"}
 # storage dtype -> NKI name; uint8 arrays are uint8 (bool_ shares uint8 storage but is opt-in)
-_FROM_NP = {np.dtype(v): k for k, v in reversed(list(_NP.items())) if k not in ("tfloat32", "bool_")}
+_FROM_NP = {np.dtype(v): k for k, v in reversed(list(_NP.items()))
+            if k not in ("tfloat32", "bool_") and k not in PACKED}
 _FROM_NP[np.dtype(np.bool_)] = "bool_"
 
 
@@ -75,6 +87,36 @@ def itemsize(dt: str) -> int:
 
 def is_float(dt: str) -> bool:
     return normalize(dt) in FLOATS
+
+
+def is_packed(dt: str) -> bool:
+    """True for the MX x4 containers (float8_e5m2_x4, float8_e4m3fn_x4, float4_e2m1fn_x4)."""
+    return normalize(dt) in PACKED
+
+
+def unpack_x4(raw, dt: str) -> np.ndarray:
+    """Raw x4 containers (any shape S) -> float32 values of shape S + (4,), element j = lane j."""
+    dt = normalize(dt)
+    el = PACKED[dt]
+    raw = np.asarray(raw).astype(np.uint32)
+    bits = 4 if dt.startswith("float4") else 8
+    mask = (1 << bits) - 1
+    codes = np.stack([(raw >> (bits * j)) & mask for j in range(4)], axis=-1).astype(np.uint8)
+    return codes.view(el).astype(np.float32)
+
+
+def pack_x4(vals, dt: str) -> np.ndarray:
+    """float values of shape S + (4,) -> raw x4 containers of shape S (each rounded RNE to the
+    element type, as an fp32 -> fp8/fp4 output stage does)."""
+    dt = normalize(dt)
+    el = PACKED[dt]
+    bits = 4 if dt.startswith("float4") else 8
+    with np.errstate(over="ignore", invalid="ignore"):
+        codes = np.asarray(vals, np.float64).astype(el).view(np.uint8).astype(np.uint32)
+    out = np.zeros(codes.shape[:-1], np.uint32)
+    for j in range(4):
+        out |= (codes[..., j] & ((1 << bits) - 1)) << (bits * j)
+    return out.astype(_NP[dt])
 
 
 def sentinel(dt: str):

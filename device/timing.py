@@ -20,6 +20,8 @@ The model (cost model CM 2.1-2.6, constants in ``device/arch.py``):
   first use and gives them back when its last use is done; a tile that does not fit waits for the
   earliest releases (in program order, as a static allocator reuses space). This bounds how far
   loads run ahead of compute: declaring tiles in a loop is multi-buffering, up to the capacity.
+  A new tile written by a compute instruction reuses the space of an input that instruction
+  reads for the last time (in-place reuse, as compilers' buffer assignment does).
 * Spills (device/passes.py plans them, Belady): a spilled tile is saved to HBM by a DMA after its
   last write, its space is released after its last use before the eviction (and the save), and a
   reload DMA (which needs the space again) runs before its next use, which waits for it.
@@ -288,7 +290,12 @@ def _take(pool, nbytes):
 def _sbuf_plan(program, spills):
     """Allocator events for automatically placed SBUF tiles, by instruction index:
     (bytes taken before i, [(bytes, spill or None)] given back after i, spills saved after i,
-    spills reloaded before i). Reloaded segments take their space at the reload."""
+    spills reloaded before i). Reloaded segments take their space at the reload.
+
+    In-place reuse (what compilers' buffer assignment does): a new tile written by a compute
+    instruction takes the space of an input tile that instruction reads for the last time (the
+    engines stream element-wise, reading each element before writing its result). Only the rest
+    is taken from the pool; the reused bytes go back at the new tile's last use."""
     first, last = {}, {}
     for ins in program.instrs:
         for v in ins.reads() + ins.writes():
@@ -300,7 +307,30 @@ def _sbuf_plan(program, spills):
     take, give, saves, reloads = {}, {}, {}, {}
     for sid, (i, b) in first.items():
         take[i] = take.get(i, 0) + b
-        give.setdefault(last[sid], []).append((b, None))
+    kept: dict = {}                                  # storage id -> bytes handed to a new tile
+    for ins in program.instrs:
+        i = ins.index
+        if not take.get(i) or ins.engine.startswith("DMA"):
+            continue
+        dying = {}
+        for v in ins.reads():
+            sid = v.storage.id
+            if sid in first and last[sid] == i and first[sid][0] < i:
+                dying[sid] = first[sid][1]
+        for v in ins.writes():
+            sid = v.storage.id
+            if sid not in first or first[sid][0] != i:
+                continue
+            for d, b in dying.items():
+                if b > 0:
+                    r = min(b, first[sid][1])
+                    dying[d] = b - r
+                    kept[d] = kept.get(d, 0) + r
+                    take[i] -= r
+                    break
+    for sid, (i, b) in first.items():
+        if b > kept.get(sid, 0):
+            give.setdefault(last[sid], []).append((b - kept.get(sid, 0), None))
     for sp in spills:
         give.setdefault(sp.last_use, []).append((sp.storage.bytes_per_partition, sp))
         if sp.save_after is not None:
@@ -463,7 +493,7 @@ def schedule(program: Program, keep_events: bool = True) -> Timeline:
         floor = max(floor, c.fence)
         if floor > dep:             # a cross-core rendezvous (sendrecv / barrier), or after one
             dep = floor
-        if i in sb_take:            # first use of SBUF tiles: wait for space (allocator pressure)
+        if sb_take.get(i):          # first use of SBUF tiles: wait for space (allocator pressure)
             t = _take(c.pool, sb_take[i])
             if t > 0.0:
                 t += sem

@@ -14,8 +14,9 @@ from device import dtypes as ddt
 
 from .tiling import F_RED, P, _elementwise, _materialize_perm, device_dtype, lowers
 
-_ACT = {"floor": "floor", "ceil": "ceil", "logistic": "sigmoid", "sine": "sin", "cosine": "cos",
-        "sign": "sign"}
+_ACT = {"floor": "floor", "ceil": "ceil", "logistic": "sigmoid", "cosine": "cos", "sign": "sign"}
+_TWO_PI_HI = 6.28125                                   # 2*pi split so k*HI is exact in fp32
+_TWO_PI_LO = float(np.float32(2 * np.pi - 6.28125))
 _ROUND_MAGIC = 12582912.0          # 1.5 * 2**23: x + M - M rounds an fp32 to nearest even
 _EXACT_INT = 8388608.0             # 2**23: fp32 values at least this large are integers
 
@@ -29,6 +30,21 @@ def _lower_act(lw, inputs, attrs, out_type):
     fn = _ACT[attrs["_opcode"]]
     return _elementwise(lw, inputs, out_type, lambda t, d: lw.emit(
         "activation", dst=d, op=fn, data=t[0]))
+
+
+@lowers("sine")
+def _lower_sine(lw, inputs, attrs, out_type):
+    """ScalarE sin is only valid on [-pi, pi]: reduce by k = round(x / 2pi) first (Cody-Waite)."""
+    def body(t, d):
+        x = t[0]
+        k, r = lw.sb(x.shape, "int32"), _f32(lw, x)
+        lw.emit("tensor_scalar", dst=k, data=x, op0="multiply", operand0=float(1 / (2 * np.pi)))
+        lw.emit("scalar_tensor_tensor", dst=r, data=k, op0="multiply", operand0=-_TWO_PI_HI,
+                op1="add", operand1=x)
+        lw.emit("scalar_tensor_tensor", dst=r, data=k, op0="multiply", operand0=-_TWO_PI_LO,
+                op1="add", operand1=r)
+        lw.emit("activation", dst=d, op="sin", data=r)
+    return _elementwise(lw, inputs, out_type, body)
 
 
 def _keep_where(lw, dst, src, pred):

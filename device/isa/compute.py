@@ -8,7 +8,7 @@ from .. import dtypes
 from ..errors import UserKernelError
 from ..tensor import View
 from . import accum, defop
-from .costs import stream_cost
+from .costs import stream_cost, two_input_passes
 from .rules import (check_dtype, check_not_both_psum, check_onchip_operand, check_same_free, fail,
                     is_int, read2d, read_scalar, scalar_or_column, view_arg, write2d)
 
@@ -65,9 +65,8 @@ class TensorTensor:
 
     def cost(i, arch):
         dst, a, b = i.args["dst"], i.args["data1"], i.args["data2"]
-        one_psum = (a.buffer.kind == "psum") != (b.buffer.kind == "psum")
-        all_bf16 = all(v.dtype in ("bfloat16", "float16") for v in (dst, a, b))
-        passes = 1.0 if (one_psum or all_bf16) else arch.dve_two_input_passes   # CM 2.3, calibrated
+        all_16 = all(v.dtype in ("bfloat16", "float16") for v in (dst, a, b))
+        passes = 1.0 if all_16 else two_input_passes(arch, a, b)        # CM 2.3
         return stream_cost(i, arch, dst.free_size, dst, a, b, passes=passes)
 
 
@@ -248,6 +247,9 @@ class Memset:
         if is_int(dst) and isinstance(v, (float, np.floating)) and float(v) != int(v):
             fail(i, "dtype", f"value {v} is a float but dst has integer dtype {dst.dtype}", "value", v,
                  dst.dtype)
+        if dst.dtype in dtypes.PACKED and float(v) != 0:
+            fail(i, "dtype", f"memset of x4-packed dtype {dst.dtype} accepts only 0, got {v}",
+                 "value", v, 0)
 
     def run(i, mem):
         dst = i.args["dst"]

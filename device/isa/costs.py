@@ -45,6 +45,18 @@ def stream_cost(i, arch, n_elems: float, *views, passes: float = 1.0, extra_cycl
     return ns(arch, eng, cyc + extra_cycles)
 
 
+def two_input_passes(arch, *inputs) -> float:
+    """Passes over the data of a two-input VectorE op (CM 2.3): one when an input is in PSUM or
+    all operands are 16-bit, or while every input holds at most ``dve_dual_stream_bytes`` per
+    partition (the two streams overlap); otherwise ``dve_two_input_passes`` (2N)."""
+    vs = [v for v in inputs if isinstance(v, View)]
+    if len(vs) < 2 or any(v.buffer.kind != "sbuf" for v in vs):
+        return 1.0
+    if max(v.free_size * v.itemsize for v in vs) <= arch.dve_dual_stream_bytes:
+        return 1.0
+    return arch.dve_two_input_passes
+
+
 @dataclass(frozen=True)
 class DmaCost:
     """What a DMA moves: total bytes, contiguous rows and their size, engines it spreads over."""

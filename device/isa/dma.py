@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import dtypes
 from ..tensor import View
 from . import defop
 from .costs import dma_cost
@@ -30,6 +31,9 @@ class DmaCopy:
         if i.args.get("priority") is not None and arch.gen < 4:
             fail(i, "generation", f"priority={i.args['priority']} needs NeuronCore-v4; target "
                  f"{arch.name} is NeuronCore-v{arch.gen}", "priority", i.args["priority"], "gen >= 4")
+        if dst.dtype != src.dtype and (dst.dtype in dtypes.PACKED or src.dtype in dtypes.PACKED):
+            fail(i, "dtype", f"DMA cannot convert between {src.dtype} and {dst.dtype}: x4-packed "
+                 f"(MX) data is copied bit for bit; use .view()", "dst", dst.dtype, src.dtype)
         if str(i.args.get("dge_mode", "")).endswith("hwdge") and dst.dtype != src.dtype:
             fail(i, "dtype", f"hwdge DMA cannot convert {src.dtype} to {dst.dtype}; use .view()",
                  "dst", dst.dtype, src.dtype)

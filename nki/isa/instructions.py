@@ -27,6 +27,20 @@ def nc_matmul(dst, stationary, moving, is_stationary_onezero=False, is_moving_on
                  perf_mode=getattr(perf_mode, "value", perf_mode))
 
 
+def nc_matmul_mx(dst, stationary, moving, stationary_scale, moving_scale, tile_position=None,
+                 tile_size=None, accumulate=None, name=None):
+    """MXFP8/MXFP4 matmul with integrated dequantization on TensorE (NeuronCore-v4)."""
+    return _emit("nc_matmul_mx", None, name, dst=dst, stationary=stationary, moving=moving,
+                 stationary_scale=stationary_scale, moving_scale=moving_scale,
+                 tile_position=tuple(tile_position or ()), tile_size=tuple(tile_size or ()),
+                 accumulate=accumulate)
+
+
+def quantize_mx(dst, src, dst_scale, name=None):
+    """fp16/bf16 -> x4-packed MXFP8 data plus e8m0 scales on VectorE (NeuronCore-v4)."""
+    return _emit("quantize_mx", None, name, dst=dst, src=src, dst_scale=dst_scale)
+
+
 def nc_transpose(dst, data, engine=engine.unknown, name=None):
     return _emit("nc_transpose", engine, name, dst=dst, data=data)
 
@@ -46,6 +60,7 @@ def tensor_scalar(dst, data, op0, operand0, reverse0=False, op1=None, operand1=N
 def activation(dst, op, data, bias=None, scale=1.0, reduce_op=None, reduce_res=None,
                reduce_cmd=reduce_cmd.idle, name=None, dtype=None, **_legacy):
     _drop_legacy_dtype(dst, dtype)
+    _no_relu_param("activation", _legacy)
     return _emit("activation", None, name, dst=dst, op=op, data=data, bias=bias, scale=scale,
                  reduce_op=reduce_op, reduce_res=reduce_res,
                  reduce_cmd=_enum("activation", "reduce_cmd", reduce_cmd, _RC))
@@ -55,8 +70,26 @@ def activation_reduce(dst, op, data, reduce_op, reduce_res, bias=None, scale=1.0
                       dtype=None, **_legacy):
     """activation with reduce_cmd=reset_reduce and a readout into reduce_res."""
     _drop_legacy_dtype(dst, dtype)
+    _no_relu_param("activation_reduce", _legacy)
     return _emit("activation", None, name, dst=dst, op=op, data=data, bias=bias, scale=scale,
                  reduce_op=reduce_op, reduce_res=reduce_res, reduce_cmd=_RC.reset_reduce)
+
+
+def _no_relu_param(api, extra):
+    """NKI 0.6 activation has no relu_param (prelu runs with slope 0); activate2 has one."""
+    if "relu_param" in extra:
+        raise UserKernelError(f"nisa.{api} takes no relu_param; use nisa.activate2(..., "
+                              f"relu_param=...) (NeuronCore-v4) to set the PReLU slope")
+
+
+def activate2(dst, op, data, imm0, imm1, op0, op1, relu_param=0.0, reverse0=False,
+              reverse1=False, reduce_op=None, reduce_res=None, reduce_cmd=reduce_cmd.idle,
+              name=None):
+    """dst = op((data op0 imm0) op1 imm1, relu_param) on ScalarE (NeuronCore-v4)."""
+    return _emit("activate2", None, name, dst=dst, op=op, data=data, imm0=imm0, imm1=imm1,
+                 op0=op0, op1=op1, relu_param=relu_param, reverse0=reverse0, reverse1=reverse1,
+                 reduce_op=reduce_op, reduce_res=reduce_res,
+                 reduce_cmd=_enum("activate2", "reduce_cmd", reduce_cmd, _RC))
 
 
 def tensor_copy(dst, src, engine=engine.unknown, name=None, dtype=None, **_legacy):
@@ -182,7 +215,44 @@ def dropout(dst, data, prob, name=None, **_legacy):
     return _emit("dropout", None, name, dst=dst, data=data, prob=prob)
 
 
+# ---- random numbers -----------------------------------------------------------------------------
+def rng(dst, engine=engine.vector, name=None):
+    """32 random bits per element, truncated to dst's integer dtype (Vector; GpSimd on v3+)."""
+    return _emit("rng", engine, name, dst=dst)
+
+
+def set_rng_seed(src_seeds, name=None):
+    """Seed the Vector engine generator from a [1, 1] 32-bit SBUF/PSUM value."""
+    return _emit("set_rng_seed", None, name, src_seeds=src_seeds)
+
+
+def rand_set_state(src_seeds, engine=engine.gpsimd, name=None):
+    """Load per-lane XORWOW state (uint32; 6 words GpSimd, 24 Vector) (NeuronCore-v3+)."""
+    return _emit("rand_set_state", engine, name, src_seeds=src_seeds)
+
+
+def rand_get_state(dst, engine=engine.gpsimd, name=None):
+    """Store per-lane XORWOW state to dst (uint32) (NeuronCore-v3+)."""
+    return _emit("rand_get_state", engine, name, dst=dst)
+
+
+def rand2(dst, min, max, name=None):  # noqa: A002 (NKI parameter names)
+    """Uniform random values in [min, max] on the Vector engine (NeuronCore-v4)."""
+    return _emit("rand2", None, name, dst=dst, min=min, max=max)
+
+
 # ---- GpSimd engine ------------------------------------------------------------------------------
+def nonzero_with_count(dst, src, index_offset=0, padding_val=-1, name=None):
+    """Indices of nonzero elements, padding, then the count (GpSimd, NeuronCore-v3+)."""
+    return _emit("nonzero_with_count", None, name, dst=dst, src=src, index_offset=index_offset,
+                 padding_val=padding_val)
+
+
+def sequence_bounds(dst, segment_ids, name=None):
+    """[start, end) of each element's run of equal segment ids; id 0 is padding (GpSimd)."""
+    return _emit("sequence_bounds", None, name, dst=dst, segment_ids=segment_ids)
+
+
 def tensor_partition_reduce(dst, op, data, name=None, **_legacy):
     return _emit("tensor_partition_reduce", None, name, dst=dst, op=op, data=data)
 

@@ -139,6 +139,8 @@ def _unary(name, x, dtype=None, **_legacy):
             return float(x == 0)
         if name == "invert":
             return ~int(x)
+        if name == "sin":                  # nl.sin is range-reduced; the ScalarE table entry is not
+            return float(np.sin(np.float32(x)))
         return float(apply_act(ACT[name], np.float32(x)))
     if _graph_mode(x):
         from lowering.frontend import graph_op
@@ -151,9 +153,42 @@ def _unary(name, x, dtype=None, **_legacy):
         _emit(tr, "tensor_scalar", dst=dst, data=x, op0="equal", operand0=0.0)
     elif name == "invert":
         _emit(tr, "tensor_scalar", dst=dst, data=x, op0="bitwise_xor", operand0=-1)
+    elif name == "sin":
+        _sin_range_reduced(tr, dst, x)
+    elif name == "rsqrt":
+        # NKI 0.5+: nl.rsqrt is GpSimd tensor_scalar(op0=rsqrt) (more precise than ScalarE's)
+        if x.buffer.kind == "psum":
+            raise HardwareRuleError("buffer", f"nl.rsqrt runs on GpSimd (NKI 0.5+), which cannot "
+                                    f"read PSUM operand 'x' ({x.storage.name}): copy it to SBUF "
+                                    f"first", operand="x", value="psum", limit="sbuf",
+                                    loc=user_loc(2))
+        _emit(tr, "tensor_scalar", dst=dst, data=x, op0="rsqrt", operand0=0.0, engine="POOL",
+              _engine_given=True)
     else:
         _emit(tr, "activation", dst=dst, op=name, data=x)
     return dst
+
+
+# Cody-Waite split of 2*pi: _TWO_PI_HI has 12 significant bits, so k * _TWO_PI_HI is exact in
+# fp32 for |k| < 2^12; _TWO_PI_LO carries the next 24 bits.
+_TWO_PI_HI = 6.28125
+_TWO_PI_LO = float(np.float32(2 * np.pi - 6.28125))
+
+
+def _sin_range_reduced(tr, dst, x):
+    """nl.sin: reduce x to [-pi, pi] before ScalarE's sin, whose fit is only valid there.
+
+    k = round(x / 2pi) comes from the fp32 -> int32 output stage (round half to even), then
+    r = (x - k*HI) - k*LO on VectorE; for |x| <= pi, k = 0 and r is x exactly.
+    """
+    k = _new_tile(tr, x.shape, "int32")
+    _emit(tr, "tensor_scalar", dst=k, data=x, op0="multiply", operand0=float(1 / (2 * np.pi)))
+    r = _new_tile(tr, x.shape, "float32")
+    _emit(tr, "scalar_tensor_tensor", dst=r, data=k, op0="multiply", operand0=-_TWO_PI_HI,
+          op1="add", operand1=x)
+    _emit(tr, "scalar_tensor_tensor", dst=r, data=k, op0="multiply", operand0=-_TWO_PI_LO,
+          op1="add", operand1=r)
+    _emit(tr, "activation", dst=dst, op="sin", data=r)
 
 
 _BINARY = ["add", "subtract", "multiply", "divide", "maximum", "minimum", "power", "abs_max",

@@ -85,3 +85,28 @@ def test_memset_value_must_fit_an_integer_destination():
     expect_rule(lambda: fractional_memset_of_ints(ones(4, 4)), rule="dtype", operand="value",
                 value=0.5, limit="int32", where=marker_line(fractional_memset_of_ints, "memset"),
                 says=("value 0.5 is a float", "integer dtype int32"))
+
+
+def test_x4_packed_dtypes_memset_zero_only_and_no_dma_conversion():
+    import numpy as np
+    import pytest
+    import nki
+    import nki.isa as nisa
+    import nki.language as nl
+    from device.errors import HardwareRuleError
+
+    def mk(value, convert):
+        @nki.jit(target="trn3")
+        def k(a):
+            t = nl.ndarray((32, 4), nl.float8_e4m3fn_x4, buffer=nl.sbuf)
+            nisa.memset(dst=t, value=value)
+            if convert:
+                f = nl.ndarray((32, 4), nl.float32, buffer=nl.sbuf)
+                nisa.dma_copy(dst=f, src=t)
+            return a
+        return k
+    mk(0, False)(np.zeros((2, 2), np.float32))
+    with pytest.raises(HardwareRuleError, match="accepts only 0"):
+        mk(1.0, False)(np.zeros((2, 2), np.float32))
+    with pytest.raises(HardwareRuleError, match="x4-packed"):
+        mk(0, True)(np.zeros((2, 2), np.float32))

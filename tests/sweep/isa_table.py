@@ -6,7 +6,10 @@ import inspect
 import nki.isa as nisa
 
 from isa_compute import compute_cases
+from isa_mx import mx_cases
 from isa_other import other_cases
+from isa_rand import rand_cases
+from isa_v4 import v4_cases
 
 # names nki.isa re-exports from the emulator's internals (not NKI API)
 INTERNAL = {"current", "maybe_current", "user_loc"}
@@ -27,3 +30,6 @@ def isa_public_functions():
 ISA_CASES = {}
 ISA_CASES.update(compute_cases())
 ISA_CASES.update(other_cases())
+ISA_CASES.update(v4_cases())
+ISA_CASES.update(mx_cases())
+ISA_CASES.update(rand_cases())

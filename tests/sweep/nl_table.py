@@ -6,6 +6,7 @@ import inspect
 import nki.language as nl
 
 from nl_elementwise import elementwise_cases
+from nl_engines import engine_cases
 from nl_misc import misc_cases
 
 # names nl re-exports from the emulator's internals (not NKI API); anything else public and
@@ -29,3 +30,4 @@ def nl_public_callables():
 NL_CASES = {}
 NL_CASES.update(elementwise_cases())
 NL_CASES.update(misc_cases())
+NL_CASES.update(engine_cases())
