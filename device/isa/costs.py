@@ -48,7 +48,7 @@ def stream_cost(i, arch, n_elems: float, *views, passes: float = 1.0, extra_cycl
 def two_input_passes(arch, *inputs) -> float:
     """Passes over the data of a two-input VectorE op (CM 2.3): one when an input is in PSUM or
     all operands are 16-bit, or while every input holds at most ``dve_dual_stream_bytes`` per
-    partition (the two streams overlap); otherwise ``dve_two_input_passes`` (2N)."""
+    partition (the two streams overlap); otherwise ``dve_two_input_passes`` (CM 2.3 says ~2N)."""
     vs = [v for v in inputs if isinstance(v, View)]
     if len(vs) < 2 or any(v.buffer.kind != "sbuf" for v in vs):
         return 1.0
