@@ -13,7 +13,7 @@ from ..tensor import View
 from . import defop
 from .accum import (accumulate, check_arith, check_column, check_generation, check_op_in, cmd_name,
                     lanes, read_column, reduce_free, regs)
-from .costs import stream_cost
+from .costs import stream_cost, two_input_passes
 from .rules import (check_dtype, check_not_both_psum, check_onchip_operand, check_same_free, fail,
                     read2d, scalar_or_column, view_arg, write2d)
 
@@ -24,10 +24,6 @@ FLOAT_DTS = dtypes.FLOATS
 
 def _apply(op, x, y, reverse):
     return A.apply_alu(op, y, x) if reverse else A.apply_alu(op, x, y)
-
-
-def _both_sbuf_passes(*views):
-    return 2.0 if all(isinstance(v, View) and v.buffer.kind == "sbuf" for v in views) else 1.0
 
 
 @defop("scalar_tensor_tensor", engine="DVE", inputs=("data", "operand0", "operand1"))
@@ -55,7 +51,7 @@ class ScalarTensorTensor:
     def cost(i, arch):
         d = i.args["dst"]
         return stream_cost(i, arch, d.free_size, d, i.args["data"], i.args["operand1"],
-                           passes=_both_sbuf_passes(i.args["data"], i.args["operand1"]))
+                           passes=two_input_passes(arch, i.args["data"], i.args["operand1"]))
 
 
 @defop("tensor_tensor_scan", engine="DVE", inputs=("data0", "data1", "initial"))
