@@ -244,28 +244,58 @@ def _lower_dot(lw, inputs, attrs, out_type):
     return out
 
 
+LHS_CHUNK = 4096          # lhs elements per partition per load (>= 8 KiB rows: efficient DMA)
+LHS_BUDGET = 64 * 1024    # SBUF bytes per partition for the hoisted lhsT tiles of an M group
+
+
+def _load_lhsT(lw, a: View, m0: int, mt: int, cdt: str):
+    """lhsT tiles [kt, mt] for rows m0:m0+mt of ``a``: load whole rows (long contiguous DMA rows),
+    then transpose 128-column slices on the PE (CM rule 11: load + PE transpose beats a DMA
+    transpose on v2). Exact: a transpose copies values, and they already have dtype ``cdt``."""
+    K = a.shape[1]
+    tiles = []
+    for c0 in range(0, K, LHS_CHUNK):
+        kc = min(LHS_CHUNK, K - c0)
+        row = lw.sb((mt, kc), cdt)
+        lw.emit("dma_copy", dst=row, src=a[m0:m0 + mt, c0:c0 + kc])
+        for k0 in range(0, kc, P):
+            kt = min(P, kc - k0)
+            pt = lw.p.alloc((kt, mt), "float32", PSUM, loc=lw.loc)
+            lw.emit("nc_transpose", dst=pt, data=row[:, k0:k0 + kt])
+            st = lw.sb((kt, mt), cdt)
+            lw.emit("tensor_copy", dst=st, src=pt)
+            tiles.append(st)
+    return tiles
+
+
 def _matmul_2d(lw, a: View, b: View, out: View, cdt: str):
+    """out[M, N] = a[M, K] @ b[K, N]: M blocked in groups of up to 4 row tiles that share each
+    loaded rhs tile (the NKI tutorial's 'block free dimension' step), K accumulated in PSUM."""
     M, K = a.shape
     N = b.shape[1]
-    for m0 in range(0, M, P):
-        mt = min(P, M - m0)
+    mtiles = [(m0, min(P, M - m0)) for m0 in range(0, M, P)]
+    group = max(1, min(4, LHS_BUDGET // max(1, K * ddt.itemsize(cdt))))
+    for g in range(0, len(mtiles), group):
+        ms = mtiles[g:g + group]
+        lhsT = [_load_lhsT(lw, a, m0, mt, cdt) for m0, mt in ms]
         for n0 in range(0, N, N_MM):
             nt = min(N_MM, N - n0)
-            ps = lw.p.alloc((mt, nt), "float32", PSUM, loc=lw.loc)
-            for k0 in range(0, K, P):
+            ps = [lw.p.alloc((mt, nt), "float32", PSUM, loc=lw.loc) for _, mt in ms]
+            for ki, k0 in enumerate(range(0, K, P)):
                 kt = min(P, K - k0)
-                st = lw.sb((kt, mt), cdt)
-                lw.emit("dma_copy", dst=st, src=a[m0:m0 + mt, k0:k0 + kt].permute((1, 0)))
                 mv = lw.sb((kt, nt), cdt)
                 lw.emit("dma_copy", dst=mv, src=b[k0:k0 + kt, n0:n0 + nt])
-                # explicit accumulate: the PSUM tile may hold an earlier result when this code
-                # runs again (a loop body), so the first K tile must overwrite
-                lw.emit("nc_matmul", dst=ps, stationary=st, moving=mv, accumulate=k0 > 0)
-            if K == 0:
-                lw.emit("memset", dst=ps, value=0.0)
-            res = lw.sb((mt, nt), out.dtype)
-            lw.emit("tensor_copy", dst=res, src=ps)
-            lw.emit("dma_copy", dst=out[m0:m0 + mt, n0:n0 + nt], src=res)
+                for j in range(len(ms)):
+                    # explicit accumulate: the PSUM tile may hold an earlier result when this
+                    # code runs again (a loop body), so the first K tile must overwrite
+                    lw.emit("nc_matmul", dst=ps[j], stationary=lhsT[j][ki], moving=mv,
+                            accumulate=ki > 0)
+            for j, (m0, mt) in enumerate(ms):
+                if K == 0:
+                    lw.emit("memset", dst=ps[j], value=0.0)
+                res = lw.sb((mt, nt), out.dtype)
+                lw.emit("tensor_copy", dst=res, src=ps[j])
+                lw.emit("dma_copy", dst=out[m0:m0 + mt, n0:n0 + nt], src=res)
 
 
 @lowers("reduce")
