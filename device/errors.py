@@ -100,3 +100,11 @@ class UserKernelError(NeuronError):
         self.loc = loc if loc is not None else user_loc(2)
         text = message if self.loc is None else f"{message}\n  at {self.loc}"
         super().__init__(text)
+
+
+class UninitializedReadWarning(UserWarning):
+    """A kernel read memory nobody wrote; the values are sentinels (NaN for floats, 4 for ints)."""
+
+
+class SpillWarning(UserWarning):
+    """Live SBUF tiles exceed the usable capacity, so the compiler spills some of them to HBM."""

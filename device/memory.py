@@ -17,12 +17,8 @@ import warnings
 import numpy as np
 
 from . import dtypes
-from .errors import HardwareRuleError, SourceLoc
+from .errors import HardwareRuleError, SourceLoc, UninitializedReadWarning  # noqa: F401
 from .tensor import Storage, View
-
-
-class UninitializedReadWarning(UserWarning):
-    pass
 
 
 class Memory:

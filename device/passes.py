@@ -24,13 +24,9 @@ import math
 import warnings
 from dataclasses import dataclass
 
-from .errors import HardwareRuleError
+from .errors import HardwareRuleError, SpillWarning
 from .program import Program
 from .settings import settings
-
-
-class SpillWarning(UserWarning):
-    """Live SBUF tiles exceed the usable capacity, so the compiler spills some of them to HBM."""
 
 
 @dataclass(frozen=True)
