@@ -325,3 +325,8 @@ def _rank(r):
     """Core indices arrive as Python or NumPy ints (program_id arithmetic); keep them plain ints."""
     import numpy as np
     return int(r) if isinstance(r, np.integer) else r
+
+
+from .._strict import strict_module as _strict_module  # noqa: E402
+
+_strict_module(globals(), "nisa.", __name__)

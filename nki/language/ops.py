@@ -29,6 +29,9 @@ class OpToken:
         self.__doc__ = doc
 
     def __call__(self, *args, **kwargs):
+        for k, v in kwargs.items():
+            if k not in ("dtype", "x", "y", "data") and not (k == "mask" and v is None):
+                raise TypeError(f"nl.{self.op_name}() got an unexpected keyword argument '{k}'")
         return self._impl(self.op_name, *args, **kwargs)
 
     def __repr__(self):
