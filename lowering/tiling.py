@@ -4,7 +4,9 @@ Every graph value lives in HBM as a contiguous tensor. Element-wise ops stream i
 [128, F] tiles (any size: the tail uses fewer partitions); ``dot`` runs the classic NKI tiling
 (stationary lhsT [K<=128, M<=128], moving [K, N<=512], K accumulated in one PSUM bank); ``reduce``
 moves reduced axes last and folds [rows, cols] chunks with ``tensor_reduce``; layout ops
-(broadcast, transpose) are strided HBM-to-HBM DMAs; reshape is a free view.
+(broadcast, transpose) are strided HBM-to-HBM DMAs; reshape is a free view. Single-use chains of
+element-wise ops and element-wise epilogues of a ``dot`` are grouped by :mod:`lowering.fusion`
+and lowered with one tile loop (``lower_graph(..., fuse=False)`` turns that off).
 
 Rules are stored in the ``lower`` slot of each op's entry in ``lowering.ops.OPS`` (one table):
 
@@ -54,9 +56,11 @@ def lowers(*names):
 class Lowerer:
     """Emits device instructions for graph ops into ``program``; values map to HBM views."""
 
-    def __init__(self, program: Program, loc=None):
+    def __init__(self, program: Program, loc=None, fuse=True):
         self.p = program
         self.loc = loc
+        self.fuse = fuse          # lower_ops fuses element-wise chains (lowering.fusion)
+        self.capture = False      # set by lowering.fusion: element-wise rules return their body
 
     def emit(self, opname, **args):
         return self.p.emit(opname, loc=self.loc, **args)
@@ -104,7 +108,12 @@ def _tiles(v: View, start, rows, cols):
 
 
 def _elementwise(lw: Lowerer, inputs, out_type, body):
-    """Stream same-shaped HBM inputs through SBUF tiles; ``body(tiles, dst_tile)`` computes."""
+    """Stream same-shaped HBM inputs through SBUF tiles; ``body(tiles, dst_tile)`` computes.
+
+    In capture mode (``lw.capture``, set by :mod:`lowering.fusion`) nothing is emitted and the
+    tile body itself is returned, so a fused group can run it on tiles that are already on chip."""
+    if lw.capture:
+        return body
     out = lw.hbm(out_type.shape, out_type.dtype)
     ins = [lw.contiguous(v) for v in inputs]
     for start, rows, cols in _chunks(out.size):
@@ -222,7 +231,8 @@ def _materialize_perm(lw, v, perm):
 
 
 @lowers("dot")
-def _lower_dot(lw, inputs, attrs, out_type):
+def _lower_dot(lw, inputs, attrs, out_type, evict=None):
+    """``evict(psum_tile, bi, m0, mt, n0, nt)`` replaces the plain eviction (fused epilogues)."""
     lhs, rhs = inputs
     lb, rb = list(attrs["lhs_batch"]), list(attrs["rhs_batch"])
     lc, rc = list(attrs["lhs_contract"]), list(attrs["rhs_contract"])
@@ -234,13 +244,14 @@ def _lower_dot(lw, inputs, attrs, out_type):
     N = math.prod(rhs.shape[d] for d in rf)
     a = _materialize_perm(lw, lhs, lb + lf + lc).reshape((B, M, K))
     b = _materialize_perm(lw, rhs, rb + rc + rf).reshape((B, K, N))
-    out = lw.hbm(out_type.shape, out_type.dtype)
-    o = out.reshape((B, M, N))
+    out = lw.hbm(out_type.shape, out_type.dtype) if evict is None else None
+    o = out.reshape((B, M, N)) if evict is None else None
     # TensorE pairs fp32 only with fp32: compute in fp32 when either side is wider than 16 bits
     cdt = "float32" if "float32" in (a.dtype, b.dtype) or not (
         ddt.is_float(a.dtype) and ddt.is_float(b.dtype)) or a.dtype != b.dtype else a.dtype
     for bi in range(B):
-        _matmul_2d(lw, a[bi], b[bi], o[bi], cdt)
+        _matmul_2d(lw, a[bi], b[bi], None if o is None else o[bi], cdt,
+                   None if evict is None else (lambda ps, *t, bi=bi: evict(ps, bi, *t)))
     return out
 
 
@@ -268,9 +279,11 @@ def _load_lhsT(lw, a: View, m0: int, mt: int, cdt: str):
     return tiles
 
 
-def _matmul_2d(lw, a: View, b: View, out: View, cdt: str):
+def _matmul_2d(lw, a: View, b: View, out: View, cdt: str, evict=None):
     """out[M, N] = a[M, K] @ b[K, N]: M blocked in groups of up to 4 row tiles that share each
-    loaded rhs tile (the NKI tutorial's 'block free dimension' step), K accumulated in PSUM."""
+    loaded rhs tile (the NKI tutorial's 'block free dimension' step), K accumulated in PSUM.
+    ``evict(psum_tile, m0, mt, n0, nt)``, when given, consumes each finished PSUM tile instead
+    of the copy-and-store eviction (a fused epilogue writes ``out`` itself)."""
     M, K = a.shape
     N = b.shape[1]
     mtiles = [(m0, min(P, M - m0)) for m0 in range(0, M, P)]
@@ -293,6 +306,9 @@ def _matmul_2d(lw, a: View, b: View, out: View, cdt: str):
             for j, (m0, mt) in enumerate(ms):
                 if K == 0:
                     lw.emit("memset", dst=ps[j], value=0.0)
+                if evict is not None:
+                    evict(ps[j], m0, mt, n0, nt)
+                    continue
                 res = lw.sb((mt, nt), out.dtype)
                 lw.emit("tensor_copy", dst=res, src=ps[j])
                 lw.emit("dma_copy", dst=out[m0:m0 + mt, n0:n0 + nt], src=res)
@@ -330,24 +346,35 @@ def _lower_reduce(lw, inputs, attrs, out_type):
 
 def lower_ops(lw: Lowerer, graph, views) -> list:
     """Lower every op of ``graph`` with its parameters bound to ``views``; return the output
-    views. Used for whole graphs, loop bodies and rules that decompose into simpler ops."""
+    views. Used for whole graphs, loop bodies and rules that decompose into simpler ops.
+
+    With ``lw.fuse`` single-use element-wise chains (and element-wise epilogues of a ``dot``)
+    are lowered as groups by :mod:`lowering.fusion`; results are bit-identical either way."""
     env = {id(p): v for p, v in zip(graph.params, views)}
+    if lw.fuse:
+        from .fusion import lower_fused
+        return lower_fused(lw, graph, env)
     for op in graph.ops:
-        attrs = dict(op.attrs, _opcode=op.opcode)
-        if op.multi:
-            outs = lw.lower(op.opcode, [env[id(x)] for x in op.inputs], attrs,
-                            tuple(r.type for r in op.results))
-            env.update({id(r): o for r, o in zip(op.results, outs)})
-        else:
-            env[id(op.result)] = lw.lower(op.opcode, [env[id(x)] for x in op.inputs], attrs,
-                                          op.result.type)
+        lower_op(lw, op, env)
     return [env[id(v)] for v in graph.outputs]
 
 
-def lower_graph(graph, target=None, name=None) -> Program:
-    """Lower a whole graph to a device program whose inputs are the graph's parameters."""
+def lower_op(lw: Lowerer, op, env: dict) -> None:
+    """Lower one graph op on its own; ``env`` maps id(value) -> HBM view and gets its results."""
+    attrs = dict(op.attrs, _opcode=op.opcode)
+    ins = [env[id(x)] for x in op.inputs]
+    if op.multi:
+        outs = lw.lower(op.opcode, ins, attrs, tuple(r.type for r in op.results))
+        env.update({id(r): o for r, o in zip(op.results, outs)})
+    else:
+        env[id(op.result)] = lw.lower(op.opcode, ins, attrs, op.result.type)
+
+
+def lower_graph(graph, target=None, name=None, fuse=True) -> Program:
+    """Lower a whole graph to a device program whose inputs are the graph's parameters.
+    ``fuse=False`` lowers every op on its own (each value round-trips through HBM)."""
     prog = Program(name or graph.name, target)
-    lw = Lowerer(prog)
+    lw = Lowerer(prog, fuse=fuse)
     views = []
     for pv in graph.params:
         v = prog.alloc(pv.type.shape or (1,), device_dtype(pv.type.dtype), "hbm", name=pv.name,
