@@ -32,6 +32,8 @@ class _State:
         self.graph = Graph(trace.program.name)
         self.values = {}       # storage id -> (graph Value, View)
         self.views = {}        # id(Value) -> View
+        self.n_params = len(trace.program.inputs)
+        self.lowered = len(trace.program.instrs)   # instructions that came from graph lowering
         for st in trace.program.inputs:
             from device.tensor import View as _V
             v = _V.whole(st)
@@ -92,12 +94,14 @@ def graph_op(trace, name, inputs, attrs, dtype=None):
                               f"into SBUF and use the tile API", loc=loc)
     if dtype is not None and device_dtype(_graph_dtype(dtype)) != device_dtype(res.type.dtype):
         res = g.add_op("convert", [res], {"dtype": _graph_dtype(dtype)})
+    n_instrs = len(trace.program.instrs)
     for op in g.ops[n_before:]:
         op.loc = op.loc or str(loc)
         ins = [s.views[id(v)] for v in op.inputs]
         out = lw.lower(op.opcode, ins, dict(op.attrs, _opcode=op.opcode), op.result.type)
         s.views[id(op.result)] = out
         s.values[out.storage.id] = op.result
+    s.lowered += len(trace.program.instrs) - n_instrs
     return s.views[id(res)].reshape(tuple(res.type.shape) or (1,))
 
 
@@ -111,4 +115,20 @@ def finish(trace, ret):
             outs.append(s.values[r.storage.id])
     if outs:
         s.graph.set_outputs(outs)
+    # A pure model (every instruction came from graph ops, every result is a graph value) is
+    # lowered again as a whole, so element-wise chains and dot epilogues fuse (lowering.fusion).
+    trace.program.attrs["pure_graph"] = bool(outs) and len(outs) == len(rets) and \
+        trace.lnc == 1 and s.lowered == len(trace.program.instrs) and \
+        len(s.graph.params) == s.n_params
     return ret
+
+
+def relower(program, graph):
+    """The whole-graph (fused) program for a pure model, and its returned views in order."""
+    from device.tensor import View as _V
+    from .tiling import lower_graph
+    new = lower_graph(graph, program.arch, name=program.name)
+    views = [_V.whole(st).reshape(tuple(v.type.shape) or (1,))
+             for st, v in zip(new.outputs, graph.outputs)]
+    new.outputs = []
+    return new, views

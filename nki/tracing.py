@@ -244,6 +244,12 @@ class Kernel:
                     ins.args["_core"] = pid
                 ranges.append((first, len(program.instrs)))
             outs_all.append(ret)
+        if program.attrs.get("pure_graph"):
+            from lowering.frontend import relower
+            graph = program.attrs["graph"]
+            program, views = relower(program, graph)
+            program.attrs["graph"] = graph
+            outs_all = [tuple(views) if isinstance(outs_all[0], tuple) else views[0]]
         program.attrs["lnc"] = self.lnc
         if self.lnc > 1:
             program.attrs["core_ranges"] = ranges
