@@ -25,6 +25,7 @@ def install_neuronxcc_alias() -> None:
     and ``neuronxcc.nki.isa`` are entries of ``sys.modules`` pointing at ``nki`` and its modules.
     Nothing is registered unless you call it, and a real ``neuronxcc`` that is already imported
     is left alone (an error says so).
+    For kernels written against the LEGACY API (NKI 0.1: return-style ISA, nl.arange, mask=) call ``nki.legacy.install()`` instead.
     """
     import sys
     import types

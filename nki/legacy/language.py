@@ -1,0 +1,377 @@
+"""Legacy ``neuronxcc.nki.language`` (NKI 0.1) on top of the NKI 0.6 ``nki.language``.
+
+Differences from the new module (nki-spec 1.6): dtypes are NumPy dtypes, ``nl.arange``/``nl.mgrid``
+index expressions, ``mask=`` on every call, ``nl.par_dim``, ``program_id(axis)`` over an N-D launch
+grid, reductions over any free axes, and every result is an ``LTile`` (tile operators).
+"""
+from __future__ import annotations
+
+import builtins as _builtins
+
+import ml_dtypes
+import numpy as np
+
+from device import dtypes as _dt
+from device.errors import HardwareRuleError, UserKernelError, user_loc
+from device.tensor import PSUM, SBUF, View, as_buffer
+
+from .. import language as _nl
+from ..language import ops as _ops
+from ..language.core import (affine_range, device_print, ds, hbm, no_reorder,  # noqa: F401
+                             private_hbm, psum, sbuf, sequential_range, shared_hbm, static_range,
+                             tile_size)
+from ..tracing import current
+from . import index as _ix
+from .index import arange, mgrid  # noqa: F401
+from .tile import BlockTile, LTile
+
+# ---- dtypes: NumPy / ml_dtypes objects, as in neuronx-cc ---------------------------------------
+bool_ = np.bool_
+int8, int16, int32, int64 = np.int8, np.int16, np.int32, np.int64
+uint8, uint16, uint32, uint64 = np.uint8, np.uint16, np.uint32, np.uint64
+float16, float32 = np.float16, np.float32
+bfloat16 = np.dtype(ml_dtypes.bfloat16)
+float8_e4m3 = np.dtype(ml_dtypes.float8_e4m3fn)
+float8_e5m2 = np.dtype(ml_dtypes.float8_e5m2)
+tfloat32 = "tfloat32"
+fp32, fp16, bf16 = float32, float16, bfloat16
+
+
+# ---- clipping operands by a mask ------------------------------------------------------------------
+def _clip(v, ranges):
+    """``v`` restricted to the mask's per-axis ranges (right-aligned), bounds-checked.
+
+    Returns None when the mask leaves nothing to do.
+    """
+    if not isinstance(v, View):
+        return v
+    n, m = v.ndim, len(ranges or ())
+    mine = [(0, c) for c in v.shape]
+    for i in range(n):
+        a = i - (n - m)
+        if a >= 0 and v.shape[i] != 1:
+            lo, hi = ranges[a]
+            mine[i] = (lo, _builtins.min(hi, v.shape[i]))
+    if any(hi <= lo for lo, hi in mine):
+        return None
+    idx = getattr(v, "_idx", None)
+    if idx:
+        _ix.check_bounds(v.name, idx, mine)
+    if all(r == (0, c) for r, c in zip(mine, v.shape)):
+        return LTile.of(v) if not idx else LTile(v.storage, v.offset, v.pattern, v.dtype, v.dyn)
+    off = v.offset + _builtins.sum(s * lo for (s, _), (lo, _) in zip(v.pattern, mine))
+    pat = [(s, hi - lo) for (s, _), (lo, hi) in zip(v.pattern, mine)]
+    return LTile(v.storage, off, pat, v.dtype, v.dyn)
+
+
+def _ranges(mask, shape):
+    mask = _ix.check_mask(mask)
+    return None if mask is None else mask.ranges(shape)
+
+
+def _prep(views, mask, shape):
+    """Clip every View in ``views`` by ``mask`` over the grid ``shape``; None if nothing to do."""
+    rng = _ranges(mask, shape)
+    out = []
+    for v in views:
+        c = _clip(v, rng)
+        if c is None and isinstance(v, View):
+            return None
+        out.append(c)
+    return out
+
+
+def _embed(tr, r, full_shape, rng):
+    """A masked result ``r`` placed in a full-shape tile (the unmasked part stays unwritten)."""
+    if rng is None or tuple(r.shape) == tuple(full_shape):
+        return LTile.of(r)
+    full = LTile.of(tr.program.alloc(tuple(full_shape), r.dtype, r.buffer, loc=user_loc()))
+    dst = _clip(full, rng)
+    tr.program.emit("tensor_copy", dst=dst, src=r, loc=user_loc())
+    return full
+
+
+def _call(fn, api, args, kwargs, mask):
+    """Run a new-API nl function on mask-clipped operands and wrap the result as an LTile."""
+    tr = current(f"nl.{api}")
+    views = [a for a in list(args) + list(kwargs.values()) if isinstance(a, View)]
+    full = views[0].shape if views else ()
+    rng = _ranges(mask, full)
+    a2 = [_clip(a, rng) for a in args]
+    k2 = {k: _clip(v, rng) for k, v in kwargs.items()}
+    if any(x is None and isinstance(o, View) for x, o in zip(a2, args)) or any(
+            k2[k] is None and isinstance(v, View) for k, v in kwargs.items()):
+        return LTile.of(tr.program.alloc(tuple(full), views[0].dtype, SBUF, loc=user_loc()))
+    r = fn(*a2, **k2)
+    if isinstance(r, View):
+        return _embed(tr, r, full, rng) if rng and views and r.shape == a2[0].shape else LTile.of(r)
+    return r
+
+
+class LegacyOp(_ops.OpToken):
+    """An nl math function (and ISA op token) that accepts ``mask=`` and returns LTiles."""
+
+    def __call__(self, *args, mask=None, dtype=None, **kwargs):
+        kw = dict(kwargs)
+        if dtype is not None:
+            kw["dtype"] = _dt.normalize(dtype)
+        return _call(lambda *a, **k: self._impl(self.op_name, *a, **k), self.op_name, args, kw,
+                     mask)
+
+
+for _n, _t in _ops.TOKENS.items():
+    if _n != "copy":
+        globals()[_n] = LegacyOp(_n, _t._impl)
+del _n, _t
+
+
+# ---- creation --------------------------------------------------------------------------------
+class par_dim(int):
+    """``nl.par_dim(128)``: marks the partition dimension inside a block-dimension shape."""
+
+
+def _alloc(make, shape, dtype, buffer, name, *args):
+    """Allocate through the new API; a par_dim after position 0 makes a ``BlockTile``."""
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    pos = [i for i, d in enumerate(shape) if isinstance(d, par_dim)]
+    p = pos[0] if pos else 0
+    buf = as_buffer(buffer)
+    if p == 0 or not buf.on_chip:
+        return LTile.of(make(tuple(int(d) for d in shape), *args, _dt.normalize(dtype), buffer=buf,
+                             name=name))
+    tile_shape = tuple(int(d) for d in shape[p:])
+    bshape = tuple(int(d) for d in shape[:p])
+    blocks = [LTile.of(make(tile_shape, *args, _dt.normalize(dtype), buffer=buf,
+                            name=f"{name or 'blk'}{n}")) for n in range(int(np.prod(bshape)))]
+    return BlockTile(blocks, bshape, tile_shape, p)
+
+
+def ndarray(shape, dtype, buffer=sbuf, name="", **_kw):
+    return _alloc(_nl.ndarray, shape, dtype, buffer, name)
+
+
+def zeros(shape, dtype, buffer=sbuf, name="", **_kw):
+    return _alloc(_nl.zeros, shape, dtype, buffer, name)
+
+
+def full(shape, fill_value, dtype, buffer=sbuf, name="", **_kw):
+    return _alloc(_nl.full, shape, dtype, buffer, name, fill_value)
+
+
+def ones(shape, dtype, buffer=sbuf, name="", **_kw):
+    return full(shape, 1, dtype, buffer, name)
+
+
+def empty_like(x, dtype=None, buffer=None, name="", **_kw):
+    return ndarray(x.shape, dtype or x.dtype, buffer or x.buffer, name)
+
+
+def zeros_like(x, dtype=None, buffer=None, name="", **_kw):
+    return zeros(x.shape, dtype or x.dtype, buffer or x.buffer, name)
+
+
+def ones_like(x, dtype=None, buffer=None, name="", **_kw):
+    return ones(x.shape, dtype or x.dtype, buffer or x.buffer, name)
+
+
+# ---- data movement ------------------------------------------------------------------------------
+def load(src, mask=None, dtype=None, **_kw):
+    """HBM -> a new SBUF tile of the access's full shape; a mask clips the DMA."""
+    tr = current("nl.load")
+    if src.buffer.kind != "hbm":
+        raise HardwareRuleError("buffer", f"Expected operand 'src' of 'load' to be in address space "
+                                f"'hbm', but got a tile in '{src.buffer.name}' instead",
+                                operand="src", value=src.buffer.name, limit="hbm", loc=user_loc())
+    shape = src.shape if src.ndim >= 2 else (src.shape + (1,) if src.ndim == 1 else (1, 1))
+    dst = LTile.of(tr.program.alloc(shape, _dt.normalize(dtype) if dtype else src.dtype, SBUF,
+                                    loc=user_loc()))
+    ops = _prep([dst, src.reshape(shape) if src.ndim < 2 and not getattr(src, "_idx", None)
+                 else src], mask, shape)
+    if ops is not None:
+        tr.program.emit("dma_copy", dst=ops[0], src=ops[1], loc=user_loc())
+    return dst
+
+
+def store(dst, value, mask=None, **_kw):
+    """A tile -> HBM; a mask clips the DMA."""
+    tr = current("nl.store")
+    if dst.buffer.kind != "hbm":
+        raise HardwareRuleError("buffer", f"Expected operand 'dst' of 'store' to be in address space "
+                                f"'hbm', but got a tile in '{dst.buffer.name}' instead",
+                                operand="dst", value=dst.buffer.name, limit="hbm", loc=user_loc())
+    if not isinstance(value, View):
+        t = ndarray(dst.shape if dst.ndim >= 2 else (1, dst.size), dst.dtype)
+        tr.program.emit("memset", dst=t, value=value, loc=user_loc())
+        value = t
+    if value.buffer.kind == "psum":         # legacy store accepted PSUM tiles: stage through SBUF
+        value = copy(value)
+    ops = _prep([dst, value], mask, dst.shape)
+    if ops is not None:
+        d, v = ops
+        if d.shape != v.shape and d.size == v.size:
+            v = v.reshape(d.shape) if not d.on_chip else v
+        tr.program.emit("dma_copy", dst=d, src=v, loc=user_loc())
+
+
+def copy(x, dtype=None, mask=None, **_kw):
+    return _call(lambda a, **k: _ops.copy(a, **k), "copy", (x,),
+                 {"dtype": _dt.normalize(dtype)} if dtype else {}, mask)
+
+
+def _assign(dst, value):
+    """``tile[key] = value``: copy a tile (or memset a scalar) into the indexed region."""
+    tr = current("tile assignment")
+    ops = _prep([dst], None, dst.shape)
+    dst = ops[0]
+    if not isinstance(value, View):
+        tr.program.emit("memset", dst=dst, value=value, loc=user_loc())
+        return
+    if (value.storage is dst.storage and value.offset == dst.offset
+            and value.pattern == dst.pattern):
+        return                                  # the write-back half of `t[...] += x`
+    mm = getattr(value, "_mm", None)
+    if (mm is not None and dst.buffer.kind == "psum" and tr.program.instrs
+            and tr.program.instrs[-1] is mm and value.shape == dst.shape):
+        mm.args["dst"] = dst                    # `psum[...] = nc_matmul(...)` writes in place
+        mm.args["accumulate"] = False
+        return
+    value = _prep([value], None, value.shape)[0]
+    if value.shape != dst.shape:
+        if value.size == dst.size and value.shape[0] == dst.shape[0]:
+            value = value.reshape(dst.shape) if value.is_contiguous() else value
+        else:
+            value = value.broadcast_to(dst.shape) if value.ndim == dst.ndim else value
+    op = "dma_copy" if not (dst.on_chip and value.on_chip) else "tensor_copy"
+    tr.program.emit(op, dst=dst, src=value, loc=user_loc())
+
+
+def _update(t, name, o):
+    """``t += o`` (and -=, *=, /=) in place; ``psum += nc_matmul(...)`` accumulates on TensorE."""
+    tr = current("tile update")
+    mm = getattr(o, "_mm", None)
+    if (name == "add" and mm is not None and t.buffer.kind == "psum" and tr.program.instrs
+            and tr.program.instrs[-1] is mm and mm.args["dst"].shape == t.shape):
+        mm.args["dst"] = _prep([t], None, t.shape)[0]     # retarget: accumulate in place
+        mm.args["accumulate"] = None          # PSUM flags: first write of a group overwrites
+        return
+    d = _prep([t], None, t.shape)[0]
+    if isinstance(o, View):
+        o = _prep([o], None, o.shape)[0]
+        if o.buffer.kind == "psum" and d.buffer.kind == "psum":
+            o = copy(o)                        # VectorE reads at most one PSUM operand
+        if o.shape != d.shape and o.shape[0] == d.shape[0] and o.free_size == 1:
+            col = o.reshape((o.shape[0], 1)) if o.ndim != 2 else o     # a per-partition scalar
+            tr.program.emit("tensor_scalar", dst=d, data=d, op0=name, operand0=col, loc=user_loc())
+            return
+        if o.shape != d.shape and o.ndim == d.ndim:
+            o = o.broadcast_to(d.shape)
+        tr.program.emit("tensor_tensor", dst=d, data1=d, data2=o, op=name, loc=user_loc())
+    else:
+        tr.program.emit("tensor_scalar", dst=d, data=d, op0=name, operand0=o, loc=user_loc())
+
+
+# ---- compute ------------------------------------------------------------------------------------
+def _legacy_reduce(api, fn):
+    def reduce(x, axis, dtype=None, keepdims=False, mask=None, **_kw):
+        axes = [axis] if isinstance(axis, (int, np.integer)) else list(axis)
+        axes = sorted(a + x.ndim if a < 0 else a for a in axes)
+        keep = [d for d in range(x.ndim) if d not in axes]
+        if keep and keep[0] == 0 and axes != list(range(len(keep), x.ndim)):
+            x = x.permute(keep + axes)           # free: reduce over trailing axes of a view
+            new_axes = list(range(len(keep), x.ndim))
+        else:
+            new_axes = axes
+        kw = {"dtype": _dt.normalize(dtype)} if dtype else {}
+        r = _call(lambda a, **k: fn(a, new_axes, keepdims=keepdims, **k), api, (x,), kw, mask)
+        if keepdims and new_axes != axes:
+            r = r.reshape(tuple(1 if d in axes else x.shape[keep.index(d)] if d in keep else 1
+                                for d in range(len(keep) + len(axes))))
+        return r
+    reduce.__name__ = api
+    # legacy kernels pass nl.max/nl.sum as the op of nisa.tensor_reduce (op=nl.max)
+    reduce.op_token = {"sum": "add", "max": "maximum", "min": "minimum", "prod": "multiply"}.get(api)
+    return reduce
+
+
+sum = _legacy_reduce("sum", _ops.sum)     # noqa: A001
+max = _legacy_reduce("max", _ops.max)     # noqa: A001
+min = _legacy_reduce("min", _ops.min)     # noqa: A001
+prod = _legacy_reduce("prod", _ops.prod)
+mean = _legacy_reduce("mean", _ops.mean)
+
+
+def _sbuf(v):
+    """Legacy nl.matmul staged PSUM operands through SBUF itself (TensorE reads SBUF only)."""
+    return copy(v) if isinstance(v, View) and v.buffer.kind == "psum" else v
+
+
+def matmul(x, y, transpose_x=False, mask=None, **_kw):
+    x, y = _sbuf(x), _sbuf(y)
+    return _call(lambda a, b: _ops.matmul(a, b, transpose_x=transpose_x), "matmul", (x, y), {}, None)
+
+
+def transpose(x, dtype=None, mask=None, **_kw):
+    x = _sbuf(x)
+    return _call(lambda a: _ops.transpose(a, dtype=dtype and _dt.normalize(dtype)), "transpose",
+                 (x,), {}, mask)
+
+
+def broadcast_to(x, shape, dtype=None, **_kw):
+    return LTile.of(_ops.broadcast_to(x, shape, dtype=dtype and _dt.normalize(dtype)))
+
+
+def static_cast(x, dtype):
+    return np.asarray(x).astype(_dt.to_numpy(_dt.normalize(dtype)))
+
+
+# ---- SPMD over an N-D launch grid --------------------------------------------------------------
+def _grid():
+    tr = current("nl.program_id")
+    return getattr(tr, "legacy_grid", ((), ()))
+
+
+def program_id(axis):
+    coords, grid = _grid()
+    if not 0 <= axis < _builtins.max(len(grid), 1):
+        raise UserKernelError(f"nl.program_id({axis}): the launch grid has {len(grid)} axes",
+                              loc=user_loc())
+    return coords[axis] if grid else 0
+
+
+def num_programs(axes=None):
+    _, grid = _grid()
+    if axes is None:
+        return int(np.prod(grid)) if grid else 1
+    axes = [axes] if isinstance(axes, (int, np.integer)) else list(axes)
+    return int(np.prod([grid[a] if a < len(grid) else 1 for a in axes]))
+
+
+class nc:
+    """``nl.nc(2)``: physical NeuronCores for a grid axis. The emulator runs the grid serially on
+    one core, so ``nl.spmd_dim(g, nl.nc(2))`` (or ``nl.nc(2) * g``) is just an axis of g*2."""
+
+    def __init__(self, n):
+        self.n = int(n)
+
+    def __mul__(self, g):
+        return spmd_dim(g, self)
+
+    __rmul__ = __mul__
+
+
+def spmd_dim(*dims):
+    return int(np.prod([d.n if isinstance(d, nc) else int(d) for d in dims]))
+
+
+def program_ndim():
+    return len(_grid()[1])
+
+
+
+def __getattr__(name):
+    """Anything not redefined here (``nl.tile_size``, ``nl.NKIObject``...) is the new API's."""
+    try:
+        return getattr(_nl, name)
+    except AttributeError:
+        raise AttributeError(f"module 'neuronxcc.nki.language' (emulated) has no attribute "
+                             f"{name!r}") from None
