@@ -14,32 +14,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import ml_dtypes
 import numpy as np
+
+from device import dtypes as _device_dtypes
 
 
 class GraphError(ValueError):
     """A graph was built or used wrongly: bad operand type, bad attribute, broken SSA."""
 
 
-# name -> (short name used in printed IR, numpy dtype). One place for every dtype fact.
+# name -> short name used in printed IR. The NumPy storage of each name comes from
+# device.dtypes (the one place for dtype facts); only the graph's ``bool`` (XLA pred) is a NumPy
+# bool here, where the device stores booleans as uint8. float64/int64 appear only in imported
+# programs (the device has no 64-bit engines) and are kept as-is, not narrowed.
+_SHORT = {"float32": "f32", "float16": "f16", "bfloat16": "bf16", "float64": "f64",
+          "float8_e4m3": "f8e4m3", "float8_e5m2": "f8e5m2", "int8": "i8", "int16": "i16",
+          "int32": "i32", "int64": "i64", "uint8": "u8", "uint16": "u16", "uint32": "u32",
+          "bool": "bool"}
 _DTYPES: dict[str, tuple[str, np.dtype]] = {
-    "float32": ("f32", np.dtype(np.float32)),
-    "float16": ("f16", np.dtype(np.float16)),
-    "bfloat16": ("bf16", np.dtype(ml_dtypes.bfloat16)),
-    # float64 only appears in imported programs (the device has no f64); kept as-is, not narrowed.
-    "float64": ("f64", np.dtype(np.float64)),
-    "float8_e4m3": ("f8e4m3", np.dtype(ml_dtypes.float8_e4m3)),
-    "float8_e5m2": ("f8e5m2", np.dtype(ml_dtypes.float8_e5m2)),
-    "int8": ("i8", np.dtype(np.int8)),
-    "int16": ("i16", np.dtype(np.int16)),
-    "int32": ("i32", np.dtype(np.int32)),
-    "int64": ("i64", np.dtype(np.int64)),
-    "uint8": ("u8", np.dtype(np.uint8)),
-    "uint16": ("u16", np.dtype(np.uint16)),
-    "uint32": ("u32", np.dtype(np.uint32)),
-    "bool": ("bool", np.dtype(np.bool_)),
-}
+    name: (short, np.dtype(np.bool_) if name == "bool" else _device_dtypes.to_numpy(name))
+    for name, short in _SHORT.items()}
 
 DTYPES: tuple[str, ...] = tuple(_DTYPES)
 _SHORT_TO_NAME = {short: name for name, (short, _) in _DTYPES.items()}
