@@ -122,7 +122,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--target", default="trn1")
     args = ap.parse_args(argv)
-    print(f"{'model':36s} {'modelled':>11s} {'MFU':>6s} {'emulator':>9s} {'numpy':>9s} {'slowdown':>9s}")
+    print(f"{'model':36s} {'modelled':>11s} {'MFU':>6s} {'emulator':>9s} {'numpy':>9s} "
+          f"{'slowdown':>9s} {'max rel err':>11s}")
     for name, fn, shapes, dt in CASES:
         rng = np.random.default_rng(0)
         xs = [(rng.standard_normal(s) * 0.1).astype(dt) for s in shapes]
@@ -131,15 +132,16 @@ def main(argv=None):
             warnings.simplefilter("ignore")
             fn(*xs)                                    # trace once (cached afterwards)
             t = time.perf_counter()
-            fn(*xs)
+            got = fn(*xs)
             emu = time.perf_counter() - t
         f32 = [x.astype(np.float32) for x in xs]
         t = time.perf_counter()
         ref = (f32[0] @ f32[1] if fn is matmul else np.exp(f32[0] @ f32[1] + f32[2])
                if fn is exp_affine else np.tanh(f32[0] @ f32[1]) @ f32[2])
         npt = max(time.perf_counter() - t, 1e-6)
+        err = float(np.max(np.abs(got.astype(np.float64) - ref)) / max(np.max(np.abs(ref)), 1e-30))
         print(f"{name:36s} {rep.total_us:9.1f}us {rep.mfu_pct:5.1f}% {emu * 1e3:7.1f}ms "
-              f"{npt * 1e3:7.2f}ms {emu / npt:8.0f}x")
+              f"{npt * 1e3:7.2f}ms {emu / npt:8.0f}x {err:11.1e}")
     print("(modelled = timing model on the target, not measured; slowdown = emulator / NumPy)")
     graph_table(args.target)
 

@@ -34,7 +34,6 @@ class SourceLoc:
         if not text:
             return ""
         stripped = text.lstrip()
-        indent = len(text) - len(stripped)
         return f"    {stripped}\n    {'^' * min(len(stripped), max(1, len(stripped.split('(')[0])))}"
 
 

@@ -24,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .types import (GraphError, LOW_PRECISION_FLOATS, TensorType, canonical_dtype, is_float,
-                    is_int, numpy_dtype)
+                    is_int)
 
 REQUIRED = object()  # marks an attribute that has no default
 

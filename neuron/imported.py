@@ -14,7 +14,6 @@ import os
 
 import numpy as np
 
-from device import dtypes as ddt
 from device.executor import run
 from device.passes import verify_program
 from lowering import evaluate, parse_hlo

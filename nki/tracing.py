@@ -17,7 +17,6 @@ import inspect
 import os
 import threading
 import types
-import warnings
 
 import numpy as np
 
@@ -25,7 +24,6 @@ from device import dtypes
 from device.arch import get_arch
 from device.errors import NeuronError, UserKernelError, is_internal, user_loc
 from device.program import Program
-from device.settings import settings
 from device.tensor import SHARED_HBM, View
 
 VERSION = "0.1.0"
@@ -215,6 +213,10 @@ class Kernel:
                 call_args[name] = v
         return bound, call_args
 
+    def _run_body(self, call_args):
+        """Run the kernel's Python body once under the current trace (subclasses: legacy grids)."""
+        return self.fn(**call_args)
+
     def _trace(self, arch, args, kwargs):
         program = Program(self.fn.__name__, arch)
         bound, call_args = self._bind(program, args, kwargs)
@@ -227,7 +229,7 @@ class Kernel:
             if self.lnc > 1:
                 program.alloc = _SharedHbmAlloc(program, pid, shared)
             try:
-                ret = self.fn(**call_args)
+                ret = self._run_body(call_args)
                 if tr.graph is not None:
                     ret = _finish_graph(tr, ret)
                     program.attrs["graph"] = tr.graph.graph

@@ -6,7 +6,6 @@ ScalarE ``reduce_regs`` that ``activation`` shares. The affine stage is one of s
 """
 from __future__ import annotations
 
-import numpy as np
 
 from .. import alu as A
 from ..tensor import View

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
-from ..tensor import View
 from . import defop
 from .costs import dma_cost
 from .rules import check_partitions, fail, view_arg

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dtypes
-from ..tensor import View
 from . import defop
 from .costs import ns, stream_cost
 from .rules import check_buffer, check_dtype, check_onchip_operand, fail, view_arg

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 
 from device import dtypes as _dt
 from device.errors import HardwareRuleError, UserKernelError, user_loc

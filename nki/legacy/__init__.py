@@ -65,31 +65,22 @@ class LegacyKernel(Kernel):
     def _signature(self, args, kwargs, arch):
         return super()._signature(args, kwargs, arch) + (("legacy-grid", self.grid),)
 
-    def _trace(self, arch, args, kwargs):
-        fn, grid = self.fn, self.grid
-
-        @functools.wraps(fn)
-        def run_grid(**call_args):
-            tr = current("a legacy kernel")
-            call_args = {k: LTile.of(v) if isinstance(v, View) else v for k, v in call_args.items()}
-            prog = tr.program
-            shared, ret = [], None
-            try:
-                for n, coords in enumerate(itertools.product(*[range(g) for g in grid])):
-                    tr.legacy_grid = (coords, grid)
-                    prog.alloc = _SharedHbmAlloc(prog, n, shared)
-                    r = fn(**call_args)
-                    ret = r if n == 0 else ret
-            finally:
-                prog.__dict__.pop("alloc", None)
-                tr.legacy_grid = ((), ())
-            return ret
-
-        inner, self.fn = self.fn, run_grid
+    def _run_body(self, call_args):
+        """Run the body once per grid point, serially (NKI 0.1 grids ran on one core)."""
+        tr = current("a legacy kernel")
+        call_args = {k: LTile.of(v) if isinstance(v, View) else v for k, v in call_args.items()}
+        prog = tr.program
+        shared, ret = [], None
         try:
-            return super()._trace(arch, args, kwargs)
+            for n, coords in enumerate(itertools.product(*[range(g) for g in self.grid])):
+                tr.legacy_grid = (coords, self.grid)
+                prog.alloc = _SharedHbmAlloc(prog, n, shared)
+                r = self.fn(**call_args)
+                ret = r if n == 0 else ret
         finally:
-            self.fn = inner
+            prog.__dict__.pop("alloc", None)
+            tr.legacy_grid = ((), ())
+        return ret
 
 
 def jit(fn=None, mode=None, platform_target=None, **options):
