@@ -24,6 +24,10 @@ class Arch:
     sbuf_bytes_per_partition: int = 192 * KiB  # D:A2 (v2 192 KiB)
     sbuf_usable_bytes_per_partition: int = 176 * KiB  # SPEC 2.3: 192-16 KiB allocator range
     psum_bytes_per_partition: int = 16 * KiB   # D:A2
+    # HBM one NeuronCore can address: the chip's HBM over its cores (CM 1.3 "HBM per chip":
+    # 32 GiB on a trn1/inf2 chip of 2 NeuronCore-v2, D:A2; the split per core is E). A kernel's
+    # HBM tensors (inputs, outputs, private/shared HBM allocations) must fit (limits.check_hbm).
+    hbm_bytes_per_core: int = 16 * KiB ** 3    # E: 32 GiB / 2 cores
     psum_banks: int = 8                        # D:A2
     psum_bank_bytes: int = 2 * KiB             # D:A2 (512 fp32)
     sbuf_max_free_elems: int = 64 * 1024       # D:A2 max free size per instruction, SBUF
@@ -131,6 +135,7 @@ INF2 = Arch(name="inf2", gen=2)   # the same NeuronCore-v2 as trn1 (D:A2)
 # NC-v3: Trainium2 (D:A3). SBUF usable per partition on v3 is undocumented (SPEC 7.4): 224-16 KiB [E].
 TRN2 = Arch(
     name="trn2", gen=3,
+    hbm_bytes_per_core=12 * KiB ** 3,          # E: 96 GiB per chip (D:A3) / 8 physical cores
     sbuf_bytes_per_partition=224 * KiB, sbuf_usable_bytes_per_partition=208 * KiB,
     pe_tile_rows=(32, 64, 128),                # D:ISA 4x32 on v3+
     pe_clock_ghz=2.4, dve_clock_ghz=0.96, act_clock_ghz=1.2, pool_clock_ghz=1.2, sp_clock_ghz=1.2,  # D:A3
@@ -149,6 +154,7 @@ TRN2 = Arch(
 # NC-v4: Trainium3 (D:A4), for reference; usable SBUF undocumented [E].
 TRN3 = Arch(
     name="trn3", gen=4,
+    hbm_bytes_per_core=18 * KiB ** 3,          # E: 144 GiB per chip (D:A4) / 8 physical cores
     sbuf_bytes_per_partition=256 * KiB, sbuf_usable_bytes_per_partition=240 * KiB,
     pe_tile_rows=(32, 64, 128),
     pe_clock_ghz=2.4, dve_clock_ghz=1.2, act_clock_ghz=1.2, pool_clock_ghz=1.2, sp_clock_ghz=1.2,

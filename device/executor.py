@@ -31,6 +31,8 @@ class CoreDeadlockError(UserKernelError):
 def run(program: Program, inputs, memory: Memory | None = None, return_memory: bool = False):
     """Bind ``inputs`` to the program's HBM inputs, execute every instruction, return the outputs."""
     s = settings()
+    from .limits import check_host_memory
+    check_host_memory(program)                       # before a single byte is allocated
     mem = memory or Memory(precise_fp=s.precise_fp, warn_uninit=s.warn_uninit)
     if len(inputs) != len(program.inputs):
         raise ValueError(f"program {program.name} takes {len(program.inputs)} inputs, got {len(inputs)}")

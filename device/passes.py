@@ -266,6 +266,8 @@ def verify_program(program: Program):
         for ins in program.instrs:
             ins.op.check(ins, program.arch)
     check_capacity(program)
+    from .limits import check_hbm_total
+    check_hbm_total(program)
 
 
 __all__ = ["Spill", "SpillWarning", "check_capacity", "live_ranges", "spill_plan",

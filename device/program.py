@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import limits as budgets
 from .arch import Arch, get_arch
 from .errors import SourceLoc, user_loc
 from .tensor import Storage, View, as_buffer
@@ -106,6 +107,8 @@ class Program:
         if op.pick_engine is not None:
             ins.engine = op.pick_engine(ins, self.arch)
         ins.index = len(self.instrs)
+        if ins.index >= budgets.instruction_budget():
+            budgets.refuse_instructions(self, ins.loc)
         self.instrs.append(ins)
         return ins
 

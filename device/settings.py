@@ -26,6 +26,32 @@ class Settings:
     debug_verify: bool     # NEURON_EMU_DEBUG: run the verifier after every pass
     warn_uninit: bool      # NEURON_EMU_WARN_UNINIT (default 1): warn on reads of unwritten memory
     cache_dir: Path        # NEURON_EMU_CACHE_DIR, default ~/.cache/neuron-emu
+    # Resource budgets (device/limits.py checks them before the work they bound starts):
+    host_memory_bytes: int     # NEURON_EMU_HOST_MEMORY: host RAM one emulation may allocate (8G)
+    max_instructions: int      # NEURON_EMU_MAX_INSTRUCTIONS: instructions per device program (2M)
+    max_unroll: int            # NEURON_EMU_MAX_UNROLL: trips of one trace-time loop (1M)
+    max_loop_trips: int        # NEURON_EMU_MAX_LOOP_TRIPS: trips of one device/graph while loop (1M)
+    loop_seconds: float        # NEURON_EMU_LOOP_SECONDS: wall time of one while loop (300 s)
+    max_constant_elements: int  # NEURON_EMU_MAX_CONSTANT_ELEMENTS: one imported literal/splat (64M)
+
+
+_SUFFIX = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _count(name: str, default: int) -> int:
+    """A positive integer knob; byte sizes may end in K/M/G/T (binary): ``NEURON_EMU_HOST_MEMORY=16G``."""
+    v = (os.environ.get(name) or "").strip().upper().removesuffix("B").removesuffix("I")
+    if not v:
+        return default
+    unit = v[-1] if v[-1] in "KMGT" else ""
+    try:
+        n = int(float(v[:-1] if unit else v) * _SUFFIX[unit])
+    except ValueError:
+        raise ValueError(f"{name}={os.environ.get(name)!r} is not a number (e.g. 1000000 or 16G)") \
+            from None
+    if n <= 0:
+        raise ValueError(f"{name}={os.environ.get(name)!r} must be positive")
+    return n
 
 
 def settings() -> Settings:
@@ -39,4 +65,10 @@ def settings() -> Settings:
         debug_verify=_flag("NEURON_EMU_DEBUG", False),
         warn_uninit=_flag("NEURON_EMU_WARN_UNINIT", True),
         cache_dir=Path(cache),
+        host_memory_bytes=_count("NEURON_EMU_HOST_MEMORY", 8 << 30),
+        max_instructions=_count("NEURON_EMU_MAX_INSTRUCTIONS", 2_000_000),
+        max_unroll=_count("NEURON_EMU_MAX_UNROLL", 1_000_000),
+        max_loop_trips=_count("NEURON_EMU_MAX_LOOP_TRIPS", 1_000_000),
+        loop_seconds=float(_count("NEURON_EMU_LOOP_SECONDS", 300)),
+        max_constant_elements=_count("NEURON_EMU_MAX_CONSTANT_ELEMENTS", 64 << 20),
     )

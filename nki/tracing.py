@@ -26,6 +26,8 @@ from device.errors import NeuronError, UserKernelError, is_internal, user_loc
 from device.program import Program
 from device.tensor import SHARED_HBM, View
 
+from .arguments import check_arguments, explain_body_error
+
 VERSION = "0.1.0"
 _local = threading.local()
 
@@ -181,6 +183,7 @@ class Kernel:
     def trace(self, *args, target=None, **kwargs) -> Program:
         """Trace (or fetch from the cache) the device program for these arguments."""
         _refuse_lists(self.fn, args, kwargs)
+        check_arguments(self.fn, args, kwargs, _to_numpy)
         arch = get_arch(target or self.target)
         key = self._signature(args, kwargs, arch)
         prog = self._cache.get(key)
@@ -229,7 +232,13 @@ class Kernel:
             if self.lnc > 1:
                 program.alloc = _SharedHbmAlloc(program, pid, shared)
             try:
-                ret = self._run_body(call_args)
+                try:
+                    ret = self._run_body(call_args)
+                except (AttributeError, TypeError) as e:
+                    err = explain_body_error(self.fn, call_args, e)
+                    if err is None:
+                        raise
+                    raise err from e
                 if tr.graph is not None:
                     ret = _finish_graph(tr, ret)
                     program.attrs["graph"] = tr.graph.graph

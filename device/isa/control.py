@@ -13,13 +13,13 @@ from __future__ import annotations
 import itertools
 import numpy as np
 
-from ..errors import HardwareRuleError, UserKernelError
+from ..errors import UserKernelError
+from ..limits import LoopBudget
 from . import defop
 from .costs import DmaCost
 from .rules import check_onchip_operand, fail, view_arg
 
 _ids = itertools.count()
-MAX_TRIPS = 1 << 24          # a runaway while_loop is a kernel bug: stop with a clear error
 
 
 class VirtualRegister:
@@ -166,15 +166,11 @@ class WhileLoop:
 
     def run(i, mem):
         reg, nxt = i.args["reg"], i.args["next"]
-        trips = 0
+        budget = LoopBudget("while_loop", loc=i.loc)      # NEURON_EMU_MAX_LOOP_TRIPS / _SECONDS
         while reg_value(mem, reg) != 0:
             run_body(i.args["body"], mem)
             _set_reg(mem, reg, reg_value(mem, nxt))
-            trips += 1
-            if trips > MAX_TRIPS:
-                raise HardwareRuleError("loop-trip-limit", f"while_loop ran {MAX_TRIPS} iterations "
-                                        f"without its condition register reaching 0",
-                                        operand="reg", value=trips, limit=MAX_TRIPS, loc=i.loc)
+            budget.tick()
 
     def cost(i, arch):
         return _body_cost(i, arch)

@@ -31,7 +31,11 @@ def view_arg(i, name, required=True) -> View | None:
 
 
 def check_alloc(st, arch):
-    """Allocation-time rules: partition count, PSUM tile width, PSUM address bank alignment."""
+    """Allocation-time rules: partition count, PSUM tile width, PSUM address bank alignment,
+    HBM capacity."""
+    if not st.buffer.on_chip:
+        from ..limits import check_hbm_tensor
+        check_hbm_tensor(st.name, st.size * dtypes.itemsize(st.dtype), arch, st.loc)
     if st.buffer.on_chip:
         if not st.shape:
             raise HardwareRuleError("tensor-rank", f"on-chip tensor {st.name} needs a partition "

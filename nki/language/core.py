@@ -12,6 +12,7 @@ import numpy as np
 from device import dtypes as _dt
 from device.arch import get_arch
 from device.errors import UserKernelError, user_loc
+from device import limits as _limits
 from device.tensor import BUFFERS, HBM, PSUM, SBUF, SHARED_HBM, Buffer, View, as_buffer
 
 from ..tracing import current, maybe_current
@@ -80,10 +81,8 @@ tile_size = _TileSize()
 
 
 # ---- creation ops -----------------------------------------------------------------------------
-def _shape(shape):
-    if isinstance(shape, (int, np.integer)):
-        return (int(shape),)
-    return tuple(int(d) for d in shape)
+def _shape(shape, what="nl.ndarray shape"):
+    return _limits.check_shape(shape, what, loc=user_loc())
 
 
 def ndarray(shape, dtype, buffer=sbuf, name="", address=None, **_legacy):
@@ -98,9 +97,10 @@ def full(shape, fill_value, dtype, buffer=sbuf, name="", **_legacy):
     tr = current("nl.full")
     buf = as_buffer(buffer)
     if buf.kind == "hbm":
-        dt = _dt.normalize(dtype)
-        return tr.program.alloc(_shape(shape), dt, buf, name=name, loc=user_loc(), kind="const",
-                                const=np.full(_shape(shape), fill_value, _dt.to_numpy(dt)))
+        dt, shp = _dt.normalize(dtype), _shape(shape)
+        _limits.check_hbm_tensor(name or "nl.full", math.prod(shp) * _dt.itemsize(dt), tr.arch, user_loc())
+        return tr.program.alloc(shp, dt, buf, name=name, loc=user_loc(), kind="const",
+                                const=np.full(shp, fill_value, _dt.to_numpy(dt)))
     t = ndarray(shape, dtype, buffer=buf, name=name)
     tr.program.emit("memset", dst=t, value=fill_value, loc=user_loc())
     return t
@@ -159,8 +159,12 @@ def rand(shape, dtype=float32, buffer=sbuf, name="", **_legacy):
 
 # ---- iteration -------------------------------------------------------------------------------
 def affine_range(start, stop=None, step=1, **_legacy):
-    """Deprecated alias of ``range`` (NKI 0.6 unrolls every loop at trace time)."""
-    return range(start, stop, step) if stop is not None else range(start)
+    """Deprecated alias of ``range`` (NKI 0.6 unrolls every loop at trace time). The trip count
+    is bounded by NEURON_EMU_MAX_UNROLL, checked before the first iteration is traced."""
+    r = range(start, stop, step) if stop is not None else range(start)
+    _limits.check_unroll(len(r), f"affine_range({', '.join(map(str, (r.start, r.stop, r.step)))})",
+                 loc=user_loc())
+    return r
 
 
 sequential_range = static_range = affine_range

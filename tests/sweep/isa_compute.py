@@ -162,7 +162,7 @@ def case_tensor_scalar(data):
     else:
         lo = 2.0 ** -20 if ops[0] == "rsqrt" else -20
         x = values(rng, (P, F), dt, lo, 20, log=ops[0] == "rsqrt")
-        ops_vals = [values(rng, (P, 1), "float32", 0.5, 4) * rng.choice([-1, 1]) for _ in ops]
+        ops_vals = [values(rng, (P, 1), "float32", 0.5, 4) * np.float32(rng.choice([-1, 1])) for _ in ops]
     operands = [v if c else (v.reshape(-1)[0].item()) for v, c in zip(ops_vals, col)]
     legal = True
     named = tuple(o for o in ops if o)
