@@ -203,6 +203,23 @@ def apply_alu(op: AluOp, x, y):
         return np.asarray(op.fn(xf, yf), dtype=np.float32)
 
 
+def wrap_int(vals, npdt) -> np.ndarray:
+    """Integer results reduced modulo 2**bits into ``npdt`` (two's complement for signed types):
+    what a native integer ALU writes, as opposed to the saturating fp32 -> int output stage.
+
+    >>> wrap_int(np.array([2**31, -1]), np.dtype(np.int32)).tolist()
+    [-2147483648, -1]
+    >>> wrap_int(np.array([256 + 4]), np.dtype(np.uint8)).tolist()
+    [4]
+    """
+    v = np.asarray(vals)
+    if v.dtype.kind == "f":                        # comparisons and logical ops give 0.0 / 1.0
+        v = v.astype(np.int64)
+    bits = 8 * npdt.itemsize
+    u = v.astype(np.int64).astype(np.uint64) & np.uint64((1 << bits) - 1)
+    return u.astype(f"uint{bits}").view(npdt)
+
+
 def apply_act(fn, x, relu_param=None):
     """Apply an activation function to fp32 values; ``relu_param`` (a scalar or an array that
     broadcasts against x) feeds the parameterised ones (prelu) and is ignored by the others."""

@@ -54,9 +54,14 @@ class TensorTensor:
         op = A.alu(i.args["op"])
         if i.engine == "POOL" and op.kind == "arith" and op.name not in ("power", "divide") and \
                 all(v.dtype in ("int32", "uint32") for v in (dst, a, b)):
-            # GpSimd computes int32/uint32 operands natively, not through fp32 (SPEC 3.2)
+            # GpSimd computes int32/uint32 operands natively, not through fp32 (SPEC 3.2,
+            # nki.isa.tensor_tensor: "native integer arithmetic ... exact results for all 32-bit
+            # integer values"): a result outside the destination's range wraps modulo 2**32 as
+            # 32-bit two's-complement ALUs do, where the fp32 path of the Vector engine saturates.
             x, y = read2d(mem, i, a, np.int64), read2d(mem, i, b, np.int64)
-            write2d(mem, dst, op.fn(x, y))
+            with np.errstate(all="ignore"):
+                r = np.asarray(op.fn(x, y))
+            write2d(mem, dst, A.wrap_int(r, dtypes.to_numpy(dst.dtype)))
             return
         raw = op.kind == "bitvec"
         x = read2d(mem, i, a, None if raw else np.float32)
