@@ -27,8 +27,8 @@ class Settings:
     warn_uninit: bool      # NEURON_EMU_WARN_UNINIT (default 1): warn on reads of unwritten memory
     cache_dir: Path        # NEURON_EMU_CACHE_DIR, default ~/.cache/neuron-emu
     # Resource budgets (device/limits.py checks them before the work they bound starts):
-    host_memory_bytes: int     # NEURON_EMU_HOST_MEMORY: host RAM one emulation may allocate (8G)
-    max_instructions: int      # NEURON_EMU_MAX_INSTRUCTIONS: instructions per device program (2M)
+    host_memory_bytes: int     # NEURON_EMU_HOST_MEMORY: host RAM one emulation may allocate (4G)
+    max_instructions: int      # NEURON_EMU_MAX_INSTRUCTIONS: instructions per device program (500k)
     max_unroll: int            # NEURON_EMU_MAX_UNROLL: trips of one trace-time loop (1M)
     max_loop_trips: int        # NEURON_EMU_MAX_LOOP_TRIPS: trips of one device/graph while loop (1M)
     loop_seconds: float        # NEURON_EMU_LOOP_SECONDS: wall time of one while loop (300 s)
@@ -65,8 +65,8 @@ def settings() -> Settings:
         debug_verify=_flag("NEURON_EMU_DEBUG", False),
         warn_uninit=_flag("NEURON_EMU_WARN_UNINIT", True),
         cache_dir=Path(cache),
-        host_memory_bytes=_count("NEURON_EMU_HOST_MEMORY", 8 << 30),
-        max_instructions=_count("NEURON_EMU_MAX_INSTRUCTIONS", 2_000_000),
+        host_memory_bytes=_count("NEURON_EMU_HOST_MEMORY", 4 << 30),
+        max_instructions=_count("NEURON_EMU_MAX_INSTRUCTIONS", 500_000),
         max_unroll=_count("NEURON_EMU_MAX_UNROLL", 1_000_000),
         max_loop_trips=_count("NEURON_EMU_MAX_LOOP_TRIPS", 1_000_000),
         loop_seconds=float(_count("NEURON_EMU_LOOP_SECONDS", 300)),

@@ -81,7 +81,7 @@ def _profile(args):
 
 def _import(args):
     import neuron
-    f = neuron.load_hlo(args.path, target=args.target)
+    f = neuron.load_hlo(path=args.path, target=args.target)
     print(f.graph)
     rng = np.random.default_rng(0)
     xs = [rng.standard_normal(p.type.shape).astype(p.type.np_dtype) for p in f.graph.params]
@@ -111,6 +111,18 @@ def main(argv=None):
     i.add_argument("path")
     i.add_argument("--target", default=None)
     args = ap.parse_args(argv)
+    try:
+        return _dispatch(args)
+    except Exception as e:                       # our located errors: one short message, exit 1
+        from device.errors import NeuronError
+        from lowering.hlo_syntax import HloImportError
+        if not isinstance(e, (NeuronError, HloImportError)):
+            raise
+        print(f"neuron {args.cmd}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args):
     if args.cmd == "demo":
         return _demo(args)
     if args.cmd == "run":

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -47,11 +48,21 @@ class ImportedFunction:
             arrays.append(arr)
         return arrays
 
+    def _check_budget(self, arch, host: bool):
+        """Sizes against HBM capacity and the host-memory budget, before any lowering."""
+        from device.limits import check_tensor_budget
+        g = self.graph
+        sized = lambda v: (v.name, math.prod(v.type.shape) * v.type.np_dtype.itemsize)  # noqa: E731
+        values = [sized(v) for v in g.params] + [sized(r) for op in g.ops for r in op.results]
+        always = sum(b for _, b in values[:len(g.params)]) + sum(sized(v)[1] for v in g.outputs)
+        check_tensor_budget(values, always, arch, host=host, what=g.name)
+
     def program(self, target=None):
         from device.arch import get_arch
         arch = get_arch(target or self.target)
         prog = self._programs.get(arch.name)
         if prog is None:
+            self._check_budget(arch, False)
             prog = lower_graph(self.graph, arch)
             prog.attrs["graph"] = self.graph
             verify_program(prog)
@@ -60,6 +71,8 @@ class ImportedFunction:
 
     def __call__(self, *args, target=None):
         arrays = self._check_args(args)
+        from device.arch import get_arch
+        self._check_budget(get_arch(target or self.target), True)
         prog = _filtered(lambda a, k: self.program(target), (), {})
         outs = run(prog, arrays)
         res = []
@@ -81,30 +94,94 @@ class ImportedFunction:
         return profile(self.program(target))
 
 
-def load_hlo(text_or_path, target=None) -> ImportedFunction:
-    """Import XLA HLO text (a string or a path to a ``.txt``/``.hlo`` file) as a callable."""
-    text = text_or_path
-    src = "<hlo>"
-    if isinstance(text_or_path, os.PathLike) or (isinstance(text_or_path, str) and "\n" not in text_or_path
-                                                 and os.path.exists(text_or_path)):
-        src = str(text_or_path)
-        with open(text_or_path) as f:
-            text = f.read()
-    return ImportedFunction(simplify(parse_hlo(text)), src, target)
-
-
-def load_stablehlo(source, target=None) -> ImportedFunction:
-    """Import StableHLO as a callable: MLIR text, a path to a ``.mlir`` file, a portable
-    artifact (bytes), a jaxlib ``ir.Module`` or a ``jax.stages.Lowered``."""
-    from lowering.stablehlo_import import parse_stablehlo
-    src = "<stablehlo>"
-    if isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source
-                                           and os.path.exists(source)):
-        src = str(source)
-        with open(source, "rb") as f:
+def _read_path(path, who: str, binary: bool = False):
+    """The contents of ``path`` (a ``pathlib.Path``/``os.PathLike`` or a ``path=`` string)."""
+    from lowering.hlo_syntax import HloImportError
+    try:
+        with open(path, "rb") as f:
             data = f.read()
-        source = data if data.startswith(b"ML\xefR") else data.decode()
-    return ImportedFunction(simplify(parse_stablehlo(source)), src, target)
+    except OSError as e:
+        raise HloImportError(f"{who}: cannot read {os.fspath(path)!r}: {e.strerror or e}") from None
+    if binary:
+        return data
+    try:
+        return data.decode()
+    except UnicodeDecodeError as e:
+        raise HloImportError(f"{who}: {os.fspath(path)!r} is not UTF-8 text ({e.reason} at byte "
+                             f"{e.start})") from None
+
+
+def load_hlo(text=None, target=None, *, path=None) -> ImportedFunction:
+    """Import XLA HLO as a callable: ``text`` is HLO text (a ``str`` is always text, never a
+    file name); pass a file as a ``pathlib.Path`` or by ``path=``.
+
+        >>> f = neuron.load_hlo(pathlib.Path("model.hlo.txt"))      # doctest: +SKIP
+        >>> f = neuron.load_hlo(path="model.hlo.txt")               # doctest: +SKIP
+    """
+    from lowering.hlo_syntax import HloImportError
+    if (text is None) == (path is None):
+        raise TypeError("load_hlo takes HLO text or a path= (one of them)")
+    src = "<hlo>"
+    if path is None and isinstance(text, os.PathLike):
+        path = text
+    if path is not None:
+        src, text = os.fspath(path), _read_path(path, "load_hlo")
+    elif isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("utf-8", errors="strict") if text.isascii() else None
+        if text is None:
+            raise HloImportError("load_hlo: bytes that are not ASCII HLO text")
+    elif not isinstance(text, str):
+        raise TypeError(f"load_hlo takes HLO text (str) or a pathlib.Path, got "
+                        f"{type(text).__name__}")
+    try:
+        graph = parse_hlo(text)
+    except HloImportError as e:
+        if path is None and _looks_like_path(text):
+            raise HloImportError(f"{e.reason}; a str is read as HLO text, never as a file name: "
+                                 f"pass pathlib.Path(...) or path=... to read a file",
+                                 e.line) from None
+        raise
+    return ImportedFunction(simplify(graph), src, target)
+
+
+def _looks_like_path(text: str) -> bool:
+    t = text.strip()
+    return "\n" not in t and len(t) < 4096 and (os.sep in t or t.endswith((".txt", ".hlo", ".mlir",
+                                                                           ".pb", ".mlirbc")))
+
+
+def load_stablehlo(source=None, target=None, *, path=None) -> ImportedFunction:
+    """Import StableHLO as a callable: MLIR text (a ``str`` is always text), a portable artifact
+    (``bytes``), a jaxlib ``ir.Module`` or a ``jax.stages.Lowered``; a file as a
+    ``pathlib.Path`` or by ``path=`` (``.mlir`` text or a bytecode artifact)."""
+    from lowering.hlo_syntax import HloImportError
+    from lowering.stablehlo_import import parse_stablehlo
+    if (source is None) == (path is None):
+        raise TypeError("load_stablehlo takes a module or a path= (one of them)")
+    src = "<stablehlo>"
+    if path is None and isinstance(source, os.PathLike):
+        path = source
+    if path is not None:
+        src = os.fspath(path)
+        data = _read_path(path, "load_stablehlo", binary=True)
+        source = data if data.startswith(b"ML\xefR") else _decode(data, src)
+    try:
+        graph = parse_stablehlo(source)
+    except HloImportError as e:
+        if path is None and isinstance(source, str) and _looks_like_path(source):
+            raise type(e)(f"{e.reason}; a str is read as MLIR text, never as a file name: pass "
+                          f"pathlib.Path(...) or path=... to read a file", e.line) from None
+        raise
+    return ImportedFunction(simplify(graph), src, target)
+
+
+def _decode(data: bytes, src: str) -> str:
+    from lowering.stablehlo import StableHloImportError
+    try:
+        return data.decode()
+    except UnicodeDecodeError as e:
+        raise StableHloImportError(f"load_stablehlo: {src!r} is neither MLIR text nor a StableHLO "
+                                   f"bytecode artifact ({e.reason} at byte {e.start})") from None
 
 
 class JaxFunction:
