@@ -201,17 +201,17 @@ class LoopBudget:
                    operand=self.what, value=self.trips, limit=self.seconds, loc=self.loc)
 
 
-def check_tensor_budget(named_bytes, always_bytes: int, arch, *, host: bool, what: str):
+def check_tensor_budget(named_bytes, always_bytes: int, arch, *, host: bool, what: str,
+                        largest_other: int = 0):
     """Before lowering an imported graph: every tensor (``(name, bytes)`` pairs) must fit the HBM
     of one core of ``arch``; when it will be emulated (``host``), the tensors that are surely
-    allocated (``always_bytes``: parameters and results) plus the largest other one must fit
+    allocated (``always_bytes``: parameters and results) plus the largest other one
+    (``largest_other``) must fit
     NEURON_EMU_HOST_MEMORY. Cheap (no lowering, no allocation)."""
-    largest = 0
     for name, nbytes in named_bytes:
         check_hbm_tensor(name, nbytes, arch)
-        largest = max(largest, nbytes)
     if host:
-        need, cap = (always_bytes + largest) * 9 // 8, settings().host_memory_bytes
+        need, cap = (always_bytes + largest_other) * 9 // 8, settings().host_memory_bytes
         if need > cap:
             refuse("host-memory", f"emulating {what} needs at least {_fmt_bytes(need)} of host "
                    f"memory; the budget is {_fmt_bytes(cap)}", operand=what, value=need, limit=cap)
