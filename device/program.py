@@ -87,10 +87,14 @@ class Program:
         self.inputs: list[Storage] = []
         self.outputs: list[Storage] = []
         self.attrs: dict = {}
+        self._unnamed = 0    # per-program names t0, t1, ...: the same input prints the same text
 
     def alloc(self, shape, dtype, buffer, name="", address=None, loc: SourceLoc | None = None,
               kind="tile", const=None) -> View:
         from .isa.rules import check_alloc
+        if not name:
+            name = f"t{self._unnamed}"
+            self._unnamed += 1
         st = Storage(shape, dtype, as_buffer(buffer), name=name, address=address,
                      loc=loc or user_loc(2), kind=kind, const=const)
         check_alloc(st, self.arch)
