@@ -57,7 +57,7 @@ def test_same_kernel_traced_twice_prints_identical_text():
     a = np.ones((128, 64), np.float32)
     first, second = str(_fresh_trace(a)), str(_fresh_trace(a))
     assert first == second
-    assert "sbuf.t0" in first                      # names are numbered per program, from 0
+    assert "shared_hbm.t0" in first and "sbuf.t1" in first   # numbered per program, from 0
 
 
 def test_timing_model_orders_and_overlaps():
