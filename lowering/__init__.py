@@ -9,6 +9,7 @@ from .hlo_syntax import HloImportError
 from .hlo_text import parse_hlo
 from .ops import OPS, OpDef, broadcast_binary
 from .types import GraphError, TensorType
+from .tiling import lower_graph
 
 __all__ = ["Graph", "GraphError", "HloImportError", "OPS", "Op", "OpDef", "TensorType", "Value",
-           "broadcast_binary", "evaluate", "parse_hlo"]
+           "broadcast_binary", "evaluate", "lower_graph", "parse_hlo"]
