@@ -17,8 +17,8 @@ import numpy as np
 from device.executor import run
 from device.passes import verify_program
 from lowering import evaluate, parse_hlo
-from lowering.passes import simplify
-from lowering.tiling import lower_graph
+from lowering import simplify
+from lowering import lower_graph
 from nki.tracing import ArraySpec, _filtered, _to_numpy
 
 
@@ -96,7 +96,7 @@ def load_hlo(text_or_path, target=None) -> ImportedFunction:
 def load_stablehlo(source, target=None) -> ImportedFunction:
     """Import StableHLO as a callable: MLIR text, a path to a ``.mlir`` file, a portable
     artifact (bytes), a jaxlib ``ir.Module`` or a ``jax.stages.Lowered``."""
-    from lowering.stablehlo_import import parse_stablehlo
+    from lowering import parse_stablehlo
     src = "<stablehlo>"
     if isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source
                                            and os.path.exists(source)):

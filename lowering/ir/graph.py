@@ -1,6 +1,6 @@
-"""The graph IR: a flat SSA list of typed ops, a builder, a verifier, a printer and an evaluator.
+"""The graph IR: a flat SSA list of typed ops, a builder, a verifier and a printer.
 
-    >>> from lowering.types import TensorType
+    >>> from lowering.ir.types import TensorType
     >>> g = Graph("main")
     >>> x = g.param(TensorType((2, 3), "float32"), "x")
     >>> w = g.param(TensorType((3, 4), "float32"), "w")
@@ -21,6 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from device.errors import SourceLoc
+
+from .evaluate import evaluate
 from .ops import OPS, RuleError
 from .types import GraphError, LOW_PRECISION_FLOATS, TensorType, canonical_dtype, short_name
 
@@ -47,7 +50,8 @@ class Value:
 
 @dataclass(eq=False)
 class Op:
-    """One operation: ``result = opcode(inputs) {attrs}``; ``loc`` is a source location or None.
+    """One operation: ``result = opcode(inputs) {attrs}``; ``loc`` is where it came from (the
+    ``nl.*`` call's line, or the HLO/MLIR instruction with its line) or None.
 
     Most ops have one result. Ops whose type rule returns a tuple of types (``while``, ``sort``)
     have several: ``results`` lists them all and ``result`` is the first.
@@ -57,7 +61,7 @@ class Op:
     inputs: list[Value]
     attrs: dict
     result: Value
-    loc: str | None = None
+    loc: SourceLoc | None = None
     more: tuple = ()  # the results after the first (multi-result ops only)
 
     @property
@@ -70,8 +74,12 @@ class Op:
         return OPS[self.opcode].multi
 
     def __str__(self) -> str:
-        names = ", ".join(str(r) for r in self.results)
-        text = f"{names} = {self.opcode}({', '.join(str(v) for v in self.inputs)})"
+        return self.text(str)
+
+    def text(self, name_of) -> str:
+        """The op's text with each value printed by ``name_of(value)`` (renaming for keys)."""
+        names = ", ".join(name_of(r) for r in self.results)
+        text = f"{names} = {self.opcode}({', '.join(name_of(v) for v in self.inputs)})"
         attrs = [f"{k}={_format_attr(k, v)}" for k, v in self.attrs.items()
                  if v is not None and not k.startswith("_")]
         if attrs:
@@ -114,7 +122,7 @@ class Graph:
         return value
 
     def add_op(self, opcode: str, inputs=(), attrs: dict | None = None, *,
-               loc: str | None = None, name: str | None = None) -> Value:
+               loc: SourceLoc | None = None, name: str | None = None) -> Value:
         """Append ``opcode(inputs) {attrs}``, type-check it, and return the result value.
 
             >>> g = Graph(); a = g.param(TensorType((3,), "float32"), "a")
@@ -224,6 +232,10 @@ class Graph:
     def __str__(self) -> str:
         return self.format()
 
+    def evaluate(self, *arrays) -> list[np.ndarray]:
+        """Run the graph with each op's NumPy reference (see :func:`lowering.ir.evaluate`)."""
+        return evaluate(self, *arrays)
+
     def __repr__(self) -> str:
         return f"<Graph {self.name}: {len(self.params)} params, {len(self.ops)} ops>"
 
@@ -256,42 +268,6 @@ class Graph:
             raise GraphError(msg + where) from None
         except GraphError as e:  # e.g. an unknown dtype name inside an attribute
             raise GraphError(f"{opdef.name}: {e}{where}") from None
-
-
-def evaluate(graph: Graph, *arrays) -> list[np.ndarray]:
-    """Run the graph on NumPy arrays with each op's reference implementation (the test oracle).
-
-    Arguments are converted to the parameter dtypes; shapes must match exactly.
-
-        >>> from lowering.types import TensorType
-        >>> g = Graph(); x = g.param(TensorType((2,), "float32"), "x")
-        >>> g.set_outputs([g.add_op("negate", [x])])
-        >>> evaluate(g, np.array([1.0, -2.0]))
-        [array([-1.,  2.], dtype=float32)]
-    """
-    if len(arrays) != len(graph.params):
-        signature = ", ".join(f"{p}: {p.type}" for p in graph.params)
-        raise GraphError(f"graph {graph.name} takes {len(graph.params)} argument(s) "
-                         f"({signature}), got {len(arrays)}")
-    env: dict[int, np.ndarray] = {}
-    for i, (p, a) in enumerate(zip(graph.params, arrays)):
-        arr = np.asarray(a)
-        if arr.shape != p.type.shape:
-            raise GraphError(f"argument {i} for {p}: shape {list(arr.shape)} does not match "
-                             f"the parameter type {p.type}")
-        env[id(p)] = arr.astype(p.type.np_dtype, copy=False)
-    for op in graph.ops:
-        inputs = [env[id(v)] for v in op.inputs]
-        out_type = tuple(r.type for r in op.results) if op.multi else op.result.type
-        outs = OPS[op.opcode].reference(inputs, op.attrs, out_type)
-        outs = list(outs) if op.multi else [outs]
-        for r, out in zip(op.results, outs):
-            if out.shape != r.type.shape or out.dtype != r.type.np_dtype:
-                # A broken reference would silently poison every test that uses it: fail loudly.
-                raise GraphError(f"reference of {op.opcode} returned {out.dtype}"
-                                 f"{list(out.shape)} for `{op}`")
-            env[id(r)] = out
-    return [env[id(v)] for v in graph.outputs]
 
 
 # ---------------------------------------------------------------- attribute printing

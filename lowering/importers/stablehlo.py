@@ -12,24 +12,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import stablehlo as S
-from .graph import Graph, Value
-from .importer_common import Region, RegionOp, arg_reducer, binary_reducer, is_identity, \
+from ..ir.graph import Graph, Value
+from ..ir.ops import by_spelling
+from ..ir.types import GraphError, TensorType
+from . import mlir_adapter as S
+from .regions import Region, RegionOp, arg_reducer, binary_reducer, is_identity, \
     sort_comparator
-from .stablehlo import StableHloImportError
-from .types import GraphError, TensorType
+from .mlir_adapter import StableHloImportError
 
-_UNARY = {"exponential": "exp", "log": "log", "tanh": "tanh", "sqrt": "sqrt", "rsqrt": "rsqrt",
-          "negate": "negate", "abs": "abs", "floor": "floor", "ceil": "ceil",
-          "round_nearest_even": "round_nearest_even", "round_nearest_afz": "round_nearest_afz",
-          "log_plus_one": "log1p", "exponential_minus_one": "expm1", "logistic": "logistic",
-          "sign": "sign", "is_finite": "is_finite", "not": "not", "sine": "sine",
-          "cosine": "cosine"}
-_BINARY = {"add": "add", "subtract": "subtract", "multiply": "multiply", "divide": "divide",
-           "maximum": "maximum", "minimum": "minimum", "power": "power", "remainder": "remainder",
-           "and": "and", "or": "or", "xor": "xor", "atan2": "atan2", "shift_left": "shift_left",
-           "shift_right_logical": "shift_right_logical",
-           "shift_right_arithmetic": "shift_right_arithmetic"}
+_PLAIN = by_spelling("stablehlo")   # one-to-one ops (from the op table)
 _IDENTITY = {"sdy.sharding_constraint", "stablehlo.optimization_barrier"}
 _MAX_DEPTH = 64
 
@@ -172,10 +163,8 @@ class _Importer:
         if not name.startswith("stablehlo."):
             raise self.error(op, f"unsupported op '{name}'")
         handler = getattr(self, "_op_" + short, None)
-        if short in _UNARY:
-            return [self._emit(op, _UNARY[short], xs)]
-        if short in _BINARY:
-            return [self._emit(op, _BINARY[short], xs)]
+        if short in _PLAIN:
+            return [self._emit(op, _PLAIN[short], xs)]
         if handler is None:
             raise self.error(op, f"unsupported StableHLO op '{name}'")
         out = handler(op, xs) if short not in ("while", "case") else handler(op, xs, depth)

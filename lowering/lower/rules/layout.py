@@ -1,6 +1,7 @@
-"""Lowering rules for the layout and indexing ops of :mod:`lowering.ops_layout`.
+"""Lowering rules for layout and indexing ops: reshape, transpose, broadcast, constants, slices,
+concatenate, pad, reverse, dynamic slices, gather and scatter.
 
-Static layout ops are strided HBM-to-HBM DMAs. Dynamic slices compute the clamped linear start
+Static layout ops are strided HBM-to-HBM DMAs; reshape is a free view. Dynamic slices compute the clamped linear start
 on chip (a [1, 1] int32 tile) and read or write through a ``.ap(scalar_offset=...)`` view that the
 DMA resolves at run time. Gather computes one linear start per lookup with ordinary graph ops
 (lowered by the same rules) and moves the rows with ``.ap(vector_offset=...)`` DMAs; scatter
@@ -12,12 +13,79 @@ import math
 
 import numpy as np
 
-from .graph import Graph
-from .ops_layout import index_batch_dims
-from .tiling import P, lower_ops, lowers
-from .types import TensorType
+from device.tensor import View
 
-_COMBINE = {"add": "add", "mul": "multiply", "max": "maximum", "min": "minimum"}
+from ...ir.graph import Graph
+from ...ir.ops.layout import index_batch_dims
+from ...ir.ops.table import REDUCE_KINDS
+from ...ir.types import TensorType
+from ..builder import graph_type
+from ..registry import lowers
+
+
+
+@lowers("reshape")
+def lower_reshape(lw, op, inputs, sched):
+    attrs, out_type = op.attrs, op.result.type
+    return lw.contiguous(inputs[0]).reshape(tuple(out_type.shape) or (1,))
+
+
+@lowers("transpose")
+def lower_transpose(lw, op, inputs, sched):
+    attrs, out_type = op.attrs, op.result.type
+    out = lw.hbm(out_type.shape, out_type.dtype)
+    lw.emit("dma_copy", dst=out, src=inputs[0].permute(tuple(attrs["perm"])))
+    return out
+
+
+@lowers("broadcast")
+def lower_broadcast(lw, op, inputs, sched):
+    out_type = op.result.type
+    out = lw.hbm(out_type.shape, out_type.dtype)
+    if out.size:
+        lw.emit("dma_copy", dst=out if out.ndim else out.reshape((1,)),
+                src=broadcast_view(inputs[0], op.attrs["dims"], out_type.shape))
+    return out
+
+
+def broadcast_view(src: View, dims, shape) -> View:
+    """XLA broadcast of ``src`` as a strided (stride-0) view, without a copy."""
+    dims, pat = list(dims), []
+    for d, n in enumerate(shape):
+        if d in dims:
+            s, c = src.pattern[dims.index(d)]
+            pat.append((s if c == n else 0, n))
+        else:
+            pat.append((0, n))
+    return View(src.storage, src.offset, pat or [(0, 1)], src.dtype)
+
+
+def const_view(lw, value: np.ndarray, out_type) -> View:
+    """An HBM constant holding ``value``, viewed with the result's shape."""
+    return lw.const(value, out_type.dtype).reshape(tuple(out_type.shape) or (1,))
+
+
+@lowers("constant")
+def lower_constant(lw, op, inputs, sched):
+    attrs, out_type = op.attrs, op.result.type
+    return const_view(lw, np.asarray(attrs["value"]), out_type)
+
+
+@lowers("iota")
+def lower_iota(lw, op, inputs, sched):
+    attrs, out_type = op.attrs, op.result.type
+    shape = tuple(out_type.shape)
+    idx = np.indices(shape)[attrs["dimension"]] if shape else np.zeros(())
+    return const_view(lw, idx.astype(np.int64), out_type)
+
+
+def materialize_perm(lw, v, perm):
+    """``v`` permuted by ``perm`` as a contiguous HBM tensor (a strided DMA unless identity)."""
+    if tuple(perm) == tuple(range(v.ndim)):
+        return lw.contiguous(v)
+    out = lw.hbm([v.shape[p] for p in perm], v.dtype)
+    lw.emit("dma_copy", dst=out, src=v.permute(tuple(perm)))
+    return out
 
 
 def _copy(lw, dst, src):
@@ -26,7 +94,8 @@ def _copy(lw, dst, src):
 
 
 @lowers("slice")
-def _lower_slice(lw, inputs, attrs, out_type):
+def lower_slice(lw, op, inputs, sched):
+    attrs, out_type = op.attrs, op.result.type
     x = inputs[0]
     stride = attrs["stride"] or (1,) * x.ndim
     out = lw.hbm(out_type.shape, out_type.dtype)
@@ -39,7 +108,8 @@ def _lower_slice(lw, inputs, attrs, out_type):
 
 
 @lowers("concatenate")
-def _lower_concat(lw, inputs, attrs, out_type):
+def lower_concat(lw, op, inputs, sched):
+    attrs, out_type = op.attrs, op.result.type
     out = lw.hbm(out_type.shape, out_type.dtype)
     dim, off = attrs["dim"], 0
     for v in inputs:
@@ -53,7 +123,8 @@ def _lower_concat(lw, inputs, attrs, out_type):
 
 
 @lowers("reverse")
-def _lower_reverse(lw, inputs, attrs, out_type):
+def lower_reverse(lw, op, inputs, sched):
+    attrs, out_type = op.attrs, op.result.type
     x = inputs[0]
     out = lw.hbm(out_type.shape, out_type.dtype)
     key = tuple(slice(None, None, -1) if d in attrs["dims"] else slice(None)
@@ -71,7 +142,8 @@ def _fill(lw, out, scalar):
 
 
 @lowers("pad")
-def _lower_pad(lw, inputs, attrs, out_type):
+def lower_pad(lw, op, inputs, sched):
+    attrs, out_type = op.attrs, op.result.type
     x, value = inputs
     out = lw.hbm(out_type.shape, out_type.dtype)
     _fill(lw, out, value)
@@ -129,7 +201,8 @@ def _dynamic_view(lw, flat, shape, starts, sizes):
 
 
 @lowers("dynamic_slice")
-def _lower_dynamic_slice(lw, inputs, attrs, out_type):
+def lower_dynamic_slice(lw, op, inputs, sched):
+    attrs, out_type = op.attrs, op.result.type
     x, starts, sizes = inputs[0], inputs[1:], attrs["sizes"]
     out = lw.hbm(out_type.shape, out_type.dtype)
     if not out.size:
@@ -144,7 +217,8 @@ def _lower_dynamic_slice(lw, inputs, attrs, out_type):
 
 
 @lowers("dynamic_update_slice")
-def _lower_dynamic_update(lw, inputs, attrs, out_type):
+def lower_dynamic_update(lw, op, inputs, sched):
+    attrs, out_type = op.attrs, op.result.type
     x, upd, starts = inputs[0], inputs[1], inputs[2:]
     out = lw.hbm(out_type.shape, out_type.dtype)
     _copy(lw, out, x)
@@ -213,14 +287,15 @@ def _lookup_offsets(lw, idx, idx_t, shape, sizes, index_map, ivd, batching, idx_
                     check_bounds=False):
     g, n, batch_shape = _offsets_graph(idx_t, shape, sizes, index_map, ivd, batching,
                                        idx_batching, check_bounds)
-    return lower_ops(lw, g, [idx])[0], n, batch_shape
+    return lw.lower_subgraph(g, [idx])[0], n, batch_shape
 
 
 @lowers("gather")
-def _lower_gather(lw, inputs, attrs, out_type):
+def lower_gather(lw, op, inputs, sched):
+    attrs, out_type = op.attrs, op.result.type
     x, idx = inputs
     ss = attrs["slice_sizes"]
-    idx_t = TensorType(idx.shape, _graph_dtype(idx.dtype))
+    idx_t = graph_type(idx)
     offs, n, batch_shape = _lookup_offsets(
         lw, idx, idx_t, x.shape, ss, attrs["start_index_map"], attrs["index_vector_dim"],
         attrs["operand_batching_dims"], attrs["start_indices_batching_dims"])
@@ -229,6 +304,7 @@ def _lower_gather(lw, inputs, attrs, out_type):
     flat = lw.contiguous(x).reshape((x.size,))
     strides = [math.prod(x.shape[d + 1:]) for d in range(x.ndim)]
     pattern = [[s, k] for s, k in zip(strides, ss)]
+    P = lw.arch.partitions
     for r0 in range(0, n if w else 0, P):
         rt = min(P, n - r0)
         col = lw.sb((rt, 1), "int32")
@@ -252,7 +328,8 @@ def _lower_gather(lw, inputs, attrs, out_type):
 
 
 @lowers("scatter")
-def _lower_scatter(lw, inputs, attrs, out_type):
+def lower_scatter(lw, op, inputs, sched):
+    attrs, out_type = op.attrs, op.result.type
     x, idx, upd = inputs
     uwd = list(attrs["update_window_dims"])
     removed = set(attrs["inserted_window_dims"]) | set(attrs["input_batching_dims"])
@@ -260,7 +337,7 @@ def _lower_scatter(lw, inputs, attrs, out_type):
     sizes = [1] * x.ndim
     for d, u in zip(win_dims, uwd):
         sizes[d] = upd.shape[u]
-    idx_t = TensorType(idx.shape, _graph_dtype(idx.dtype))
+    idx_t = graph_type(idx)
     offs, n, _ = _lookup_offsets(
         lw, idx, idx_t, x.shape, sizes, attrs["scatter_dims_to_operand_dims"],
         attrs["index_vector_dim"], attrs["input_batching_dims"],
@@ -285,11 +362,7 @@ def _lower_scatter(lw, inputs, attrs, out_type):
             ident = 0 if kind == "add" else 1
             lw.emit("memset", dst=cur, value=float(ident) if "float" in out.dtype else ident)
             lw.emit("dma_copy", dst=cur.reshape((1,) + tuple(sizes)), src=win, oob_mode="skip")
-            lw.emit("tensor_tensor", dst=new, data1=cur, data2=new, op=_COMBINE[kind])
+            lw.emit("tensor_tensor", dst=new, data1=cur, data2=new, op=REDUCE_KINDS[kind].alu)
         lw.emit("dma_copy", dst=win, src=new.reshape((1,) + tuple(sizes)), oob_mode="skip")
     return out
-
-
-def _graph_dtype(dt):
-    return "bool" if dt == "bool_" else dt
 

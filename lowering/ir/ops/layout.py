@@ -1,12 +1,12 @@
 """Layout and indexing graph ops: slice, concatenate, pad, reverse, dynamic_slice,
 dynamic_update_slice, gather and scatter (XLA HLO semantics).
 
-Registered into ``lowering.ops.OPS``; lowering rules are in :mod:`lowering.lower_layout`.
+Registered into ``lowering.ir.ops.table.OPS``; lowering rules are in :mod:`lowering.lower.rules.layout`.
 Start indices of the dynamic ops are clamped so the slice stays in bounds (as XLA does);
 scatter skips an update whose window would leave the operand (as XLA does).
 
-    >>> from lowering.ops import OPS
-    >>> from lowering.types import TensorType
+    >>> from lowering.ir.ops.table import OPS
+    >>> from lowering.ir.types import TensorType
     >>> t = TensorType((4, 6), 'float32')
     >>> str(OPS['slice'].type_rule([t], OPS['slice'].normalize_attrs(
     ...     {'start': [1, 0], 'limit': [3, 6], 'stride': [1, 2]})))
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ops import REQUIRED, RuleError, _check_dims, _define, _finish
-from .types import TensorType, is_int
+from ..types import TensorType, is_int
+from .table import REQUIRED, RuleError, check_dims, define, finish
 
 
 # ---------------------------------------------------------------- static layout
@@ -40,10 +40,10 @@ def _slice_rule(types, attrs):
 def _slice_ref(xs, attrs, out):
     stride = attrs["stride"] or (1,) * xs[0].ndim
     key = tuple(slice(a, b, s) for a, b, s in zip(attrs["start"], attrs["limit"], stride))
-    return _finish(xs[0][key], out)
+    return finish(xs[0][key], out)
 
 
-_define("slice", 1, {"start": REQUIRED, "limit": REQUIRED, "stride": None}, _slice_rule,
+define("slice", 1, {"start": REQUIRED, "limit": REQUIRED, "stride": None}, _slice_rule,
         _slice_ref, "static strided slice x[start:limit:stride]")
 
 
@@ -51,7 +51,7 @@ def _concat_rule(types, attrs):
     if not types:
         raise RuleError("concatenate needs at least one operand")
     first, dim = types[0], attrs["dim"]
-    _check_dims((dim,), first.rank, "dim")
+    check_dims((dim,), first.rank, "dim")
     total = 0
     for i, t in enumerate(types):
         if t.dtype != first.dtype or t.rank != first.rank or any(
@@ -64,8 +64,8 @@ def _concat_rule(types, attrs):
     return first.with_shape(shape)
 
 
-_define("concatenate", None, {"dim": REQUIRED}, _concat_rule,
-        lambda xs, a, out: _finish(np.concatenate(xs, axis=a["dim"]), out),
+define("concatenate", None, {"dim": REQUIRED}, _concat_rule,
+        lambda xs, a, out: finish(np.concatenate(xs, axis=a["dim"]), out),
         "join operands along dim")
 
 
@@ -98,20 +98,20 @@ def _pad_ref(xs, attrs, out):
     full = np.pad(full, [(max(a, 0), max(b, 0)) for a, b in zip(lo, hi)], constant_values=v)
     key = tuple(slice(max(-a, 0), full.shape[d] - max(-b, 0)) for d, (a, b) in
                 enumerate(zip(lo, hi)))
-    return _finish(full[key], out)
+    return finish(full[key], out)
 
 
-_define("pad", 2, {"low": REQUIRED, "high": REQUIRED, "interior": None}, _pad_rule, _pad_ref,
+define("pad", 2, {"low": REQUIRED, "high": REQUIRED, "interior": None}, _pad_rule, _pad_ref,
         "pad with a scalar: low/high edges (negative crops) and interior gaps")
 
 
 def _reverse_rule(types, attrs):
-    _check_dims(attrs["dims"], types[0].rank, "dims")
+    check_dims(attrs["dims"], types[0].rank, "dims")
     return types[0]
 
 
-_define("reverse", 1, {"dims": REQUIRED}, _reverse_rule,
-        lambda xs, a, out: _finish(np.flip(xs[0], axis=tuple(a["dims"])), out),
+define("reverse", 1, {"dims": REQUIRED}, _reverse_rule,
+        lambda xs, a, out: finish(np.flip(xs[0], axis=tuple(a["dims"])), out),
         "reverse the order of elements along dims")
 
 
@@ -142,10 +142,10 @@ def clamp_starts(starts, shape, sizes):
 def _dyn_slice_ref(xs, attrs, out):
     x, sizes = xs[0], attrs["sizes"]
     st = clamp_starts(xs[1:], x.shape, sizes)
-    return _finish(x[tuple(slice(a, a + k) for a, k in zip(st, sizes))], out)
+    return finish(x[tuple(slice(a, a + k) for a, k in zip(st, sizes))], out)
 
 
-_define("dynamic_slice", None, {"sizes": REQUIRED}, _dyn_slice_rule, _dyn_slice_ref,
+define("dynamic_slice", None, {"sizes": REQUIRED}, _dyn_slice_rule, _dyn_slice_ref,
         "x[s0:s0+size0, ...] with run-time starts (operands: x, s0, s1, ...; clamped)")
 
 
@@ -162,10 +162,10 @@ def _dyn_update_ref(xs, attrs, out):
     x, u = xs[0].copy(), xs[1]
     st = clamp_starts(xs[2:], x.shape, u.shape)
     x[tuple(slice(a, a + k) for a, k in zip(st, u.shape))] = u
-    return _finish(x, out)
+    return finish(x, out)
 
 
-_define("dynamic_update_slice", None, {}, _dyn_update_rule, _dyn_update_ref,
+define("dynamic_update_slice", None, {}, _dyn_update_rule, _dyn_update_ref,
         "x with x[s0:s0+u0, ...] = update (operands: x, update, s0, s1, ...; clamped)")
 
 
@@ -202,7 +202,7 @@ def _gather_rule(types, attrs):
     rank = len(batch) + len(offsets)
     if len(attrs["offset_dims"]) != len(offsets):
         raise RuleError(f"offset_dims {list(attrs['offset_dims'])} must name {len(offsets)} dims")
-    _check_dims(attrs["offset_dims"], rank, "offset_dims")
+    check_dims(attrs["offset_dims"], rank, "offset_dims")
     shape, bi, oi = [], iter(batch), iter(offsets)
     for d in range(rank):
         shape.append(next(oi) if d in attrs["offset_dims"] else next(bi))
@@ -255,10 +255,10 @@ def _gather_ref(xs, attrs, out):
         perm[d] = i
     for i, d in enumerate(od):
         perm[d] = nb + i
-    return _finish(np.transpose(arr, perm), out)
+    return finish(np.transpose(arr, perm), out)
 
 
-_define("gather", 2, _GATHER_ATTRS, _gather_rule, _gather_ref,
+define("gather", 2, _GATHER_ATTRS, _gather_rule, _gather_ref,
         "XLA gather: a slice of slice_sizes at each index vector (starts clamped)")
 
 
@@ -306,10 +306,10 @@ def _scatter_ref(xs, attrs, out):
             continue                                  # XLA skips out-of-bounds windows
         region = tuple(slice(s, s + k) for s, k in zip(start, sizes))
         x[region] = combine(x[region], window.reshape(sizes))
-    return _finish(x, out)
+    return finish(x, out)
 
 
-_define("scatter", 3, _SCATTER_ATTRS, _scatter_rule, _scatter_ref,
+define("scatter", 3, _SCATTER_ATTRS, _scatter_rule, _scatter_ref,
         "XLA scatter (operand, indices, updates) combining with add/mul/max/min/replace")
 
 __all__ = ["clamp_starts", "index_batch_dims"]

@@ -166,7 +166,7 @@ def scatter_dims(a) -> dict:
 
 def dense(a, shape, dtype: str) -> np.ndarray:
     """A DenseElementsAttr as a NumPy array (bf16/fp8 through the printed form)."""
-    from .types import numpy_dtype
+    from ..ir.types import numpy_dtype
     np_dt = numpy_dtype(dtype)
     if dtype not in ("bfloat16", "float8_e4m3", "float8_e5m2", "float16"):
         try:

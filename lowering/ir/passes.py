@@ -2,11 +2,27 @@
 reshape chains, reshapes to the same shape), so an imported HLO module and the same model written
 with ``nl.*`` print the same graph.
 
-    >>> # g2 = simplify(g)        # a new Graph; g is unchanged
+Every pass ends with ``Graph.verify()`` when ``NEURON_EMU_DEBUG=1`` (device.settings).
+
+    >>> from lowering.ir.types import TensorType
+    >>> g = Graph("f"); x = g.param(TensorType((2, 3), "float32"), "x")
+    >>> r = g.add_op("reshape", [x], {"shape": [2, 3]})
+    >>> g.set_outputs([g.add_op("exp", [r])])
+    >>> [op.opcode for op in simplify(g).ops]
+    ['exp']
 """
 from __future__ import annotations
 
+from device.settings import settings
+
 from .graph import Graph
+
+
+def verified(g: Graph) -> Graph:
+    """``g``, checked by the verifier first when NEURON_EMU_DEBUG is set."""
+    if settings().debug_verify:
+        g.verify()
+    return g
 
 
 def simplify(g: Graph) -> Graph:
@@ -40,4 +56,4 @@ def simplify(g: Graph) -> Graph:
     out.set_outputs([env[id(v)] for v in g.outputs])
     if out.prune():
         return simplify(out)      # once more, so value numbers are dense again
-    return out
+    return verified(out)

@@ -10,18 +10,12 @@ import re
 
 import numpy as np
 
-from .graph import Graph, Value
-from .importer_common import (Region, RegionOp, arg_reducer, binary_reducer, conv_layouts,
+from ..ir.graph import Graph, Value
+from ..ir.types import GraphError, TensorType
+from .hlo_syntax import Instr
+from .regions import (Region, RegionOp, arg_reducer, binary_reducer, conv_layouts,
                               is_identity, sort_comparator)
-from .types import TensorType
 
-UNARY_MORE = {"floor": "floor", "ceil": "ceil", "round-nearest-even": "round_nearest_even",
-              "round-nearest-afz": "round_nearest_afz", "log-plus-one": "log1p",
-              "exponential-minus-one": "expm1", "logistic": "logistic", "sign": "sign",
-              "is-finite": "is_finite", "not": "not", "sine": "sine", "cosine": "cosine"}
-BINARY_MORE = {"and": "and", "or": "or", "xor": "xor", "remainder": "remainder",
-               "shift-left": "shift_left", "shift-right-logical": "shift_right_logical",
-               "shift-right-arithmetic": "shift_right_arithmetic", "atan2": "atan2"}
 _GATHER = ("offset_dims", "collapsed_slice_dims", "start_index_map", "index_vector_dim",
            "slice_sizes", "operand_batching_dims", "start_indices_batching_dims",
            "indices_are_sorted", "unique_indices")
@@ -98,7 +92,6 @@ class MoreOps:
 
     def _emit_raw(self, ins, opcode, xs, **attrs):
         """An op whose type is not the instruction's declared shape (an intermediate)."""
-        from .types import GraphError
         try:
             return self.g.add_op(opcode, xs, attrs, loc=f"{ins.name} @ line {ins.line}")
         except GraphError as e:
@@ -247,7 +240,6 @@ class MoreOps:
         return (vals, idx)
 
     def _tuple_elem(self, ins, k):
-        from .hlo_syntax import Instr
         return Instr(ins.name, ins.shape.tuple[k], ins.opcode, [], [], {}, ins.line)
 
     def _is_iota_along(self, v, dim: int) -> bool:

@@ -15,18 +15,12 @@ import numpy as np
 
 from device.isa.control import VirtualRegister
 
-from .graph import Graph
-from .ops import _reduce_identity
-from .ops_window import conv_params
-from .tiling import lower_ops, lowers
-from .types import TensorType, is_float
-
-_COMBINE = {"add": "add", "mul": "multiply", "max": "maximum", "min": "minimum", "and": "and",
-            "or": "or"}
-
-
-def _graph_type(v) -> TensorType:
-    return TensorType(v.shape, "bool" if v.dtype == "bool_" else v.dtype)
+from ...ir.graph import Graph
+from ...ir.ops import REDUCE_KINDS
+from ...ir.ops.window import conv_params
+from ...ir.types import TensorType, is_float
+from ..builder import graph_type as _graph_type
+from ..registry import lowers
 
 
 def _scalar(g, value, dtype):
@@ -39,7 +33,7 @@ def _decompose(lw, inputs, shapes, build):
     g = Graph("decomposed")
     params = [g.param(t, f"in{i}") for i, t in enumerate(shapes)]
     g.set_outputs([build(g, *params)])
-    return lower_ops(lw, g, inputs)[0]
+    return lw.lower_subgraph(g, inputs)[0]
 
 
 def _windows(g, x, window, strides, win_dil, out_shape):
@@ -51,8 +45,8 @@ def _windows(g, x, window, strides, win_dil, out_shape):
 
 
 @lowers("reduce_window")
-def _lower_reduce_window(lw, inputs, attrs, out_type):
-    x = inputs[0]
+def lower_reduce_window(lw, op, inputs, sched):
+    x, attrs, out_type = inputs[0], op.attrs, op.result.type
     t = _graph_type(x)
     rank = t.rank
     kind = attrs["kind"]
@@ -63,20 +57,21 @@ def _lower_reduce_window(lw, inputs, attrs, out_type):
 
     def build(g, v):
         if any(p != (0, 0) for p in pads) or any(d != 1 for d in bdil):
-            ident = _reduce_identity(kind, t.np_dtype if t.dtype != "bfloat16" else np.float32)
+            ident = REDUCE_KINDS[kind].identity(t.np_dtype if t.dtype != "bfloat16"
+                                                else np.dtype(np.float32))
             v = g.add_op("pad", [v, _scalar(g, ident, t.dtype)],
                          {"low": [p[0] for p in pads], "high": [p[1] for p in pads],
                           "interior": [d - 1 for d in bdil]})
         acc = None
         for _, piece in _windows(g, v, attrs["window"], strides, wdil, out_type.shape):
-            acc = piece if acc is None else g.add_op(_COMBINE[kind], [acc, piece])
+            acc = piece if acc is None else g.add_op(REDUCE_KINDS[kind].combine, [acc, piece])
         return acc
     return _decompose(lw, [x], [t], build)
 
 
 @lowers("convolution")
-def _lower_convolution(lw, inputs, attrs, out_type):
-    lhs, rhs = inputs
+def lower_convolution(lw, op, inputs, sched):
+    (lhs, rhs), attrs, out_type = inputs, op.attrs, op.result.type
     lt, rt = _graph_type(lhs), _graph_type(rhs)
     p = conv_params(lt, rt, attrs)
     rank = lt.rank
@@ -122,13 +117,14 @@ def _lower_convolution(lw, inputs, attrs, out_type):
 # ---------------------------------------------------------------- while
 
 def _pred_register(lw, cond, state, reg):
-    pred = lower_ops(lw, cond, state)[0]
+    pred = lw.lower_subgraph(cond, state)[0]
     lw.emit("register_load", dst=reg, src=pred.reshape((1,)))
 
 
 @lowers("while")
-def _lower_while(lw, inputs, attrs, out_types):
-    cond, body = attrs["cond"], attrs["body"]
+def lower_while(lw, op, inputs, sched):
+    cond, body = op.attrs["cond"], op.attrs["body"]
+    out_types = [r.type for r in op.results]
     state = []
     for v, t in zip(inputs, out_types):
         s = lw.hbm(t.shape or (1,), t.dtype, name="loop_state")
@@ -136,9 +132,8 @@ def _lower_while(lw, inputs, attrs, out_types):
         state.append(s.reshape(tuple(t.shape)) if t.shape else s)
     reg, nxt = VirtualRegister("cond"), VirtualRegister("next")
     _pred_register(lw, cond, state, reg)
-    saved, lw.p.instrs = lw.p.instrs, []
-    try:
-        new = lower_ops(lw, body, state)
+    with lw.region() as loop_body:
+        new = lw.lower_subgraph(body, state)
         # copy results out of the way first when they alias the state (passthroughs, swaps)
         owned = {s.storage.id for s in state}
         staged = []
@@ -155,9 +150,6 @@ def _lower_while(lw, inputs, attrs, out_types):
             if v is not None:
                 lw.emit("dma_copy", dst=s.reshape((s.size,)), src=v.reshape((v.size,)))
         _pred_register(lw, cond, state, nxt)
-        loop_body = lw.p.instrs
-    finally:
-        lw.p.instrs = saved
     reads, writes = [], []
     for ins in loop_body:
         reads += ins.reads()

@@ -1,11 +1,11 @@
 """Window and region graph ops: reduce_window, convolution, sort and while (XLA semantics).
 
-Registered into ``lowering.ops.OPS``. ``while`` and ``sort`` have several results (their type
+Registered into ``lowering.ir.ops.table.OPS``. ``while`` and ``sort`` have several results (their type
 rules return tuples). ``while`` holds two sub-graphs as attributes: ``cond`` (carried values ->
 one bool scalar) and ``body`` (carried values -> new carried values).
 
-    >>> from lowering.ops import OPS
-    >>> from lowering.types import TensorType
+    >>> from lowering.ir.ops.table import OPS
+    >>> from lowering.ir.types import TensorType
     >>> a = OPS['reduce_window'].normalize_attrs({'kind': 'max', 'window': [2, 2],
     ...                                            'strides': [2, 2]})
     >>> str(OPS['reduce_window'].type_rule([TensorType((4, 6), 'float32')] * 1, a))
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ops import REQUIRED, RuleError, _REDUCE_UFUNCS, _define, _finish, _reduce_identity, _widen
-from .types import TensorType
+from ..types import TensorType
+from .table import REDUCE_KINDS, REQUIRED, RuleError, define, finish, widen
 
 
 def _or_ones(v, n):
@@ -45,8 +45,8 @@ def _rw_attrs(attrs, rank):
 
 def _reduce_window_rule(types, attrs):
     t = types[0]
-    if attrs["kind"] not in _REDUCE_UFUNCS:
-        raise RuleError(f"kind {attrs['kind']!r} is not one of {list(_REDUCE_UFUNCS)}")
+    if attrs["kind"] not in REDUCE_KINDS:
+        raise RuleError(f"kind {attrs['kind']!r} is not one of {list(REDUCE_KINDS)}")
     w, s, p, bd, wd = _rw_attrs(attrs, t.rank)
     if not len(w) == len(s) == len(p) == len(bd) == len(wd) == t.rank:
         raise RuleError(f"window attributes need one entry per dim ({t.rank})")
@@ -64,21 +64,21 @@ def dilate_and_pad(x, fill, pads, base_dil):
 
 
 def _reduce_window_ref(xs, attrs, out):
-    x = _widen(xs[0])
+    x = widen(xs[0])
     kind = attrs["kind"]
     w, s, p, bd, wd = _rw_attrs(attrs, x.ndim)
-    ident = _reduce_identity(kind, x.dtype)
+    ident = REDUCE_KINDS[kind].identity(x.dtype)
     xp = dilate_and_pad(x, ident, p, bd)
     acc = np.full(out.shape, ident, x.dtype)
-    ufunc = _REDUCE_UFUNCS[kind]
+    ufunc = REDUCE_KINDS[kind].ufunc
     for off in np.ndindex(*w):
         key = tuple(slice(o * d, o * d + (n - 1) * st + 1, st)
                     for o, d, n, st in zip(off, wd, out.shape, s))
         acc = ufunc(acc, xp[key])
-    return _finish(acc, out)
+    return finish(acc, out)
 
 
-_define("reduce_window", 1, {"kind": REQUIRED, "window": REQUIRED, "strides": None,
+define("reduce_window", 1, {"kind": REQUIRED, "window": REQUIRED, "strides": None,
                              "padding": None, "base_dilation": None, "window_dilation": None},
         _reduce_window_rule, _reduce_window_ref,
         "reduce each window (pooling, cumsum); padding uses the reduction identity")
@@ -149,10 +149,10 @@ def _conv_ref(xs, attrs, out):
             w_g = w[(slice(gi * og, (gi + 1) * og), slice(None)) + off]   # og, i
             res[:, gi * og:(gi + 1) * og] += np.einsum("nc...,oc->no...", xs_g, w_g)
     inv = np.argsort(attrs["out_layout"])
-    return _finish(np.transpose(res, inv), out)
+    return finish(np.transpose(res, inv), out)
 
 
-_define("convolution", 2, _CONV_ATTRS, _conv_rule, _conv_ref,
+define("convolution", 2, _CONV_ATTRS, _conv_rule, _conv_ref,
         "N-d convolution (XLA conv_general_dilated; layouts list batch, feature, spatial dims)")
 
 
@@ -171,7 +171,7 @@ def _sort_rule(types, attrs):
 
 
 def _sort_ref(xs, attrs, out):
-    key = _widen(xs[0])
+    key = widen(xs[0])
     # total order: -NaN < -inf < ... < -0 == 0 < ... < inf < NaN ; stable
     k = np.where(np.isnan(key), np.inf, key) if key.dtype.kind == "f" else key
     order = np.argsort(-k if attrs["descending"] else k, axis=attrs["dim"], kind="stable")
@@ -179,11 +179,11 @@ def _sort_ref(xs, attrs, out):
         nan_last = np.take_along_axis(np.isnan(key), order, attrs["dim"])
         order = np.take_along_axis(order, np.argsort(nan_last, axis=attrs["dim"],
                                                      kind="stable"), attrs["dim"])
-    return tuple(_finish(np.take_along_axis(x, order, attrs["dim"]), t)
+    return tuple(finish(np.take_along_axis(x, order, attrs["dim"]), t)
                  for x, t in zip(xs, out))
 
 
-_define("sort", None, {"dim": REQUIRED, "descending": False, "num_keys": 1}, _sort_rule,
+define("sort", None, {"dim": REQUIRED, "descending": False, "num_keys": 1}, _sort_rule,
         _sort_ref, "stable sort of operands along dim by the first (NaN last)", multi=True)
 
 
@@ -209,16 +209,15 @@ MAX_TRIPS = 1 << 24
 
 
 def _while_ref(xs, attrs, out):
-    from .graph import evaluate        # local import: graph imports the op table
-    state, trips = list(xs), 0
-    while bool(evaluate(attrs["cond"], *state)[0]):
-        state = evaluate(attrs["body"], *state)
+    state, trips = list(xs), 0                 # cond and body are Graphs: they evaluate
+    while bool(attrs["cond"].evaluate(*state)[0]):
+        state = attrs["body"].evaluate(*state)
         trips += 1
         if trips > MAX_TRIPS:
             raise RuntimeError(f"while loop ran {MAX_TRIPS} iterations without ending")
     return tuple(state)
 
 
-_define("while", None, {"cond": REQUIRED, "body": REQUIRED}, _while_rule, _while_ref,
+define("while", None, {"cond": REQUIRED, "body": REQUIRED}, _while_rule, _while_ref,
         "while cond(state): state = body(state); results = the final state", multi=True)
 

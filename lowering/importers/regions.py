@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-_REDUCER_OPCODES = {"add": "add", "maximum": "max", "minimum": "min", "multiply": "mul",
-                    "and": "and", "or": "or"}
+from ..ir.ops.table import REDUCE_KINDS, reduce_kind_of_combiner
+
 
 
 @dataclass
@@ -60,8 +60,9 @@ def binary_reducer(r: Region) -> str | None:
     if len(real) != 1 or real[0].name != r.roots[0]:
         return None
     op = real[0]
-    if op.opcode in _REDUCER_OPCODES and sorted(op.operands) == sorted(r.params):
-        return _REDUCER_OPCODES[op.opcode]
+    kind = reduce_kind_of_combiner(op.opcode)
+    if kind is not None and sorted(op.operands) == sorted(r.params):
+        return kind
     return None
 
 
@@ -111,19 +112,9 @@ def is_identity(kind: str, literal) -> bool:
     literal = np.asarray(literal)
     if literal.shape != ():
         return False
+    ident = REDUCE_KINDS[kind].identity(literal.dtype)
     x = literal.astype(np.float64) if literal.dtype.kind not in "iub" else literal
-    if kind in ("and", "or"):
-        return bool(x) == (kind == "and")
-    if kind == "add":
-        return bool(x == 0)
-    if kind == "mul":
-        return bool(x == 1)
-    if literal.dtype.kind == "b":
-        return bool(x) == (kind == "min")
-    if literal.dtype.kind in "iu":
-        info = np.iinfo(literal.dtype)
-        return int(x) == (info.min if kind == "max" else info.max)
-    return bool(x == (-np.inf if kind == "max" else np.inf))
+    return bool(x == ident) if literal.dtype.kind != "b" else bool(x) == bool(ident)
 
 
 def conv_layouts(labels: str):

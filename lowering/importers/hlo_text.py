@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .graph import Graph, Value
+from ..ir.graph import Graph, Value
+from ..ir.ops import REDUCE_KINDS, by_spelling, reduce_kind_of_combiner
+from ..ir.types import GraphError, TensorType, numpy_dtype
+from .hlo_more import KNOWN_ATTRS_MORE, TUPLE_OPS, MoreOps
 from .hlo_syntax import HloImportError, Instr, Module, parse_literal, parse_module
-from .hlo_text_more import BINARY_MORE, KNOWN_ATTRS_MORE, TUPLE_OPS, UNARY_MORE, MoreOps
-from .importer_common import is_identity
-from .types import GraphError, TensorType, numpy_dtype
+from .regions import is_identity
 
 __all__ = ["parse_hlo", "HloImportError"]
 
@@ -35,14 +36,7 @@ HLO_DTYPES = {
     "u8": "uint8", "u16": "uint16", "u32": "uint32", "f16": "float16", "bf16": "bfloat16",
     "f32": "float32", "f64": "float64", "f8e4m3": "float8_e4m3", "f8e5m2": "float8_e5m2",
 }
-_UNARY = {"exponential": "exp", "log": "log", "tanh": "tanh", "negate": "negate", "abs": "abs",
-          "sqrt": "sqrt", "rsqrt": "rsqrt"}
-_BINARY = {"add": "add", "subtract": "subtract", "multiply": "multiply", "divide": "divide",
-           "maximum": "maximum", "minimum": "minimum", "power": "power"}
-_REDUCERS = {"add": "add", "maximum": "max", "minimum": "min", "multiply": "mul", "and": "and",
-             "or": "or"}
-_COMBINE = {"add": "add", "max": "maximum", "min": "minimum", "mul": "multiply", "and": "and",
-            "or": "or"}
+_PLAIN = by_spelling("hlo")       # opcodes that map one-to-one onto a graph op (from the op table)
 
 # Attributes that never change the values computed (debug info, placement, precision hints).
 _HARMLESS = frozenset({"metadata", "sharding", "frontend_attributes", "backend_config",
@@ -160,14 +154,8 @@ class _Importer(MoreOps):
                                    f"array (tuples are only supported through tuple, "
                                    f"get-tuple-element and call)", ins.line)
         out = self._tensor_type(ins)
-        if op in _UNARY:
-            return self._emit(ins, _UNARY[op], xs)
-        if op in _BINARY:
-            return self._emit(ins, _BINARY[op], xs)
-        if op in UNARY_MORE:
-            return self._emit(ins, UNARY_MORE[op], xs)
-        if op in BINARY_MORE:
-            return self._emit(ins, BINARY_MORE[op], xs)
+        if op in _PLAIN:
+            return self._emit(ins, _PLAIN[op], xs)
         handler = getattr(self, "_op_" + op.replace("-", "_"), None)
         if handler is not None:
             return handler(ins, xs)
@@ -262,13 +250,13 @@ class _Importer(MoreOps):
         reducer = self._called(ins)
         root = reducer.root
         params = {i.name for i in reducer.instrs if i.opcode == "parameter"}
-        if (len(reducer.instrs) != 3 or root.opcode not in _REDUCERS
+        kind = reduce_kind_of_combiner(root.opcode)
+        if (len(reducer.instrs) != 3 or kind is None
                 or set(root.operands) != params or len(params) != 2):
             ops = ", ".join(i.opcode for i in reducer.instrs if i.opcode != "parameter")
             raise self.m.error(f"reduce '{ins.name}': to_apply={reducer.name} must be a single "
                                f"add/maximum/minimum/multiply/and/or of its two parameters, "
                                f"found: {ops}", ins.line)
-        kind = _REDUCERS[root.opcode]
         result = self._emit(ins, "reduce", [x], dims=self._dims(ins), kind=kind)
         if isinstance(init, _Literal) and is_identity(kind, init.array):
             return result  # the usual case: the init is the reduction's identity
@@ -277,7 +265,7 @@ class _Importer(MoreOps):
         try:
             init_b = self.g.add_op("broadcast", [self._value(init)],
                                    {"shape": result.type.shape, "dims": ()}, loc=loc)
-            return self.g.add_op(_COMBINE[kind], [result, init_b], loc=loc)
+            return self.g.add_op(REDUCE_KINDS[kind].combine, [result, init_b], loc=loc)
         except GraphError as e:
             raise self.m.error(f"reduce '{ins.name}': init value: {e}", ins.line) from None
 
@@ -352,7 +340,7 @@ class _Importer(MoreOps):
         return tuple(int(t) for t in texts[1:-1:2])
 
 
-_SUPPORTED = (set(_UNARY) | set(_BINARY) | set(_KNOWN_ATTRS) | set(UNARY_MORE) | set(BINARY_MORE)
+_SUPPORTED = (set(_PLAIN) | set(_KNOWN_ATTRS)
               | {"parameter", "constant", "convert", "reshape", "select", "tuple"})
 
 
