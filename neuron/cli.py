@@ -115,7 +115,7 @@ def main(argv=None):
         return _dispatch(args)
     except Exception as e:                       # our located errors: one short message, exit 1
         from device.errors import NeuronError
-        from lowering.hlo_syntax import HloImportError
+        from lowering import HloImportError
         if not isinstance(e, (NeuronError, HloImportError)):
             raise
         print(f"neuron {args.cmd}: {type(e).__name__}: {e}", file=sys.stderr)

@@ -18,8 +18,8 @@ import numpy as np
 from device.executor import run
 from device.passes import verify_program
 from lowering import evaluate, parse_hlo
-from lowering.passes import simplify
-from lowering.tiling import lower_graph
+from lowering import simplify
+from lowering import lower_graph
 from nki.tracing import ArraySpec, _filtered, _to_numpy
 
 
@@ -99,7 +99,7 @@ class ImportedFunction:
 
 def _read_path(path, who: str, binary: bool = False):
     """The contents of ``path`` (a ``pathlib.Path``/``os.PathLike`` or a ``path=`` string)."""
-    from lowering.hlo_syntax import HloImportError
+    from lowering import HloImportError
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -121,7 +121,7 @@ def load_hlo(text=None, target=None, *, path=None) -> ImportedFunction:
         >>> f = neuron.load_hlo(pathlib.Path("model.hlo.txt"))      # doctest: +SKIP
         >>> f = neuron.load_hlo(path="model.hlo.txt")               # doctest: +SKIP
     """
-    from lowering.hlo_syntax import HloImportError
+    from lowering import HloImportError
     if (text is None) == (path is None):
         raise TypeError("load_hlo takes HLO text or a path= (one of them)")
     src = "<hlo>"
@@ -157,8 +157,8 @@ def load_stablehlo(source=None, target=None, *, path=None) -> ImportedFunction:
     """Import StableHLO as a callable: MLIR text (a ``str`` is always text), a portable artifact
     (``bytes``), a jaxlib ``ir.Module`` or a ``jax.stages.Lowered``; a file as a
     ``pathlib.Path`` or by ``path=`` (``.mlir`` text or a bytecode artifact)."""
-    from lowering.hlo_syntax import HloImportError
-    from lowering.stablehlo_import import parse_stablehlo
+    from lowering import HloImportError
+    from lowering import parse_stablehlo
     if (source is None) == (path is None):
         raise TypeError("load_stablehlo takes a module or a path= (one of them)")
     src = "<stablehlo>"
@@ -179,7 +179,7 @@ def load_stablehlo(source=None, target=None, *, path=None) -> ImportedFunction:
 
 
 def _decode(data: bytes, src: str) -> str:
-    from lowering.stablehlo import StableHloImportError
+    from lowering import StableHloImportError
     try:
         return data.decode()
     except UnicodeDecodeError as e:

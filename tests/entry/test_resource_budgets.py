@@ -207,7 +207,7 @@ def test_paths_are_not_text(tmp_path):
     hlo.write_text("HloModule m\nENTRY e {\n  ROOT p = f32[2] parameter(0)\n}\n")
     assert neuron.load_hlo(pathlib.Path(hlo))(np.ones(2, np.float32)).tolist() == [1, 1]
     assert neuron.load_hlo(path=str(hlo))(np.ones(2, np.float32)).tolist() == [1, 1]
-    from lowering.hlo_syntax import HloImportError
+    from lowering import HloImportError
     with pytest.raises(HloImportError, match="a str is read as HLO text, never as a file name"):
         neuron.load_hlo(str(hlo))
     with pytest.raises(HloImportError, match="cannot read .*missing.hlo.*No such file"):
@@ -217,7 +217,7 @@ def test_paths_are_not_text(tmp_path):
 
 
 def test_stablehlo_paths_are_not_text(tmp_path):
-    from lowering.stablehlo import StableHloImportError
+    from lowering import StableHloImportError
     m = tmp_path / "m.mlir"
     m.write_text("func.func @main(%a: tensor<2xf32>) -> tensor<2xf32> {\n  return %a : tensor<2xf32>\n}\n")
     assert neuron.load_stablehlo(m)(np.ones(2, np.float32)).tolist() == [1, 1]

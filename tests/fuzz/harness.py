@@ -24,7 +24,7 @@ FEED_LIMIT = 1 << 20          # elements of all parameters together that the har
 
 def _project_errors():
     from device.errors import NeuronError
-    from lowering.hlo_syntax import HloImportError
+    from lowering import HloImportError
     return (NeuronError, HloImportError)
 
 
