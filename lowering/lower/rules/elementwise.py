@@ -14,6 +14,7 @@ from device import dtypes as ddt
 from ...ir.ops import DIRECTIONS, OPS
 from ..builder import device_dtype
 from ..registry import tile_rule
+from . import integers as I
 
 _TWO_PI_HI = 6.28125                                   # 2*pi split so k*HI is exact in fp32
 _TWO_PI_LO = float(np.float32(2 * np.pi - 6.28125))
@@ -33,22 +34,32 @@ def _keep_where(lw, dst, src, pred):
 @tile_rule("add", "subtract", "multiply", "divide", "maximum", "minimum", "power",
            psum_reader=True)
 def binary_alu(lw, op, t, d):
+    if I.is_int_tile(t[0]) and op.opcode != "power":
+        if op.opcode == "divide":
+            return I.divide(lw, op, t, d)
+        return I.binary(lw, op, OPS[op.opcode].alu, t, d)
     lw.emit("tensor_tensor", dst=d, data1=t[0], data2=t[1], op=OPS[op.opcode].alu)
 
 
 @tile_rule("exp", "log", "tanh", "sqrt", "rsqrt", "abs", "floor", "ceil", "logistic", "cosine",
            "sign", psum_reader=True)
 def activation(lw, op, t, d):
+    if op.opcode == "abs" and I.is_int_tile(t[0]):
+        return I.absolute(lw, op, t, d)
     lw.emit("activation", dst=d, op=OPS[op.opcode].act, data=t[0])
 
 
 @tile_rule("negate", psum_reader=True)
 def negate(lw, op, t, d):
+    if I.is_int_tile(t[0]):
+        return I.negate(lw, op, t, d)
     lw.emit("tensor_scalar", dst=d, data=t[0], op0="multiply", operand0=-1.0)
 
 
 @tile_rule("compare", psum_reader=True)
 def compare(lw, op, t, d):
+    if I.is_int_tile(t[0]):
+        return I.compare(lw, op, DIRECTIONS[op.attrs["direction"]].alu, t, d)
     lw.emit("tensor_tensor", dst=d, data1=t[0], data2=t[1],
             op=DIRECTIONS[op.attrs["direction"]].alu)
 
@@ -64,6 +75,8 @@ def convert(lw, op, t, d):
     src_dt, dst_dt = t[0].dtype, device_dtype(op.result.type.dtype)
     if op.result.type.dtype == "bool":
         lw.emit("tensor_scalar", dst=d, data=t[0], op0="not_equal", operand0=0.0)
+    elif I.is_int_tile(t[0]) and I.is_int_tile(d):
+        I.convert(lw, op, t, d)                            # XLA keeps the low bits
     elif ddt.is_float(src_dt) and not ddt.is_float(dst_dt):
         lw.emit("activation", dst=d, op="trunc", data=t[0])   # XLA truncates toward zero
     else:
@@ -191,12 +204,19 @@ def shift(lw, op, t, d):
 
 @tile_rule("remainder")
 def remainder(lw, op, t, d):
+    if I.is_int_tile(t[0]):
+        return I.divide(lw, op, t, d, want="remainder")
     lw.emit("tensor_tensor", dst=d, data1=t[0], data2=t[1], op=OPS["remainder"].alu)
 
 
 @tile_rule("clamp")
 def clamp(lw, op, t, d):
     lo, x, hi = t
+    if I.is_int_tile(x):
+        m = lw.sb(x.shape, x.dtype)
+        I.binary(lw, op, "maximum", (x, lo), m)
+        I.binary(lw, op, "minimum", (m, hi), d)
+        return
     m = lw.sb(x.shape, x.dtype)
     lw.emit("tensor_tensor", dst=m, data1=x, data2=lo, op="maximum")
     lw.emit("tensor_tensor", dst=d, data1=m, data2=hi, op="minimum")
