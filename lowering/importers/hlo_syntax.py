@@ -37,6 +37,13 @@ HLO_ELEMENT_TYPES = frozenset(
 _TABLES = frozenset({"FileNames", "FunctionNames", "FileLocations", "StackFrames"})
 _LITERAL_OPCODES = frozenset({"parameter", "constant", "iota"})
 _OPEN, _CLOSE = "([{", ")]}"
+MAX_TUPLE_DEPTH = 64          # nesting of tuple shapes (XLA programs use 2-3)
+MAX_DIM = 1 << 40             # one dimension; sizes are budgeted later (device/limits.py)
+
+
+def is_decimal(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also accepts superscripts such as '²')."""
+    return text.isascii() and text.isdigit()
 
 _TOKEN_RE = re.compile(r"""
     (?P<space>[ \t\r\n]+) | (?P<comment>/\*.*?\*/)
@@ -217,8 +224,14 @@ class _Parser:
                 self.skip_table()
                 continue
             comp = self.computation()
+            if comp.name in comps:
+                raise self.error(f"computation '{comp.name}' is defined twice (first on line "
+                                 f"{comps[comp.name].line})", comp.line)
             comps[comp.name] = comp
         entries = [c for c in comps.values() if c.is_entry]
+        if len(entries) > 1:
+            raise self.error(f"more than one ENTRY computation: '{entries[0].name}' and "
+                             f"'{entries[1].name}'", entries[1].line)
         if not entries:
             raise HloImportError("no ENTRY computation found: expected a line like "
                                  "'ENTRY main {' (is this HLO text?)", 1,
@@ -238,26 +251,40 @@ class _Parser:
         is_entry = self.at("ENTRY")
         if is_entry:
             self.i += 1
-        line = self.peek().line
+        line = self.next("a computation name").line
+        self.i -= 1
         name = self.name("a computation name")
         if self.at("("):  # long form signature: (p: shape, ...) -> shape
             self.group()
             self.expect("->")
             self.shape()
         self.expect("{")
-        instrs = []
+        instrs, seen = [], {}
         while not self.at("}"):
-            instrs.append(self.instruction())
+            if self.peek() is None:
+                raise self.error(f"computation '{name}' is not closed with '}}'", line)
+            ins = self.instruction()
+            if ins.name in seen:
+                raise self.error(f"'{ins.name}' is defined twice in computation '{name}' (first "
+                                 f"on line {seen[ins.name]})", ins.line)
+            seen[ins.name] = ins.line
+            instrs.append(ins)
         self.expect("}")
         if not instrs:
             raise self.error(f"computation '{name}' is empty", line)
+        roots = [i for i in instrs if i.is_root]
+        if len(roots) > 1:
+            raise self.error(f"computation '{name}' has {len(roots)} ROOT instructions "
+                             f"('{roots[0].name}' and '{roots[1].name}'); exactly one is allowed",
+                             roots[1].line)
         return Computation(name, instrs, is_entry, line)
 
     def instruction(self) -> Instr:
         is_root = self.at("ROOT")
         if is_root:
             self.i += 1
-        line = self.peek().line
+        line = self.next("an instruction name").line
+        self.i -= 1
         name = self.name("an instruction name")
         self.expect("=")
         shape = self.shape()
@@ -270,7 +297,8 @@ class _Parser:
         else:
             self.expect("(")
             while not self.at(")"):
-                tok = self.peek()
+                tok = self.next("an operand")
+                self.i -= 1
                 if tok.text == "(" or (tok.kind == "name" and self.at("[", 1)):
                     self.shape()  # long form: the operand's shape comes first
                 operands.append(self.name("an operand name"))
@@ -285,12 +313,14 @@ class _Parser:
             attrs[key] = self.value()
         return Instr(name, shape, opcode, operands, literal, attrs, line, is_root)
 
-    def shape(self) -> HloShape:
+    def shape(self, depth: int = 0) -> HloShape:
         tok = self.next("a shape")
         if tok.text == "(":
+            if depth >= MAX_TUPLE_DEPTH:
+                raise self.error(f"tuple shapes nested deeper than {MAX_TUPLE_DEPTH}", tok.line)
             elems = []
             while not self.at(")"):
-                elems.append(self.shape())
+                elems.append(self.shape(depth + 1))
                 if not self.at(")"):
                     self.expect(",")
             self.expect(")")
@@ -304,8 +334,11 @@ class _Parser:
                 d = self.next("a dimension size")
                 if d.text == "<=" or d.text == "?":
                     raise self.error("bad shape: dynamic dimensions are not supported", d.line)
-                if d.kind != "num" or not d.text.isdigit():
+                if d.kind != "num" or not is_decimal(d.text):
                     raise self.error(f"bad shape: '{d.text}' is not a dimension size", d.line)
+                if len(d.text) > 15 or int(d.text) > MAX_DIM:
+                    raise self.error(f"bad shape: dimension {d.text} is larger than {MAX_DIM}",
+                                     d.line)
                 dims.append(int(d.text))
                 if not self.at("]"):
                     sep = self.next("',' or ']'")

@@ -26,7 +26,8 @@ from ..ir.graph import Graph, Value
 from ..ir.ops import REDUCE_KINDS, by_spelling, reduce_kind_of_combiner
 from ..ir.types import GraphError, TensorType, numpy_dtype
 from .hlo_more import KNOWN_ATTRS_MORE, TUPLE_OPS, MoreOps
-from .hlo_syntax import HloImportError, Instr, Module, parse_literal, parse_module
+from .hlo_syntax import HloImportError, Instr, Module, is_decimal, parse_literal, parse_module
+from .validate import check_literal, check_operand_count, internal_error
 from .regions import is_identity
 
 __all__ = ["parse_hlo", "HloImportError"]
@@ -68,7 +69,12 @@ def parse_hlo(text: str) -> Graph:
 
     Raises HloImportError for malformed text and for opcodes/attributes we do not support.
     """
-    return _Importer(parse_module(text)).run()
+    module = parse_module(text)
+    try:
+        return _Importer(module).run()
+    except RecursionError:
+        raise HloImportError("HLO nests computations or tuples too deeply to import (a "
+                             "computation that calls itself?)") from None
 
 
 class _Importer(MoreOps):
@@ -78,8 +84,8 @@ class _Importer(MoreOps):
 
     def run(self) -> Graph:
         entry = self.m.entry
-        params = sorted((self._param_number(i), i) for i in entry.instrs
-                        if i.opcode == "parameter")
+        params = sorted(((self._param_number(i), i) for i in entry.instrs
+                         if i.opcode == "parameter"), key=lambda p: p[0])
         for expected, (number, ins) in enumerate(params):
             if number != expected:
                 raise self.m.error(f"ENTRY parameters must be numbered 0..{len(params) - 1}; "
@@ -95,10 +101,16 @@ class _Importer(MoreOps):
     def _computation(self, comp, args, depth):
         """Import every instruction of ``comp`` with its parameters bound to ``args``."""
         env: dict[str, object] = {}
+        numbers: dict[int, Instr] = {}
         for ins in comp.instrs:
             self._check_attrs(ins)
             if ins.opcode == "parameter":
                 number = self._param_number(ins)
+                if number in numbers:
+                    raise self.m.error(f"parameter({number}) is declared twice in computation "
+                                       f"'{comp.name}' ('{numbers[number].name}' and "
+                                       f"'{ins.name}')", ins.line)
+                numbers[number] = ins
                 if number >= len(args):
                     raise self.m.error(f"parameter({number}) of '{comp.name}' has no argument "
                                        f"(called with {len(args)})", ins.line)
@@ -110,7 +122,15 @@ class _Importer(MoreOps):
                                        f"{self._tensor_type(ins)} but receives {got}", ins.line)
                 env[ins.name] = arg
             else:
-                env[ins.name] = self._instruction(ins, self._operands(ins, comp, env), depth)
+                xs = self._operands(ins, comp, env)
+                check_operand_count(self.m, ins, len(xs))
+                try:
+                    env[ins.name] = self._instruction(ins, xs, depth)
+                except (HloImportError, RecursionError):
+                    raise
+                except (ArithmeticError, AttributeError, IndexError, KeyError, LookupError,
+                        TypeError, ValueError) as e:
+                    raise internal_error(self.m, ins, e) from e
         return env[comp.root.name]
 
     def _operands(self, ins: Instr, comp, env):
@@ -220,13 +240,7 @@ class _Importer(MoreOps):
                 "this HLO text was printed. Export with print_large_constants=True (jax: "
                 "lowered.compiler_ir('hlo').as_hlo_text(print_large_constants=True)) or pass "
                 "the weights as parameters", ins.line)
-        try:
-            wide = np.array(literal, dtype=np.float64 if out.dtype.startswith(("f", "b"))
-                            and out.dtype != "bool" else None)
-            value = wide.astype(numpy_dtype(out.dtype))
-        except (TypeError, ValueError, OverflowError) as e:
-            raise self.m.error(f"constant '{ins.name}' has an unreadable literal: {e}",
-                               ins.line) from None
+        value = check_literal(self.m, ins, literal, out)
         if value.shape != out.shape:
             raise self.m.error(f"constant '{ins.name}' literal has shape {list(value.shape)} but "
                                f"the instruction declares {out}", ins.line)
@@ -237,6 +251,12 @@ class _Importer(MoreOps):
         if cmp_type == "TOTALORDER":
             raise self.m.error(f"compare type TOTALORDER in '{ins.name}' is not supported",
                                ins.line)
+        dt = xs[0].type.dtype if xs and isinstance(xs[0], Value) else "bool"
+        natural = ("FLOAT" if dt.startswith(("float", "bfloat")) else "UNSIGNED"
+                   if dt.startswith("uint") or dt == "bool" else "SIGNED")
+        if cmp_type is not None and cmp_type != natural and dt != "bool":
+            raise self.m.error(f"compare type={cmp_type} on {dt} operands in '{ins.name}' is not "
+                               f"supported (only the natural type={natural})", ins.line)
         return self._emit(ins, "compare", xs, direction=self._word_attr(ins, "direction"))
 
     def _reduce(self, ins: Instr, xs) -> Value:
@@ -294,7 +314,8 @@ class _Importer(MoreOps):
         return TensorType(shape.dims, HLO_DTYPES[shape.etype])
 
     def _param_number(self, ins: Instr) -> int:
-        if len(ins.literal) != 1 or not ins.literal[0].text.isdigit():
+        if len(ins.literal) != 1 or not is_decimal(ins.literal[0].text) \
+                or len(ins.literal[0].text) > 6:
             raise self.m.error(f"parameter '{ins.name}' needs a number, as in parameter(0)",
                                ins.line)
         return int(ins.literal[0].text)
@@ -323,7 +344,7 @@ class _Importer(MoreOps):
 
     def _int_attr(self, ins, key) -> int:
         word = self._word_attr(ins, key)
-        if not word.isdigit():
+        if not is_decimal(word) or len(word) > 12:
             raise self.m.error(f"attribute {key} of '{ins.name}' should be an integer, got "
                                f"'{word}'", ins.line)
         return int(word)
@@ -334,7 +355,7 @@ class _Importer(MoreOps):
             return ()
         texts = [t.text for t in toks]
         if texts[0] != "{" or texts[-1] != "}" or not all(
-                t.isdigit() for t in texts[1:-1:2]) or any(t != "," for t in texts[2:-1:2]):
+                is_decimal(t) and len(t) < 13 for t in texts[1:-1:2]) or any(t != "," for t in texts[2:-1:2]):
             raise self.m.error(f"attribute {key} of '{ins.name}' should look like {{0,1}}, "
                                f"got {''.join(texts)}", ins.line)
         return tuple(int(t) for t in texts[1:-1:2])
