@@ -14,7 +14,7 @@ from ..ir.graph import Graph, Value
 from ..ir.types import GraphError, TensorType
 from .hlo_syntax import Instr
 from .regions import (Region, RegionOp, arg_reducer, binary_reducer, conv_layouts,
-                              is_identity, sort_comparator)
+                      is_identity, sort_comparator, value_kind)
 
 _GATHER = ("offset_dims", "collapsed_slice_dims", "start_index_map", "index_vector_dim",
            "slice_sizes", "operand_batching_dims", "start_indices_batching_dims",
@@ -74,6 +74,8 @@ class MoreOps:
                 continue
             attrs = {"direction": self._word_attr(i, "direction")} if "direction" in i.attrs \
                 else {}
+            if i.opcode == "constant":
+                attrs["value"] = self._literal(i)
             ops.append(RegionOp(i.name, i.opcode, list(i.operands), attrs))
         root = comp.root
         roots = list(root.operands) if root.opcode == "tuple" else [root.name]
@@ -147,7 +149,7 @@ class MoreOps:
         if len(xs) != 3:
             raise self.m.error(f"variadic scatter '{ins.name}' is not supported", ins.line)
         region = self._region(self._called(ins))
-        kind = binary_reducer(region)
+        kind = binary_reducer(region, value_kind(xs[0]))
         if kind is None:
             raise self.m.error(f"scatter '{ins.name}': to_apply must be add/multiply/maximum/"
                                f"minimum of its parameters or return the update; found: "
@@ -161,7 +163,7 @@ class MoreOps:
         if len(xs) != 2:
             raise self.m.error(f"variadic reduce-window '{ins.name}' is not supported", ins.line)
         region = self._region(self._called(ins))
-        kind = binary_reducer(region)
+        kind = binary_reducer(region, value_kind(xs[0]))
         init = xs[1]
         if kind is None or kind == "replace":
             raise self.m.error(f"reduce-window '{ins.name}': to_apply must be a single add/"
@@ -218,7 +220,7 @@ class MoreOps:
         if len(xs) == 2:
             return self._reduce(ins, xs)
         region = self._region(self._called(ins))
-        kind = arg_reducer(region) if len(xs) == 4 else None
+        kind = arg_reducer(region, value_kind(xs[0])) if len(xs) == 4 else None
         if kind is None:
             raise self.m.error(f"variadic reduce '{ins.name}' ({len(xs) // 2} inputs) is not "
                                f"supported; only single-input reduce and the argmax/argmin "
@@ -260,7 +262,7 @@ class MoreOps:
     def _sort(self, ins, xs):
         xs = [self._value(x) for x in xs]
         region = self._region(self._called(ins))
-        desc = sort_comparator(region)
+        desc = sort_comparator(region, value_kind(xs[0]))
         if desc is None:
             raise self.m.error(f"sort '{ins.name}': the comparator must be a < or > of the "
                                f"first operand's two parameters; found: {region.describe()}",

@@ -23,12 +23,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import Graph, Value
-from ..ir.ops import REDUCE_KINDS, by_spelling, reduce_kind_of_combiner
+from ..ir.ops import REDUCE_KINDS, by_spelling
 from ..ir.types import GraphError, TensorType, numpy_dtype
 from .hlo_more import KNOWN_ATTRS_MORE, TUPLE_OPS, MoreOps
 from .hlo_syntax import HloImportError, Instr, Module, is_decimal, parse_literal, parse_module
 from .validate import check_literal, check_operand_count, internal_error
-from .regions import is_identity
+from .regions import binary_reducer, is_identity, value_kind
 
 __all__ = ["parse_hlo", "HloImportError"]
 
@@ -268,15 +268,12 @@ class _Importer(MoreOps):
             raise self.m.error(f"reduce '{ins.name}' has a tuple operand; only arrays are "
                                "supported", ins.line)
         reducer = self._called(ins)
-        root = reducer.root
-        params = {i.name for i in reducer.instrs if i.opcode == "parameter"}
-        kind = reduce_kind_of_combiner(root.opcode)
-        if (len(reducer.instrs) != 3 or kind is None
-                or set(root.operands) != params or len(params) != 2):
-            ops = ", ".join(i.opcode for i in reducer.instrs if i.opcode != "parameter")
-            raise self.m.error(f"reduce '{ins.name}': to_apply={reducer.name} must be a single "
-                               f"add/maximum/minimum/multiply/and/or of its two parameters, "
-                               f"found: {ops}", ins.line)
+        region = self._region(reducer)
+        kind = binary_reducer(region, value_kind(x))
+        if kind is None or kind == "replace":
+            raise self.m.error(f"reduce '{ins.name}': to_apply={reducer.name} must compute add, "
+                               f"maximum, minimum, multiply, and or or of its two parameters; "
+                               f"found: {region.describe()}", ins.line)
         result = self._emit(ins, "reduce", [x], dims=self._dims(ins), kind=kind)
         if isinstance(init, _Literal) and is_identity(kind, init.array):
             return result  # the usual case: the init is the reduction's identity

@@ -5,7 +5,7 @@ A region is described neutrally as a :class:`Region` (parameter names, a list of
 ``(name, opcode, operand names, attrs)`` and the root names), so the same classifiers serve
 both front ends; opcodes use HLO spelling (``maximum``, ``compare``, ``select``...).
 
-    >>> r = Region(["a", "b"], [RegionOp("s", "add", ["a", "b"], {})], ["s"])
+    >>> r = Region(["a", "b"], [RegionOp("s", "add", ["b", "a"], {})], ["s"])
     >>> binary_reducer(r)
     'add'
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..ir.ops.table import REDUCE_KINDS, reduce_kind_of_combiner
+from ..ir.ops.table import REDUCE_KINDS
 
 
 
@@ -50,60 +50,187 @@ class Region:
         return ", ".join(op.opcode for op in self.ops) or "(no ops)"
 
 
-def binary_reducer(r: Region) -> str | None:
-    """'add'/'max'/'min'/'mul'/'and'/'or' for ``p0 <op> p1``; 'replace' when it returns p1."""
+# ---------------------------------------------------------------- recognition by meaning
+#
+# A region is recognised by what it computes, not by how its instructions are ordered: it is
+# evaluated on a truth table of values (ordinary values, ties, signed zeros, infinities and NaNs)
+# and compared with each candidate meaning; the first candidate that agrees on every row wins.
+# A region that uses anything the evaluator does not know, refers to an undefined or later value
+# (a cycle), or agrees with no candidate is not recognised (the importer then refuses it).
+
+_FLOATS = (-2.5, -1.0, -0.0, 0.0, 1.0, 3.0, float("inf"), float("-inf"), float("nan"))
+_INTS = (-7, -1, 0, 1, 2, 5)
+_BOOLS = (False, True)
+
+
+def _cmp(direction):
+    return {"EQ": np.equal, "NE": np.not_equal, "LT": np.less, "LE": np.less_equal,
+            "GT": np.greater, "GE": np.greater_equal}.get(direction)
+
+
+_EVAL = {
+    "add": np.add, "subtract": np.subtract, "multiply": np.multiply, "maximum": np.maximum,
+    "minimum": np.minimum, "and": lambda a, b: np.logical_and(a, b) if _isbool(a) else a & b,
+    "or": lambda a, b: np.logical_or(a, b) if _isbool(a) else a | b,
+    "xor": lambda a, b: np.logical_xor(a, b) if _isbool(a) else a ^ b,
+    "not": lambda a: np.logical_not(a) if _isbool(a) else ~a, "negate": np.negative,
+    "abs": np.abs, "select": lambda p, a, b: a if bool(p) else b,
+}
+
+
+def _isbool(a):
+    return isinstance(a, (bool, np.bool_))
+
+
+def evaluate_region(r: Region, args):
+    """The region's results for scalar ``args``, or None when it cannot be evaluated."""
+    if len(args) != len(r.params) or len(set(r.params)) != len(r.params):
+        return None
+    env = dict(zip(r.params, args))
+    with np.errstate(all="ignore"):
+        for op in r.ops:
+            if op.name in env:
+                return None                               # defined twice
+            if any(o not in env for o in op.operands):    # undefined, later or cyclic operand
+                return None
+            xs = [env[o] for o in op.operands]
+            if op.opcode == "constant":
+                v = op.attrs.get("value")
+                if v is None or np.ndim(v) != 0:
+                    return None
+                env[op.name] = np.asarray(v).item()
+                continue
+            if op.opcode == "compare":
+                fn = _cmp(op.attrs.get("direction"))
+                if fn is None or len(xs) != 2:
+                    return None
+                env[op.name] = bool(fn(xs[0], xs[1]))
+                continue
+            fn = _EVAL.get(op.opcode)
+            if fn is None:
+                return None
+            try:
+                env[op.name] = fn(*xs)
+            except (TypeError, ValueError):
+                return None
+    if any(n not in env for n in r.roots):
+        return None
+    return [env[n] for n in r.roots]
+
+
+def _same(a, b) -> bool:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return bool((a == b) or (np.isnan(a) and np.isnan(b))) and \
+        (np.signbit(a) == np.signbit(b) or bool(np.isnan(a)))
+
+
+def value_kind(x) -> str:
+    """'bool' / 'int' / 'float': which truth table suits the values ``x`` (a graph Value, an
+    array, or anything with ``.type.dtype`` / ``.dtype`` / ``.array``)."""
+    dt = getattr(getattr(x, "type", None), "dtype", None)
+    if dt is None:
+        arr = getattr(x, "array", x)
+        dt = np.asarray(arr).dtype.name if arr is not None else "float32"
+    dt = str(dt)
+    if dt in ("bool", "bool_"):
+        return "bool"
+    return "int" if dt.startswith(("int", "uint")) else "float"
+
+
+def _table(kind_of_values):
+    return {"float": _FLOATS, "int": _INTS, "bool": _BOOLS}[kind_of_values]
+
+
+_BINARY_MEANINGS = {
+    "add": lambda a, b: a + b, "mul": lambda a, b: a * b, "max": np.maximum,
+    "min": np.minimum, "replace": lambda a, b: b,
+    "and": lambda a, b: a and b, "or": lambda a, b: a or b,
+}
+
+
+def binary_reducer(r: Region, values: str = "float") -> str | None:
+    """'add'/'max'/'min'/'mul'/'and'/'or', or 'replace' (returns its second parameter): the
+    meaning of a two-parameter combiner, found by evaluating it on ``values`` ('float', 'int'
+    or 'bool'). None when it means none of these."""
     if len(r.params) != 2 or len(r.roots) != 1:
         return None
-    if r.roots[0] == r.params[1] and not r.ops:
-        return "replace"
-    real = [op for op in r.ops if op.opcode != "constant"]
-    if len(real) != 1 or real[0].name != r.roots[0]:
-        return None
-    op = real[0]
-    kind = reduce_kind_of_combiner(op.opcode)
-    if kind is not None and sorted(op.operands) == sorted(r.params):
-        return kind
+    vals = _table(values)
+    kinds = ("and", "or", "replace") if values == "bool" else ("add", "max", "min", "mul",
+                                                               "replace")
+    pairs = [(a, b) for a in vals for b in vals]    # by position: -0.0 == 0.0 as dict keys
+    got = []
+    for a, b in pairs:
+        out = evaluate_region(r, [a, b])
+        if out is None:
+            return None
+        got.append(out[0])
+    for kind in kinds:
+        ref = _BINARY_MEANINGS[kind]
+        with np.errstate(all="ignore"):
+            if all(_same(g, ref(a, b)) for g, (a, b) in zip(got, pairs)):
+                return kind
     return None
 
 
-def arg_reducer(r: Region) -> str | None:
-    """'argmax' / 'argmin' for JAX's (value, index) reducer over params (v0, i0, v1, i1)."""
+def _arg_meaning(kind, v0, i0, v1, i1):
+    """JAX's argmax/argmin combiner: the better value wins, NaN beats everything, a tie goes to
+    the lower index."""
+    better = (v0 > v1) if kind == "argmax" else (v0 < v1)
+    pick_v = bool(better or v0 != v0)
+    pick_i = pick_v or bool(v0 == v1 and i0 < i1)
+    return (v0 if pick_v else v1), (i0 if pick_i else i1)
+
+
+def arg_reducer(r: Region, values: str = "float") -> str | None:
+    """'argmax' / 'argmin' for a (value, index) combiner over params (v0, i0, v1, i1) that
+    computes exactly JAX's meaning (ties to the lower index, NaN wins) on a truth table."""
     if len(r.params) != 4 or len(r.roots) != 2:
         return None
-    v0, i0, v1, i1 = r.params
-    kinds = set()
-    for op in r.ops:
-        if op.opcode == "compare" and op.operands[:2] == [v0, v1]:
-            d = op.attrs.get("direction")
-            if d in ("GT", "GE"):
-                kinds.add("argmax")
-            elif d in ("LT", "LE"):
-                kinds.add("argmin")
-    val, idx = (r.producer(n) for n in r.roots)
-    if len(kinds) != 1 or val is None or idx is None or val.opcode != "select" \
-            or idx.opcode != "select" or set(val.operands[1:]) != {v0, v1} \
-            or set(idx.operands[1:]) != {i0, i1}:
-        return None
-    return kinds.pop()
+    vals = _table(values)
+    rows = [(v0, i0, v1, i1) for v0 in vals for v1 in vals for i0, i1 in ((0, 1), (1, 0), (2, 5))]
+    outs = []
+    for row in rows:
+        out = evaluate_region(r, list(row))
+        if out is None:
+            return None
+        outs.append(out)
+    for kind in ("argmax", "argmin"):
+        if all(_same(o[0], e[0]) and _same(o[1], e[1])
+               for o, e in zip(outs, (_arg_meaning(kind, *row) for row in rows))):
+            return kind
+    return None
 
 
-def sort_comparator(r: Region) -> bool | None:
-    """``descending`` for a comparator ``p0 < p1`` (False) or ``p0 > p1`` (True), else None.
+def _canon(x):
+    return 0.0 if x == 0 else x
 
-    JAX wraps the operands in NaN/-0.0 canonicalising selects; those are allowed (we sort NaN
-    last and treat -0.0 == 0.0, which is what they implement).
-    """
-    if len(r.roots) != 1 or len(r.params) < 2 or len(r.params) % 2:
+
+def sort_comparator(r: Region, values: str = "float") -> bool | None:
+    """``descending`` for a comparator meaning ``a < b`` (False) or ``a > b`` (True) on the first
+    operand's two parameters (signed zeros equal; any NaN compares false, as JAX's comparator
+    does), that ignores the other operands' parameters. None otherwise."""
+    n = len(r.params)
+    if len(r.roots) != 1 or n < 2 or n % 2:
         return None
-    root = r.producer(r.roots[0])
-    if root is None or root.opcode != "compare":
-        return None
-    a, b = (r.params_reaching(o) for o in root.operands[:2])
-    d = root.attrs.get("direction")
-    if a == {0} and b == {1}:
-        return {"LT": False, "GT": True}.get(d)
-    if a == {1} and b == {0}:
-        return {"LT": True, "GT": False}.get(d)
+    vals = _table(values)
+    fills = ([0.0] * (n - 2), [7.0] * (n - 2)) if n > 2 else ([],)
+    pairs = [(a, b) for a in vals for b in vals]
+    results = None
+    for fill in fills:
+        got = []
+        for a, b in pairs:
+            out = evaluate_region(r, [a, b] + list(fill))
+            if out is None or not isinstance(out[0], (bool, np.bool_)):
+                return None
+            got.append(bool(out[0]))
+        if results is not None and got != results:
+            return None                             # depends on the other operands
+        results = got
+    with np.errstate(invalid="ignore"):
+        if results == [bool(_canon(a) < _canon(b)) for a, b in pairs]:
+            return False
+        if results == [bool(_canon(a) > _canon(b)) for a, b in pairs]:
+            return True
     return None
 
 

@@ -17,7 +17,7 @@ from ..ir.ops import by_spelling
 from ..ir.types import GraphError, TensorType
 from . import mlir_adapter as S
 from .regions import Region, RegionOp, arg_reducer, binary_reducer, is_identity, \
-    sort_comparator
+    sort_comparator, value_kind
 from .mlir_adapter import StableHloImportError
 
 _PLAIN = by_spelling("stablehlo")   # one-to-one ops (from the op table)
@@ -118,6 +118,10 @@ class _Importer:
             attrs = {}
             if "comparison_direction" in o.attributes:
                 attrs["direction"] = S.enum_word(o.attributes["comparison_direction"])
+            if o.name == "stablehlo.constant" and len(o.results) == 1:
+                shape, dt = S.tensor_type(o.results[0].type)
+                if not shape:
+                    attrs["value"] = S.dense(o.attributes["value"], shape, dt)
             ops.append(RegionOp(nm(o.results[0]), o.name.split(".", 1)[1],
                                 [nm(v) for v in o.operands], attrs))
         return Region(params, ops, roots)
@@ -272,7 +276,7 @@ class _Importer:
         if len(xs) != 3:
             raise self.error(op, "variadic scatter is not supported")
         region = self._region(op)
-        kind = binary_reducer(region)
+        kind = binary_reducer(region, value_kind(xs[0]))
         if kind is None:
             raise self.error(op, f"scatter: the update computation must be add/multiply/"
                                  f"maximum/minimum or return the update; found: "
@@ -288,7 +292,7 @@ class _Importer:
         region = self._region(op)
         dims = S.ints(S.attr(op, "dimensions"))
         if n == 1:
-            kind = binary_reducer(region)
+            kind = binary_reducer(region, value_kind(xs[0]))
             if kind is None or kind == "replace":
                 raise self.error(op, f"reduce: the body must be a single add/maximum/minimum/"
                                      f"multiply/and/or; found: {region.describe()}")
@@ -299,7 +303,7 @@ class _Importer:
             comb = {"add": "add", "max": "maximum", "min": "minimum", "mul": "multiply",
                     "and": "and", "or": "or"}[kind]
             return self._emit(op, comb, [res, init])
-        kind = arg_reducer(region) if n == 2 else None
+        kind = arg_reducer(region, value_kind(xs[0])) if n == 2 else None
         if kind is None or len(dims) != 1:
             raise self.error(op, f"variadic reduce ({n} inputs) is not supported; only single-"
                                  f"input reduce and the argmax/argmin (value, index) pattern; "
@@ -330,7 +334,7 @@ class _Importer:
         if len(xs) != 2:
             raise self.error(op, "variadic reduce_window is not supported")
         region = self._region(op)
-        kind = binary_reducer(region)
+        kind = binary_reducer(region, value_kind(xs[0]))
         if kind is None or kind == "replace" or not self._init_ok(xs[1], kind):
             raise self.error(op, f"reduce_window needs a single add/maximum/minimum/multiply "
                                  f"body with its identity as init; found: {region.describe()}")
@@ -357,7 +361,7 @@ class _Importer:
                           **extra)
 
     def _op_sort(self, op, xs):
-        desc = sort_comparator(self._region(op))
+        desc = sort_comparator(self._region(op), value_kind(xs[0]) if xs else "float")
         if desc is None:
             raise self.error(op, "sort: the comparator must be a < or > of the first operand")
         res = self._emit(op, "sort", xs, dim=S.int_value(op.attributes["dimension"]),

@@ -72,7 +72,7 @@ def main(argv=None):
     finally:
         pool.close()
     print(f"fuzzed {total} cases in {time.time() - t0:.0f} s (seed {a.seed})")
-    for status in ("ok", "refused", "foreign", "mismatch", "hang", "crash"):
+    for status in ("ok", "refused", "unvalidated", "foreign", "mismatch", "hang", "crash"):
         print(f"  {status:9s} {counts[status]}")
     for (status, where), (origin, payload, r) in sorted(examples.items(), key=str):
         shown = payload if isinstance(payload, str) else payload[:64].hex()

@@ -2,7 +2,8 @@
 
 Outcomes: ``ok`` (imported; the emulator agrees with the graph reference, or the program was too
 big to feed and was only priced), ``refused`` (one of our errors: HloImportError and subclasses,
-NeuronError and subclasses), ``foreign`` (any other exception: a bug), ``mismatch`` (emulator and
+NeuronError and subclasses), ``unvalidated`` (one of our errors, but raised by an importer's
+catch-all that turns an unexpected exception into a located error: a missing explicit check), ``foreign`` (any other exception: a bug), ``mismatch`` (emulator and
 reference differ beyond tolerance: a wrong answer), ``hang`` (no answer within the case timeout),
 ``crash`` (the worker process died: a segfault or abort in native code).
 """
@@ -82,7 +83,10 @@ def run_case(kind: str, payload, seed: int = 0) -> dict:
                 return {"status": "mismatch", "detail": f"output {k} ({v.type}): {why}"}
         return {"status": "ok", "detail": ""}
     except ours as e:
-        return {"status": "refused", "detail": f"{type(e).__name__}: {str(e)[:200]}"}
+        # refused, but only by the importers' catch-all (no explicit check named the problem)
+        status = "unvalidated" if getattr(e, "unvalidated", False) else "refused"
+        return {"status": status, "detail": f"{type(e).__name__}: {str(e)[:200]}",
+                "where": _where(e) if status == "unvalidated" else None}
     except RecursionError as e:
         return {"status": "foreign", "detail": f"RecursionError: {str(e)[:200]}",
                 "where": _where(e)}

@@ -269,5 +269,5 @@ def test_unsupported_reducer_and_variadic_reduce():
         parse_hlo(pair)
     odd = hlo_of(lambda x: jax.lax.reduce(x, 0.0, lambda a, b: a * 2 + b, (1,)),
                  np.ones((4, 6), np.float32))
-    with pytest.raises(HloImportError, match=r"must be a single add/maximum/minimum/multiply"):
+    with pytest.raises(HloImportError, match=r"must compute add, maximum, minimum, multiply"):
         parse_hlo(odd)
