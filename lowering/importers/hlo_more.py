@@ -33,6 +33,7 @@ KNOWN_ATTRS_MORE = {
     "clamp": set(),
 }
 TUPLE_OPS = {"while", "opt-barrier", "custom-call", "sort", "topk", "reduce"}
+_PAIR = r"-?\d{1,9}_-?\d{1,9}"
 _WINDOW_KEYS = ("size", "stride", "pad", "lhs_dilate", "rhs_dilate", "rhs_reversal")
 
 
@@ -46,9 +47,17 @@ class MoreOps:
 
     def _window(self, ins, rank):
         text = self._joined(ins, "window", required=False) or "{}"
-        found = dict(re.findall(r"(%s)=([-0-9x_]+)" % "|".join(_WINDOW_KEYS), text))
-        if not found and text not in ("{}",):
+        keys = "|".join(_WINDOW_KEYS)
+        if not re.fullmatch(r"\{(?:(?:%s)=[-0-9x_]+)*\}" % keys, text):
             raise self.m.error(f"cannot read window={text} of '{ins.name}'", ins.line)
+        found = dict(re.findall(r"(%s)=([-0-9x_]+)" % keys, text))
+        for key, val in found.items():
+            ok = (re.fullmatch(rf"{_PAIR}(?:x{_PAIR})*", val) if key == "pad" else
+                  re.fullmatch(r"\d{1,9}(?:x\d{1,9})*", val))
+            if not ok or (key not in ("pad", "rhs_reversal") and
+                          any(int(v) < 1 for v in val.split("x"))):
+                raise self.m.error(f"window {key}={val} of '{ins.name}' is malformed (sizes, "
+                                   f"strides and dilations are positive, pads lo_hi)", ins.line)
 
         def ints(key, default):
             if key not in found:
@@ -107,6 +116,10 @@ class MoreOps:
 
     def _op_slice(self, ins, xs):
         text = self._joined(ins, "slice")
+        item = r"\[\d{1,12}:\d{1,12}(?::\d{1,12})?\]"
+        if not re.fullmatch(rf"\{{(?:{item}(?:,{item})*)?\}}", text):
+            raise self.m.error(f"slice={text} of '{ins.name}' should look like {{[0:4:1], [2:3]}}",
+                               ins.line)
         parts = re.findall(r"\[(-?\d+):(-?\d+)(?::(\d+))?\]", text)
         return self._emit(ins, "slice", xs, start=[int(a) for a, _, _ in parts],
                           limit=[int(b) for _, b, _ in parts],
@@ -120,6 +133,11 @@ class MoreOps:
 
     def _op_pad(self, ins, xs):
         text = self._joined(ins, "padding")
+        rank = xs[0].type.rank
+        if not (re.fullmatch(rf"{_PAIR}(?:_\d{{1,9}})?(?:x{_PAIR}(?:_\d{{1,9}})?)*", text)
+                or (rank == 0 and text == "{}")) or (rank and text.count("x") != rank - 1):
+            raise self.m.error(f"padding={text} of '{ins.name}' should be lo_hi[_interior] per "
+                               f"dimension joined by 'x' ({rank} dimensions)", ins.line)
         lo, hi, interior = [], [], []
         for part in text.split("x"):
             nums = [int(v) for v in part.split("_")]
@@ -179,13 +197,18 @@ class MoreOps:
 
     def _op_convolution(self, ins, xs):
         lhs, rhs = xs
+        if lhs.type.rank < 2:
+            raise self.m.error(f"convolution '{ins.name}' needs operands of rank >= 2, got "
+                               f"{lhs.type}", ins.line)
         w = self._window(ins, lhs.type.rank - 2)
         try:
             ll, rl, ol = conv_layouts(self._joined(ins, "dim_labels"))
         except ValueError:
             raise self.m.error(f"cannot read dim_labels of '{ins.name}'", ins.line) from None
-        groups = int(self._word_attr(ins, "feature_group_count", required=False) or 1)
-        bgroups = int(self._word_attr(ins, "batch_group_count", required=False) or 1)
+        groups = self._int_attr(ins, "feature_group_count") if "feature_group_count" in \
+            ins.attrs else 1
+        bgroups = self._int_attr(ins, "batch_group_count") if "batch_group_count" in \
+            ins.attrs else 1
         out = self._tensor_type(ins)
         extra = {"out_dtype": out.dtype} if out.dtype != lhs.type.dtype else {}
         return self._emit(ins, "convolution", xs, lhs_layout=ll, rhs_layout=rl, out_layout=ol,
