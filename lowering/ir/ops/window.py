@@ -205,16 +205,13 @@ def _while_rule(types, attrs):
     return tuple(types)
 
 
-MAX_TRIPS = 1 << 24
-
-
 def _while_ref(xs, attrs, out):
-    state, trips = list(xs), 0                 # cond and body are Graphs: they evaluate
+    from device.limits import LoopBudget    # NEURON_EMU_MAX_LOOP_TRIPS / NEURON_EMU_LOOP_SECONDS
+    state = list(xs)                           # cond and body are Graphs: they evaluate
+    budget = LoopBudget("while (graph reference)")
     while bool(attrs["cond"].evaluate(*state)[0]):
         state = attrs["body"].evaluate(*state)
-        trips += 1
-        if trips > MAX_TRIPS:
-            raise RuntimeError(f"while loop ran {MAX_TRIPS} iterations without ending")
+        budget.tick()
     return tuple(state)
 
 

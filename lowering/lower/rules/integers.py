@@ -179,3 +179,35 @@ def _as_pred(lw, v):
     p = lw.sb(v.shape, "uint32")
     _native(lw, p, v, _const(lw, v.shape, 0, "uint32"), "add")
     return p
+
+
+def refuse_inexact(lw, what: str, graph_dtypes, why: str):
+    """Integer operands where the only engine path is floating point: refuse by name."""
+    for dt in graph_dtypes:
+        dt = str(dt)
+        if dt.startswith(("int", "uint")):
+            raise UserKernelError(
+                f"{what} on {dt} operands is not lowered: {why}, so integer results could "
+                f"saturate or lose bits where XLA wraps exactly; convert the operands to a float "
+                f"dtype in the model (exact while the values stay below 2**24)", loc=lw.loc)
+
+
+def reduce_tile(lw, op, t, alu, dst):
+    """Fold the columns of integer tile ``t`` [rows, cols] into ``dst`` [rows, 1] exactly:
+    a log-tree of native int32 ``alu`` ops (wrapping like XLA), then one wrap into dst."""
+    refuse_64(lw, op, t, dst)
+    w = widen(lw, t)
+    if w is t:                                    # do not fold the caller's tile in place
+        w = lw.sb(t.shape, t.dtype)
+        lw.emit("tensor_copy", dst=w, src=t)
+    width = w.shape[1]
+    while width > 1:
+        h = width // 2
+        _native(lw, w[:, 0:h], w[:, 0:h], w[:, h:2 * h], alu)
+        if width % 2:
+            _native(lw, w[:, 0:1], w[:, 0:1], w[:, 2 * h:width], alu)
+        width = h
+    if dst.dtype == w.dtype:
+        lw.emit("tensor_copy", dst=dst, src=w[:, 0:1])
+    else:
+        narrow(lw, w[:, 0:1], dst)

@@ -26,6 +26,7 @@ import math
 
 from device import dtypes as ddt
 
+from . import integers as I
 from ..registry import lowers
 from ..schedule import Schedule
 from .layout import materialize_perm
@@ -177,6 +178,8 @@ class MatmulSchedule(Schedule):
 def lower_dot(lw, op, inputs, sched, evict=None):
     """``evict(psum_tile, bi, m0, mt, n0, nt)`` replaces the plain eviction (fused epilogues)."""
     lhs, rhs = inputs
+    I.refuse_inexact(lw, "dot", (lhs.dtype, rhs.dtype, op.result.type.dtype),
+                     "TensorE multiplies in floating point and accumulates in fp32")
     attrs = op.attrs
     lb, rb = list(attrs["lhs_batch"]), list(attrs["rhs_batch"])
     lc, rc = list(attrs["lhs_contract"]), list(attrs["rhs_contract"])

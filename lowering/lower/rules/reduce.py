@@ -15,6 +15,7 @@ from ...ir.ops import REDUCE_KINDS
 from ..builder import device_dtype
 from ..registry import lowers
 from ..schedule import Schedule
+from . import integers as I
 from .layout import materialize_perm
 
 
@@ -64,6 +65,8 @@ def lower_reduce(lw, op, inputs, sched):
     xt = materialize_perm(lw, x, kept + dims).reshape((R, C))
     out = lw.hbm(out_type.shape, out_type.dtype)
     o = out.reshape((R, 1))
+    if I.is_int_tile(x) and C > 0:
+        return _lower_int_reduce(lw, op, xt, o, out, alu, R, C, P, F)
     for r0 in range(0, R, P):
         rt = min(P, R - r0)
         acc = lw.sb((rt, 1), "float32")
@@ -77,6 +80,28 @@ def lower_reduce(lw, op, inputs, sched):
                 lw.emit("tensor_tensor", dst=acc, data1=acc, data2=part, op=alu)
         res = lw.sb((rt, 1), out.dtype)
         lw.emit("tensor_copy", dst=res, src=acc)
+        lw.emit("dma_copy", dst=o[r0:r0 + rt], src=res)
+    return out
+
+
+def _lower_int_reduce(lw, op, xt, o, out, alu, R, C, P, F):
+    """Integer reductions exactly, with XLA's wrap-around (see rules/integers.py)."""
+    work = "uint32" if xt.dtype == "uint32" else "int32"
+    for r0 in range(0, R, P):
+        rt = min(P, R - r0)
+        acc = lw.sb((rt, 1), work)
+        for j, c0 in enumerate(range(0, C, F)):
+            ct = min(F, C - c0)
+            t = lw.sb((rt, ct), xt.dtype)
+            lw.emit("dma_copy", dst=t, src=xt[r0:r0 + rt, c0:c0 + ct])
+            part = acc if j == 0 else lw.sb((rt, 1), work)
+            I.reduce_tile(lw, op, t, alu, part)
+            if j:
+                lw.emit("tensor_tensor", dst=acc, data1=acc, data2=part, op=alu, engine="POOL",
+                        _engine_given=True)
+        res = lw.sb((rt, 1), out.dtype)
+        I.narrow(lw, acc, res) if res.dtype != acc.dtype else lw.emit("tensor_copy", dst=res,
+                                                                      src=acc)
         lw.emit("dma_copy", dst=o[r0:r0 + rt], src=res)
     return out
 
