@@ -48,6 +48,7 @@ def parse_module(source):
     with ctx:
         try:
             if isinstance(source, (bytes, bytearray)):
+                check_bytecode(bytes(source))      # a malformed artifact must not crash us
                 module = stablehlo.deserialize_portable_artifact(ctx, bytes(source))
             elif isinstance(source, str):
                 module = ir.Module.parse(source)
@@ -164,8 +165,108 @@ def scatter_dims(a) -> dict:
                 index_vector_dim=d.index_vector_dim)
 
 
+_CHECKED: set = set()          # digests of artifacts the deserializer has survived
+_CHECK_CODE = """
+import sys
+from jax.extend.mlir.dialects import stablehlo
+from jax.interpreters import mlir
+data = sys.stdin.buffer.read()
+with mlir.make_ir_context() as ctx:
+    try:
+        stablehlo.deserialize_portable_artifact(ctx, data)
+    except Exception as e:
+        print(str(e)[:400]); sys.exit(3)
+"""
+
+
+def _bits_text(bits: int, np_dt, width: int) -> str:
+    v = float(np.frombuffer((bits & ((1 << 8 * width) - 1)).to_bytes(width, "little"),
+                            dtype=np_dt)[0])
+    return "NaN" if v != v else "Infinity" if v == np.inf else "-Infinity" if v == -np.inf \
+        else repr(v)
+
+
+def check_bytecode(data: bytes, timeout: float = 120.0) -> None:
+    """Deserialize an untrusted portable artifact in a child process first: jaxlib's C++
+    deserializer can crash (segfault) on corrupted bytecode, which would take the caller down.
+    A crash, hang or failure there is a StableHloImportError; an artifact that deserializes
+    cleanly is remembered (by digest) and then read in-process."""
+    import hashlib
+    import subprocess
+    import sys
+    if not data.startswith(b"ML\xefR"):
+        raise StableHloImportError("bytes that are not a StableHLO portable artifact (no 'ML\\xefR' "
+                                   "magic): pass MLIR text as str")
+    key = hashlib.sha256(data).hexdigest()
+    if key in _CHECKED:
+        return
+    try:
+        r = subprocess.run([sys.executable, "-c", _CHECK_CODE], input=data, capture_output=True,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise StableHloImportError(f"the StableHLO artifact did not deserialize within "
+                                   f"{timeout:g} s; refusing it") from None
+    if r.returncode == 3:
+        raise StableHloImportError(f"cannot deserialize the StableHLO artifact: "
+                                   f"{r.stdout.decode(errors='replace').strip()}")
+    if r.returncode != 0:
+        how = f"signal {-r.returncode}" if r.returncode < 0 else f"exit code {r.returncode}"
+        raise StableHloImportError(f"the StableHLO artifact is malformed: jaxlib's deserializer "
+                                   f"crashed on it ({how}) in a checking subprocess; refusing it")
+    _CHECKED.add(key)
+
+
 def dense(a, shape, dtype: str) -> np.ndarray:
-    """A DenseElementsAttr as a NumPy array (bf16/fp8 through the printed form)."""
+    """A DenseElementsAttr as a NumPy array (bf16/fp8 through the printed form); its size is
+    checked against NEURON_EMU_MAX_CONSTANT_ELEMENTS first, and a float literal that overflows
+    ``dtype`` is refused (it would silently become inf)."""
+    from device.limits import ResourceLimitError, check_elements
+    try:
+        check_elements("stablehlo.constant", shape)
+    except ResourceLimitError as e:
+        raise StableHloImportError(str(e)) from None
+    arr = _dense(a, shape, dtype)
+    if dtype.startswith(("float", "bfloat")) and arr.size:
+        wide = _dense_wide(a, shape, dtype)
+        if wide is not None:
+            bad = np.isfinite(wide) & ~np.isfinite(arr.astype(np.float64))
+            if bad.any():
+                raise StableHloImportError(f"constant {float(wide[bad].flat[0])!r} overflows "
+                                           f"{dtype} (it would become inf)")
+    return arr
+
+
+def overflowing_literal(line: str, dtype: str):
+    """The first decimal literal inside ``dense<...>`` on ``line`` that is finite but beyond the
+    largest finite ``dtype`` value, or None."""
+    from ..ir.types import numpy_dtype
+    m = re.search(r"dense<(.*?)>", line)
+    if not m:
+        return None
+    import ml_dtypes
+    top = float(ml_dtypes.finfo(numpy_dtype(dtype)).max)
+    for tok in re.findall(r"(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", m.group(1)):
+        v = float(tok)
+        if np.isfinite(v) and abs(v) > top:
+            return tok
+    return None
+
+
+def _dense_wide(a, shape, dtype):
+    """The literal's values before rounding to ``dtype`` (float64), when they are printed."""
+    m = re.match(r"dense<(.*)>\s*:", str(a)[:10_000_000], re.S)
+    if not m or m.group(1).strip().startswith(("0x", '"0x')):
+        return None
+    body = re.sub(r"\binf\b", "Infinity", re.sub(r"\bnan\b", "NaN", m.group(1).strip()))
+    body = body.replace("true", "1").replace("false", "0")
+    try:
+        vals = json.loads(body.replace("(", "[").replace(")", "]"))
+        return np.asarray(vals, np.float64)
+    except (ValueError, TypeError):
+        return None
+
+
+def _dense(a, shape, dtype: str) -> np.ndarray:
     from ..ir.types import numpy_dtype
     np_dt = numpy_dtype(dtype)
     if dtype not in ("bfloat16", "float8_e4m3", "float8_e5m2", "float16"):
@@ -191,7 +292,13 @@ def dense(a, shape, dtype: str) -> np.ndarray:
         return np.broadcast_to(raw, shape).copy()
     body = body.replace("true", "1").replace("false", "0")
     body = re.sub(r"\binf\b", "Infinity", re.sub(r"\bnan\b", "NaN", body))
-    vals = json.loads(body.replace("(", "[").replace(")", "]"))
+    width = np.dtype(np_dt).itemsize
+    body = re.sub(r"0x[0-9A-Fa-f]+", lambda h: _bits_text(int(h.group(0), 16), np_dt, width),
+                  body)                    # MLIR prints inf/NaN of narrow floats as bit patterns
+    try:
+        vals = json.loads(body.replace("(", "[").replace(")", "]"))
+    except ValueError as e:
+        raise StableHloImportError(f"cannot read constant {text[:100]}: {e}") from None
     arr = np.array(vals, dtype=np.float64 if dtype.startswith(("float", "bfloat")) else None)
     return np.broadcast_to(arr.astype(np_dt), shape).copy()
 

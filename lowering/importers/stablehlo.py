@@ -29,7 +29,12 @@ def parse_stablehlo(source, name: str | None = None) -> Graph:
     """Import the ``main`` function of a StableHLO module (text, bytes, ir.Module, Lowered)."""
     ctx, module = S.parse_module(source)
     with ctx:
-        return _Importer(module, name).run()
+        try:
+            imp = _Importer(module, name)
+            imp.lines = source.splitlines() if isinstance(source, str) else []
+            return imp.run()
+        except RecursionError:
+            raise StableHloImportError("StableHLO nests regions too deeply to import") from None
 
 
 class _Const:
@@ -73,6 +78,13 @@ class _Importer:
             self._env_stack.append(env)
             try:
                 outs = self._op(op, [env[v] for v in op.operands], depth)
+            except (StableHloImportError, RecursionError):
+                raise
+            except (ArithmeticError, AttributeError, IndexError, KeyError, LookupError,
+                    TypeError, ValueError) as e:
+                err = self.error(op, f"{op.name} could not be imported: {type(e).__name__}: {e}")
+                err.unvalidated = True           # a catch-all, not an explicit check
+                raise err from e
             finally:
                 self._env_stack.pop()
             for r, v in zip(op.results, outs):
@@ -176,7 +188,15 @@ class _Importer:
 
     def _op_constant(self, op, xs):
         shape, dt = S.tensor_type(op.results[0].type)
-        return _Const(S.dense(op.attributes["value"], shape, dt))
+        arr = S.dense(op.attributes["value"], shape, dt)
+        if dt.startswith(("float", "bfloat")) and getattr(self, "lines", None):
+            # MLIR rounds an out-of-range literal to inf while parsing: check the source text
+            line = S.line_of(op)
+            text = self.lines[line - 1] if line and 0 < line <= len(self.lines) else ""
+            big = S.overflowing_literal(text, dt)
+            if big is not None:
+                raise self.error(op, f"constant {big} overflows {dt} (it would become inf)")
+        return _Const(arr)
 
     def _op_broadcast_in_dim(self, op, xs):
         out = self._out(op)
