@@ -269,3 +269,97 @@ ENTRY main {
     x = np.arange(24, dtype=np.float32).reshape(4, 6).astype(ml_dtypes.bfloat16)
     f = neuron.load_hlo(text)
     np.testing.assert_array_equal(f(x).astype(np.float32), f.reference(x).astype(np.float32))
+
+
+# ---------------------------------------------------------------- StableHLO
+def test_stablehlo_splat_is_bounded_before_materialising():
+    import tracemalloc
+    from lowering import StableHloImportError
+    text = """func.func @main(%a: tensor<30000x30000xf32>) -> tensor<30000x30000xf32> {
+  %c = stablehlo.constant dense<1.0> : tensor<30000x30000xf32>
+  %r = stablehlo.add %a, %c : tensor<30000x30000xf32>
+  return %r : tensor<30000x30000xf32>
+}"""
+    tracemalloc.start()
+    try:
+        with pytest.raises(StableHloImportError, match="constant-size: .*900000000 elements.*"
+                           "NEURON_EMU_MAX_CONSTANT_ELEMENTS"):
+            neuron.load_stablehlo(text)
+        assert tracemalloc.get_traced_memory()[1] < 64 << 20
+    finally:
+        tracemalloc.stop()
+
+
+def test_stablehlo_bf16_constant_overflow_is_refused_and_inf_reads():
+    from lowering import StableHloImportError
+    text = """func.func @main(%a: tensor<2xbf16>) -> tensor<2xbf16> {
+  %c = stablehlo.constant dense<[1.0, LIT]> : tensor<2xbf16>
+  %r = stablehlo.add %a, %c : tensor<2xbf16>
+  return %r : tensor<2xbf16>
+}"""
+    with pytest.raises(StableHloImportError, match=r"constant 1.0e39 overflows bfloat16.*line 2"):
+        neuron.load_stablehlo(text.replace("LIT", "1.0e39"))
+    import ml_dtypes
+    f = neuron.load_stablehlo(text.replace("LIT", "0x7F80"))          # +inf written as bits
+    x = np.zeros(2, ml_dtypes.bfloat16)
+    assert f(x).astype(np.float32).tolist() == [1.0, float("inf")]
+
+
+def test_corrupted_bytecode_is_an_import_error_not_a_crash():
+    import jax
+    from jax import export
+    from lowering import StableHloImportError
+    art = bytes(export.export(jax.jit(lambda x: x * 2))(np.ones(3, np.float32))
+                .mlir_module_serialized)
+    np.testing.assert_array_equal(neuron.load_stablehlo(art)(np.ones(3, np.float32)), [2, 2, 2])
+    for bad in (art[:len(art) // 3], art[:8] + b"\xff" * 16 + art[24:]):
+        with pytest.raises(StableHloImportError, match="artifact"):
+            neuron.load_stablehlo(bad)
+    with pytest.raises(StableHloImportError, match="not a StableHLO portable artifact"):
+        neuron.load_stablehlo(b"garbage")
+
+
+# ---------------------------------------------------------------- dot, reductions
+def _dot(t):
+    return hlo(f"  a = {t}[2,4] parameter(0)\n  b = {t}[4,2] parameter(1)\n"
+               f"  ROOT r = {t}[2,2] dot(a, b), lhs_contracting_dims={{1}}, "
+               f"rhs_contracting_dims={{0}}")
+
+
+def test_integer_dot_is_refused_by_name():
+    f = neuron.load_hlo(_dot("s8"))
+    a, b = np.full((2, 4), 64, np.int8), np.full((4, 2), 4, np.int8)
+    assert f.reference(a, b).tolist() == [[0, 0], [0, 0]]          # XLA wraps: 4 * 256 = 0 (s8)
+    with pytest.raises(NeuronError, match="dot on int8 operands is not lowered"):
+        f(a, b)
+
+
+def test_fp32_overflow_inside_a_dot_is_inf_not_zero():
+    f = neuron.load_hlo(hlo("  a = f32[1,2] parameter(0)\n  b = f32[2,1] parameter(1)\n"
+                            "  ROOT r = f32[1,1] dot(a, b), lhs_contracting_dims={1}, "
+                            "rhs_contracting_dims={0}"))
+    a = np.array([[3e38, 3e38]], np.float32)
+    assert np.isnan(f(a, np.array([[10], [-10]], np.float32))).all()        # inf + -inf
+    assert f(a, np.array([[10], [10]], np.float32)).tolist() == [[np.inf]]
+
+
+def test_integer_reduce_sum_wraps_exactly():
+    text = """HloModule m
+add {
+  x = s32[] parameter(0)
+  y = s32[] parameter(1)
+  ROOT s = s32[] add(x, y)
+}
+ENTRY e {
+  a = s32[2,3] parameter(0)
+  z = s32[] constant(0)
+  ROOT r = s32[2] reduce(a, z), dimensions={1}, to_apply=add
+}
+"""
+    a = np.array([[2**30, 2**30, 2**30], [16777217, 1, 0]], np.int32)
+    assert both(text, a).tolist() == [-1073741824, 16777218]
+
+
+def test_pred_iota_matches_reference():
+    f = neuron.load_hlo(hlo("  ROOT r = pred[4] iota(), iota_dimension=0"))
+    assert f().tolist() == f.reference().tolist() == [False, True, True, True]
