@@ -209,15 +209,17 @@ class _Parser:
 
     # -------------------------------------------------------- grammar
     def module(self) -> Module:
-        name = "hlo_module"
+        name, layout = "hlo_module", None
         if self.at("HloModule"):
             self.i += 1
             name = self.name("a module name")
             while self.at(","):
                 self.i += 1
-                self.name("a module attribute")
+                key = self.name("a module attribute")
                 self.expect("=")
-                self.value()
+                val = self.value()
+                if key == "entry_computation_layout":
+                    layout = val
         comps: dict[str, Computation] = {}
         while self.peek() is not None:
             if self.peek().text in _TABLES:
@@ -236,7 +238,42 @@ class _Parser:
             raise HloImportError("no ENTRY computation found: expected a line like "
                                  "'ENTRY main {' (is this HLO text?)", 1,
                                  self.lines[0] if self.lines else "")
+        if layout is not None:
+            self._check_layout(layout, entries[0])
         return Module(name, comps, entries[0], self.lines)
+
+    def _check_layout(self, toks, entry):
+        """``entry_computation_layout={(p0, p1, ...)->result}`` must agree with ENTRY (XLA
+        rejects a module whose layout contradicts its entry computation)."""
+        line = toks[0].line
+        saved = self.toks, self.i
+        self.toks, self.i = toks, 0
+        try:
+            self.expect("{")
+            self.expect("(")
+            params = []
+            while not self.at(")"):
+                params.append(self.shape())
+                if not self.at(")"):
+                    self.expect(",")
+            self.expect(")")
+            self.expect("->")
+            result = self.shape()
+        finally:
+            self.toks, self.i = saved
+        declared = {}
+        for ins in entry.instrs:
+            if ins.opcode == "parameter" and len(ins.literal) == 1 and \
+                    is_decimal(ins.literal[0].text):
+                declared[int(ins.literal[0].text)] = ins.shape
+        got = [declared.get(k) for k in range(len(params))]
+        if len(declared) != len(params) or any(str(a) != str(b) for a, b in zip(got, params)):
+            raise self.error(f"entry_computation_layout declares parameters "
+                             f"({', '.join(map(str, params))}) but ENTRY '{entry.name}' takes "
+                             f"({', '.join(str(declared[k]) for k in sorted(declared))})", line)
+        if str(result) != str(entry.root.shape):
+            raise self.error(f"entry_computation_layout declares the result {result} but ENTRY "
+                             f"'{entry.name}' returns {entry.root.shape}", line)
 
     def skip_table(self):
         self.i += 1

@@ -363,3 +363,14 @@ ENTRY e {
 def test_pred_iota_matches_reference():
     f = neuron.load_hlo(hlo("  ROOT r = pred[4] iota(), iota_dimension=0"))
     assert f().tolist() == f.reference().tolist() == [False, True, True, True]
+
+
+def test_entry_computation_layout_must_agree_with_entry():
+    body = "ENTRY main {\n  a = f32[2] parameter(0)\n  ROOT r = f32[2] negate(a)\n}\n"
+    ok = "HloModule m, entry_computation_layout={(f32[2]{0})->f32[2]{0}}\n\n" + body
+    assert "negate" in str(parse_hlo(ok))
+    for layout, match in [("(f32[3]{0})->f32[2]{0}", "declares parameters"),
+                          ("(f32[2]{0}, f32[2]{0})->f32[2]{0}", "declares parameters"),
+                          ("(f32[2]{0})->s32[2]{0}", "declares the result")]:
+        with pytest.raises(HloImportError, match=match):
+            parse_hlo(f"HloModule m, entry_computation_layout={{{layout}}}\n\n" + body)
