@@ -41,6 +41,11 @@ KNOBS = {
 class ResourceLimitError(HardwareRuleError):
     """A request exceeds a resource budget (hardware capacity or an emulator safety limit)."""
 
+    def __init__(self, rule, message, *, loc=None, **kw):
+        if loc is not None and not isinstance(loc, SourceLoc):   # e.g. an imported op's "name @ line"
+            message, loc = f"{message} (at {loc})", None
+        super().__init__(rule, message, loc=loc if loc is not None else user_loc(2), **kw)
+
 
 def _fmt_bytes(n: int) -> str:
     for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):

@@ -374,3 +374,33 @@ def test_entry_computation_layout_must_agree_with_entry():
                           ("(f32[2]{0})->s32[2]{0}", "declares the result")]:
         with pytest.raises(HloImportError, match=match):
             parse_hlo(f"HloModule m, entry_computation_layout={{{layout}}}\n\n" + body)
+
+
+def test_hlo_while_with_constant_true_condition_stops_at_the_budget(monkeypatch):
+    from device.limits import ResourceLimitError
+    monkeypatch.setenv("NEURON_EMU_MAX_LOOP_TRIPS", "200")
+    text = """HloModule m
+cond {
+  p = (s32[]) parameter(0)
+  ROOT t = pred[] constant(true)
+}
+body {
+  p = (s32[]) parameter(0)
+  x = s32[] get-tuple-element(p), index=0
+  one = s32[] constant(1)
+  y = s32[] add(x, one)
+  ROOT t = (s32[]) tuple(y)
+}
+ENTRY main {
+  a = s32[] parameter(0)
+  t = (s32[]) tuple(a)
+  w = (s32[]) while(t), condition=cond, body=body
+  ROOT r = s32[] get-tuple-element(w), index=0
+}
+"""
+    f = neuron.load_hlo(text)
+    with pytest.raises(ResourceLimitError, match="loop-trips: .*ran 200 iterations.*"
+                       "NEURON_EMU_MAX_LOOP_TRIPS"):
+        f.reference(np.int32(0))
+    with pytest.raises(ResourceLimitError, match="loop-trips: while_loop ran 200 iterations"):
+        f(np.int32(0))
