@@ -404,3 +404,16 @@ ENTRY main {
         f.reference(np.int32(0))
     with pytest.raises(ResourceLimitError, match="loop-trips: while_loop ran 200 iterations"):
         f(np.int32(0))
+
+
+def test_gather_dimension_numbers_are_range_checked():
+    text = hlo("  x = f32[8,4] parameter(0)\n  i = s32[3,1] parameter(1)\n"
+               "  ROOT g = f32[3,4] gather(x, i), offset_dims={1}, collapsed_slice_dims={0}, "
+               "start_index_map={2147483648}, index_vector_dim=1, slice_sizes={1,4}")
+    with pytest.raises(HloImportError, match=r"start_index_map \[2147483648\] must be distinct "
+                       r"dims in \[0, 2\)"):
+        parse_hlo(text)
+    ok = text.replace("{2147483648}", "{0}")
+    x = np.arange(32, dtype=np.float32).reshape(8, 4)
+    i = np.array([[3], [0], [7]], np.int32)
+    np.testing.assert_array_equal(both(ok, x, i), x[[3, 0, 7]])

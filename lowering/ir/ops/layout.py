@@ -189,10 +189,15 @@ def _gather_rule(types, attrs):
     ss = attrs["slice_sizes"]
     if len(ss) != t.rank or any(not 0 <= s <= n for s, n in zip(ss, t.shape)):
         raise RuleError(f"slice_sizes {list(ss)} must fit the operand {list(t.shape)}", 0)
+    check_dims(attrs["start_index_map"], t.rank, "start_index_map")
+    check_dims(attrs["collapsed_slice_dims"], t.rank, "collapsed_slice_dims")
+    check_dims(attrs["operand_batching_dims"], t.rank, "operand_batching_dims")
     removed = set(attrs["collapsed_slice_dims"]) | set(attrs["operand_batching_dims"])
     if any(ss[d] != 1 for d in removed):
         raise RuleError("collapsed and batching dims need slice size 1", 0)
     ivd = attrs["index_vector_dim"]
+    if not 0 <= ivd <= idx.rank:
+        raise RuleError(f"index_vector_dim {ivd} must be in [0, {idx.rank}]", 1)
     nvec = idx.shape[ivd] if ivd < idx.rank else 1
     if nvec != len(attrs["start_index_map"]):
         raise RuleError(f"the index vector has {nvec} entries but start_index_map has "
@@ -278,6 +283,12 @@ def _scatter_rule(types, attrs):
         raise RuleError("scatter indices must be integers", 1, "an integer dtype")
     if upd.dtype != t.dtype:
         raise RuleError("updates must have the operand dtype", 2, t.dtype)
+    for key in ("inserted_window_dims", "input_batching_dims", "scatter_dims_to_operand_dims"):
+        check_dims(attrs[key], t.rank, key)
+    check_dims(attrs["update_window_dims"], upd.rank, "update_window_dims", 2)
+    if not 0 <= attrs["index_vector_dim"] <= idx.rank:
+        raise RuleError(f"index_vector_dim {attrs['index_vector_dim']} must be in "
+                        f"[0, {idx.rank}]", 1)
     removed = set(attrs["inserted_window_dims"]) | set(attrs["input_batching_dims"])
     if len(attrs["update_window_dims"]) + len(removed) != t.rank:
         raise RuleError("update_window_dims + inserted + batching dims must cover the operand")
