@@ -90,7 +90,7 @@ def load_hlo(text_or_path, target=None) -> ImportedFunction:
         src = str(text_or_path)
         with open(text_or_path) as f:
             text = f.read()
-    return ImportedFunction(simplify(parse_hlo(text)), src, target)
+    return ImportedFunction(simplify(parse_hlo(text, src)), src, target)
 
 
 def load_stablehlo(source, target=None) -> ImportedFunction:
@@ -104,7 +104,7 @@ def load_stablehlo(source, target=None) -> ImportedFunction:
         with open(source, "rb") as f:
             data = f.read()
         source = data if data.startswith(b"ML\xefR") else data.decode()
-    return ImportedFunction(simplify(parse_stablehlo(source)), src, target)
+    return ImportedFunction(simplify(parse_stablehlo(source, origin=src)), src, target)
 
 
 class JaxFunction:
@@ -125,7 +125,8 @@ class JaxFunction:
         f = self._cache.get(key)
         if f is None:
             lowered = jax.jit(self.fn).lower(*arrays)
-            f = load_stablehlo(lowered.as_text(), target=self.target)
+            # with debug info, each instruction's location is the user's JAX line
+            f = load_stablehlo(lowered.as_text(debug_info=True), target=self.target)
             f.source = f"from_jax({self.__name__})"
             self._cache[key] = f
         return f

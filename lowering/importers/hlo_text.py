@@ -27,7 +27,7 @@ from ..ir.ops import REDUCE_KINDS, by_spelling, reduce_kind_of_combiner
 from ..ir.types import GraphError, TensorType, numpy_dtype
 from .hlo_more import KNOWN_ATTRS_MORE, TUPLE_OPS, MoreOps
 from .hlo_syntax import HloImportError, Instr, Module, parse_literal, parse_module
-from .regions import is_identity
+from .regions import instruction_loc, is_identity
 
 __all__ = ["parse_hlo", "HloImportError"]
 
@@ -57,7 +57,7 @@ _HINTS = {
 _MAX_CALL_DEPTH = 64
 
 
-def parse_hlo(text: str) -> Graph:
+def parse_hlo(text: str, source: str = "<hlo>") -> Graph:
     """Parse HLO text (JAX short form or TF/XLA long form) and import its ENTRY computation.
 
         >>> import jax, numpy as np                                     # doctest: +SKIP
@@ -68,13 +68,22 @@ def parse_hlo(text: str) -> Graph:
 
     Raises HloImportError for malformed text and for opcodes/attributes we do not support.
     """
-    return _Importer(parse_module(text)).run()
+    return _Importer(parse_module(text), source).run()
 
 
 class _Importer(MoreOps):
-    def __init__(self, module: Module):
+    def __init__(self, module: Module, source: str = "<hlo>"):
         self.m = module
         self.g = Graph(module.name)
+        self.source = source
+
+    def loc(self, ins: Instr):
+        """The instruction's SourceLoc (JAX's source_file/source_line metadata when present)."""
+        toks = [t.text for t in ins.attrs.get("metadata", ())]
+        meta = {toks[i - 1]: toks[i + 1].strip('"') for i, t in enumerate(toks)
+                if t == "=" and 0 < i < len(toks) - 1}
+        return instruction_loc(self.source, ins.name, ins.line, meta.get("source_file"),
+                               meta.get("source_line"))
 
     def run(self) -> Graph:
         entry = self.m.entry
@@ -186,7 +195,7 @@ class _Importer(MoreOps):
     def _emit(self, ins: Instr, opcode: str, xs, **attrs) -> Value:
         """Add one graph op and check its type against the shape the HLO text declares."""
         try:
-            v = self.g.add_op(opcode, xs, attrs, loc=f"{ins.name} @ line {ins.line}")
+            v = self.g.add_op(opcode, xs, attrs, loc=self.loc(ins))
         except GraphError as e:
             raise self.m.error(f"instruction '{ins.name}' ({ins.opcode}): {e}", ins.line) from None
         declared = self._tensor_type(ins)
@@ -261,7 +270,7 @@ class _Importer(MoreOps):
         if isinstance(init, _Literal) and is_identity(kind, init.array):
             return result  # the usual case: the init is the reduction's identity
         # A non-identity init is folded in once: kind(reduce(x), init), broadcast to the result.
-        loc = f"{ins.name} @ line {ins.line}"
+        loc = self.loc(ins)
         try:
             init_b = self.g.add_op("broadcast", [self._value(init)],
                                    {"shape": result.type.shape, "dims": ()}, loc=loc)
