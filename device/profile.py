@@ -116,7 +116,7 @@ class Report:
               f"{_b(self.dma_avg_bytes)} per transfer, {_b(self.dma_avg_row_bytes)} per row",
               "                 sizes: " + ", ".join(f"{k} {v}" for k, v in self.dma_histogram.items()
                                                     if v),
-              f"  on-chip peak   SBUF {_b(self.sbuf_peak_bytes)} of {_b(self.sbuf_capacity_bytes)} "
+              f"  on-chip peak   SBUF {_b(self.sbuf_peak_bytes)} of {_b(self.sbuf_capacity_bytes)} usable "
               f"per partition; PSUM {_b(self.psum_peak_bytes)} ({self.psum_peak_banks} banks)",
               f"  spills         {self.spill_count} evictions: saved {_b(self.spill_save_bytes)}, "
               f"reloaded {_b(self.spill_reload_bytes)}; instructions waited {_t(self.sbuf_wait_ns)} "
