@@ -269,6 +269,8 @@ def verify_program(program: Program):
         for ins in program.instrs:
             ins.op.check(ins, program.arch)
     check_capacity(program)
+    from .lints import lint_program
+    lint_program(program)
 
 
 __all__ = ["Spill", "SpillWarning", "check_capacity", "live_ranges", "spill_plan",
