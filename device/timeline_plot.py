@@ -4,10 +4,11 @@ Rows run TensorE, ScalarE, VectorE, GpSimd, Sync, then the DMA queues in numeric
 before DMA10), one group per NeuronCore of an LNC=2 program. Each instruction is a bar with a
 thin white edge, so back-to-back instructions on one queue stay visible as separate bars; the
 colour says the instruction kind (legend: the kinds that take the most time, the rest grouped as
-"other"); compiler spills are hatched. The fixed launch overhead that the report's total includes
+"other"); compiler spills are hatched. Transfers that overlap on one DMA queue are drawn in
+thinner sub-lanes, and the busy % beside each row counts overlapping time once. The fixed launch overhead that the report's total includes
 is drawn as its own row after the last instruction, so the picture spans exactly the total.
 
-    >>> _row_key("DMA10") > _row_key("DMA2") and _row_key("DMA0") > _row_key("SP")
+    >>> row_order_key("DMA10") > row_order_key("DMA2") and row_order_key("DMA0") > row_order_key("SP")
     True
 """
 from __future__ import annotations
@@ -21,12 +22,47 @@ _LABEL = {"PE": "TensorE (PE)", "ACT": "ScalarE (ACT)", "DVE": "VectorE (DVE)",
 _MAX_KINDS = 11            # legend entries before the rest are grouped as "other"
 
 
-def _row_key(engine: str):
+def row_order_key(engine: str):
     if engine in ENGINES:
         return (0, list(ENGINES).index(engine), "")
     if engine.startswith("DMA") and engine[3:].isdigit():
         return (1, int(engine[3:]), "")
     return (2, 0, engine)
+
+
+def covered_us(spans) -> float:
+    """Time covered by at least one span (a DMA queue may run transfers concurrently)."""
+    total, end = 0.0, None
+    for start, dur in sorted(spans):
+        stop = start + dur
+        if end is None or start >= end:
+            total += dur
+            end = stop
+        elif stop > end:
+            total += stop - end
+            end = stop
+    return total
+
+
+def assign_lanes(bars, cap: int = 4):
+    """Assign overlapping bars to sub-lanes (greedy), so concurrent transfers stay visible."""
+    ends: list = []
+    out = []
+    for start, dur, kind in sorted(bars):
+        for i, e in enumerate(ends):
+            if start >= e - 1e-9:
+                ends[i] = start + dur
+                out.append((i, start, dur, kind))
+                break
+        else:
+            if len(ends) < cap:
+                ends.append(start + dur)
+                out.append((len(ends) - 1, start, dur, kind))
+            else:
+                i = min(range(cap), key=lambda k: ends[k])
+                ends[i] = max(ends[i], start + dur)
+                out.append((i, start, dur, kind))
+    return out, max(1, len(ends))
 
 
 def _kind(report, ev) -> str:
@@ -48,20 +84,20 @@ def save_png(report, path, max_events: int = 200000) -> str:
                           "in Perfetto)") from None
     events = report.timeline.events[:max_events]
     rows: dict = {}
-    busy: dict = {}
     kinds: dict = {}
     for ev in events:
         key = (ev.core, ev.engine)
         start, dur = ev.start / 1000.0, max(ev.end - ev.start, 1e-4) / 1000.0
         kind = _kind(report, ev)
         rows.setdefault(key, []).append((start, dur, kind))
-        busy[key] = busy.get(key, 0.0) + dur
         kinds[kind] = kinds.get(kind, 0.0) + dur
-    order = sorted(rows, key=lambda k: (k[0],) + _row_key(k[1]))
+    busy = {k: covered_us([(s, d) for s, d, _ in v]) for k, v in rows.items()}
+    order = sorted(rows, key=lambda k: (k[0],) + row_order_key(k[1]))
     multi = len({c for c, _ in order}) > 1
     top = [k for k, _ in sorted(kinds.items(), key=lambda kv: -kv[1])][:_MAX_KINDS]
-    cmap = plt.get_cmap("tab20")
-    colour = {k: cmap(i % 20) for i, k in enumerate(top)}
+    # tab10 first (distinct hues), then tab20's lighter shades
+    palette = list(plt.get_cmap("tab10").colors) + list(plt.get_cmap("tab20").colors[1::2])
+    colour = {k: palette[i % len(palette)] for i, k in enumerate(top)}
     other = (0.6, 0.6, 0.6, 1.0)
     total_us = report.total_ns / 1000.0
     launch_us = report.launch_overhead_ns / 1000.0
@@ -69,12 +105,13 @@ def save_png(report, path, max_events: int = 200000) -> str:
     fig, ax = plt.subplots(figsize=(13, 0.42 * n_rows + 2.2))
     labels = []
     for y, key in enumerate(order):
-        bars = rows[key]
+        placed, n_lanes = assign_lanes(rows[key])
+        h = 0.76 / n_lanes
         by_kind: dict = {}
-        for start, dur, kind in bars:
-            by_kind.setdefault(kind, []).append((start, dur))
-        for kind, spans in by_kind.items():
-            ax.broken_barh(spans, (y - 0.38, 0.76), facecolors=colour.get(kind, other),
+        for lane, start, dur, kind in placed:
+            by_kind.setdefault((kind, lane), []).append((start, dur))
+        for (kind, lane), spans in by_kind.items():
+            ax.broken_barh(spans, (y - 0.38 + lane * h, h), facecolors=colour.get(kind, other),
                            edgecolors="white", linewidth=0.4,
                            hatch="//" if kind.startswith("spill") else None)
         core, eng = key
