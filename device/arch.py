@@ -172,6 +172,8 @@ _ALIASES = {
     "trn3": TRN3, "gen4": TRN3, "v4": TRN3,
 }
 
+TARGETS = tuple(_ALIASES)   # every accepted target name (the CLI lists them)
+
 DEFAULT_TARGET = "inf2"   # design.md: an Inferentia core emulator first
 
 
