@@ -63,9 +63,14 @@ class Comparison:
     worst_index: tuple        # where the largest absolute error is
     rtol: float
     ok: bool
+    nonfinite_mismatches: int = 0   # elements where NaN / inf differ from the reference
 
     def __str__(self):
         verdict = "PASS" if self.ok else "FAIL"
+        if self.nonfinite_mismatches:
+            return (f"{verdict}: {self.nonfinite_mismatches} element(s) are NaN or infinite where "
+                    f"the reference is not (or the other way round), first at index "
+                    f"{list(self.worst_index)}")
         return (f"{verdict}: relative error {self.rel_error:.3g} (tolerance {self.rtol:.3g} for "
                 f"{self.dtype}), worst {self.worst_ulp} ULP, max abs error {self.max_abs_error:.3g} "
                 f"at index {list(self.worst_index)}")
@@ -91,7 +96,10 @@ def compare(actual, expected, dtype=None, rtol=None) -> Comparison:
     err_f = np.where(np.isfinite(err), err, np.inf)
     max_abs = float(err_f.max())
     rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
+    bad = ~(nan_ok & same_inf)
+    n_bad = int(bad.sum())
     ulp = ulp_distance(actual, expected, dt)
-    worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(err_f)), actual.shape))
-    ok = bool(nan_ok.all() and same_inf.all() and rel <= tol)
-    return Comparison(dt, rel, max_abs, int(ulp.max()), worst, tol, ok)
+    where = np.argmax(bad) if n_bad else np.argmax(err_f)
+    worst = tuple(int(i) for i in np.unravel_index(int(where), actual.shape))
+    ok = bool(n_bad == 0 and rel <= tol)
+    return Comparison(dt, rel, max_abs, int(ulp.max()), worst, tol, ok, n_bad)
