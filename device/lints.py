@@ -27,10 +27,13 @@ import numpy as np
 
 from .errors import ReduceRegisterWarning, UnwrittenOutputWarning
 
-# engines whose accumulator registers feed ``reduce_res`` (device/isa/accum.py)
+# instructions that use an engine's accumulator registers (device/isa/accum.py)
 _ACCUM_ENGINE = {"activation": "ACT", "activate2": "ACT", "exponential": "DVE",
                  "range_select": "DVE", "select_reduce": "DVE", "tensor_scalar_reduce": "DVE",
                  "tensor_scalar_cumulative": "DVE"}
+# ... of which these copy the registers, as they are, into reduce_res under reduce_cmd=idle
+# (select_reduce / range_select read out their own result instead; exponential writes nothing)
+_IDLE_READS_REGISTERS = {"activation", "activate2", "tensor_scalar_reduce"}
 _ASSIGN = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?::[^=]+)?=(?!=)")
 
 
@@ -79,10 +82,15 @@ def _lint_reduce_registers(instrs, touched: dict) -> None:
             continue
         key = (eng, ins.args.get("_core", 0))
         cmd = _cmd(ins.args.get("reduce_cmd"))
-        if cmd != "idle":
-            touched[key] = True
-            continue
         res = ins.args.get("reduce_res")
+        if cmd != "idle" or ins.op.name not in _IDLE_READS_REGISTERS:
+            touched[key] = touched.get(key) or cmd != "idle" or res is not None
+            if cmd == "idle" and res is not None and ins.op.name == "exponential":
+                _warn(f"exponential with reduce_cmd=idle sums nothing and does not write "
+                      f"reduce_res={describe(res.storage)}. Pass "
+                      f"reduce_cmd=nisa.reduce_cmd.reset_reduce to get the row sums",
+                      ReduceRegisterWarning, ins.loc)
+            continue
         if res is not None and not touched.get(key):
             name = describe(res.storage)
             _warn(f"{ins.op.name} copies the {'ScalarE' if eng == 'ACT' else 'VectorE'} "

@@ -219,7 +219,7 @@ def _runner(kernel, target):
 
 def check(kernel, reference, shapes, dtypes=("float32",), targets=(None,), *, rtol=None,
           min_value=None, max_value=None, magnitude=None, special=False, max_examples=None,
-          out_dtype=None) -> CheckReport:
+          out_dtype=None, hypothesis_settings=None) -> CheckReport:
     """Run ``kernel`` against the NumPy ``reference`` on hypothesis-drawn inputs, for every dtype
     and target; raise ``AssertionError`` (after shrinking) naming the dtype, target, inputs' shapes
     and the relative / ULP error; return a ``CheckReport`` with the worst ULP error per pair.
@@ -228,6 +228,8 @@ def check(kernel, reference, shapes, dtypes=("float32",), targets=(None,), *, rt
     list. Inputs of each run have the run's dtype; ``reference`` receives them as float32 (float64
     for float64) NumPy arrays. The result is compared at the kernel output's dtype (or
     ``out_dtype``) with ``neuron.compare`` tolerances (``rtol`` overrides them).
+    ``hypothesis_settings``: a ``hypothesis.settings`` to start from (e.g. fewer shrink phases);
+    by default the current profile's.
     """
     name = getattr(kernel, "__name__", None) or getattr(getattr(kernel, "fn", None), "__name__",
                                                         "kernel")
@@ -241,7 +243,7 @@ def check(kernel, reference, shapes, dtypes=("float32",), targets=(None,), *, rt
     if max_examples is not None:
         kw["max_examples"] = max_examples
 
-    @settings(**kw)
+    @settings(hypothesis_settings, **kw) if hypothesis_settings is not None else settings(**kw)
     @given(data=st.data())
     def prop(data):
         arg_shapes = data.draw(shape_strategy, label="shapes")

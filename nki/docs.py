@@ -45,7 +45,8 @@ FIXTURES = {
 
 
 def _fixture_text(example: str) -> str:
-    used = [k for k in FIXTURES if re.search(rf"\b{k}\b", example)]
+    code = "\n".join(ln.split("#")[0] for ln in example.splitlines())     # not the comments
+    used = [k for k in FIXTURES if re.search(rf"\b{k}\b", code)]
     if not used:
         return "Example (inside a kernel body)::"
     parts = []

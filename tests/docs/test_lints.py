@@ -105,3 +105,36 @@ def test_lints_can_be_errors():
             _rmsnorm(None)(np.ones((128, 8), np.float32))
     assert issubclass(neuron.UnwrittenOutputWarning, neuron.KernelLintWarning)
     assert issubclass(neuron.UninitializedReadWarning, neuron.KernelLintWarning)
+
+
+def test_exponential_with_idle_and_reduce_res_warns_that_nothing_is_written():
+    @nki.jit
+    def k(x):
+        out = nl.ndarray((x.shape[0], 1), nl.float32, buffer=nl.shared_hbm)
+        t = nl.load(x)
+        e = nl.ndarray(x.shape, nl.float32, buffer=nl.sbuf)
+        rowsum = nl.zeros((x.shape[0], 1), nl.float32)
+        nisa.exponential(dst=e, src=t, reduce_res=rowsum)
+        nl.store(out, rowsum)
+        return out
+    with pytest.warns(neuron.ReduceRegisterWarning) as rec:
+        k.trace(np.ones((128, 8), np.float32), target="trn3")
+    assert "exponential with reduce_cmd=idle sums nothing and does not write reduce_res='rowsum'" \
+        in str(rec[0].message)
+
+
+def test_select_reduce_idle_readout_is_its_own_result_and_not_flagged():
+    @nki.jit
+    def k(x):
+        out = nl.ndarray((x.shape[0], 1), nl.float32, buffer=nl.shared_hbm)
+        t = nl.load(x)
+        m = nl.greater(t, 0.0, dtype=nl.uint8)
+        d = nl.ndarray(x.shape, nl.float32, buffer=nl.sbuf)
+        s = nl.ndarray((x.shape[0], 1), nl.float32, buffer=nl.sbuf)
+        nisa.select_reduce(dst=d, predicate=m, on_true=t, on_false=0.0, reduce_res=s)
+        nl.store(out, s)
+        return out
+    x = np.arange(128 * 8, dtype=np.float32).reshape(128, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", neuron.KernelLintWarning)
+        np.testing.assert_array_equal(k(x)[:, 0], x.max(1))

@@ -1,6 +1,6 @@
 """The base install (numpy, ml_dtypes) runs kernels, profiles them and imports HLO text; JAX
-(extra ``[jax]``) and matplotlib (``[plot]``) are imported only when used, with a clear error
-naming the extra when missing."""
+(extra ``[jax]``), matplotlib (``[plot]``) and hypothesis (``neuron.testing``) are imported only
+when used, with a clear error naming the extra when missing."""
 import subprocess
 import sys
 import textwrap
@@ -35,6 +35,10 @@ SCRIPT = textwrap.dedent('''
             print(type(e).__name__ + ": " + str(e).splitlines()[0])
     loaded = sorted(m for m in ("jax", "matplotlib", "hypothesis") if sys.modules.get(m))
     print("loaded:", loaded)
+    try:
+        import neuron.testing
+    except ImportError as e:
+        print("ImportError: " + str(e))
 ''')
 
 
@@ -49,6 +53,8 @@ def test_base_install_works_without_the_extras(tmp_path):
     assert lines[2].startswith("ImportError: Report.save_png needs matplotlib: pip install "
                                "matplotlib (or pip install 'neuron-emu[plot]'")
     assert lines[3] == "loaded: []"
+    assert lines[4] == ("ImportError: neuron.testing needs hypothesis: pip install 'neuron-emu[test]' "
+                        "(or pip install hypothesis)")
 
 
 def test_pyproject_extras():

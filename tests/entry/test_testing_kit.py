@@ -1,11 +1,8 @@
 """neuron.testing: strategies on hypothesis.extra.numpy, special values, tiled shapes, check()."""
-import subprocess
-import sys
-
 import ml_dtypes
 import numpy as np
 import pytest
-from hypothesis import find, given, settings
+from hypothesis import Phase, find, given, settings
 from hypothesis import strategies as st
 
 import nki
@@ -43,19 +40,19 @@ def test_arrays_shrink_value_by_value():
 
 
 def test_special_values_are_drawn_on_request():
-    a = find(nt.arrays((8, 8), "bfloat16", special=True),
-             lambda a: bool(np.isnan(a.astype(np.float32)).any() and
-                            np.isinf(a.astype(np.float32)).any()))
+    a = find(nt.arrays((4, 4), "bfloat16", special=True),
+             lambda a: bool(np.isnan(a.astype(np.float32)).any()))
     assert a.dtype == ml_dtypes.bfloat16
     fi = ml_dtypes.finfo(ml_dtypes.bfloat16)
     assert float(fi.smallest_subnormal) in nt.special_values("bfloat16")
+    assert np.inf in nt.special_values("bfloat16") and -0.0 in nt.special_values("bfloat16")
     assert not any(np.isinf(v) for v in nt.special_values("float8_e4m3fn"))   # no inf in e4m3fn
 
 
 def test_magnitude_ranges_reach_tiny_and_huge_values():
-    big = find(nt.arrays((4, 4), "float32", magnitude=(-30, 30)),
+    big = find(nt.arrays((2, 2), "float32", magnitude=(-30, 30)),
                lambda a: float(np.abs(a).max()) > 1e25)
-    tiny = find(nt.arrays((4, 4), "float32", magnitude=(-30, 30)),
+    tiny = find(nt.arrays((2, 2), "float32", magnitude=(-30, 30)),
                 lambda a: 0 < float(np.abs(a).max()) < 1e-25)
     assert np.isfinite(big).all() and np.isfinite(tiny).all()
 
@@ -79,11 +76,12 @@ def test_check_passes_across_dtypes_and_targets_and_reports_worst_ulp():
 
 def test_check_finds_a_bug_and_names_dtype_target_and_error():
     with pytest.raises(AssertionError) as e:
-        nt.check(scale_first_tile_only, lambda a: a * 3, shapes=[(256, 8)], dtypes=["float16"],
-                 targets=["trn2"], max_examples=2)
+        nt.check(scale_first_tile_only, lambda a: a * 3, shapes=[(256, 2)], dtypes=["float16"],
+                 targets=["trn2"], max_examples=2,
+                 hypothesis_settings=settings(phases=[Phase.explicit, Phase.generate]))
     msg = str(e.value)
-    assert "scale_first_tile_only on trn2 with float16 inputs of shapes [[256, 8]]" in msg
-    assert "FAIL: 1024 element(s) are NaN or infinite where the reference is not" in msg
+    assert "scale_first_tile_only on trn2 with float16 inputs of shapes [[256, 2]]" in msg
+    assert "FAIL: 256 element(s) are NaN or infinite where the reference is not" in msg
 
 
 def test_compare_and_ulp():
@@ -94,10 +92,3 @@ def test_compare_and_ulp():
     assert not c.ok and "FAIL: relative error 0.2 (tolerance 0.0001 for float32)" in str(c)
     with pytest.raises(AssertionError, match="tolerance 0.032 for bfloat16"):
         nt.assert_close(np.float32([1.0]), np.float32([1.1]), dtype="bfloat16")
-
-
-def test_missing_hypothesis_is_a_clear_error():
-    code = "import sys; sys.modules['hypothesis'] = None; import neuron.testing"
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert r.returncode == 1
-    assert "ImportError: neuron.testing needs hypothesis: pip install 'neuron-emu[test]'" in r.stderr
