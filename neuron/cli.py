@@ -205,7 +205,7 @@ def _parser():
 
 def _one_line(e: BaseException) -> str:
     from device.errors import NeuronError
-    from lowering.hlo_syntax import HloImportError
+    from lowering import HloImportError
     if isinstance(e, (CliError, NeuronError, HloImportError)):
         return str(e)
     tb = traceback.extract_tb(e.__traceback__)

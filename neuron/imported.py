@@ -17,8 +17,8 @@ import numpy as np
 from device.executor import run
 from device.passes import verify_program
 from lowering import evaluate, parse_hlo
-from lowering.passes import simplify
-from lowering.tiling import lower_graph
+from lowering import simplify
+from lowering import lower_graph
 from nki.tracing import ArraySpec, _filtered, _to_numpy
 
 
@@ -90,13 +90,13 @@ def load_hlo(text_or_path, target=None) -> ImportedFunction:
         src = str(text_or_path)
         with open(text_or_path) as f:
             text = f.read()
-    return ImportedFunction(simplify(parse_hlo(text)), src, target)
+    return ImportedFunction(simplify(parse_hlo(text, src)), src, target)
 
 
 def load_stablehlo(source, target=None) -> ImportedFunction:
     """Import StableHLO as a callable: MLIR text, a path to a ``.mlir`` file, a portable
     artifact (bytes), a jaxlib ``ir.Module`` or a ``jax.stages.Lowered``."""
-    from lowering.stablehlo_import import parse_stablehlo
+    from lowering import parse_stablehlo
     src = "<stablehlo>"
     if isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source
                                            and os.path.exists(source)):
@@ -104,7 +104,7 @@ def load_stablehlo(source, target=None) -> ImportedFunction:
         with open(source, "rb") as f:
             data = f.read()
         source = data if data.startswith(b"ML\xefR") else data.decode()
-    return ImportedFunction(simplify(parse_stablehlo(source)), src, target)
+    return ImportedFunction(simplify(parse_stablehlo(source, origin=src)), src, target)
 
 
 class JaxFunction:
@@ -129,7 +129,8 @@ class JaxFunction:
         f = self._cache.get(key)
         if f is None:
             lowered = jax.jit(self.fn).lower(*arrays)
-            f = load_stablehlo(lowered.as_text(), target=self.target)
+            # with debug info, each instruction's location is the user's JAX line
+            f = load_stablehlo(lowered.as_text(debug_info=True), target=self.target)
             f.source = f"from_jax({self.__name__})"
             self._cache[key] = f
         return f

@@ -247,7 +247,7 @@ class Kernel:
                 ranges.append((first, len(program.instrs)))
             outs_all.append(ret)
         if program.attrs.get("pure_graph"):
-            from lowering.frontend import relower
+            from nki.whole_tensor import relower
             graph = program.attrs["graph"]
             program, views = relower(program, graph)
             program.attrs["graph"] = graph
@@ -406,7 +406,7 @@ def _write_back(prog, mem, originals, arrays):
 
 
 def _finish_graph(tr, ret):
-    from lowering.frontend import finish
+    from nki.whole_tensor import finish
     return finish(tr, ret)
 
 

@@ -61,8 +61,9 @@ def test_pyproject_extras():
     import tomllib
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     base = {d.split(">")[0].split("=")[0].split("<")[0] for d in meta["dependencies"]}
-    assert base == {"numpy", "ml_dtypes"}
+    assert base == {"numpy", "ml_dtypes", "platformdirs"}
     extras = meta["optional-dependencies"]
     names = {k: {d.split(">")[0].split("<")[0] for d in v} for k, v in extras.items()}
     assert names["jax"] == {"jax", "jaxlib"} and names["plot"] == {"matplotlib"}
-    assert names["test"] >= names["jax"] | names["plot"] | {"pytest", "hypothesis", "pytest-xdist"}
+    assert names["test"] >= names["jax"] | names["plot"] | names["dask"] | {"pytest", "hypothesis",
+                                                                           "pytest-xdist"}
