@@ -10,7 +10,8 @@ import pytest
 
 import nki.isa as nisa
 import nki.language as nl
-from nki.docs import ExampleFailure, FIXTURES, run_examples
+from nki.doc_examples import ExampleFailure, run_examples
+from nki.docs import FIXTURES
 from nki.isa.examples import ISA
 
 _TARGET = {2: "inf2", 3: "trn2", 4: "trn3"}
