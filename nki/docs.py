@@ -154,10 +154,6 @@ def nl_doc(fn, summary: str, example: str, min_gen: int = 2, extra: str = "") ->
     return "\n".join(lines)
 
 
-def has_example(obj) -> bool:
-    return ">>>" in (getattr(obj, "__doc__", None) or "")
-
-
 def document_isa(namespace: dict, table: dict, classes: dict):
     """Give each ``nki.isa`` callable in ``namespace`` its table-derived docstring.
 

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import Phase, find, given, settings
 from hypothesis import strategies as st
 
+import neuron
 import nki
 import nki.language as nl
 import neuron.testing as nt
@@ -75,7 +76,7 @@ def test_check_passes_across_dtypes_and_targets_and_reports_worst_ulp():
 
 
 def test_check_finds_a_bug_and_names_dtype_target_and_error():
-    with pytest.raises(AssertionError) as e:
+    with pytest.raises(AssertionError) as e, pytest.warns(neuron.UnwrittenOutputWarning):
         nt.check(scale_first_tile_only, lambda a: a * 3, shapes=[(256, 2)], dtypes=["float16"],
                  targets=["trn2"], max_examples=2,
                  hypothesis_settings=settings(phases=[Phase.explicit, Phase.generate]))
