@@ -14,10 +14,12 @@ from device.errors import (HardwareRuleError, KernelLintWarning, ReduceRegisterW
                            UninitializedReadWarning, UnwrittenOutputWarning, UserKernelError)
 from nki.tracing import ArraySpec, Kernel, jit, simulate
 
+from .autotune import Autotuner, autotune
 from .imported import ImportedFunction, JaxFunction, from_jax, load_hlo, load_stablehlo
 
 __version__ = "0.1.0"
 __all__ = ["jit", "simulate", "Kernel", "ArraySpec", "load_hlo", "load_stablehlo", "from_jax",
+           "autotune", "Autotuner",
            "ImportedFunction", "JaxFunction", "HardwareRuleError", "UserKernelError", "SpillWarning",
            "KernelLintWarning", "UninitializedReadWarning", "ReduceRegisterWarning",
            "UnwrittenOutputWarning"]

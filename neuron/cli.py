@@ -4,6 +4,7 @@
     neuron run tutorials/01_tensor_add.py [ARGS...]
     neuron profile FILE.py:KERNEL 128x512:float32 128x512:float32 [--target trn2] [--trace t.json] [--png t.png]
     neuron import model.hlo.txt | model.mlir | model.mlirbc [--target inf2] [--rtol 1e-4]
+    neuron tune model.hlo.txt [--budget 30]   # autotune a model's tiling (neuron/tune_cli.py)
 
 Errors print as one message (the rule, the operand, the value, your file:line), never a
 traceback through our code, and the exit code is 1; ``--debug`` shows the full traceback.
@@ -21,6 +22,8 @@ import traceback
 import numpy as np
 
 from device.arch import TARGETS
+
+from . import tune_cli
 
 
 class CliError(Exception):
@@ -178,7 +181,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser():
     ap = _Parser(prog="neuron", description=__doc__.splitlines()[0])
     ap.add_argument("--debug", action="store_true", help="show full Python tracebacks on errors")
-    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{demo,run,profile,import}")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{demo,run,profile,import,tune}")
     tgt = dict(default=None, choices=TARGETS, metavar="TARGET",
                help=f"NeuronCore target, one of: {', '.join(TARGETS)} (default: "
                     f"$NEURON_PLATFORM_TARGET_OVERRIDE or inf2)")
@@ -200,6 +203,7 @@ def _parser():
     i.add_argument("--target", **tgt)
     i.add_argument("--rtol", type=float, default=None,
                    help="relative tolerance (default by output dtype: float32 1e-4, bfloat16 3.2e-2, ...)")
+    tune_cli.add_parser(sub)
     return ap
 
 
@@ -218,7 +222,8 @@ def _one_line(e: BaseException) -> str:
 
 def main(argv=None):
     args = _parser().parse_args(argv)
-    commands = {"demo": _demo, "run": _run, "profile": _profile, "import": _import}
+    commands = {"demo": _demo, "run": _run, "profile": _profile, "import": _import,
+                "tune": lambda a: tune_cli.run(a, _load_kernel, _parse_spec)}
     try:
         return commands[args.cmd](args)
     except KeyboardInterrupt:
