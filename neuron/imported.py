@@ -31,6 +31,7 @@ class ImportedFunction:
         self.source = source
         self.target = target
         self._programs = {}
+        self._plans = {}          # arch name -> {group key: Schedule} (see autotune)
 
     def _check_args(self, args):
         params = self.graph.params
@@ -66,7 +67,7 @@ class ImportedFunction:
         prog = self._programs.get(arch.name)
         if prog is None:
             self._check_budget(arch, False)
-            prog = lower_graph(self.graph, arch)
+            prog = lower_graph(self.graph, arch, schedules=self._plans.get(arch.name))
             prog.attrs["graph"] = self.graph
             verify_program(prog)
             self._programs[arch.name] = prog
@@ -95,6 +96,19 @@ class ImportedFunction:
     def profile(self, *args, target=None):
         from device.profile import profile
         return profile(self.program(target))
+
+    def autotune(self, *args, target=None, budget_s=60.0, executor=None, db=None, progress=None):
+        """Tune the tiling of every fusion group for ``target`` (arguments are not needed: the
+        shapes are the module's); later calls, ``lower`` and ``profile`` use the plan. Returns a
+        ``lowering.tune.TunedPlan``."""
+        from device.arch import get_arch
+        from lowering.tune import tune
+        arch = get_arch(target or self.target)
+        plan = tune(self.graph, arch, budget_s=budget_s, executor=executor, db=db,
+                    progress=progress)
+        self._plans[arch.name] = plan.schedules
+        self._programs.pop(arch.name, None)
+        return plan
 
 
 def _read_path(path, who: str, binary: bool = False):
@@ -137,7 +151,7 @@ def load_hlo(text=None, target=None, *, path=None) -> ImportedFunction:
         raise TypeError(f"load_hlo takes HLO text (str) or a pathlib.Path, got "
                         f"{type(text).__name__}")
     try:
-        graph = parse_hlo(text)
+        graph = parse_hlo(text, src)
     except HloImportError as e:
         if path is None and _looks_like_path(text):
             raise HloImportError(f"{e.reason}; a str is read as HLO text, never as a file name: "
@@ -169,7 +183,7 @@ def load_stablehlo(source=None, target=None, *, path=None) -> ImportedFunction:
         data = _read_path(path, "load_stablehlo", binary=True)
         source = data if data.startswith(b"ML\xefR") else _decode(data, src)
     try:
-        graph = parse_stablehlo(source)
+        graph = parse_stablehlo(source, origin=src)
     except HloImportError as e:
         if path is None and isinstance(source, str) and _looks_like_path(source):
             raise type(e)(f"{e.reason}; a str is read as MLIR text, never as a file name: pass "
@@ -199,13 +213,18 @@ class JaxFunction:
 
     def imported(self, *args) -> ImportedFunction:
         """The ImportedFunction for these arguments' shapes and dtypes (cached)."""
-        import jax
+        try:
+            import jax
+        except ImportError:
+            raise ImportError("neuron.from_jax needs jax and jaxlib: pip install "
+                              "'neuron-emu[jax]'") from None
         arrays = [np.asarray(a) for a in args]
         key = tuple((a.shape, a.dtype.str) for a in arrays)
         f = self._cache.get(key)
         if f is None:
             lowered = jax.jit(self.fn).lower(*arrays)
-            f = load_stablehlo(lowered.as_text(), target=self.target)
+            # with debug info, each instruction's location is the user's JAX line
+            f = load_stablehlo(lowered.as_text(debug_info=True), target=self.target)
             f.source = f"from_jax({self.__name__})"
             self._cache[key] = f
         return f
@@ -221,6 +240,10 @@ class JaxFunction:
 
     def profile(self, *args, target=None):
         return self.imported(*args).profile(*args, target=target)
+
+    def autotune(self, *args, target=None, **options):
+        """Tune the imported program for these arguments' shapes (see ImportedFunction)."""
+        return self.imported(*args).autotune(target=target, **options)
 
 
 def from_jax(fn=None, *, target=None):

@@ -104,7 +104,7 @@ class MoreOps:
     def _emit_raw(self, ins, opcode, xs, **attrs):
         """An op whose type is not the instruction's declared shape (an intermediate)."""
         try:
-            return self.g.add_op(opcode, xs, attrs, loc=f"{ins.name} @ line {ins.line}")
+            return self.g.add_op(opcode, xs, attrs, loc=self.loc(ins))
         except GraphError as e:
             raise self.m.error(f"instruction '{ins.name}' ({ins.opcode}): {e}", ins.line) from None
 

@@ -27,8 +27,8 @@ from ..ir.ops import REDUCE_KINDS, by_spelling
 from ..ir.types import GraphError, TensorType, numpy_dtype
 from .hlo_more import KNOWN_ATTRS_MORE, TUPLE_OPS, MoreOps
 from .hlo_syntax import HloImportError, Instr, Module, is_decimal, parse_literal, parse_module
+from .regions import binary_reducer, instruction_loc, is_identity, value_kind
 from .validate import check_literal, check_operand_count, internal_error
-from .regions import binary_reducer, is_identity, value_kind
 
 __all__ = ["parse_hlo", "HloImportError"]
 
@@ -58,7 +58,7 @@ _HINTS = {
 _MAX_CALL_DEPTH = 64
 
 
-def parse_hlo(text: str) -> Graph:
+def parse_hlo(text: str, source: str = "<hlo>") -> Graph:
     """Parse HLO text (JAX short form or TF/XLA long form) and import its ENTRY computation.
 
         >>> import jax, numpy as np                                     # doctest: +SKIP
@@ -71,16 +71,25 @@ def parse_hlo(text: str) -> Graph:
     """
     module = parse_module(text)
     try:
-        return _Importer(module).run()
+        return _Importer(module, source).run()
     except RecursionError:
         raise HloImportError("HLO nests computations or tuples too deeply to import (a "
                              "computation that calls itself?)") from None
 
 
 class _Importer(MoreOps):
-    def __init__(self, module: Module):
+    def __init__(self, module: Module, source: str = "<hlo>"):
         self.m = module
         self.g = Graph(module.name)
+        self.source = source
+
+    def loc(self, ins: Instr):
+        """The instruction's SourceLoc (JAX's source_file/source_line metadata when present)."""
+        toks = [t.text for t in ins.attrs.get("metadata", ())]
+        meta = {toks[i - 1]: toks[i + 1].strip('"') for i, t in enumerate(toks)
+                if t == "=" and 0 < i < len(toks) - 1}
+        return instruction_loc(self.source, ins.name, ins.line, meta.get("source_file"),
+                               meta.get("source_line"))
 
     def run(self) -> Graph:
         entry = self.m.entry
@@ -206,7 +215,7 @@ class _Importer(MoreOps):
     def _emit(self, ins: Instr, opcode: str, xs, **attrs) -> Value:
         """Add one graph op and check its type against the shape the HLO text declares."""
         try:
-            v = self.g.add_op(opcode, xs, attrs, loc=f"{ins.name} @ line {ins.line}")
+            v = self.g.add_op(opcode, xs, attrs, loc=self.loc(ins))
         except GraphError as e:
             raise self.m.error(f"instruction '{ins.name}' ({ins.opcode}): {e}", ins.line) from None
         declared = self._tensor_type(ins)
@@ -278,7 +287,7 @@ class _Importer(MoreOps):
         if isinstance(init, _Literal) and is_identity(kind, init.array):
             return result  # the usual case: the init is the reduction's identity
         # A non-identity init is folded in once: kind(reduce(x), init), broadcast to the result.
-        loc = f"{ins.name} @ line {ins.line}"
+        loc = self.loc(ins)
         try:
             init_b = self.g.add_op("broadcast", [self._value(init)],
                                    {"shape": result.type.shape, "dims": ()}, loc=loc)

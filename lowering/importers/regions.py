@@ -15,7 +15,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from device.errors import SourceLoc
+
 from ..ir.ops.table import REDUCE_KINDS
+
+
+def instruction_loc(source: str, name: str, line, py_file=None, py_line=None) -> SourceLoc:
+    """The location of an imported instruction: the framework's Python line when the exporter
+    recorded one (JAX metadata), else the instruction's line in the module text; the label is
+    the instruction's name (and its module line)."""
+    line = int(line or 0)
+    if py_file and py_line:
+        return SourceLoc(py_file, int(py_line), "", f"{name} ({source}:{line})")
+    return SourceLoc(source, line, "", name)
 
 
 

@@ -10,13 +10,15 @@ go through :mod:`lowering.stablehlo`.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from ..ir.graph import Graph, Value
 from ..ir.ops import by_spelling
 from ..ir.types import GraphError, TensorType
 from . import mlir_adapter as S
-from .regions import Region, RegionOp, arg_reducer, binary_reducer, is_identity, \
+from .regions import instruction_loc, Region, RegionOp, arg_reducer, binary_reducer, is_identity, \
     sort_comparator, value_kind
 from .mlir_adapter import StableHloImportError
 
@@ -25,12 +27,14 @@ _IDENTITY = {"sdy.sharding_constraint", "stablehlo.optimization_barrier"}
 _MAX_DEPTH = 64
 
 
-def parse_stablehlo(source, name: str | None = None) -> Graph:
-    """Import the ``main`` function of a StableHLO module (text, bytes, ir.Module, Lowered)."""
+def parse_stablehlo(source, name: str | None = None, origin: str = "<stablehlo>") -> Graph:
+    """Import the ``main`` function of a StableHLO module (text, bytes, ir.Module, Lowered).
+    ``origin`` names the module in source locations (a file name)."""
     ctx, module = S.parse_module(source)
     with ctx:
         try:
             imp = _Importer(module, name)
+            imp.origin = origin
             imp.lines = source.splitlines() if isinstance(source, str) else []
             return imp.run()
         except RecursionError:
@@ -98,6 +102,12 @@ class _Importer:
             return item.value
         return item
 
+    def loc(self, op):
+        """The op's SourceLoc: the Python line when the export carries debug info, else the
+        op's line in the module text."""
+        m = re.search(r'"([^"]+\.py)":(\d+)', str(op.location))
+        return instruction_loc(self.origin, op.name, S.line_of(op), *(m.groups() if m else ()))
+
     def error(self, op, message) -> StableHloImportError:
         line = S.line_of(op)
         return StableHloImportError(message, line)
@@ -105,7 +115,7 @@ class _Importer:
     def _emit(self, op, opcode, xs, **attrs):
         try:
             v = self.g.add_op(opcode, [self._value(x) for x in xs], attrs,
-                              loc=f"{op.name} @ line {S.line_of(op)}")
+                              loc=self.loc(op))
         except GraphError as e:
             raise self.error(op, f"{op.name}: {e}") from None
         return v
