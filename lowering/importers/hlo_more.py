@@ -265,7 +265,12 @@ class MoreOps:
         return (vals, idx)
 
     def _tuple_elem(self, ins, k):
-        return Instr(ins.name, ins.shape.tuple[k], ins.opcode, [], [], {}, ins.line)
+        elems = ins.shape.tuple
+        if elems is None or not 0 <= k < len(elems):
+            raise self.m.error(f"'{ins.name}' ({ins.opcode}) declares the shape {ins.shape}, which "
+                               f"has no element {k}: it returns a tuple of at least {k + 1} "
+                               f"arrays", ins.line)
+        return Instr(ins.name, elems[k], ins.opcode, [], [], {}, ins.line)
 
     def _is_iota_along(self, v, dim: int) -> bool:
         if hasattr(v, "array"):                  # a constant folded from a (tiny) iota

@@ -135,8 +135,10 @@ class Pool:
         if self.proc is None or not self.proc.is_alive():
             self._start()
         self.conn.send((kind, payload, seed))
+        # bytecode is first deserialized in a checking subprocess (a fresh jax import)
+        timeout = self.timeout + (60 if isinstance(payload, bytes) else 0)
         try:
-            ready = self.conn.poll(self.timeout)
+            ready = self.conn.poll(timeout)
             if ready:
                 return self.conn.recv()
         except (EOFError, ConnectionResetError, BrokenPipeError):
@@ -145,7 +147,7 @@ class Pool:
             self.proc.kill()
             self.proc.join()
             self.proc = None
-            return {"status": "hang", "detail": f"no answer in {self.timeout:g} s"}
+            return {"status": "hang", "detail": f"no answer in {timeout:g} s"}
         self.proc.join(5)
         code = self.proc.exitcode
         self.proc = None

@@ -417,3 +417,9 @@ def test_gather_dimension_numbers_are_range_checked():
     x = np.arange(32, dtype=np.float32).reshape(8, 4)
     i = np.array([[3], [0], [7]], np.int32)
     np.testing.assert_array_equal(both(ok, x, i), x[[3, 0, 7]])
+
+
+def test_tuple_shape_of_a_variadic_reduce_is_checked():
+    text = _argmax_hlo("gt, isnan", "lt").replace("r = (f32[3], s32[3]) reduce", "r = () reduce")
+    with pytest.raises(HloImportError, match=r"declares the shape \(\), which has no element 1"):
+        parse_hlo(text)
