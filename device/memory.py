@@ -145,3 +145,9 @@ def _as_bytes_of(v: View) -> View:
     s, c = v.pattern[-1]
     pat.append((max(1, int(s * scale)) if s else 0, max(1, int(c * scale))))
     return View(v.storage, int(v.offset * scale), pat)
+
+
+def storage_units(v: View) -> View:
+    """The elements of the storage that ``v`` covers, as a view in the storage's own dtype
+    (what the ``written`` mask is indexed by; device.fastpath's static analysis uses it too)."""
+    return v if v.dtype == v.storage.dtype else _as_bytes_of(v)

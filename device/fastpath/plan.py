@@ -1,0 +1,220 @@
+"""An execution plan: a device program decoded once into a list of closures over NumPy views.
+
+What the reference executor redoes on every instruction of every call, the plan does once:
+
+* operand views: on-chip tensors live in arrays the plan owns, so their strided NumPy views are
+  built at decode time; HBM views are cut from the call's arrays when the instruction runs;
+* bookkeeping: uninitialised-read warnings, sentinel fills and PSUM ``accumulate=None`` decisions
+  come from ``analysis.analyse`` (no per-element masks at run time);
+* memory: on-chip tensors whose lifetimes do not overlap share one array (the live set is bounded
+  by SBUF/PSUM), HBM scratch is freed after its last use, inputs the program never writes are used
+  in place (no copy) and outputs are returned without a copy;
+* dispatch: one closure per instruction (``kernels.KERNELS``), or the entry's own ``run`` on the
+  plan's memory for instructions without a fast kernel; in ``fast`` mode each PSUM accumulation
+  group runs as one fp32 matmul (``groups``).
+
+    >>> # plan = Plan(program, mode="exact", precise=True); outs, mem = plan.run(inputs)
+"""
+from __future__ import annotations
+
+import threading
+import warnings
+
+import numpy as np
+
+from .. import dtypes
+from ..errors import UninitializedReadWarning
+from ..memory import Memory
+from ..tensor import View
+from . import groups as G
+from .analysis import analyse
+from .kernels import KERNELS
+
+
+def fresh_contents(a: np.ndarray, st) -> None:
+    """What a new allocation holds (as ``Memory.flat``): its constant, else sentinels."""
+    if st.const is not None:
+        a[...] = np.asarray(st.const).reshape(-1).astype(a.dtype)
+    else:
+        a[...] = dtypes.sentinel(st.dtype)
+
+
+class PlanMemory(Memory):
+    """``Memory`` over the plan's arrays, for the instructions that keep their own ``run``.
+
+    No ``written`` masks (the plan knows statically which reads are uninitialised) and PSUM
+    matmul flags come from the analysis (``mm_add`` of the instruction being run).
+    """
+
+    def __init__(self, precise_fp, arrays, no_fill):
+        super().__init__(precise_fp=precise_fp, warn_uninit=False)
+        self.arrays = arrays
+        self.no_fill = no_fill
+        self.mm_add = False
+
+    def flat(self, st):
+        a = self.arrays.get(st.id)
+        if a is None:
+            a = np.empty(st.size, self.storage_dtype(st.dtype))
+            if st.const is not None or st.id not in self.no_fill:
+                fresh_contents(a, st)
+            self.arrays[st.id] = a
+        return a
+
+    def write(self, v, values, rounded=False):
+        a = self.array(v)
+        vals = np.asarray(values)
+        if not rounded:
+            vals = dtypes.round_to(vals, v.dtype, self.precise_fp)
+        a[...] = np.broadcast_to(vals, v.shape).astype(a.dtype, copy=False)
+
+    def mm_flags(self, v):
+        add = self.mm_add
+        if isinstance(add, np.ndarray):
+            return add.reshape(v.shape).copy()
+        return np.full(v.shape, bool(add))
+
+
+class _Ctx:
+    """What kernel builders see: views, dtypes, the run's memory, the static matmul facts."""
+
+    def __init__(self, plan):
+        self.plan = plan
+        self.precise = plan.precise
+        self.mm_add = plan.facts.mm_add
+        self.mem = None
+
+    def np_dtype(self, v: View):
+        return self.plan.build_mem.storage_dtype(v.dtype)
+
+    def get(self, v: View):
+        if v.storage.buffer.on_chip:
+            a = self.plan.build_mem.array(v)
+            return lambda: a
+        return lambda: self.mem.array(v)
+
+
+class Plan:
+    def __init__(self, program, mode: str = "fast", precise: bool = True):
+        self.program, self.mode, self.precise = program, mode, precise
+        self.lock = threading.Lock()
+        self.facts = f = analyse(program)
+        instrs = program.instrs
+        self.groups = G.find_groups(program, f) if mode == "fast" else {}
+        last = dict(f.last)
+        for end, members in self.groups.items():   # a fused group reads its operands at its end
+            for m in members:
+                for v in (instrs[m].args["stationary"], instrs[m].args["moving"],
+                          instrs[m].args["dst"]):
+                    last[v.storage.id] = max(last[v.storage.id], end)
+        inputs = {s.id for s in program.inputs}
+        outputs = {s.id for s in program.outputs}
+        fill_ids = {s.id for s in f.fill}
+        self.written = {v.storage.id for ins in instrs for v in ins.writes()}
+        # on-chip storages share arrays when their lifetimes do not overlap
+        onchip, pool, by_first, by_last = {}, {}, {}, {}
+        for sid, st in f.storages.items():
+            if st.buffer.on_chip:
+                by_first.setdefault(f.first[sid], []).append(st)
+                by_last.setdefault(last[sid], []).append(st)
+        self.build_mem = PlanMemory(precise, onchip, set())
+        pre = {}                                   # instr index -> steps run before it
+        for idx in range(len(instrs)):
+            for st in by_first.get(idx, ()):
+                key = (st.size, self.build_mem.storage_dtype(st.dtype))
+                free = pool.get(key)
+                onchip[st.id] = a = free.pop() if free else np.empty(*key)
+                if st.id in fill_ids or st.const is not None:
+                    pre.setdefault(idx, []).append(_filler(a, st))
+            for st in by_last.get(idx, ()):
+                pool.setdefault((st.size, self.build_mem.storage_dtype(st.dtype)), []).append(
+                    onchip[st.id])
+        self.onchip = onchip
+        self.no_fill = {sid for sid in f.storages if sid not in fill_ids}
+        hbm_free = {}
+        for sid, st in f.storages.items():
+            if not st.buffer.on_chip and sid not in inputs and sid not in outputs:
+                hbm_free.setdefault(last[sid], []).append(st)
+        self.ctx = ctx = _Ctx(self)
+        in_group = {m for members in self.groups.values() for m in members}
+        steps = []
+        for idx, ins in enumerate(instrs):
+            for fn in pre.get(idx, ()):
+                steps.append((-1, fn))
+            if idx in self.groups:
+                steps.append((idx, G.fused_matmul(self.groups[idx], instrs, ctx)))
+            elif idx not in in_group:
+                build = KERNELS.get(ins.op.name)
+                fn = build(ins, ctx) if build is not None else None
+                steps.append((idx, fn if fn is not None else _generic(ins, ctx)))
+            for st in hbm_free.get(idx, ()):
+                steps.append((-1, _freer(ctx, st)))
+        self.steps = steps
+
+    def run(self, inputs, warn_uninit: bool = True):
+        """Execute on ``inputs``; returns (outputs, memory). Not re-entrant: callers hold
+        ``self.lock`` (``device.fastpath.run`` falls back to the reference when it is taken)."""
+        program = self.program
+        arrays = dict(self.onchip)
+        mem = PlanMemory(self.precise, arrays, self.no_fill)
+        for st, data in zip(program.inputs, inputs):
+            dt = mem.storage_dtype(st.dtype)
+            data = np.asarray(data)
+            if st.id not in self.written and data.dtype == dt and data.size == st.size and \
+                    data.flags.c_contiguous:
+                arrays[st.id] = data.reshape(-1)         # read in place: no copy
+            else:
+                a = arrays[st.id] = np.empty(st.size, dt)
+                a[...] = data.reshape(-1).astype(dt, copy=False)
+        self.ctx.mem = mem
+        warn = self.facts.warnings if warn_uninit else {}
+        try:
+            if warn:
+                for idx, fn in self.steps:
+                    if idx in warn:
+                        _warn(warn[idx])
+                    mem.mm_add = self.facts.mm_add.get(idx, False)
+                    fn()
+            else:
+                mm = self.facts.mm_add
+                for idx, fn in self.steps:
+                    if idx in mm:
+                        mem.mm_add = mm[idx]
+                    fn()
+        finally:
+            self.ctx.mem = None
+        outs, seen = [], set()
+        for st in program.outputs:
+            a = mem.flat(st)
+            want = dtypes.to_numpy(st.dtype)
+            if st.id in seen or st.id in {s.id for s in program.inputs}:
+                a = a.copy()
+            seen.add(st.id)
+            outs.append(a.reshape(st.shape).astype(want, copy=False))
+        for k in self.onchip:                     # the plan's arrays are not the caller's
+            arrays.pop(k, None)
+        return outs, mem
+
+
+def _filler(a, st):
+    return lambda: fresh_contents(a, st)
+
+
+def _freer(ctx, st):
+    return lambda: ctx.mem.free(st)
+
+
+def _generic(ins, ctx):
+    run = ins.op.run
+    return lambda: run(ins, ctx.mem)
+
+
+def _warn(items):
+    for st, n, loc in items:
+        msg = UninitializedReadWarning(
+            f"read of {n} uninitialized element(s) of tensor '{st.name}' (allocated at {st.loc}) "
+            f"at {loc}; they hold sentinels (NaN / 4)")
+        if loc is not None:
+            warnings.warn_explicit(msg, UninitializedReadWarning, loc.file, loc.line)
+        else:
+            warnings.warn(msg, stacklevel=3)
