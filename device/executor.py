@@ -43,6 +43,15 @@ def run(program: Program, inputs, memory: Memory | None = None, return_memory: b
                            warn_uninit=s.warn_uninit)
         if res is not None:
             return res if return_memory else res[0]
+    return run_reference(program, inputs, memory, return_memory)
+
+
+def run_reference(program: Program, inputs, memory: Memory | None = None,
+                  return_memory: bool = False):
+    """The reference executor: every instruction's own ``run``, in order, on ``Memory``."""
+    s = settings()
+    if len(inputs) != len(program.inputs):
+        raise ValueError(f"program {program.name} takes {len(program.inputs)} inputs, got {len(inputs)}")
     mem = memory or Memory(precise_fp=s.precise_fp, warn_uninit=s.warn_uninit)
     for st, arr in zip(program.inputs, inputs):
         mem.bind(st, arr)
