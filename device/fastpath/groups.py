@@ -79,29 +79,82 @@ class _Scratch:
         return b
 
 
+def _operands(members, instrs):
+    for m in members:
+        yield instrs[m].args["stationary"]
+        yield instrs[m].args["moving"]
+
+
+def shadowed_storages(groups, instrs, mem) -> set:
+    """Storages read by fused groups in a low-precision dtype, always through their own dtype:
+    they get an fp32 image the size of the tile, converted once after each write, so a tile
+    reused by many matmuls (a stationary block, a moving strip) is converted once, not per use."""
+    out, mixed = set(), set()
+    for members in groups.values():
+        for v in _operands(members, instrs):
+            st = v.storage
+            if v.dtype != st.dtype:
+                mixed.add(st.id)
+            elif mem.storage_dtype(st.dtype) != F32:
+                out.add(st.id)
+    return out - mixed
+
+
+def _fp32_view(flat, v):
+    """The fp32 image of view ``v`` (same element strides as its storage)."""
+    start = flat[v.offset:] if v.offset < flat.size else flat
+    return np.lib.stride_tricks.as_strided(start, shape=v.shape,
+                                           strides=[s * 4 for s, _ in v.pattern])
+
+
 def fused_matmul(members, instrs, ctx):
-    """One closure running the whole group as ``stack(stationary).T @ stack(moving)`` in fp32."""
-    scratch = ctx.plan.__dict__.setdefault("mm_scratch", _Scratch())
+    """One closure running the group as ``sum_k stationary_k.T @ moving_k`` in fp32 BLAS calls.
+
+    Operands are read as fp32: tiles that are fp32 already in place, low-precision tiles through
+    their fp32 image (``shadowed_storages``), refreshed when the tile was written since."""
+    plan = ctx.plan
+    scratch = plan.__dict__.setdefault("mm_scratch", _Scratch())
     first = instrs[members[0]].args
     dst = first["dst"]
     M, N = first["stationary"].free_size, first["moving"].free_size
-    parts, k0 = [], 0
-    for m in members:
-        st, mv = instrs[m].args["stationary"], instrs[m].args["moving"]
-        K = st.shape[0]
-        parts.append((ctx.get(st), ctx.get(mv), k0, k0 + K, K))
-        k0 += K
-    Ktot = k0
+    end = members[-1]
+    refresh, seen = [], set()
+
+    def operand(v, F):
+        st = v.storage
+        shadow = plan.shadows.get(st.id)
+        if shadow is None:
+            g = ctx.get(v)
+            return lambda: np.asarray(g(), F32).reshape(v.shape[0], F)
+        if st.id not in seen:
+            seen.add(st.id)
+            w = [i for i in plan.writes_at.get(st.id, ()) if i < end]
+            src = plan.onchip[st.id]
+            refresh.append((st.id, w[-1] if w else -1, src, shadow))
+        x = _fp32_view(shadow, v)
+        x2 = x.reshape(v.shape[0], F)
+        if np.shares_memory(x2, shadow):
+            return lambda: x2
+        return lambda: x.reshape(v.shape[0], F)
+
+    pairs = [(operand(instrs[m].args["stationary"], M), operand(instrs[m].args["moving"], N))
+             for m in members]
     add = ctx.mm_add[members[0]]
     D, shape = ctx.get(dst), dst.shape
     store = storer(dst.dtype, ctx.precise)
-    A, B, R = scratch.get("A", (Ktot, M)), scratch.get("B", (Ktot, N)), scratch.get("R", (M, N))
+    R, T = scratch.get("R", (M, N)), scratch.get("T", (M, N))
 
     def run():
-        for S, V, a, b, K in parts:
-            np.copyto(A[a:b], S().reshape(K, M), casting="unsafe")
-            np.copyto(B[a:b], V().reshape(K, N), casting="unsafe")
-        np.matmul(A.T, B, out=R)
+        version = plan.shadow_version
+        for sid, w, src, shadow in refresh:
+            if version.get(sid) != w:
+                np.copyto(shadow, src, casting="unsafe")
+                version[sid] = w
+        (S, V), rest = pairs[0], pairs[1:]
+        np.matmul(S().T, V(), out=R)
+        for S, V in rest:
+            np.matmul(S().T, V(), out=T)
+            np.add(R, T, out=R)
         if add:
             np.add(np.asarray(D(), F32).reshape(M, N), R, out=R)
         store(D(), R.reshape(shape))

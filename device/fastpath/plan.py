@@ -118,6 +118,9 @@ class Plan:
                 by_first.setdefault(f.first[sid], []).append(st)
                 by_last.setdefault(last[sid], []).append(st)
         self.build_mem = PlanMemory(precise, onchip, set())
+        # low-precision matmul operands get an fp32 image, converted once per write (groups)
+        shadowed = G.shadowed_storages(self.groups, instrs, self.build_mem)
+        self.shadows = shadows = {}
         pre = {}                                   # instr index -> steps run before it
         for idx in range(len(instrs)):
             for st in by_first.get(idx, ()):
@@ -126,10 +129,19 @@ class Plan:
                 onchip[st.id] = a = free.pop() if free else np.empty(*key)
                 if st.id in fill_ids or st.const is not None:
                     pre.setdefault(idx, []).append(_filler(a, st))
+                if st.id in shadowed:
+                    free = pool.get((st.size, "shadow"))
+                    shadows[st.id] = free.pop() if free else np.empty(st.size, np.float32)
             for st in by_last.get(idx, ()):
                 pool.setdefault((st.size, self.build_mem.storage_dtype(st.dtype)), []).append(
                     onchip[st.id])
+                if st.id in shadows:
+                    pool.setdefault((st.size, "shadow"), []).append(shadows[st.id])
         self.onchip = onchip
+        self.writes_at = {}                        # storage id -> indices of instrs writing it
+        for idx, ins in enumerate(instrs):
+            for v in ins.writes():
+                self.writes_at.setdefault(v.storage.id, []).append(idx)
         self.no_fill = {sid for sid in f.storages if sid not in fill_ids}
         hbm_free = {}
         for sid, st in f.storages.items():
@@ -143,7 +155,10 @@ class Plan:
                 steps.append((-1, fn))
             if idx in self.groups:
                 steps.append((idx, G.fused_matmul(self.groups[idx], instrs, ctx)))
-            elif idx not in in_group:
+            elif idx in in_group:
+                if idx in f.warnings:              # its warnings still come at its place
+                    steps.append((idx, _noop))
+            else:
                 build = KERNELS.get(ins.op.name)
                 fn = build(ins, ctx) if build is not None else None
                 steps.append((idx, fn if fn is not None else _generic(ins, ctx)))
@@ -168,6 +183,7 @@ class Plan:
                 a[...] = data.reshape(-1).astype(dt, copy=False)
         self.ctx.mem = mem
         warn = self.facts.warnings if warn_uninit else {}
+        self.shadow_version = {}
         try:
             if warn:
                 for idx, fn in self.steps:
@@ -194,6 +210,10 @@ class Plan:
         for k in self.onchip:                     # the plan's arrays are not the caller's
             arrays.pop(k, None)
         return outs, mem
+
+
+def _noop():
+    pass
 
 
 def _filler(a, st):
