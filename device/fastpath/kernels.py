@@ -259,9 +259,47 @@ def nc_matmul(ins, ctx):
     return run
 
 
+_F32_UFUNCS = (np.add, np.multiply, np.subtract, np.maximum, np.minimum)
+
+
+def tensor_tensor_scan(ins, ctx):
+    """The scan's fp32 recurrence with ufuncs writing into place (no per-step allocation)."""
+    a = ins.args
+    op0, op1 = A.alu(a["op0"]), A.alu(a["op1"])
+    if op0.fn not in _F32_UFUNCS or op1.fn not in _F32_UFUNCS:
+        return None
+    dst, d0, d1 = a["dst"], a["data0"], a["data1"]
+    P, shape = d0.shape[0], dst.shape
+    X0, X1, D = ctx.get(d0), ctx.get(d1), ctx.get(dst)
+    init = a.get("initial")
+    I = _scalar(ctx, 0.0 if init is None else init)
+    f0, f1, rev0, rev1 = op0.fn, op1.fn, bool(a.get("reverse0")), bool(a.get("reverse1"))
+    store = storer(dst.dtype, ctx.precise)
+
+    def run():
+        x0 = np.ascontiguousarray(np.asarray(X0(), F32).reshape(P, -1).T)
+        x1 = np.ascontiguousarray(np.asarray(X1(), F32).reshape(P, -1).T)
+        r = np.broadcast_to(I(), (P, 1)).reshape(P).astype(np.float32)
+        out = np.empty_like(x0)
+        t = np.empty(P, np.float32)
+        with np.errstate(all="ignore"):
+            for k in range(x0.shape[0]):
+                if rev0:
+                    f0(r, x0[k], out=t)
+                else:
+                    f0(x0[k], r, out=t)
+                r = out[k]
+                if rev1:
+                    f1(x1[k], t, out=r)
+                else:
+                    f1(t, x1[k], out=r)
+        store(D(), out.T.reshape(shape))
+    return run
+
+
 KERNELS = {
     "dma_copy": dma_copy, "tensor_copy": tensor_copy, "memset": memset,
     "tensor_tensor": tensor_tensor, "tensor_scalar": tensor_scalar, "activation": activation,
     "tensor_reduce": tensor_reduce, "reciprocal": reciprocal, "nc_transpose": nc_transpose,
-    "nc_matmul": nc_matmul,
+    "nc_matmul": nc_matmul, "tensor_tensor_scan": tensor_tensor_scan,
 }

@@ -176,7 +176,8 @@ class _Gen:
                       offset=self.r.randint(-5, 5), channel_multiplier=W)
         elif fam == "scan":
             self.emit("tensor_tensor_scan", dst=self.dst(W), data0=self.src(W), data1=self.src(W),
-                      initial=self.num(), op0="multiply", op1="add")
+                      initial=self.num(), op0=self.choice(ALU[:5]), op1=self.choice(ALU[:5]),
+                      reverse0=self.coin(), reverse1=self.coin())
         else:                            # SBUF -> SBUF DMA, with conversion
             self.emit("dma_copy", dst=self.dst(W), src=self.src(W))
 
