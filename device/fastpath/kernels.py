@@ -28,14 +28,17 @@ def storer(dt: str, precise: bool, rounded: bool = False):
     of dtype ``dt``: fp32 values rounded to ``dt`` (RNE, ints saturate), then cast to storage."""
     if rounded:
         def store(a, vals):
-            a[...] = np.broadcast_to(vals, a.shape).astype(a.dtype, copy=False)
+            a[...] = np.asarray(vals).astype(a.dtype, copy=False)
     elif dt in _CAST_FLOATS and (precise or dtypes.itemsize(dt) >= 4):
         def store(a, vals):           # round_to is exactly astype here; cast straight into place
             vals = np.asarray(vals)
+            if vals.dtype == a.dtype:
+                a[...] = vals
+                return
             if vals.dtype.kind in "iub":
                 vals = vals.astype(np.float64 if dt == "float64" else np.float32)
             with np.errstate(over="ignore", invalid="ignore"):
-                np.copyto(a, np.broadcast_to(vals, a.shape), casting="unsafe")
+                np.copyto(a, vals, casting="unsafe")
     else:
         def store(a, vals):
             r = dtypes.round_to(vals, dt, precise)

@@ -88,10 +88,27 @@ class _Ctx:
         return self.plan.build_mem.storage_dtype(v.dtype)
 
     def get(self, v: View):
-        if v.storage.buffer.on_chip:
+        """A callable giving ``v``'s NumPy view: fixed for on-chip tensors; for HBM, cut from
+        the run's array with a precomputed offset and strides (the reference checks the
+        bounds of odd views, negative strides or empty ones, at run time)."""
+        st = v.storage
+        if st.buffer.on_chip:
             a = self.plan.build_mem.array(v)
             return lambda: a
-        return lambda: self.mem.array(v)
+        dt = self.np_dtype(v)
+        it = dt.itemsize
+        lo, hi = v.element_span()
+        total = st.size * self.np_dtype(View.whole(st)).itemsize // it
+        if v.size == 0 or lo < 0 or hi >= total or any(s < 0 for s, _ in v.pattern):
+            return lambda: self.mem.array(v)
+        off, shape, strides, sid = v.offset * it, v.shape, tuple(s * it for s, _ in v.pattern), st.id
+
+        def get():
+            base = self.mem.arrays.get(sid)
+            if base is None:
+                base = self.mem.flat(st)
+            return np.ndarray(shape, dt, buffer=base, offset=off, strides=strides)
+        return get
 
 
 class Plan:
