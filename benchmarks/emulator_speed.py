@@ -196,6 +196,26 @@ def _status(field):
     return None
 
 
+def tutorial_first_calls():
+    """First call (trace + verify + plan + run) of every tutorial kernel at the tutorial's sizes."""
+    rng = np.random.default_rng(0)
+    t1, t2, t3, t4 = (_tutorial(n) for n in ("01_tensor_add", "02_tiled_matmul",
+                                              "03_fused_softmax_rmsnorm", "04_scan"))
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    a, b = f(256, 1024), f(256, 1024)
+    lhsT, rhs = f(512, 256).astype(BF16), f(512, 1024).astype(BF16)
+    x, w = 4 * f(256, 384), rng.uniform(0.5, 1.5, 384).astype(np.float32)
+    d, u = rng.uniform(0.01, 0.2, (128, 256)).astype(np.float32), f(128, 256)
+    A, B, C = -rng.uniform(0.5, 2.0, (128, 4)).astype(np.float32), f(4, 256), f(4, 256)
+    rows = [(t1.add_tiles, (a, b)), (t1.add_tiles_isa, (a, b)), (t2.matmul_tiled, (lhsT, rhs)),
+            (t2.matmul_hoisted, (lhsT, rhs)), (t2.matmul_blocked, (lhsT, rhs)),
+            (t3.softmax_rows, (x,)), (t3.rmsnorm_rows, (x, w)), (t4.cumsum_rows, (f(128, 1024),)),
+            (t4.selective_scan, (d, u, A, B, C))]
+    times = [(k.__name__, first_call(k, args)) for k, args in rows]
+    print("\nfirst call of the tutorial kernels at their sizes (target < 300 ms): " +
+          ", ".join(f"{n} {t * 1e3:.0f}ms" for n, t in times))
+
+
 def big_matmul_child():
     """Run in a child process: the SDK fully optimised matmul at its published size."""
     rng = np.random.default_rng(0)
@@ -307,6 +327,7 @@ def main():
           f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, OPENBLAS_CORETYPE="
           f"{os.environ.get('OPENBLAS_CORETYPE', 'unset')}, {os.cpu_count()} CPUs\n")
     kernel_rows(args.reps)
+    tutorial_first_calls()
     if not args.skip_big:
         sys.stdout.flush()
         subprocess.run([sys.executable, __file__, "--big-child"], check=True)
