@@ -24,12 +24,12 @@ from .kernels import storer
 F32 = np.dtype(np.float32)
 
 
-def _eligible(ins, facts) -> bool:
+def _eligible(ins, idx, facts) -> bool:
     a = ins.args
     if a.get("is_transpose") or getattr(a.get("perf_mode"), "value", a.get("perf_mode")) == \
             "double_row" or a["dst"].dtype != "float32":
         return False
-    return isinstance(facts.mm_add.get(ins.index), bool)
+    return isinstance(facts.mm_add.get(idx), bool)
 
 
 def find_groups(program, facts) -> dict:
@@ -44,7 +44,7 @@ def find_groups(program, facts) -> dict:
             done[g[1][-1]] = g[1]
 
     for idx, ins in enumerate(program.instrs):
-        mm = ins.op.name == "nc_matmul" and _eligible(ins, facts)
+        mm = ins.op.name == "nc_matmul" and _eligible(ins, idx, facts)
         if mm:
             dst = ins.args["dst"]
             key = (dst.offset, dst.pattern, dst.dtype)

@@ -7,7 +7,8 @@ produce the bytes ``run`` produces; ``tests/fastpath`` checks that on random pro
 
 The context gives ``ctx.get(view)``: a callable returning the view's NumPy array (a fixed array
 for on-chip tensors, looked up per run for HBM ones), ``ctx.precise`` (NKI_PRECISE_FP) and
-``ctx.mem`` (the run's memory, for the engines' accumulator registers).
+``ctx.mem`` (the run's memory, for the engines' accumulator registers) and ``ctx.idx`` (the
+instruction's position in the program, the key of the analysis' facts).
 """
 from __future__ import annotations
 
@@ -245,7 +246,7 @@ def nc_matmul(ins, ctx):
     dst, st, mv = a["dst"], a["stationary"], a["moving"]
     K, M, N = st.shape[0], st.free_size, mv.free_size
     S, V, D = ctx.get(st), ctx.get(mv), ctx.get(dst)
-    add = ctx.mm_add[ins.index]
+    add = ctx.mm_add[ctx.idx]
     store = storer(dst.dtype, ctx.precise)
     shape = dst.shape
 

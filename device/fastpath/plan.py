@@ -177,11 +177,13 @@ class Plan:
                     steps.append((idx, _noop))
             else:
                 build = KERNELS.get(ins.op.name)
+                ctx.idx = idx
                 fn = build(ins, ctx) if build is not None else None
-                steps.append((idx, fn if fn is not None else _generic(ins, ctx)))
+                steps.append((idx, fn if fn is not None else _generic(ins, idx, ctx, f.mm_add)))
             for st in hbm_free.get(idx, ()):
                 steps.append((-1, _freer(ctx, st)))
         self.steps = steps
+        self.fns = [fn for _, fn in steps]
 
     def run(self, inputs, warn_uninit: bool = True):
         """Execute on ``inputs``; returns (outputs, memory). Not re-entrant: callers hold
@@ -206,13 +208,9 @@ class Plan:
                 for idx, fn in self.steps:
                     if idx in warn:
                         _warn(warn[idx])
-                    mem.mm_add = self.facts.mm_add.get(idx, False)
                     fn()
             else:
-                mm = self.facts.mm_add
-                for idx, fn in self.steps:
-                    if idx in mm:
-                        mem.mm_add = mm[idx]
+                for fn in self.fns:
                     fn()
         finally:
             self.ctx.mem = None
@@ -241,8 +239,16 @@ def _freer(ctx, st):
     return lambda: ctx.mem.free(st)
 
 
-def _generic(ins, ctx):
+def _generic(ins, idx, ctx, mm_add):
+    """The entry's own ``run`` on the plan's memory (a matmul sees its static PSUM flags)."""
     run = ins.op.run
+    if idx in mm_add:
+        add = mm_add[idx]
+
+        def matmul():
+            ctx.mem.mm_add = add
+            run(ins, ctx.mem)
+        return matmul
     return lambda: run(ins, ctx.mem)
 
 
