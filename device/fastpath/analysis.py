@@ -66,6 +66,14 @@ def covers_all(v: View) -> bool:
     if v.dtype != st.dtype or v.offset != 0:
         return False
     expect = 1
+    for s, c in reversed(v.pattern):       # the usual case: row-major, no sort needed
+        if c != 1:
+            if s != expect:
+                break
+            expect *= c
+    else:
+        return expect == st.size
+    expect = 1
     for s, c in sorted((p for p in v.pattern if p[1] != 1), key=lambda p: p[0]):
         if s != expect:
             return False
@@ -73,13 +81,49 @@ def covers_all(v: View) -> bool:
     return expect == st.size
 
 
+def strided(flat: np.ndarray, v: View, dtype=None) -> np.ndarray:
+    """``flat``'s elements that ``v`` addresses (offset and strides in ``flat``'s units), shaped
+    like ``v``: a view, built without ``as_strided``'s overhead; the caller checks bounds."""
+    if v.size == 0:
+        return np.zeros(v.shape, dtype or flat.dtype)
+    it = flat.dtype.itemsize
+    if any(s < 0 for s, _ in v.pattern):
+        start = flat[v.offset:] if v.offset < flat.size else flat
+        return np.lib.stride_tricks.as_strided(start, shape=v.shape,
+                                               strides=[s * it for s, _ in v.pattern])
+    return np.ndarray(v.shape, flat.dtype, buffer=flat, offset=v.offset * it,
+                      strides=tuple(s * it for s, _ in v.pattern))
+
+
 def mask_view(mask: np.ndarray, v: View) -> np.ndarray:
     """The bool elements of a per-storage mask that ``v`` touches, shaped like ``v``."""
-    u = storage_units(v)
-    if u.size == 0:
-        return np.zeros(u.shape, bool)
-    start = mask[u.offset:] if u.offset < mask.size else mask
-    return np.lib.stride_tricks.as_strided(start, shape=u.shape, strides=[s for s, _ in u.pattern])
+    return strided(mask, storage_units(v))
+
+
+class _Flags:
+    """PSUM "open matmul group" bits of one storage: uniformly set, uniformly clear, or a mask
+    (most accumulation tiles are written whole, so the mask is rarely needed)."""
+    __slots__ = ("state", "mask")
+
+    def __init__(self):
+        self.state, self.mask = False, None
+
+    def region(self, v: View):
+        """The bits under ``v``: a bool when uniform there, else a copy of the mask."""
+        if self.mask is None:
+            return self.state
+        r = mask_view(self.mask, v).reshape(v.shape[0], -1).copy()
+        return bool(r.flat[0]) if r.size and (r.all() or not r.any()) else r
+
+    def set(self, v: View, value: bool):
+        if covers_all(v):
+            self.state, self.mask = value, None
+            return
+        if self.mask is None:
+            if self.state == value:
+                return
+            self.mask = np.full(v.storage.size, self.state, bool)
+        mask_view(self.mask, v)[...] = value
 
 
 class _Cover:
@@ -118,13 +162,15 @@ class Facts:
         self.first: dict = {}          # storage id -> first instruction index using it
         self.last: dict = {}           # storage id -> last instruction index using it
         self.storages: dict = {}       # storage id -> Storage (every one the program touches)
+        self.views: list = []          # instr index -> every tensor it names (all_views)
+        self.writes: list = []         # instr index -> storage ids it writes
 
 
 def analyse(program) -> Facts:
     """One pass over the instructions with the reference's bookkeeping, but no data."""
     f = Facts()
     cover: dict = {}
-    opened: dict = {}                  # PSUM storage id -> bool mask of open matmul groups
+    opened: dict = {}                  # PSUM storage id -> _Flags
     inputs = {s.id for s in program.inputs}
     fill, warned = {}, set()
 
@@ -143,36 +189,36 @@ def analyse(program) -> Facts:
                 f.warnings.setdefault(idx, []).append((v.storage, n, loc))
 
     for idx, ins in enumerate(program.instrs):
-        for v in all_views(ins):
+        views = all_views(ins)
+        f.views.append(views)
+        for v in views:
             sid = v.storage.id
-            f.storages.setdefault(sid, v.storage)
-            f.first.setdefault(sid, idx)
+            if sid not in f.first:
+                f.storages[sid] = v.storage
+                f.first[sid] = idx
             f.last[sid] = idx
         for v in ins.reads():
             read(idx, v, ins.loc)
+        writes = ins.writes()
+        f.writes.append({v.storage.id for v in writes})
         if ins.op.name == "nc_matmul":
             dst = ins.args["dst"]
             flags = opened.get(dst.storage.id)
             if flags is None:
-                flags = opened[dst.storage.id] = np.zeros(dst.storage.size, bool)
-            region = mask_view(flags, dst)
+                flags = opened[dst.storage.id] = _Flags()
             acc = ins.args.get("accumulate")
-            if acc is None:
-                add = region.reshape(dst.shape[0], -1).copy()
-                add = bool(add.flat[0]) if add.size and (add.all() or not add.any()) else add
-            else:
-                add = bool(acc)
+            add = flags.region(dst) if acc is None else bool(acc)
             f.mm_add[idx] = add
             if add is not False:           # the reference reads the old PSUM value (loc None)
                 read(idx, dst, None)
             cov(dst.storage).write(dst)
-            region[...] = True
+            flags.set(dst, True)
             continue
-        for v in ins.writes():
+        for v in writes:
             cov(v.storage).write(v)
             flags = opened.get(v.storage.id)
             if flags is not None:
-                mask_view(flags, v)[...] = False
+                flags.set(v, False)
     for st in program.outputs:             # unwritten parts of an output are returned as sentinels
         if st.id not in inputs and not cov(st).full:
             fill[st.id] = st

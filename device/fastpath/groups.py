@@ -17,8 +17,11 @@ tile a member reads. The fused call happens at the last member, so operands are 
 """
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 
+from .analysis import strided
 from .kernels import storer
 
 F32 = np.dtype(np.float32)
@@ -34,7 +37,6 @@ def _eligible(ins, idx, facts) -> bool:
 
 def find_groups(program, facts) -> dict:
     """{index of the last member: [member indices]} for every eligible nc_matmul."""
-    from .analysis import all_views
     open_: dict = {}        # dst storage id -> (dst key, [members], {operand storage ids})
     done: dict = {}
 
@@ -57,8 +59,10 @@ def find_groups(program, facts) -> dict:
                 close(dst.storage.id)
                 open_[dst.storage.id] = (key, [idx], reads)
             continue
-        touched = {v.storage.id for v in all_views(ins)}
-        written = {v.storage.id for v in ins.writes()}
+        if not open_:
+            continue
+        written = facts.writes[idx]
+        touched = {v.storage.id for v in facts.views[idx]}
         for sid in [s for s, g in open_.items() if s in touched or g[2] & written]:
             close(sid)
     for sid in list(open_):
@@ -100,11 +104,6 @@ def shadowed_storages(groups, instrs, mem) -> set:
     return out - mixed
 
 
-def _fp32_view(flat, v):
-    """The fp32 image of view ``v`` (same element strides as its storage)."""
-    start = flat[v.offset:] if v.offset < flat.size else flat
-    return np.lib.stride_tricks.as_strided(start, shape=v.shape,
-                                           strides=[s * 4 for s, _ in v.pattern])
 
 
 def fused_matmul(members, instrs, ctx):
@@ -120,22 +119,32 @@ def fused_matmul(members, instrs, ctx):
     end = members[-1]
     refresh, seen = [], set()
 
+    views = plan.__dict__.setdefault("mm_views", {})
+
     def operand(v, F):
         st = v.storage
         shadow = plan.shadows.get(st.id)
+        if shadow is not None and st.id not in seen:    # refresh the fp32 image if written since
+            seen.add(st.id)
+            w = plan.writes_at.get(st.id, ())
+            k = bisect.bisect_left(w, end)
+            refresh.append((st.id, w[k - 1] if k else -1, plan.onchip[st.id], shadow))
+        key = (st.id, v.offset, v.pattern, v.dtype, F)
+        got = views.get(key)
+        if got is None:
+            got = views[key] = _operand(v, F, shadow)
+        return got
+
+    def _operand(v, F, shadow):
         if shadow is None:
             g = ctx.get(v)
             return lambda: np.asarray(g(), F32).reshape(v.shape[0], F)
-        if st.id not in seen:
-            seen.add(st.id)
-            w = [i for i in plan.writes_at.get(st.id, ()) if i < end]
-            src = plan.onchip[st.id]
-            refresh.append((st.id, w[-1] if w else -1, src, shadow))
-        x = _fp32_view(shadow, v)
-        x2 = x.reshape(v.shape[0], F)
-        if np.shares_memory(x2, shadow):
+        x = strided(shadow, v)                    # same element strides as the storage
+        try:
+            x2 = x.reshape((v.shape[0], F), copy=False)
             return lambda: x2
-        return lambda: x.reshape(v.shape[0], F)
+        except ValueError:                        # not expressible as a view: copy per run
+            return lambda: x.reshape(v.shape[0], F)
 
     pairs = [(operand(instrs[m].args["stationary"], M), operand(instrs[m].args["moving"], N))
              for m in members]

@@ -87,15 +87,25 @@ class _Ctx:
     def np_dtype(self, v: View):
         return self.plan.build_mem.storage_dtype(v.dtype)
 
+    def _onchip(self, v, dt):
+        """The fixed view of an on-chip tensor in the plan's array (checked like the reference)."""
+        lo, hi = v.element_span()
+        base = self.plan.onchip[v.storage.id]
+        total = base.nbytes // dt.itemsize
+        if v.size == 0 or lo < 0 or hi >= total or any(s < 0 for s, _ in v.pattern):
+            return self.plan.build_mem.array(v)
+        return np.ndarray(v.shape, dt, buffer=base, offset=v.offset * dt.itemsize,
+                          strides=tuple(s * dt.itemsize for s, _ in v.pattern))
+
     def get(self, v: View):
         """A callable giving ``v``'s NumPy view: fixed for on-chip tensors; for HBM, cut from
         the run's array with a precomputed offset and strides (the reference checks the
         bounds of odd views, negative strides or empty ones, at run time)."""
         st = v.storage
-        if st.buffer.on_chip:
-            a = self.plan.build_mem.array(v)
-            return lambda: a
         dt = self.np_dtype(v)
+        if st.buffer.on_chip:
+            a = self._onchip(v, dt)
+            return lambda: a
         it = dt.itemsize
         lo, hi = v.element_span()
         total = st.size * self.np_dtype(View.whole(st)).itemsize // it
