@@ -56,6 +56,9 @@ def run_reference(program: Program, inputs, memory: Memory | None = None,
     for st, arr in zip(program.inputs, inputs):
         mem.bind(st, arr)
     run_streams(core_streams(program), mem)
+    if mem.warn_uninit:
+        from .lints import check_outputs_written
+        check_outputs_written(program, mem)
     outs = [read_storage(mem, st) for st in program.outputs]
     return (outs, mem) if return_memory else outs
 
