@@ -164,6 +164,7 @@ class Facts:
         self.storages: dict = {}       # storage id -> Storage (every one the program touches)
         self.views: list = []          # instr index -> every tensor it names (all_views)
         self.writes: list = []         # instr index -> storage ids it writes
+        self.unwritten_outputs: dict = {}   # output storage id -> its written mask, if partial
 
 
 def analyse(program) -> Facts:
@@ -180,11 +181,11 @@ def analyse(program) -> Facts:
             c = cover[st.id] = _Cover(st.id in inputs or st.const is not None)
         return c
 
-    def read(idx, v, loc):
+    def read(idx, v, loc, warn=True):
         n = cov(v.storage).unwritten(v)
         if n:
             fill[v.storage.id] = v.storage
-            if (v.storage.id, loc) not in warned:     # the reference warns once per (tensor, line)
+            if warn and (v.storage.id, loc) not in warned:     # the reference warns once per (tensor, line)
                 warned.add((v.storage.id, loc))
                 f.warnings.setdefault(idx, []).append((v.storage, n, loc))
 
@@ -197,9 +198,11 @@ def analyse(program) -> Facts:
                 f.storages[sid] = v.storage
                 f.first[sid] = idx
             f.last[sid] = idx
-        for v in ins.reads():
-            read(idx, v, ins.loc)
         writes = ins.writes()
+        for v in ins.reads():
+            # an output also listed as an input (a predicated copy, a shuffle keeping some
+            # partitions) is merged through Memory.array, which does not warn
+            read(idx, v, ins.loc, warn=not any(v is w for w in writes))
         f.writes.append({v.storage.id for v in writes})
         if ins.op.name == "nc_matmul":
             dst = ins.args["dst"]
@@ -220,7 +223,11 @@ def analyse(program) -> Facts:
             if flags is not None:
                 flags.set(v, False)
     for st in program.outputs:             # unwritten parts of an output are returned as sentinels
-        if st.id not in inputs and not cov(st).full:
+        c = cov(st)
+        if st.id not in inputs and not c.full:
             fill[st.id] = st
+            if st.id in f.first:           # the reference warns only for tensors it touched
+                f.unwritten_outputs[st.id] = (c.mask if c.mask is not None
+                                              else np.zeros(st.size, bool))
     f.fill = list(fill.values())
     return f

@@ -18,13 +18,15 @@ What the reference executor redoes on every instruction of every call, the plan 
 from __future__ import annotations
 
 import threading
+import types
 import warnings
 
 import numpy as np
 
 from .. import dtypes
 from ..errors import UninitializedReadWarning
-from ..memory import Memory
+from ..lints import check_outputs_written
+from ..memory import Memory, uninitialized_read
 from ..tensor import View
 from . import groups as G
 from .analysis import analyse
@@ -224,6 +226,9 @@ class Plan:
                     fn()
         finally:
             self.ctx.mem = None
+        if warn_uninit and self.facts.unwritten_outputs:    # what the reference warns after a run
+            check_outputs_written(program, types.SimpleNamespace(
+                written=self.facts.unwritten_outputs))
         outs, seen = [], set()
         for st in program.outputs:
             a = mem.flat(st)
@@ -264,9 +269,7 @@ def _generic(ins, idx, ctx, mm_add):
 
 def _warn(items):
     for st, n, loc in items:
-        msg = UninitializedReadWarning(
-            f"read of {n} uninitialized element(s) of tensor '{st.name}' (allocated at {st.loc}) "
-            f"at {loc}; they hold sentinels (NaN / 4)")
+        msg = uninitialized_read(st, n, loc)
         if loc is not None:
             warnings.warn_explicit(msg, UninitializedReadWarning, loc.file, loc.line)
         else:
