@@ -17,8 +17,8 @@ KiB = 1024
 
 @dataclass(frozen=True)
 class Arch:
-    name: str                      # canonical target name
-    gen: int                       # NeuronCore version: 2, 3, 4
+    name: str                      # SPEC: canonical target name (NKI's platform names)
+    gen: int                       # D:A2,A3,A4 NeuronCore version: 2, 3, 4
     # --- memories (CM 1.2, SPEC 4.1) ---
     partitions: int = 128                      # D:A2
     sbuf_bytes_per_partition: int = 192 * KiB  # D:A2 (v2 192 KiB)
@@ -87,11 +87,17 @@ class Arch:
     dma_curve: tuple = ((32, 0.01), (64, 0.03), (128, 0.05), (256, 0.10), (512, 0.21), (1024, 0.42),
                         (2048, 0.81), (4096, 0.97), (8192, 0.98), (16384, 0.99), (32768, 1.0))
     dma_curve_scale: float = 4.0               # E: calibrated on the MMh tiled stage (see above)
-    # Achievable HBM bandwidth of one core, a cap on all transfers together. Nominal is 820/2 =
-    # 410 GB/s (E), but every memory-bound NKI tutorial run on trn1 moves 100-116 GB/s whatever its
-    # row size (matmul tiled/hoisted/blocked 104/102/102 GB/s and fully optimised 101 GB/s in MMh;
-    # mamba v1 with 4K channels ~116 GB/s in MB), so the cap is calibrated to those runs (E).
-    hbm_share_bytes_per_ns: float = 106.0      # E: calibrated, see above
+    # HBM: the documented peak of one core's share, used for the roofline and the ridge point
+    # (92 TFLOPS / 410 GB/s = 222 FLOP/B, the MM tutorial's own figure).
+    hbm_peak_bytes_per_ns: float = 410.0       # E: 820 GB/s per chip (D:A2) / 2 cores; MM ridge 222 F/B implies 413
+    # Sustained rate of the DMA streams an NKI kernel issues, a cap on all transfers together.
+    # The peak above is not reached by dma_copy streams: every memory-bound NKI tutorial run on
+    # trn1 moves 100-116 GB/s whatever its row size (matmul tiled/hoisted/blocked 104/102/102 GB/s
+    # with 256 B-4 KiB rows (MMh); mamba v1 with 4K channels ~116 GB/s (MB)). Row-size-independent,
+    # so it is not the packet-rate mechanism of the DMA guide (BW), which the row curve models;
+    # bounded below by the fastest published stream (116) and above by the DMA-table peak 16 x 17
+    # B/ns = 272 GB/s (D:BW) (E). Refitted by benchmarks/calibrate.py (leave-one-out).
+    hbm_share_bytes_per_ns: float = 106.0      # E: calibrated, bounds 100-116 GB/s, see above
     # Compiler spills and SBUF pressure (CM 3 rules 16-19, SPEC 4.2 item 10).
     # ``sbuf_alloc_fraction``: share of the usable SBUF the allocator hands to automatic tiles
     # before it spills. MB speaks of fragmentation, but a share below 1 is ruled out: mamba_v3 at
@@ -113,7 +119,7 @@ class Arch:
     peak_fp8_tflops: float = 92.0              # D:A2 (= bf16 on v2)
     peak_fp32_tflops: float = 23.0             # D:A2
     # --- features ---
-    dtypes_extra: tuple = field(default_factory=tuple)
+    dtypes_extra: tuple = field(default_factory=tuple)   # SPEC: extra dtypes of the generation
 
     @property
     def sbuf_bytes(self) -> int:
@@ -124,14 +130,15 @@ class Arch:
                 "POOL": self.pool_clock_ghz, "SP": self.sp_clock_ghz}[engine]
 
 
-# NC-v2: Trainium1 / Inferentia2 (D:A2)
+# NC-v2: Trainium1 / Inferentia2 (D:A2). Calibrated: the E knobs above were fitted on trn1 anchors
+# (benchmarks/calibrate.py prints in-sample and leave-one-out errors).
 TRN1 = Arch(name="trn1", gen=2)
 INF2 = Arch(name="inf2", gen=2)   # the same NeuronCore-v2 as trn1 (D:A2)
 
 # NC-v3: Trainium2 (D:A3). SBUF usable per partition on v3 is undocumented (SPEC 7.4): 224-16 KiB [E].
 TRN2 = Arch(
-    name="trn2", gen=3,
-    sbuf_bytes_per_partition=224 * KiB, sbuf_usable_bytes_per_partition=208 * KiB,
+    name="trn2", gen=3,                        # D:A3 NeuronCore-v3
+    sbuf_bytes_per_partition=224 * KiB, sbuf_usable_bytes_per_partition=208 * KiB,  # D:A3; E usable
     pe_tile_rows=(32, 64, 128),                # D:ISA 4x32 on v3+
     pe_clock_ghz=2.4, dve_clock_ghz=0.96, act_clock_ghz=1.2, pool_clock_ghz=1.2, sp_clock_ghz=1.2,  # D:A3
     dve_elems_per_cycle_16bit=4.0,             # D:A3 512 elem/cycle BF16/FP16 (perf mode)
@@ -140,7 +147,8 @@ TRN2 = Arch(
     dma_engine_bytes_per_ns=23.0,              # D:BW,DO
     spill_bytes_per_ns=368.0,                  # E: 16 x 23 B/ns, as for v2
     dma_issue_ns=600.0,                        # D:A3,DGE
-    hbm_share_bytes_per_ns=368.0,              # E
+    hbm_peak_bytes_per_ns=375.0,               # E: 3 TB/s per chip (D:A3) / 8 cores
+    hbm_share_bytes_per_ns=368.0,              # E: not calibrated; DMA-table peak 16 x 23 B/ns (D:BW)
     dma_curve_scale=1.0,                       # E: DO curve as drawn (no v3 calibration data)
     dma_transpose_factor=1 / 0.9,              # D:A3 90% of copy BW
     peak_bf16_tflops=79.0, peak_fp8_tflops=158.0, peak_fp32_tflops=20.0,  # D:A3
@@ -148,16 +156,19 @@ TRN2 = Arch(
 
 # NC-v4: Trainium3 (D:A4), for reference; usable SBUF undocumented [E].
 TRN3 = Arch(
-    name="trn3", gen=4,
-    sbuf_bytes_per_partition=256 * KiB, sbuf_usable_bytes_per_partition=240 * KiB,
-    pe_tile_rows=(32, 64, 128),
-    pe_clock_ghz=2.4, dve_clock_ghz=1.2, act_clock_ghz=1.2, pool_clock_ghz=1.2, sp_clock_ghz=1.2,
-    dve_elems_per_cycle_16bit=4.0, dve_elems_per_cycle_32bit=2.0,
-    v2_shared_ports=False,
-    dma_engine_bytes_per_ns=33.0, dma_issue_ns=600.0, hbm_share_bytes_per_ns=600.0, dma_curve_scale=1.0,
+    name="trn3", gen=4,                        # D:A4 NeuronCore-v4
+    sbuf_bytes_per_partition=256 * KiB, sbuf_usable_bytes_per_partition=240 * KiB,  # D:A4; E usable
+    pe_tile_rows=(32, 64, 128),                # D:ISA 4x32 on v3+
+    pe_clock_ghz=2.4, dve_clock_ghz=1.2, act_clock_ghz=1.2, pool_clock_ghz=1.2, sp_clock_ghz=1.2,  # D:A4
+    dve_elems_per_cycle_16bit=4.0, dve_elems_per_cycle_32bit=2.0,  # D:A4 512 BF16 / 256 other
+    v2_shared_ports=False,                     # D:A4 (as v3)
+    dma_engine_bytes_per_ns=33.0, dma_issue_ns=600.0,  # D:BW,DO 33 B/ns; D:A3,DGE HW DGE issue
+    hbm_peak_bytes_per_ns=590.0,               # E: 4.7 TB/s per chip (D:A4) / 8 cores
+    hbm_share_bytes_per_ns=528.0,              # E: not calibrated; DMA-table peak 16 x 33 B/ns (D:BW)
+    dma_curve_scale=1.0,                       # E: DO curve as drawn (no v4 calibration data)
     spill_bytes_per_ns=528.0,                  # E: 16 x 33 B/ns, as for v2
-    dma_transpose_factor=1 / 0.9,
-    peak_bf16_tflops=79.0, peak_fp8_tflops=315.0, peak_fp32_tflops=20.0,
+    dma_transpose_factor=1 / 0.9,              # E: assume v3's 90% (D:A3)
+    peak_bf16_tflops=79.0, peak_fp8_tflops=315.0, peak_fp32_tflops=20.0,  # D:A4
 )
 
 _ALIASES = {

@@ -9,6 +9,7 @@ sizes, SBUF/PSUM peaks and the profiler's warnings. Every number is modelled, ne
     >>> # r = profile(program); print(r); r.to_dict()["total_us"]
     >>> # r.save_trace("k.json")   # open in https://ui.perfetto.dev (one track per engine/queue)
     >>> # r.save_png("k.png")      # needs matplotlib
+    >>> # print(r.critical_path())  # which instructions and waits made up the total
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 
+from .critical_path import CriticalPath, explain
 from .timing import ENGINES, Timeline, schedule
 
 _ENGINE_LABEL = {"PE": "TensorE (PE)", "ACT": "ScalarE (ACT)", "DVE": "VectorE (DVE)",
@@ -76,6 +78,7 @@ class Report:
     warnings: list
     timeline: Timeline = field(default=None, repr=False, compare=False)
     program: object = field(default=None, repr=False, compare=False)
+    _critical: object = field(default=None, repr=False, compare=False)
 
     # ---- structured output ---------------------------------------------------------------------
     @property
@@ -84,7 +87,8 @@ class Report:
 
     def to_dict(self) -> dict:
         d = asdict(self, dict_factory=lambda kv: {k: v for k, v in kv
-                                                  if k not in ("timeline", "program")})
+                                                  if k not in ("timeline", "program",
+                                                               "_critical")})
         d["total_us"] = self.total_us
         return d
 
@@ -121,12 +125,27 @@ class Report:
               f"  spills         {self.spill_count} evictions: saved {_b(self.spill_save_bytes)}, "
               f"reloaded {_b(self.spill_reload_bytes)}; instructions waited {_t(self.sbuf_wait_ns)} "
               f"(summed) for SBUF space"]
+        if self.timeline is not None and self.timeline.events:
+            cp = self.critical_path()
+            parts = sorted(cp.by_category.items(), key=lambda kv: -kv[1])[:4]
+            L += ["", "  critical path  " + ", ".join(
+                f"{k} {100 * v / self.total_ns:.0f}%" for k, v in parts if v > 0)]
+            if cp.by_instruction:
+                op, eng, src, ns, n = cp.by_instruction[0]
+                L.append(f"                 heaviest: {op} on {eng} x{n} "
+                         f"({100 * ns / self.total_ns:.0f}%) at {src}")
         if self.warnings:
             L.append("")
             L += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(L)
 
     __repr__ = __str__
+
+    def critical_path(self) -> CriticalPath:
+        """The critical path: which instructions and waits made up ``total_ns`` (sums to it)."""
+        if self._critical is None:
+            self._critical = explain(self.timeline, self.program)
+        return self._critical
 
     # ---- timeline exports -----------------------------------------------------------------------
     def trace_events(self) -> list:
@@ -265,8 +284,8 @@ def _spill_reload_bytes(program):
 
 def profile(program, timeline: Timeline | None = None) -> Report:
     """Schedule ``program`` (unless a timeline is given) and summarise it as a Report."""
-    arch = program.arch
     tl = timeline if timeline is not None else schedule(program)
+    arch = tl.arch if tl.arch is not None else program.arch
     total = tl.total_ns
     engines = {}
     for e in list(ENGINES) + ["DMA"]:
@@ -282,7 +301,7 @@ def profile(program, timeline: Timeline | None = None) -> Report:
     hbm = tl.hbm_read + tl.hbm_write
     gbps = hbm / total if total else 0.0                # bytes/ns == GB/s
     ai = model / hbm if hbm else float("inf") if model else 0.0
-    ridge = peak / arch.hbm_share_bytes_per_ns
+    ridge = peak / arch.hbm_peak_bytes_per_ns          # documented peaks (CM 2.7: 222 on v2)
     if critical == "DMA":
         bound = "memory (DMA)"
     elif critical == "PE":
