@@ -87,6 +87,7 @@ class Event:
     cause: str = "start"  # key of CAUSES
     pred: int = -1      # id (position in Timeline.events) of the event that decided ``start``
     ready: float = 0.0  # when its producers allowed it to start (DMA: before the fixed cost)
+    limit: str = ""     # DMA: 'hbm' when the HBM stream rate (not the DMA engines) set its end
 
 
 @dataclass
@@ -164,8 +165,7 @@ class Scheduler:
         self.sem = arch.sem_latency_ns
         self.shared = arch.v2_shared_ports
         self.static_ns = {e: arch.static_overhead_cycles / arch.clock_ghz(e) for e in ENGINES}
-        self.lat_ns = {e: (arch.pe_fill_cycles if e == "PE" else arch.engine_latency_cycles)
-                       / arch.clock_ghz(e) for e in ENGINES}
+        self.lat_ns = {e: arch.latency_cycles(e) / arch.clock_ghz(e) for e in ENGINES}
         self.last_use, self.written = scan_program(program)
         self.spills = spill_plan(program)
         self.sb_take, self.sb_give, self.sb_saves, self.sb_reloads = sbuf_plan(program, self.spills)
@@ -176,6 +176,7 @@ class Scheduler:
         self.spill_end: dict = {}                    # id(spill) -> (end of its save DMA, eid)
         self.spill_n = [0, 0, 0]                     # transfers, save bytes, reload bytes
         self.end_all = 0.0
+        self.limit = ""
         self.launch = arch.launch_overhead_ns if program.instrs else 0.0
 
     # ---- helpers ------------------------------------------------------------------------------
@@ -207,11 +208,13 @@ class Scheduler:
         if end < start + dur:
             end = start + dur
         nbytes = cost.hbm_read + cost.hbm_write
+        self.limit = ""
         if nbytes:
             hs, he = self.hbm.take(t0, nbytes / bw)
             if he > end:
                 end = he
                 self.hbm_bound += 1
+                self.limit = "hbm"
             if hs < start:
                 start = hs
         q = 0
@@ -261,7 +264,7 @@ class Scheduler:
         if waited:
             cause, pred = "dma", -1
         eid = self._emit(Event(sp.save_after if not is_write else sp.reload_before, track, start,
-                               end, end, start - dep, core_id, kind, cause, pred, dep))
+                               end, end, start - dep, core_id, kind, cause, pred, dep, self.limit))
         self.tr.record(fp, end, end, key, -1, is_write, eid)
         if not is_write:
             self.saved_at[st.id] = (end, eid)
@@ -329,7 +332,9 @@ class Scheduler:
             done = end
             wait = start - dep
             ports = ()
+            limit = self.limit
         else:
+            limit = ""
             free = c.free[eng]
             if dep_prev:
                 cost += self.static_ns[eng]  # reads the result of the previous instruction (CM 2.4)
@@ -357,7 +362,8 @@ class Scheduler:
             c.last_index[eng] = i
             done = end + self.lat_ns[eng]
             track = eng
-        eid = self._emit(Event(i, track, start, end, done, wait, core_id, "", cause, pred, dep))
+        eid = self._emit(Event(i, track, start, end, done, wait, core_id, "", cause, pred, dep,
+                               limit))
         if not is_dma:
             c.last_eid[eng] = eid
             for p in ports:
