@@ -84,6 +84,7 @@ def report(quick=False):
     print(f"{'anchor (trn2)':44s} {'published':>12s} {'predicted':>12s} {'pred/pub':>9s} "
           f"{'kind':>9s} {'s':>6s}  source")
     ratios = {"target": [], "budget": []}
+    measured = []                       # (label, relative error) of measured trn2 figures
     for label, pub, unit, kind, src, fn in rows():
         if quick and label.endswith("tiled"):
             continue
@@ -96,6 +97,9 @@ def report(quick=False):
             s = f"DMA {act['DMA']:5.1f}% (pub {dma:5.2f}), PE {act['PE']:5.1f}% (pub {pe:5.2f})"
             if dve is not None:
                 s += f", DVE {act['DVE']:4.1f}% (pub {dve:5.2f})"
+            for eng, v in (("DMA", dma), ("PE", pe), ("DVE", dve)):
+                if v is not None:
+                    measured.append((f"{label} {eng} active", act[eng] / v - 1))
             print(f"{label:44s} {s}  total {tl.total_ns / 1e6:.2f} ms {dt:6.1f}  {src}")
             continue
         scale = {"us": 1e3, "ns": 1.0}[unit]
@@ -103,8 +107,17 @@ def report(quick=False):
         r = pred / pub
         if kind in ratios:
             ratios[kind].append(r)
+        else:
+            measured.append((label, r - 1))
         print(f"{label:44s} {pub:9.2f} {unit} {pred:9.2f} {unit} {r:9.2f} {kind:>9s} {dt:6.1f}  "
               f"{src}{'  (over budget)' if kind == 'budget' and r > 1.05 else ''}")
+    if measured:
+        errs = sorted(abs(e) for _, e in measured)
+        worst = max(measured, key=lambda m: abs(m[1]))
+        mid = errs[len(errs) // 2] if len(errs) % 2 else sum(errs[len(errs) // 2 - 1:][:2]) / 2
+        print(f"  trn2 measured figures ({len(measured)}): |error| median {100 * mid:.1f}%, worst "
+              f"{100 * abs(worst[1]):.1f}% ({worst[0]}); in-sample only (KO tiled/hoisted set "
+              f"trn2's DMA curve shift, nothing else was fitted on trn2; no leave-one-out)")
     for kind, rs in ratios.items():
         if rs:
             print(f"  {kind}s: predicted/published from {min(rs):.2f} to {max(rs):.2f} "

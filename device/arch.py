@@ -54,7 +54,7 @@ class Arch:
     # active for 53.33 ms (MB), i.e. 8.4N cycles per state for 4 tensor_tensor + 1 scan (2N), so
     # ~1.6 passes; the MB scaling table (v2 at seq 1024-4096, 1.35x v3) gives ~1.8. Between the
     # two (E).
-    dve_two_input_passes: float = 1.77         # E: fitted, see above (documented rough value 2)
+    dve_two_input_passes: float = 1.71         # E: fitted, see above (documented rough value 2)
     # ... and one pass only while every input holds at most this many bytes per partition: the
     # Mamba tutorial's trn1 runs with 512-element fp32 tiles (v2 seq 512 at 1.61 ms with VectorE
     # 99.6% active, and v3 at every seq_len) are only reachable at ~N per tensor_tensor, while v2
@@ -68,17 +68,17 @@ class Arch:
     # it on its engine: "~100 cycles when back-to-back instructions are tiny or each depends on
     # the previous" (D:A2). Fitted (benchmarks/calibrate.py): the DVE-bound mamba_v3 runs (VectorE
     # ~95% active, MB) leave room for far less than 100 per dependent pass (E).
-    static_overhead_cycles: float = 73.0       # D:A2 ~100; E: refitted, bounds 5-150
+    static_overhead_cycles: float = 53.0       # D:A2 ~100; E: refitted, bounds 5-150
     access_setup_cycles: int = 60              # D:A2 SBUF/PSUM access request
     pool_start_cycles: int = 150               # Dh:ISAh
     mm_init_cycles: int = 64                   # D:A2 MM_INIT_LATENCY
     pe_fill_cycles: int = 256                  # E: PE array fill/drain latency
-    engine_latency_cycles: float = 44.0        # E: DVE/POOL pipeline depth (CM 2.1 guess 64; fitted)
+    engine_latency_cycles: float = 35.0        # E: DVE/POOL pipeline depth (CM 2.1 guess 64; fitted)
     # ScalarE's pipeline is deeper (activation tables, accumulator read-back): dependent 1-element
     # ACT instructions take 189 ns = 264 ACT cycles each on trn1 (D:PG), i.e. MIN_II (64) plus the
     # static overhead plus this latency (E: fitted to that observation, bounds 64-264).
-    act_latency_cycles: float = 133.0          # E: fitted to the PG 189 ns chain, see above
-    sem_latency_ns: float = 75.0               # E: compute-to-compute semaphore hand-off
+    act_latency_cycles: float = 150.0          # E: fitted to the PG 189 ns chain, see above
+    sem_latency_ns: float = 72.0               # E: compute-to-compute semaphore hand-off (CM 2.4: ~50-100; fitted)
     fp32_matmul_factor: int = 4                # D:A2 FP32 ~4x slower on PE
     stride_penalty_bytes: int = 16             # D:A2 innermost stride > 16 B halves bandwidth
     v2_shared_ports: bool = True               # D:A2 DVE/POOL share SBUF port, DVE/ACT share PSUM
@@ -118,7 +118,7 @@ class Arch:
     # At 106 the Belady plan's traffic makes mamba_v2 seq 8192 1.9x its published 53.33 ms; at
     # 272 it is within 25% and seq 7168 within 5% (E).
     spill_bytes_per_ns: float = 272.0          # E: see above
-    launch_overhead_ns: float = 3900.0         # E: fitted; NEFF start-up/tear-down in measured latencies
+    launch_overhead_ns: float = 3880.0         # E: fitted; NEFF start-up/tear-down in measured latencies
                                                # (MB: "every NEFF execution involves certain start-up
                                                # and tear-down overhead"); fits mamba v1 172.93 us
     dma_transpose_factor: float = 4.0          # E: v2 load_transpose2d ~x1/0.25
@@ -128,6 +128,10 @@ class Arch:
     peak_fp32_tflops: float = 23.0             # D:A2
     # --- features ---
     dtypes_extra: tuple = field(default_factory=tuple)   # SPEC: extra dtypes of the generation
+    # How far the table is calibrated (printed by the profile report): which published timings
+    # fitted its estimate (E) constants, or that it has none (SPEC: a statement, not a number).
+    calibration: str = ("calibrated: E constants fitted to trn1 device latencies (MMh, MB, PG), "
+                        "leave-one-out checked by benchmarks/calibrate.py")  # SPEC: see above
 
     @property
     def sbuf_bytes(self) -> int:
@@ -172,6 +176,9 @@ TRN2 = Arch(
     dma_curve_scale=4.0,                       # E: fitted to KO (trn2) as above; v2 has the same
     dma_transpose_factor=1 / 0.9,              # D:A3 90% of copy BW
     peak_bf16_tflops=79.0, peak_fp8_tflops=158.0, peak_fp32_tflops=20.0,  # D:A3
+    calibration=("partly calibrated: documented NC-v3 figures; DMA curve and stream rate checked "
+                 "against KO engine-active % and the DO single-engine transfer; compute "
+                 "latencies/overheads are the trn1 fit (E); no trn2 latency anchor"),  # SPEC
 )
 
 # NC-v4: Trainium3 (D:A4), for reference; usable SBUF undocumented [E].
@@ -190,6 +197,8 @@ TRN3 = Arch(
     spill_bytes_per_ns=528.0,                  # E: 16 x 33 B/ns, as for v2
     dma_transpose_factor=1 / 0.9,              # E: assume v3's 90% (D:A3)
     peak_bf16_tflops=79.0, peak_fp8_tflops=315.0, peak_fp32_tflops=20.0,  # D:A4
+    calibration=("uncalibrated: documented NC-v4 figures, estimates carried over from "
+                 "trn1/trn2 (E); no published trn3 timing found"),  # SPEC
 )
 
 _ALIASES = {

@@ -76,6 +76,7 @@ class Report:
     psum_peak_banks: int
     psum_bank_wait_ns: float
     warnings: list
+    calibration: str = ""         # how far the target's timing constants are calibrated
     timeline: Timeline = field(default=None, repr=False, compare=False)
     program: object = field(default=None, repr=False, compare=False)
     _critical: object = field(default=None, repr=False, compare=False)
@@ -98,6 +99,7 @@ class Report:
     # ---- text ----------------------------------------------------------------------------------
     def __str__(self) -> str:
         L = [f"profile of {self.kernel} on {self.target} (MODELLED by the timing model, not measured)",
+             f"  {self.target} timing table: {self.calibration}",
              f"  total          {_t(self.total_ns)}   (includes {_t(self.launch_overhead_ns)} launch "
              f"overhead)",
              f"  critical       {self.critical_engine}   bound: {self.bound}",
@@ -343,7 +345,8 @@ def profile(program, timeline: Timeline | None = None) -> Report:
         spill_count=tl.spill_count, sbuf_wait_ns=tl.sbuf_wait_ns,
         sbuf_peak_bytes=peak_mem.get("sbuf", 0), sbuf_capacity_bytes=arch.sbuf_usable_bytes_per_partition,
         psum_peak_bytes=peak_mem.get("psum", 0), psum_peak_banks=peak_mem.get("psum_banks", 0),
-        psum_bank_wait_ns=tl.psum_bank_wait_ns, warnings=[], timeline=tl, program=program)
+        psum_bank_wait_ns=tl.psum_bank_wait_ns, warnings=[], calibration=arch.calibration,
+        timeline=tl, program=program)
     r.warnings = _warnings(r, tl)
     return r
 

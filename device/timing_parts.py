@@ -264,6 +264,35 @@ def scan_program(program):
 
 
 
+def rematerialisable(program):
+    """Ids of SBUF storages whose every write is a DMA load of a kernel input that the kernel
+    never writes: a spill needs no save for them, the reload reads the input again (what
+    compilers do instead of spilling a load: rematerialisation)."""
+    ok, bad, inputs_written = set(), set(), set()
+    for ins in program.instrs:
+        for v in ins.writes():
+            st = v.storage
+            if st.buffer.kind == "hbm":
+                inputs_written.add(st.id)
+                continue
+            if st.buffer.kind != "sbuf" or st.id in bad:
+                continue
+            srcs = ins.reads()
+            if ins.engine.startswith("DMA") and srcs and all(
+                    r.storage.buffer.kind == "hbm" and r.storage.kind == "input" for r in srcs):
+                ok.add(st.id)
+                for r in srcs:
+                    ok.add(("src", st.id, r.storage.id))
+            else:
+                bad.add(st.id)
+    srcs_of: dict = {}
+    for k in ok:
+        if isinstance(k, tuple):
+            srcs_of.setdefault(k[1], set()).add(k[2])
+    return {sid for sid in ok if not isinstance(sid, tuple) and sid not in bad
+            and not srcs_of.get(sid, set()) & inputs_written}
+
+
 _SYNC = ("sendrecv", "core_barrier")
 
 

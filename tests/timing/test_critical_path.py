@@ -138,3 +138,14 @@ def test_ridge_point_uses_the_documented_peaks():
     """CM 2.7: 92 TFLOPS / ~410 GB/s = ~222 FLOP/B on trn1 (not the sustained stream rate)."""
     r = profile(_chain(1, evict=False))
     assert r.ridge_point == pytest.approx(222, rel=0.05)
+
+
+@pytest.mark.parametrize("target,word", [("trn1", "calibrated: E constants fitted"),
+                                         ("trn2", "partly calibrated"), ("trn3", "uncalibrated")])
+def test_report_says_how_far_the_target_is_calibrated(target, word):
+    p = Program("k", target)
+    x = p.alloc((128, 512), "float32", "hbm", name="x", loc=None)
+    t = p.alloc((128, 512), "float32", "sbuf", name="t", loc=None)
+    p.emit("dma_copy", dst=t, src=x, loc=None)
+    r = profile(p)
+    assert word in r.calibration and word in str(r) and r.to_dict()["calibration"] == r.calibration
