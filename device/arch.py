@@ -68,17 +68,17 @@ class Arch:
     # it on its engine: "~100 cycles when back-to-back instructions are tiny or each depends on
     # the previous" (D:A2). Fitted (benchmarks/calibrate.py): the DVE-bound mamba_v3 runs (VectorE
     # ~95% active, MB) leave room for far less than 100 per dependent pass (E).
-    static_overhead_cycles: float = 53.0       # D:A2 ~100; E: refitted, bounds 5-150
+    static_overhead_cycles: float = 46.0       # D:A2 ~100; E: refitted, bounds 5-150
     access_setup_cycles: int = 60              # D:A2 SBUF/PSUM access request
     pool_start_cycles: int = 150               # Dh:ISAh
     mm_init_cycles: int = 64                   # D:A2 MM_INIT_LATENCY
     pe_fill_cycles: int = 256                  # E: PE array fill/drain latency
-    engine_latency_cycles: float = 35.0        # E: DVE/POOL pipeline depth (CM 2.1 guess 64; fitted)
+    engine_latency_cycles: float = 32.5        # E: DVE/POOL pipeline depth (CM 2.1 guess 64; fitted)
     # ScalarE's pipeline is deeper (activation tables, accumulator read-back): dependent 1-element
     # ACT instructions take 189 ns = 264 ACT cycles each on trn1 (D:PG), i.e. MIN_II (64) plus the
     # static overhead plus this latency (E: fitted to that observation, bounds 64-264).
-    act_latency_cycles: float = 150.0          # E: fitted to the PG 189 ns chain, see above
-    sem_latency_ns: float = 72.0               # E: compute-to-compute semaphore hand-off (CM 2.4: ~50-100; fitted)
+    act_latency_cycles: float = 154.0          # E: fitted to the PG 189 ns chain, see above
+    sem_latency_ns: float = 69.0               # E: compute-to-compute semaphore hand-off (CM 2.4: ~50-100; fitted)
     fp32_matmul_factor: int = 4                # D:A2 FP32 ~4x slower on PE
     stride_penalty_bytes: int = 16             # D:A2 innermost stride > 16 B halves bandwidth
     v2_shared_ports: bool = True               # D:A2 DVE/POOL share SBUF port, DVE/ACT share PSUM
@@ -118,7 +118,7 @@ class Arch:
     # At 106 the Belady plan's traffic makes mamba_v2 seq 8192 1.9x its published 53.33 ms; at
     # 272 it is within 25% and seq 7168 within 5% (E).
     spill_bytes_per_ns: float = 272.0          # E: see above
-    launch_overhead_ns: float = 3880.0         # E: fitted; NEFF start-up/tear-down in measured latencies
+    launch_overhead_ns: float = 3865.0         # E: fitted; NEFF start-up/tear-down in measured latencies
                                                # (MB: "every NEFF execution involves certain start-up
                                                # and tear-down overhead"); fits mamba v1 172.93 us
     dma_transpose_factor: float = 4.0          # E: v2 load_transpose2d ~x1/0.25
