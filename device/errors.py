@@ -22,12 +22,16 @@ _OURS = tuple(os.path.join(_PKG_ROOT, p) + os.sep for p in ("device", "lowering"
 
 @dataclass(frozen=True)
 class SourceLoc:
+    """Where something came from: a file and line, the function, and an optional ``label``
+    (an HLO/MLIR instruction name) printed first: ``dot.3 @ model.hlo:12``."""
     file: str
     line: int
     func: str = ""
+    label: str = ""
 
     def __str__(self) -> str:
-        return f"{os.path.basename(self.file)}:{self.line}"
+        where = f"{os.path.basename(self.file)}:{self.line}"
+        return f"{self.label} @ {where}" if self.label else where
 
     def excerpt(self) -> str:
         text = linecache.getline(self.file, self.line).rstrip()

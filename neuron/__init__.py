@@ -13,9 +13,11 @@
 from device.errors import HardwareRuleError, SpillWarning, UninitializedReadWarning
 from nki.tracing import ArraySpec, Kernel, jit, simulate
 
+from .autotune import Autotuner, autotune
 from .imported import ImportedFunction, JaxFunction, from_jax, load_hlo, load_stablehlo
 
 __version__ = "0.1.0"
 __all__ = ["jit", "simulate", "Kernel", "ArraySpec", "load_hlo", "load_stablehlo", "from_jax",
+           "autotune", "Autotuner",
            "ImportedFunction", "JaxFunction", "HardwareRuleError", "SpillWarning",
            "UninitializedReadWarning"]
