@@ -373,3 +373,6 @@ def _flatten(item) -> list:
     if isinstance(item, tuple):
         return [v for sub in item for v in _flatten(sub)]
     return [item]
+
+
+SUPPORTED_OPCODES = frozenset(_SUPPORTED)   # what the importer accepts (docs/supported_ops.md)

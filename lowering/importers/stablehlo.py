@@ -419,3 +419,8 @@ def _free_values(op) -> list:
                     walk(inner)
     walk(op)
     return [v for v in used if v not in defined]
+
+
+# What the importer accepts (docs/supported_ops.md): one-to-one ops plus handled ops.
+SUPPORTED_OPS = frozenset(_PLAIN) | frozenset(
+    n[4:] for n in dir(_Importer) if n.startswith("_op_") and n != "_op_bitcast_convert")
