@@ -14,8 +14,9 @@ from device.errors import HardwareRuleError, SpillWarning, UninitializedReadWarn
 from nki.tracing import ArraySpec, Kernel, jit, simulate
 
 from .imported import ImportedFunction, JaxFunction, from_jax, load_hlo, load_stablehlo
+from .torch_import import TorchFunction, from_torch
 
 __version__ = "0.1.0"
 __all__ = ["jit", "simulate", "Kernel", "ArraySpec", "load_hlo", "load_stablehlo", "from_jax",
-           "ImportedFunction", "JaxFunction", "HardwareRuleError", "SpillWarning",
+           "ImportedFunction", "JaxFunction", "from_torch", "TorchFunction", "HardwareRuleError", "SpillWarning",
            "UninitializedReadWarning"]
