@@ -14,9 +14,10 @@ from device.errors import HardwareRuleError, SpillWarning, UninitializedReadWarn
 from nki.tracing import ArraySpec, Kernel, jit, simulate
 
 from .imported import ImportedFunction, JaxFunction, from_jax, load_hlo, load_stablehlo
+from .jax_kernel import JaxKernel, jax_kernel
 from .torch_import import TorchFunction, from_torch
 
 __version__ = "0.1.0"
 __all__ = ["jit", "simulate", "Kernel", "ArraySpec", "load_hlo", "load_stablehlo", "from_jax",
-           "ImportedFunction", "JaxFunction", "from_torch", "TorchFunction", "HardwareRuleError", "SpillWarning",
+           "ImportedFunction", "JaxFunction", "from_torch", "TorchFunction", "jax_kernel", "JaxKernel", "HardwareRuleError", "SpillWarning",
            "UninitializedReadWarning"]

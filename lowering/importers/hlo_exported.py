@@ -15,7 +15,8 @@ KNOWN_ATTRS_EXPORTED = {
     "dot": {"lhs_contracting_dims", "rhs_contracting_dims", "lhs_batch_dims", "rhs_batch_dims",
             "algorithm"},
     "custom-call": {"custom_call_target", "api_version", "custom_call_has_side_effect",
-                    "output_to_operand_aliasing", "custom_call_schedule"},
+                    "output_to_operand_aliasing", "custom_call_schedule",
+                    "operand_layout_constraints"},
 }
 EXPORTED_TUPLE_OPS = {"batch-norm-training"}
 

@@ -5,6 +5,7 @@
     True
 """
 from . import elementwise, layout, matmul, reduce, window  # noqa: F401
-from . import exported, sort  # noqa: F401  (erf/tan/atan2 tile bodies; sort by top-8 passes)
+from . import exported, kernel_call, sort  # noqa: F401  (erf/tan/atan2; NKI kernels; sort)
 
-__all__ = ["elementwise", "exported", "layout", "matmul", "reduce", "sort", "window"]
+__all__ = ["elementwise", "exported", "kernel_call", "layout", "matmul", "reduce", "sort",
+           "window"]
