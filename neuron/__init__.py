@@ -13,11 +13,13 @@
 from device.errors import HardwareRuleError, SpillWarning, UninitializedReadWarning
 from nki.tracing import ArraySpec, Kernel, jit, simulate
 
+from .autotune import Autotuner, autotune
 from .imported import ImportedFunction, JaxFunction, from_jax, load_hlo, load_stablehlo
 from .jax_kernel import JaxKernel, jax_kernel
 from .torch_import import TorchFunction, from_torch
 
 __version__ = "0.1.0"
 __all__ = ["jit", "simulate", "Kernel", "ArraySpec", "load_hlo", "load_stablehlo", "from_jax",
-           "ImportedFunction", "JaxFunction", "from_torch", "TorchFunction", "jax_kernel", "JaxKernel", "HardwareRuleError", "SpillWarning",
+           "autotune", "Autotuner", "from_torch", "TorchFunction", "jax_kernel", "JaxKernel",
+           "ImportedFunction", "JaxFunction", "HardwareRuleError", "SpillWarning",
            "UninitializedReadWarning"]

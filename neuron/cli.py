@@ -14,6 +14,8 @@ import sys
 
 import numpy as np
 
+from . import tune_cli
+
 
 def _report(program):
     try:
@@ -110,6 +112,7 @@ def main(argv=None):
     i = sub.add_parser("import", help="import XLA HLO text, run it, compare with its reference")
     i.add_argument("path")
     i.add_argument("--target", default=None)
+    tune_cli.add_parser(sub)
     args = ap.parse_args(argv)
     if args.cmd == "demo":
         return _demo(args)
@@ -118,6 +121,8 @@ def main(argv=None):
         return 0
     if args.cmd == "profile":
         return _profile(args)
+    if args.cmd == "tune":
+        return tune_cli.run(args)
     return _import(args)
 
 

@@ -30,6 +30,7 @@ class ImportedFunction:
         self.source = source
         self.target = target
         self._programs = {}
+        self._plans = {}          # arch name -> {group key: Schedule} (see autotune)
 
     def _check_args(self, args):
         params = self.graph.params
@@ -52,7 +53,7 @@ class ImportedFunction:
         arch = get_arch(target or self.target)
         prog = self._programs.get(arch.name)
         if prog is None:
-            prog = lower_graph(self.graph, arch)
+            prog = lower_graph(self.graph, arch, schedules=self._plans.get(arch.name))
             prog.attrs["graph"] = self.graph
             verify_program(prog)
             self._programs[arch.name] = prog
@@ -79,6 +80,19 @@ class ImportedFunction:
     def profile(self, *args, target=None):
         from device.profile import profile
         return profile(self.program(target))
+
+    def autotune(self, *args, target=None, budget_s=60.0, executor=None, db=None, progress=None):
+        """Tune the tiling of every fusion group for ``target`` (arguments are not needed: the
+        shapes are the module's); later calls, ``lower`` and ``profile`` use the plan. Returns a
+        ``lowering.tune.TunedPlan``."""
+        from device.arch import get_arch
+        from lowering.tune import tune
+        arch = get_arch(target or self.target)
+        plan = tune(self.graph, arch, budget_s=budget_s, executor=executor, db=db,
+                    progress=progress)
+        self._plans[arch.name] = plan.schedules
+        self._programs.pop(arch.name, None)
+        return plan
 
 
 def load_hlo(text_or_path, target=None) -> ImportedFunction:
@@ -142,6 +156,10 @@ class JaxFunction:
 
     def profile(self, *args, target=None):
         return self.imported(*args).profile(*args, target=target)
+
+    def autotune(self, *args, target=None, **options):
+        """Tune the imported program for these arguments' shapes (see ImportedFunction)."""
+        return self.imported(*args).autotune(target=target, **options)
 
 
 def from_jax(fn=None, *, target=None):

@@ -40,11 +40,12 @@ def schedule_for(group: Group, arch, schedules: dict | None):
     return sched.require(group.problem(), arch)
 
 
-def lower_ops(lw: Lowerer, graph, views) -> list:
+def lower_ops(lw: Lowerer, graph, views, groups=None) -> list:
     """Lower every op of ``graph`` with its parameters bound to ``views``; return the output
-    views. Used for whole graphs, loop bodies and rules that decompose into simpler ops."""
+    views. Used for whole graphs, loop bodies and rules that decompose into simpler ops.
+    ``groups`` overrides the fusion plan (the tuner prices one group as its own graph)."""
     env = {id(p): v for p, v in zip(graph.params, views)}
-    for group in plan(graph, lw.fuse):
+    for group in groups if groups is not None else plan(graph, lw.fuse):
         sched = schedule_for(group, lw.arch, lw.schedules)
         if group.fused:
             lower_group(lw, group, env, sched)
@@ -79,7 +80,7 @@ def new_lowerer(program: Program, loc=None, fuse=True, schedules=None) -> Lowere
     return Lowerer(program, loc, subgraph=lower_ops, schedules=schedules, fuse=fuse)
 
 
-def lower_graph(graph, target=None, name=None, fuse=True, schedules=None) -> Program:
+def lower_graph(graph, target=None, name=None, fuse=True, schedules=None, groups=None) -> Program:
     """Lower a whole graph to a device program whose inputs are the graph's parameters.
 
     ``schedules`` maps group keys (``plan(graph)[i].key``) to Schedules; missing groups use their
@@ -92,7 +93,7 @@ def lower_graph(graph, target=None, name=None, fuse=True, schedules=None) -> Pro
                        kind="input")
         prog.inputs.append(v.storage)
         views.append(v.reshape(tuple(pv.type.shape)) if pv.type.shape else v)
-    finish_outputs(lw, prog, lower_ops(lw, graph, views))
+    finish_outputs(lw, prog, lower_ops(lw, graph, views, groups))
     return prog
 
 
