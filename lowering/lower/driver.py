@@ -26,7 +26,7 @@ from . import rules  # noqa: F401  (fills OPS[...].lower: the table is complete 
 from ..ir.ops import OPS
 from .builder import Lowerer, device_dtype
 from .fusion import Group, lower_group, plan
-from .patterns import fuse_attention
+from .patterns import fuse_patterns
 from .schedule import IllegalSchedule
 
 
@@ -88,7 +88,7 @@ def lower_graph(graph, target=None, name=None, fuse=True, schedules=None, groups
     rule's default. ``fuse=False`` lowers every op on its own (each value round-trips HBM)."""
     prog = Program(name or graph.name, get_arch(target))
     if fuse and groups is None:
-        graph = fuse_attention(graph)        # attention chains -> one flash-style op
+        graph = fuse_patterns(graph)         # attention, layer norm -> one on-chip op each
     lw = new_lowerer(prog, fuse=fuse, schedules=schedules)
     views = []
     for pv in graph.params:

@@ -163,3 +163,125 @@ def fuse_attention(graph: Graph) -> Graph:
     g.set_outputs([env[id(v)] for v in graph.outputs])
     g.prune()
     return g
+
+
+# ---------------------------------------------------------------- layer norm
+
+def _mean_last(u, v, of):
+    """True when ``v`` is mean(of) over the last dim (sum then divide / multiply by 1/n)."""
+    op = u.op(u.through(v), "divide", "multiply")
+    if op is None:
+        return False
+    n = of.type.shape[-1]
+    k = u.scalar(op.inputs[1])
+    if k is None or not (k == n if op.opcode == "divide" else abs(k * n - 1) < 1e-6):
+        return False
+    red = u.op(u.through(op.inputs[0]), "reduce")
+    return (red is not None and red.inputs[0] is of and red.attrs["kind"] == "add"
+            and tuple(red.attrs["dims"]) == (of.type.rank - 1,))
+
+
+def _centred(u, v):
+    """x when ``v`` = x - mean(x) over the last dim, else None."""
+    sub = u.op(v, "subtract")
+    if sub is None:
+        return None
+    x = sub.inputs[0]
+    return x if _mean_last(u, sub.inputs[1], x) else None
+
+
+def _row_vector(u, v, n):
+    """The f32[n] value broadcast along the last dim into ``v``, or None."""
+    src = u.through(v)
+    return src if src.type.shape == (n,) and src.type.dtype == "float32" else None
+
+
+def match_layer_norm(u: _Uses, op):
+    """(operands, attrs, last op) for a layer norm whose normalising multiply is ``op``."""
+    if op.opcode != "multiply" or op.result.type.dtype != "float32":
+        return None
+    d2, r = op.inputs
+    x = _centred(u, d2)
+    rs = u.op(u.through(r), "rsqrt")
+    if x is None or rs is None:
+        return None
+    add = u.op(rs.inputs[0], "add")
+    if add is None:
+        return None
+    eps = u.scalar(add.inputs[1])
+    var = add.inputs[0]
+    vop = u.op(u.through(var), "divide", "multiply")
+    if eps is None or vop is None:
+        return None
+    sq = u.op(u.through(vop.inputs[0]), "reduce")
+    sq = sq and u.op(sq.inputs[0], "multiply")
+    if sq is None or sq.inputs[0] is not sq.inputs[1] or _centred(u, sq.inputs[0]) is not x \
+            or not _mean_last(u, var, sq.result):
+        return None
+    n = x.type.shape[-1]
+    if n > 8192:
+        return None
+    operands, last = [x], op
+    users = {}
+    for o in u.producer.values():
+        for i in o.inputs:
+            users.setdefault(id(i), []).append(o)
+
+    def only_user(v, opcode):
+        us = users.get(id(v), [])
+        return us[0] if len(us) == 1 and us[0].opcode == opcode and u.count.get(id(v)) == 1 \
+            else None
+    m = only_user(last.result, "multiply")
+    if m is not None:
+        other = m.inputs[1] if m.inputs[0] is last.result else m.inputs[0]
+        g = _row_vector(u, other, n)
+        if g is not None:
+            operands.append(g)
+            last = m
+            a = only_user(last.result, "add")
+            if a is not None:
+                other = a.inputs[1] if a.inputs[0] is last.result else a.inputs[0]
+                b = _row_vector(u, other, n)
+                if b is not None:
+                    operands.append(b)
+                    last = a
+    cv = only_user(last.result, "convert")
+    if cv is not None:
+        last = cv
+    src = u.op(x, "convert")                   # normalise the narrow input on chip
+    if src is not None and src.inputs[0].type.dtype in ("bfloat16", "float16"):
+        operands[0] = src.inputs[0]
+    return operands, {"eps": eps, "out_dtype": last.result.type.dtype}, last
+
+
+def fuse_layer_norm(graph: Graph) -> Graph:
+    """``graph`` with layer-norm chains replaced by ``layer_norm`` ops (one on-chip pass)."""
+    u = _Uses(graph)
+    found = {}
+    for op in graph.ops:
+        m = match_layer_norm(u, op)
+        if m is not None:
+            found[id(m[2])] = m[:2]
+    return _rebuild(graph, found, "layer_norm") if found else graph
+
+
+def _rebuild(graph, found, opcode):
+    g = Graph(graph.name)
+    env = {id(p): g.param(p.type, p.name) for p in graph.params}
+    for op in graph.ops:
+        if id(op) in found:
+            operands, attrs = found[id(op)]
+            env[id(op.result)] = g.add_op(opcode, [env[id(v)] for v in operands], attrs,
+                                          loc=op.loc)
+            continue
+        res = g.add_op(op.opcode, [env[id(x)] for x in op.inputs], dict(op.attrs), loc=op.loc)
+        for r, n in zip(op.results, res if isinstance(res, tuple) else (res,)):
+            env[id(r)] = n
+    g.set_outputs([env[id(v)] for v in graph.outputs])
+    g.prune()
+    return g
+
+
+def fuse_patterns(graph: Graph) -> Graph:
+    """Every whole-model pattern: attention, then layer norm."""
+    return fuse_layer_norm(fuse_attention(graph))

@@ -53,3 +53,34 @@ define("attention", None, {"divide": REQUIRED, "fill": -1e9, "score_dtype": REQU
        "softmax(q @ k_t / divide, masked) @ v over batch dim 0 (formed by the pattern pass)")
 
 __all__ = ["OPS"]
+
+
+# ---------------------------------------------------------------- layer norm
+
+def _ln_rule(types, attrs):
+    x = types[0]
+    if x.rank < 1 or x.dtype not in ("float32", "bfloat16", "float16"):
+        raise RuleError(f"layer_norm needs a float operand, got {x}", 0)
+    for i, t in enumerate(types[1:], 1):
+        if t.shape != (x.shape[-1],) or t.dtype != "float32":
+            raise RuleError(f"layer_norm scale/offset must be f32[{x.shape[-1]}]", i)
+    return x.with_dtype(attrs["out_dtype"])
+
+
+def _ln_ref(xs, attrs, out):
+    x = np.asarray(xs[0]).astype(np.float32)
+    n = np.float32(x.shape[-1])
+    mean = x.sum(-1, keepdims=True, dtype=np.float32) / n
+    d = x - mean
+    var = (d * d).sum(-1, keepdims=True, dtype=np.float32) / n
+    y = d * (np.float32(1) / np.sqrt(var + np.float32(attrs["eps"])))
+    if len(xs) > 1:
+        y = y * np.asarray(xs[1], np.float32)
+    if len(xs) > 2:
+        y = y + np.asarray(xs[2], np.float32)
+    return finish(y, out)
+
+
+define("layer_norm", None, {"eps": REQUIRED, "out_dtype": REQUIRED}, _ln_rule, _ln_ref,
+       "(x - mean) / sqrt(var + eps) [* scale [+ offset]] over the last dim, in f32 (formed by "
+       "the pattern pass from exported mean/variance chains)")
