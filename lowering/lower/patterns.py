@@ -282,6 +282,116 @@ def _rebuild(graph, found, opcode):
     return g
 
 
+# ---------------------------------------------------------------- activations
+
+def _near(a, b, rel=0.01):
+    return a is not None and abs(a - b) <= rel * abs(b)
+
+
+def _const_times(u, v):
+    """(k, y) when ``v`` = k * y with k a scalar constant (either operand order), else None."""
+    op = u.op(v, "multiply")
+    if op is None:
+        return None
+    for c, y in ((op.inputs[0], op.inputs[1]), (op.inputs[1], op.inputs[0])):
+        k = u.scalar(c)
+        if k is not None:
+            return k, y
+    return None
+
+
+def _plus_const(u, v):
+    op = u.op(v, "add")
+    if op is None:
+        return None
+    for c, y in ((op.inputs[0], op.inputs[1]), (op.inputs[1], op.inputs[0])):
+        k = u.scalar(c)
+        if k is not None:
+            return k, y
+    return None
+
+
+def _is_cube(u, v, x):
+    op = u.op(v, "multiply")
+    if op is None:
+        return False
+    a, b = op.inputs
+    sq = u.op(a, "multiply") if b is x else u.op(b, "multiply") if a is x else None
+    return sq is not None and sq.inputs[0] is x and sq.inputs[1] is x
+
+
+def _is_sigmoid_of(u, h, x):
+    div = u.op(h, "divide")
+    if div is None or u.scalar(div.inputs[0]) != 1.0 or u.count.get(id(h)) != 1:
+        return False
+    den = _plus_const(u, div.inputs[1])
+    ex = den and den[0] == 1.0 and u.op(den[1], "exp")
+    neg = ex and u.op(ex.inputs[0], "negate")
+    return bool(neg) and neg.inputs[0] is x and all(
+        u.count.get(id(v)) == 1 for v in (div.inputs[1], den[1], ex.inputs[0]))
+
+
+def match_activation(u: _Uses, op):
+    """('gelu_tanh' | 'silu', x) when ``op`` ends x * 0.5 (1 + tanh(c (x + k x^3))) or
+    x * logistic(x); else None. The chain's intermediates may have no other users."""
+    if op.opcode != "multiply":
+        return None
+    for x, h in ((op.inputs[0], op.inputs[1]), (op.inputs[1], op.inputs[0])):
+        lg = u.op(h, "logistic")
+        if lg is not None and lg.inputs[0] is x and u.count.get(id(h)) == 1:
+            return "silu", x
+        if _is_sigmoid_of(u, h, x):                  # 1 / (1 + exp(-x)), written out
+            return "silu", x
+        half = _const_times(u, h)
+        if half is None or not _near(half[0], 0.5):
+            continue
+        one = _plus_const(u, half[1])
+        if one is None or not _near(one[0], 1.0):
+            continue
+        th = u.op(one[1], "tanh")
+        inner = th and _const_times(u, th.inputs[0])
+        if inner is None or not _near(inner[0], 0.7978845608):
+            continue
+        sm = u.op(inner[1], "add")
+        if sm is None:
+            continue
+        a, b = sm.inputs
+        cube = _const_times(u, b if a is x else a if b is x else None) if x in (a, b) else None
+        if cube is None or not _near(cube[0], 0.044715) or not _is_cube(u, cube[1], x):
+            continue
+        chain = [h, half[1], one[1], th.inputs[0], inner[1], sm.inputs[0] if sm.inputs[1] is x
+                 else sm.inputs[1], cube[1]]
+        if all(u.count.get(id(v)) == 1 for v in chain[:-2]):
+            return "gelu_tanh", x
+    return None
+
+
+def fuse_activations(graph: Graph) -> Graph:
+    """``graph`` with GELU (tanh form) and SiLU chains replaced by one ScalarE activation."""
+    u = _Uses(graph)
+    found = {}
+    for op in graph.ops:
+        m = match_activation(u, op)
+        if m is not None:
+            found[id(op)] = ([m[1]], {}, m[0])
+    if not found:
+        return graph
+    g = Graph(graph.name)
+    env = {id(p): g.param(p.type, p.name) for p in graph.params}
+    for op in graph.ops:
+        if id(op) in found:
+            operands, attrs, opcode = found[id(op)]
+            env[id(op.result)] = g.add_op(opcode, [env[id(v)] for v in operands], attrs,
+                                          loc=op.loc)
+            continue
+        res = g.add_op(op.opcode, [env[id(x)] for x in op.inputs], dict(op.attrs), loc=op.loc)
+        for r, n in zip(op.results, res if isinstance(res, tuple) else (res,)):
+            env[id(r)] = n
+    g.set_outputs([env[id(v)] for v in graph.outputs])
+    g.prune()
+    return g
+
+
 def fuse_patterns(graph: Graph) -> Graph:
-    """Every whole-model pattern: attention, then layer norm."""
-    return fuse_layer_norm(fuse_attention(graph))
+    """Every whole-model pattern: attention, layer norm, then activations."""
+    return fuse_activations(fuse_layer_norm(fuse_attention(graph)))

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 
+from ...ir.ops import OPS
 from ..registry import tile_rule
 
 
-@tile_rule("erf", "tan", psum_reader=True)
+@tile_rule("erf", "tan", "gelu_tanh", "silu", psum_reader=True)
 def table_activation(lw, op, t, d):
-    lw.emit("activation", dst=d, op=op.opcode, data=t[0])
+    lw.emit("activation", dst=d, op=OPS[op.opcode].act, data=t[0])
 
 
 @tile_rule("atan2")
