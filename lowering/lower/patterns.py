@@ -392,6 +392,64 @@ def fuse_activations(graph: Graph) -> Graph:
     return g
 
 
+# ---------------------------------------------------------------- layouts
+
+def _plain_2d_dot(op):
+    a = op.attrs
+    return (op.opcode == "dot" and not a["lhs_batch"] and not a["rhs_batch"]
+            and op.inputs[0].type.rank == 2 and op.inputs[1].type.rank == 2)
+
+
+def fold_layouts(graph: Graph) -> Graph:
+    """Choose operand layouts so transposes disappear: ``transpose(dot(a, b))`` becomes
+    ``dot(b, a)`` (the product in the layout its user wants), and a constant right operand
+    contracted on its last dim is stored transposed (folded at compile time) so the matmul
+    loads it with its contraction dim on the partitions, without an element-strided DMA."""
+    u = _Uses(graph)
+    swap, fold = {}, set()
+    for op in graph.ops:
+        if op.opcode == "transpose" and tuple(op.attrs["perm"]) == (1, 0):
+            d = u.op(op.inputs[0], "dot")
+            if d is not None and _plain_2d_dot(d) and u.count.get(id(d.result)) == 1 and \
+                    d.attrs["out_dtype"] is None:
+                swap[id(op)] = d
+    g = Graph(graph.name)
+    env = {id(p): g.param(p.type, p.name) for p in graph.params}
+    swapped = {id(d) for d in swap.values()}
+
+    def emit_dot(lhs, rhs, lc, rc, loc, attrs):
+        c = u.op(rhs, "constant")
+        if c is not None and rhs.type.rank == 2 and tuple(rc) == (1,):
+            value = np.ascontiguousarray(np.asarray(c.attrs["value"]).T)
+            rhs_v = g.add_op("constant", [], {"value": value}, loc=c.loc)
+            rc = (0,)
+        else:
+            rhs_v = env[id(rhs)]
+        return g.add_op("dot", [env[id(lhs)], rhs_v], dict(attrs, lhs_contract=lc,
+                                                            rhs_contract=rc), loc=loc)
+    for op in graph.ops:
+        if id(op) in swapped:
+            continue
+        if id(op) in swap:
+            d = swap[id(op)]
+            a = d.attrs
+            env[id(op.result)] = emit_dot(d.inputs[1], d.inputs[0], a["rhs_contract"],
+                                          a["lhs_contract"], d.loc, a)
+            continue
+        if _plain_2d_dot(op) and tuple(op.attrs["rhs_contract"]) == (1,) and \
+                u.op(op.inputs[1], "constant") is not None:
+            a = op.attrs
+            env[id(op.result)] = emit_dot(op.inputs[0], op.inputs[1], a["lhs_contract"],
+                                          a["rhs_contract"], op.loc, a)
+            continue
+        res = g.add_op(op.opcode, [env[id(x)] for x in op.inputs], dict(op.attrs), loc=op.loc)
+        for r, n in zip(op.results, res if isinstance(res, tuple) else (res,)):
+            env[id(r)] = n
+    g.set_outputs([env[id(v)] for v in graph.outputs])
+    g.prune()
+    return g
+
+
 def fuse_patterns(graph: Graph) -> Graph:
-    """Every whole-model pattern: attention, layer norm, then activations."""
-    return fuse_activations(fuse_layer_norm(fuse_attention(graph)))
+    """Every whole-model pattern: layouts, attention, layer norm, then activations."""
+    return fuse_activations(fuse_layer_norm(fuse_attention(fold_layouts(graph))))
