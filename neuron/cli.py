@@ -122,7 +122,7 @@ def main(argv=None):
     if args.cmd == "profile":
         return _profile(args)
     if args.cmd == "tune":
-        return tune_cli.run(args)
+        return tune_cli.run(args, _load_kernel, _parse_spec)
     return _import(args)
 
 

@@ -28,22 +28,23 @@ def add_parser(sub):
     return t
 
 
-def _model(spec, args):
+def _model(spec, args, load_kernel, parse_spec):
     import neuron
     path = Path(spec.split(":")[0])
     if spec.endswith((".hlo", ".txt", ".hlo.txt")):
         return neuron.load_hlo(path), ()
     if spec.endswith((".mlir", ".mlirbc", ".bc")):
         return neuron.load_stablehlo(path), ()
-    from neuron.cli import _load_kernel, _parse_spec
-    return _load_kernel(spec), [_parse_spec(a) for a in args]
+    return load_kernel(spec), [parse_spec(a) for a in args]
 
 
-def run(opts) -> int:
+def run(opts, load_kernel, parse_spec) -> int:
+    """Run the command; ``load_kernel``/``parse_spec`` are the CLI's FILE.py:NAME and shape-spec
+    readers (shared with ``neuron profile``)."""
     from concurrent.futures import ProcessPoolExecutor
 
     from lowering.tune import TuningDB
-    fn, specs = _model(opts.model, opts.args)
+    fn, specs = _model(opts.model, opts.args, load_kernel, parse_spec)
     executor, client = None, None
     if opts.dask:
         import distributed
