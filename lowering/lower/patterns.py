@@ -400,11 +400,21 @@ def _plain_2d_dot(op):
             and op.inputs[0].type.rank == 2 and op.inputs[1].type.rank == 2)
 
 
+def _is_splat(op) -> bool:
+    value = np.asarray(op.attrs["value"])
+    if value.size < 2:
+        return False
+    flat = value.reshape(-1)
+    return bool(np.all(flat == flat[0])) or bool(np.all(np.isnan(flat)))
+
+
 def fold_layouts(graph: Graph) -> Graph:
     """Choose operand layouts so transposes disappear: ``transpose(dot(a, b))`` becomes
-    ``dot(b, a)`` (the product in the layout its user wants), and a constant right operand
-    contracted on its last dim is stored transposed (folded at compile time) so the matmul
-    loads it with its contraction dim on the partitions, without an element-strided DMA."""
+    ``dot(b, a)`` (the product in the layout its user wants), transposed constants and
+    constant right operands contracted on their last dim are stored transposed (folded at
+    compile time) so the matmul loads them with the contraction dim on the partitions, without
+    an element-strided DMA; splat constants become one value broadcast (an immediate for the
+    fused element-wise code instead of a full array in HBM)."""
     u = _Uses(graph)
     swap, fold = {}, set()
     for op in graph.ops:
@@ -429,6 +439,19 @@ def fold_layouts(graph: Graph) -> Graph:
                                                             rhs_contract=rc), loc=loc)
     for op in graph.ops:
         if id(op) in swapped:
+            continue
+        c = u.op(op.inputs[0], "constant") if op.opcode == "transpose" else None
+        if c is not None:                            # fold: the weight is stored transposed
+            value = np.ascontiguousarray(np.transpose(np.asarray(c.attrs["value"]),
+                                                      op.attrs["perm"]))
+            env[id(op.result)] = g.add_op("constant", [], {"value": value}, loc=op.loc)
+            continue
+        if op.opcode == "constant" and _is_splat(op):  # one value: an immediate, broadcast
+            value = np.asarray(op.attrs["value"])
+            one = g.add_op("constant", [], {"value": value.reshape(-1)[:1].reshape(())},
+                           loc=op.loc)
+            env[id(op.result)] = g.add_op("broadcast", [one], {"shape": value.shape,
+                                                               "dims": ()}, loc=op.loc)
             continue
         if id(op) in swap:
             d = swap[id(op)]
