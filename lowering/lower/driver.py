@@ -87,8 +87,8 @@ def lower_graph(graph, target=None, name=None, fuse=True, schedules=None, groups
     ``schedules`` maps group keys (``plan(graph)[i].key``) to Schedules; missing groups use their
     rule's default. ``fuse=False`` lowers every op on its own (each value round-trips HBM)."""
     prog = Program(name or graph.name, get_arch(target))
-    if fuse and groups is None:
-        graph = fuse_patterns(graph)         # attention, layer norm -> one on-chip op each
+    if groups is None:                       # whole-model patterns (both fuse modes: same bits)
+        graph = fuse_patterns(graph)
     lw = new_lowerer(prog, fuse=fuse, schedules=schedules)
     views = []
     for pv in graph.params:
