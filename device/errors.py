@@ -105,8 +105,21 @@ class UserKernelError(NeuronError):
         super().__init__(text)
 
 
-class UninitializedReadWarning(UserWarning):
+class KernelLintWarning(UserWarning):
+    """Base of the lints (device/lints.py): valid code that is very likely wrong. Filter them
+    or make them errors: ``warnings.simplefilter("error", neuron.KernelLintWarning)``."""
+
+
+class UninitializedReadWarning(KernelLintWarning):
     """A kernel read memory nobody wrote; the values are sentinels (NaN for floats, 4 for ints)."""
+
+
+class ReduceRegisterWarning(KernelLintWarning):
+    """``reduce_res`` is read out with ``reduce_cmd=idle`` before anything reduced into the registers."""
+
+
+class UnwrittenOutputWarning(KernelLintWarning):
+    """A tensor the kernel returns has elements that no instruction wrote."""
 
 
 class SpillWarning(UserWarning):

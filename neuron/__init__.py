@@ -10,7 +10,8 @@
     print(model.lower(x, w))                 # graph IR + device program
     print(model.profile(x, w))               # modelled timing report
 """
-from device.errors import HardwareRuleError, SpillWarning, UninitializedReadWarning
+from device.errors import (HardwareRuleError, KernelLintWarning, ReduceRegisterWarning, SpillWarning,
+                           UninitializedReadWarning, UnwrittenOutputWarning, UserKernelError)
 from nki.tracing import ArraySpec, Kernel, jit, simulate
 
 from .autotune import Autotuner, autotune
@@ -20,6 +21,8 @@ from .torch_import import TorchFunction, from_torch
 
 __version__ = "0.1.0"
 __all__ = ["jit", "simulate", "Kernel", "ArraySpec", "load_hlo", "load_stablehlo", "from_jax",
-           "autotune", "Autotuner", "from_torch", "TorchFunction", "jax_kernel", "JaxKernel",
-           "ImportedFunction", "JaxFunction", "HardwareRuleError", "SpillWarning",
-           "UninitializedReadWarning"]
+           "autotune", "Autotuner", "from_torch", "TorchFunction", "jax_kernel",
+           "JaxKernel",
+           "ImportedFunction", "JaxFunction", "HardwareRuleError", "UserKernelError", "SpillWarning",
+           "KernelLintWarning", "UninitializedReadWarning", "ReduceRegisterWarning",
+           "UnwrittenOutputWarning"]

@@ -133,7 +133,11 @@ class JaxFunction:
 
     def imported(self, *args) -> ImportedFunction:
         """The ImportedFunction for these arguments' shapes and dtypes (cached)."""
-        import jax
+        try:
+            import jax
+        except ImportError:
+            raise ImportError("neuron.from_jax needs jax and jaxlib: pip install "
+                              "'neuron-emu[jax]'") from None
         arrays = [np.asarray(a) for a in args]
         key = tuple((a.shape, a.dtype.str) for a in arrays)
         f = self._cache.get(key)

@@ -32,7 +32,8 @@ def _mlir():
         from jax.extend.mlir.dialects import stablehlo
         from jax.interpreters import mlir as jax_mlir
     except ImportError as e:          # jax is an optional dependency of the emulator
-        raise StableHloImportError(f"the StableHLO importer needs jax/jaxlib installed ({e})")
+        raise StableHloImportError(f"the StableHLO importer needs jax and jaxlib: pip install "
+                                   f"'neuron-emu[jax]' ({e})")
     return ir, passmanager, stablehlo, jax_mlir
 
 

@@ -156,7 +156,7 @@ def matmul_estimate(problem: MatmulProblem, s: MatmulSchedule, arch, out_dtype=N
             first = _Tally(arch)              # the first block is loaded before any matmul
             first.add(_unit(arch, "dma_copy", ((kt, blocks[0][0]), (K, N)), (cdt, cdt),
                             ("sbuf", "hbm")), kcnt)
-            exposed += first.dma_ns() / 2     # the rest overlaps the first M tiles
+            exposed += first.dma_ns() / 4     # E: the rest overlaps the first lhs tiles' prep
     for mt, mc in mtiles:                      # matmuls and evictions
         for nt, ncnt in ntiles:
             for kt, kcnt in ktiles:

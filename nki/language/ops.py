@@ -31,7 +31,8 @@ class OpToken:
     def __call__(self, *args, **kwargs):
         for k, v in kwargs.items():
             if k not in ("dtype", "x", "y", "data") and not (k == "mask" and v is None):
-                raise TypeError(f"nl.{self.op_name}() got an unexpected keyword argument '{k}'")
+                from .._strict import unknown_keyword
+                raise unknown_keyword(f"nl.{self.op_name}", k, ("x", "y", "dtype"))
         return self._impl(self.op_name, *args, **kwargs)
 
     def __repr__(self):
@@ -200,6 +201,7 @@ _BINARY = ["add", "subtract", "multiply", "divide", "maximum", "minimum", "power
            "bitwise_xor", "left_shift", "right_shift"]
 _UNARY = sorted(_ACT_UNARY | {"logical_not", "invert"})
 
+BINARY = tuple(_BINARY)       # names of the two-operand math functions (for their docstrings)
 TOKENS = {n: OpToken(n, _binary) for n in _BINARY}
 TOKENS.update({n: OpToken(n, _unary) for n in _UNARY})
 for _n in ("prelu", "bypass", "average"):
