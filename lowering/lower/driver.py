@@ -26,6 +26,7 @@ from . import rules  # noqa: F401  (fills OPS[...].lower: the table is complete 
 from ..ir.ops import OPS
 from .builder import Lowerer, device_dtype
 from .fusion import Group, lower_group, plan
+from .patterns import fuse_patterns
 from .schedule import IllegalSchedule
 
 
@@ -86,6 +87,8 @@ def lower_graph(graph, target=None, name=None, fuse=True, schedules=None, groups
     ``schedules`` maps group keys (``plan(graph)[i].key``) to Schedules; missing groups use their
     rule's default. ``fuse=False`` lowers every op on its own (each value round-trips HBM)."""
     prog = Program(name or graph.name, get_arch(target))
+    if groups is None:                       # whole-model patterns (both fuse modes: same bits)
+        graph = fuse_patterns(graph)
     lw = new_lowerer(prog, fuse=fuse, schedules=schedules)
     views = []
     for pv in graph.params:
