@@ -38,7 +38,7 @@ from concurrent.futures import Executor
 
 from device.arch import get_arch
 
-from ..lower.fusion import plan as fusion_plan
+from ..lower.driver import groups_of
 from ..lower.schedule import from_key
 from .db import TuningDB
 from .groups import standalone, tunable
@@ -175,7 +175,7 @@ def tune(graph, target=None, *, budget_s: float = 60.0, executor: Executor | Non
     arch = get_arch(target)
     store = _open_db(db)
     results, schedules, seen = [], {}, {}
-    groups = [g for g in fusion_plan(graph, fuse) if tunable(g)]
+    groups = [g for g in groups_of(graph, fuse) if tunable(g)]
     for group in groups:
         if group.key in seen:                  # the same structure again: the same answer
             continue
