@@ -33,6 +33,7 @@ class Settings:
     max_loop_trips: int        # NEURON_EMU_MAX_LOOP_TRIPS: trips of one device/graph while loop (1M)
     loop_seconds: float        # NEURON_EMU_LOOP_SECONDS: wall time of one while loop (300 s)
     max_constant_elements: int  # NEURON_EMU_MAX_CONSTANT_ELEMENTS: one imported literal/splat (64M)
+    executor: str = "fast"  # NEURON_EMU_EXECUTOR: fast (default) | exact | reference (device.fastpath)
 
 
 _SUFFIX = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -71,4 +72,16 @@ def settings() -> Settings:
         max_loop_trips=_count("NEURON_EMU_MAX_LOOP_TRIPS", 1_000_000),
         loop_seconds=float(_count("NEURON_EMU_LOOP_SECONDS", 300)),
         max_constant_elements=_count("NEURON_EMU_MAX_CONSTANT_ELEMENTS", 64 << 20),
+        executor=_executor(),
     )
+
+
+EXECUTORS = ("fast", "exact", "reference")
+
+
+def _executor() -> str:
+    v = (os.environ.get("NEURON_EMU_EXECUTOR") or "fast").strip().lower()
+    if v not in EXECUTORS:
+        raise ValueError(f"NEURON_EMU_EXECUTOR={v!r} is not an executor; use one of "
+                         f"{', '.join(EXECUTORS)}")
+    return v

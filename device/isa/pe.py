@@ -82,16 +82,17 @@ def _check_pe_tiling(i, arch, K, M, dst):
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
-def _products_sum(a, b):
+def products_sum(a, b):
     """a.T @ b accumulated in fp64 and rounded to fp32 once; a product that overflows fp32 is
     +-inf as on the engine (and as XLA gives), so inf - inf sums to NaN rather than 0. The
     per-product check runs only when the largest magnitudes could overflow."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
     with np.errstate(all="ignore"):
-        a64, b64 = a.astype(np.float64), b.astype(np.float64)
-        amax = float(np.nanmax(np.abs(a64), initial=0.0))
-        bmax = float(np.nanmax(np.abs(b64), initial=0.0))
-        if amax * bmax <= _F32_MAX:
-            return np.matmul(a64.T, b64).astype(np.float32)
+        amax = float(np.max(np.abs(a64), initial=0.0))
+        bmax = float(np.max(np.abs(b64), initial=0.0))
+    if not amax * bmax > _F32_MAX:                           # (NaN inputs take this path too)
+        return np.matmul(a64.T, b64).astype(np.float32)
+    with np.errstate(all="ignore"):
         p = a64.T[:, :, None] * b64[None, :, :]            # M x K x N products
         p = np.where(np.abs(p) > _F32_MAX, np.copysign(np.inf, p), p)
         return p.sum(axis=1).astype(np.float32)
@@ -171,7 +172,7 @@ class NcMatmul:
                 mem.write(dst, raw.reshape(dst.shape), rounded=dst.dtype == st.dtype)
                 mem.mm_flags(dst)[...] = True
                 return
-        prod = _products_sum(a, b)
+        prod = products_sum(a, b)
         flags = mem.mm_flags(dst).reshape(M, N)
         if acc is None:
             add = flags.copy()

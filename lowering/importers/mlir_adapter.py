@@ -281,7 +281,8 @@ def _dense(a, shape, dtype: str) -> np.ndarray:
     m = re.match(r'dense<"0x([0-9A-Fa-f]*)">', text)
     if m:                                  # raw little-endian bytes
         raw = np.frombuffer(bytes.fromhex(m.group(1)), dtype=np_dt)
-        return np.broadcast_to(raw, shape).copy() if raw.size == 1 else raw.reshape(shape)
+        return np.broadcast_to(raw.reshape(()), shape).copy() if raw.size == 1 \
+            else raw.reshape(shape)
     m = re.match(r"dense<(.*)>\s*:", text, re.S)
     if not m:
         raise StableHloImportError(f"cannot read constant {text[:100]}")
@@ -290,7 +291,7 @@ def _dense(a, shape, dtype: str) -> np.ndarray:
         bits = int(body, 16)
         width = np.dtype(np_dt).itemsize
         raw = np.frombuffer(bits.to_bytes(width, "little"), dtype=np_dt)
-        return np.broadcast_to(raw, shape).copy()
+        return np.broadcast_to(raw.reshape(()), shape).copy()
     body = body.replace("true", "1").replace("false", "0")
     body = re.sub(r"\binf\b", "Infinity", re.sub(r"\bnan\b", "NaN", body))
     width = np.dtype(np_dt).itemsize
