@@ -26,6 +26,7 @@ class Settings:
     debug_verify: bool     # NEURON_EMU_DEBUG: run the verifier after every pass
     warn_uninit: bool      # NEURON_EMU_WARN_UNINIT (default 1): warn on reads of unwritten memory
     cache_dir: Path        # NEURON_EMU_CACHE_DIR, default ~/.cache/neuron-emu
+    legacy_report: bool    # NEURON_EMU_LEGACY_REPORT: legacy kernels list constructs to port
 
 
 def settings() -> Settings:
@@ -39,4 +40,5 @@ def settings() -> Settings:
         debug_verify=_flag("NEURON_EMU_DEBUG", False),
         warn_uninit=_flag("NEURON_EMU_WARN_UNINIT", True),
         cache_dir=Path(cache),
+        legacy_report=_flag("NEURON_EMU_LEGACY_REPORT", False),
     )

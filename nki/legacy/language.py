@@ -13,7 +13,7 @@ import numpy as np
 
 from device import dtypes as _dt
 from device.errors import HardwareRuleError, UserKernelError, user_loc
-from device.tensor import PSUM, SBUF, View, as_buffer
+from device.tensor import PSUM, SBUF, SHARED_HBM, View, as_buffer
 
 from .. import language as _nl
 from ..language import ops as _ops
@@ -31,10 +31,51 @@ int8, int16, int32, int64 = np.int8, np.int16, np.int32, np.int64
 uint8, uint16, uint32, uint64 = np.uint8, np.uint16, np.uint32, np.uint64
 float16, float32 = np.float16, np.float32
 bfloat16 = np.dtype(ml_dtypes.bfloat16)
-float8_e4m3 = np.dtype(ml_dtypes.float8_e4m3fn)
+float8_e4m3 = np.dtype(ml_dtypes.float8_e4m3)        # legacy FP8 (IEEE-style, has inf)
+float8_e4m3fn = np.dtype(ml_dtypes.float8_e4m3fn)
 float8_e5m2 = np.dtype(ml_dtypes.float8_e5m2)
 tfloat32 = "tfloat32"
-fp32, fp16, bf16 = float32, float16, bfloat16
+
+
+class _FloatAlias:
+    """``nl.fp32`` / ``nl.fp16`` / ``nl.bf16``: a dtype (``np.dtype(nl.fp32)`` works, it compares
+    equal to ``np.float32``) that also carries the ``finfo`` limits legacy kernels read as
+    ``nl.fp32.min``."""
+
+    def __init__(self, dt):
+        self.dtype = np.dtype(dt)
+        fi = ml_dtypes.finfo(self.dtype)
+        self.min, self.max = float(fi.min), float(fi.max)
+        self.eps, self.tiny = float(fi.eps), float(fi.tiny)
+        self.name = _dt.normalize(self.dtype)
+
+    def __getattribute__(self, name):
+        if name in ("min", "max"):
+            from . import report
+            report.note("finfo")
+        return object.__getattribute__(self, name)
+
+    def __eq__(self, other):
+        try:
+            return np.dtype(other) == self.dtype
+        except TypeError:
+            return False
+
+    def __hash__(self):
+        return hash(self.dtype)
+
+    def __repr__(self):
+        return f"nl.{self.name}"
+
+
+fp32, fp16, bf16 = _FloatAlias(float32), _FloatAlias(float16), _FloatAlias(bfloat16)
+
+
+def finfo(dtype):
+    """``nl.finfo(dtype)``: machine limits of a float dtype (``.min``, ``.max``, ``.eps``...)."""
+    from . import report
+    report.note("finfo")
+    return ml_dtypes.finfo(_dt.to_numpy(_dt.normalize(dtype)))
 
 
 # ---- clipping operands by a mask ------------------------------------------------------------------
@@ -61,15 +102,25 @@ def _clip(v, ranges):
         return LTile.of(v) if not idx else LTile(v.storage, v.offset, v.pattern, v.dtype, v.dyn)
     off = v.offset + _builtins.sum(s * lo for (s, _), (lo, _) in zip(v.pattern, mine))
     pat = [(s, hi - lo) for (s, _), (lo, hi) in zip(v.pattern, mine)]
-    return LTile(v.storage, off, pat, v.dtype, v.dyn)
+    dyn = v.dyn
+    if dyn is not None and dyn[0] == "vector":
+        # a gathered axis 0: its placeholder stride moved nothing; clip the index tile instead
+        off = v.offset + _builtins.sum(s * lo for (s, _), (lo, _) in
+                                       list(zip(v.pattern, mine))[1:])
+        lo0, hi0 = mine[0]
+        dyn = (dyn[0], dyn[1][lo0:hi0], dyn[2], dyn[3])
+    return LTile(v.storage, off, pat, v.dtype, dyn)
 
 
 def _ranges(mask, shape):
     mask = _ix.check_mask(mask)
+    if mask is not None:
+        from . import report
+        report.note("mask")
     return None if mask is None else mask.ranges(shape)
 
 
-def _prep(views, mask, shape):
+def clip_operands(views, mask, shape):
     """Clip every View in ``views`` by ``mask`` over the grid ``shape``; None if nothing to do."""
     rng = _ranges(mask, shape)
     out = []
@@ -115,8 +166,23 @@ class LegacyOp(_ops.OpToken):
         kw = dict(kwargs)
         if dtype is not None:
             kw["dtype"] = _dt.normalize(dtype)
+        args = _broadcast_partitions(args)
         return _call(lambda *a, **k: self._impl(self.op_name, *a, **k), self.op_name, args, kw,
                      mask)
+
+
+def _broadcast_partitions(args):
+    """Legacy nl binary ops broadcast with NumPy rules, the partition axis included: a
+    1-partition operand is first copied to every partition of the other's (``nl.broadcast_to``)."""
+    views = [a for a in args if isinstance(a, View)]
+    if len(views) < 2:
+        return args
+    parts = {v.shape[0] for v in views}
+    if len(parts) == 1 or 1 not in parts:
+        return args
+    p = _builtins.max(parts)
+    return tuple(LTile.of(_ops.broadcast_to(a, (p,) + tuple(a.shape[1:])))
+                 if isinstance(a, View) and a.shape[0] == 1 else a for a in args)
 
 
 for _n, _t in _ops.TOKENS.items():
@@ -136,6 +202,13 @@ def _alloc(make, shape, dtype, buffer, name, *args):
     pos = [i for i, d in enumerate(shape) if isinstance(d, par_dim)]
     p = pos[0] if pos else 0
     buf = as_buffer(buffer)
+    if buf.kind == "hbm" and buf != SHARED_HBM:
+        # neuronxcc let a kernel return (and the simulator read back) an nl.hbm tensor; on the
+        # emulator kernel outputs live in shared HBM, which is also what a 1-core kernel sees
+        buf = SHARED_HBM
+    if pos:
+        from . import report
+        report.note("par_dim")
     if p == 0 or not buf.on_chip:
         return LTile.of(make(tuple(int(d) for d in shape), *args, _dt.normalize(dtype), buffer=buf,
                              name=name))
@@ -185,7 +258,7 @@ def load(src, mask=None, dtype=None, **_kw):
     shape = src.shape if src.ndim >= 2 else (src.shape + (1,) if src.ndim == 1 else (1, 1))
     dst = LTile.of(tr.program.alloc(shape, _dt.normalize(dtype) if dtype else src.dtype, SBUF,
                                     loc=user_loc()))
-    ops = _prep([dst, src.reshape(shape) if src.ndim < 2 and not getattr(src, "_idx", None)
+    ops = clip_operands([dst, src.reshape(shape) if src.ndim < 2 and not getattr(src, "_idx", None)
                  else src], mask, shape)
     if ops is not None:
         tr.program.emit("dma_copy", dst=ops[0], src=ops[1], loc=user_loc())
@@ -205,7 +278,7 @@ def store(dst, value, mask=None, **_kw):
         value = t
     if value.buffer.kind == "psum":         # legacy store accepted PSUM tiles: stage through SBUF
         value = copy(value)
-    ops = _prep([dst, value], mask, dst.shape)
+    ops = clip_operands([dst, value], mask, dst.shape)
     if ops is not None:
         d, v = ops
         if d.shape != v.shape and d.size == v.size:
@@ -221,9 +294,16 @@ def copy(x, dtype=None, mask=None, **_kw):
 def _assign(dst, value):
     """``tile[key] = value``: copy a tile (or memset a scalar) into the indexed region."""
     tr = current("tile assignment")
-    ops = _prep([dst], None, dst.shape)
+    ops = clip_operands([dst], None, dst.shape)
     dst = ops[0]
     if not isinstance(value, View):
+        start, n = dst.partition_range() if dst.on_chip else (0, 0)
+        if dst.on_chip and not _engine_start_ok(start, n):
+            # compute engines start at a quadrant; neuronxcc moved such writes by DMA
+            t = LTile.of(tr.program.alloc(dst.shape, dst.dtype, SBUF, loc=user_loc()))
+            tr.program.emit("memset", dst=t, value=value, loc=user_loc())
+            tr.program.emit("dma_copy", dst=dst, src=t, loc=user_loc())
+            return
         tr.program.emit("memset", dst=dst, value=value, loc=user_loc())
         return
     if (value.storage is dst.storage and value.offset == dst.offset
@@ -235,7 +315,7 @@ def _assign(dst, value):
         mm.args["dst"] = dst                    # `psum[...] = nc_matmul(...)` writes in place
         mm.args["accumulate"] = False
         return
-    value = _prep([value], None, value.shape)[0]
+    value = clip_operands([value], None, value.shape)[0]
     if value.shape != dst.shape:
         if value.size == dst.size and value.shape[0] == dst.shape[0]:
             value = value.reshape(dst.shape) if value.is_contiguous() else value
@@ -245,18 +325,23 @@ def _assign(dst, value):
     tr.program.emit(op, dst=dst, src=value, loc=user_loc())
 
 
+def _engine_start_ok(start, n):
+    """The compute engines' start-partition rule (device.isa.rules.check_partitions)."""
+    return start == 0 or (n <= 64 and start == 64) or (n <= 32 and start % 32 == 0)
+
+
 def _update(t, name, o):
     """``t += o`` (and -=, *=, /=) in place; ``psum += nc_matmul(...)`` accumulates on TensorE."""
     tr = current("tile update")
     mm = getattr(o, "_mm", None)
     if (name == "add" and mm is not None and t.buffer.kind == "psum" and tr.program.instrs
             and tr.program.instrs[-1] is mm and mm.args["dst"].shape == t.shape):
-        mm.args["dst"] = _prep([t], None, t.shape)[0]     # retarget: accumulate in place
+        mm.args["dst"] = clip_operands([t], None, t.shape)[0]     # retarget: accumulate in place
         mm.args["accumulate"] = None          # PSUM flags: first write of a group overwrites
         return
-    d = _prep([t], None, t.shape)[0]
+    d = clip_operands([t], None, t.shape)[0]
     if isinstance(o, View):
-        o = _prep([o], None, o.shape)[0]
+        o = clip_operands([o], None, o.shape)[0]
         if o.buffer.kind == "psum" and d.buffer.kind == "psum":
             o = copy(o)                        # VectorE reads at most one PSUM operand
         if o.shape != d.shape and o.shape[0] == d.shape[0] and o.free_size == 1:
@@ -320,7 +405,18 @@ def broadcast_to(x, shape, dtype=None, **_kw):
     return LTile.of(_ops.broadcast_to(x, shape, dtype=dtype and _dt.normalize(dtype)))
 
 
+def shared_identity_matrix(n, dtype=uint8, **_kw):
+    """Legacy ``nl.shared_identity_matrix(n, dtype)``: an n x n identity constant in shared HBM
+    (kernels ``nl.load`` it; the NKI 0.6 one is already an SBUF tile)."""
+    tr = current("nl.shared_identity_matrix")
+    dt = _dt.normalize(dtype)
+    return LTile.of(tr.program.alloc((n, n), dt, SHARED_HBM, name=f"identity{n}", loc=user_loc(),
+                                     kind="const", const=np.eye(n)))
+
+
 def static_cast(x, dtype):
+    from . import report
+    report.note("static_cast")
     return np.asarray(x).astype(_dt.to_numpy(_dt.normalize(dtype)))
 
 

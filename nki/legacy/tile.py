@@ -44,6 +44,10 @@ def _norm(x):
 _DT: dict = {}
 
 
+_SYMBOL = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "power": "**",
+           "bitwise_and": "&", "bitwise_or": "|", "bitwise_xor": "^"}
+
+
 class LTile(View):
     __slots__ = ("_idx", "_mm")
 
@@ -65,6 +69,10 @@ class LTile(View):
 
     # ---- indexing ------------------------------------------------------------------------------
     def __getitem__(self, key):
+        k = key if isinstance(key, tuple) else (key,)
+        if any(isinstance(x, View) for x in k):
+            from .dma import indirect
+            return indirect(self, k)
         if _ix.has_expr(key):
             off, pat, info = _ix.affine_pattern(self, key)
             return LTile(self.storage, off, pat, self.dtype, self.dyn, idx=info)
@@ -90,8 +98,10 @@ class LTile(View):
     # ---- operators -----------------------------------------------------------------------------
     def _bin(self, name, o, rev=False):
         from . import language as nl
+        from . import report
         if not isinstance(o, (View, int, float)) and not hasattr(o, "__float__"):
             return NotImplemented
+        report.note("operator", op=_SYMBOL.get(name, name), new=name)
         f = getattr(nl, name)
         return f(o, self) if rev else f(self, o)
 
