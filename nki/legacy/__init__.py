@@ -35,11 +35,11 @@ from device.errors import HardwareRuleError, UserKernelError, user_loc
 from device.tensor import SHARED_HBM, View
 
 from .. import typing  # noqa: F401  (neuronxcc.nki.typing is the same module)
-from ..benchmark import benchmark  # noqa: F401
 from ..tracing import Kernel, _SharedHbmAlloc, current
 from . import compiler, isa, language  # noqa: F401
 from . import report
 from . import report as _report
+from .bench import benchmark  # noqa: F401
 from .report import migration_report  # noqa: F401
 from .tile import LTile
 

@@ -274,9 +274,11 @@ class _MGridMaker:
                 raise UserKernelError(f"nl.mgrid takes unit-step slices (nl.mgrid[0:128, 0:512]), "
                                       f"got {s!r}", loc=user_loc())
             lo, hi = s.start or 0, s.stop
-            dims = [(1, 0)] * n
-            dims[a] = (hi - lo, 1)
-            out.append(IndexExpr(lo, dims))
+            out.append((a, lo, hi - lo))
+        # like np.mgrid, every index spans the whole grid (its other axes with coefficient 0),
+        # so nisa.iota(3 * g.y + g.z) is a tile of the grid's full shape
+        full = [(c, 0) for _, _, c in out]
+        out = [IndexExpr(lo, full[:a] + [(c, 1)] + full[a + 1:]) for a, lo, c in out]
         return MGrid(out)
 
 

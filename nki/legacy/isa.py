@@ -79,6 +79,7 @@ def nc_matmul(stationary, moving, is_stationary_onezero=False, is_moving_onezero
     ``perf_mode='double_row_gen3'`` (legacy name) is NKI 0.6's ``double_row``: operands laid out
     [K, 2, M] / [K, 2, N] contract over 2*K rows.
     """
+    stationary, moving = _lnl.to_sbuf(stationary), _lnl.to_sbuf(moving)   # TensorE reads SBUF
     pm = getattr(perf_mode, "value", perf_mode)
     if isinstance(pm, str) and pm.startswith("double_row"):
         pm = "double_row"
@@ -97,7 +98,23 @@ def nc_transpose(data, mask=None, dtype=None, engine=engine.unknown, **_kw):
                 data=data, engine=_isa.engine.tensor if pe else _isa.engine.vector)
 
 
+def _free_broadcast(a, b):
+    """Legacy element-wise ISA calls broadcast size-1 free dims (a (P, 1) scale against (P, F));
+    the NKI 0.6 instructions want equal shapes, so the small operand becomes a stride-0 view."""
+    if not (isinstance(a, View) and isinstance(b, View)) or a.shape == b.shape:
+        return a, b
+    a, b = _lnl.broadcast_partitions((a, b))
+    try:
+        shape = np.broadcast_shapes(tuple(a.shape), tuple(b.shape))
+    except ValueError:
+        return a, b                               # the instruction's own check names the shapes
+    fit = [LTile.of(View.broadcast_to(v, shape)) if v.ndim == len(shape) and v.shape != shape
+           else v for v in (a, b)]
+    return fit[0], fit[1]
+
+
 def tensor_tensor(data1, data2, op, dtype=None, mask=None, **_kw):
+    data1, data2 = _free_broadcast(data1, data2)
     return new_result(_isa.tensor_tensor, data1.shape, out_dtype(dtype, _promote(data1.dtype, data2.dtype)),
                 SBUF, mask, data1=data1, data2=data2, op=op_token(op))
 
@@ -147,15 +164,8 @@ def reciprocal(data, dtype=None, mask=None, **_kw):
 
 def memset(shape, value, dtype, mask=None, engine=engine.unknown, **_kw):
     report.note("memset")
-    return new_result(_isa.memset, tuple(shape), dtype, SBUF, mask, value=_number(value),
+    return new_result(_isa.memset, tuple(shape), dtype, SBUF, mask, value=_lnl.number(value),
                       engine=engine)
-
-
-def _number(v):
-    """A fill value as a Python number (``nl.fp32.min`` or a NumPy scalar are fine)."""
-    if isinstance(v, (np.generic, np.ndarray)) and np.size(v) == 1:
-        return v.item()
-    return v
 
 
 def tensor_tensor_scan(data0, data1, initial, op0, op1, reverse0=False, reverse1=False,

@@ -22,11 +22,6 @@ from .isa import new_result, op_token, out_dtype
 from .tile import LTile
 
 
-def _sb(v):
-    """GpSimd reads SBUF only; legacy kernels handed it PSUM tiles and neuronx-cc staged them."""
-    return _lnl.copy(v) if isinstance(v, View) and v.buffer.kind == "psum" else v
-
-
 def _in_place(fn, dst, mask, **args):
     """Clip ``dst`` and every View operand by ``mask`` (over dst's shape), then emit ``fn``."""
     names = ["dst"] + [k for k, v in args.items() if isinstance(v, View)]
@@ -141,7 +136,7 @@ def affine_select(pred, on_true_tile, on_false_value, mask=None, dtype=None, **_
         raise UserKernelError(f"nisa.affine_select: pred must be comparisons of nl.arange/"
                               f"nl.mgrid expressions (e.g. iy < ix), got {pred!r}",
                               loc=user_loc(2))
-    src = _sb(on_true_tile)
+    src = _lnl.to_sbuf(on_true_tile)     # GpSimd reads SBUF only
     shape = tuple(src.shape)
     out_dt = out_dtype(dtype, src.dtype)
     full = LTile.of(tr.program.alloc(shape, out_dt, SBUF, loc=user_loc(2)))

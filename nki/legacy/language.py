@@ -166,12 +166,15 @@ class LegacyOp(_ops.OpToken):
         kw = dict(kwargs)
         if dtype is not None:
             kw["dtype"] = _dt.normalize(dtype)
-        args = _broadcast_partitions(args)
+        args = broadcast_partitions(args)
+        if (self.op_name == "divide" and "dtype" not in kw
+                and all(_dt.normalize(a.dtype) in _dt.INTS for a in args if isinstance(a, View))):
+            kw["dtype"] = "float32"        # '/' of integer tiles is true division, as in NumPy
         return _call(lambda *a, **k: self._impl(self.op_name, *a, **k), self.op_name, args, kw,
                      mask)
 
 
-def _broadcast_partitions(args):
+def broadcast_partitions(args):
     """Legacy nl binary ops broadcast with NumPy rules, the partition axis included: a
     1-partition operand is first copied to every partition of the other's (``nl.broadcast_to``)."""
     views = [a for a in args if isinstance(a, View)]
@@ -227,8 +230,15 @@ def zeros(shape, dtype, buffer=sbuf, name="", **_kw):
     return _alloc(_nl.zeros, shape, dtype, buffer, name)
 
 
+def number(v):
+    """A fill value as a Python number (NumPy and ml_dtypes scalars such as ``nl.fp32.min``)."""
+    if isinstance(v, (np.generic, np.ndarray)) and np.size(v) == 1:
+        return np.asarray(v).astype(np.float64).item() if not isinstance(v, np.integer) else int(v)
+    return v
+
+
 def full(shape, fill_value, dtype, buffer=sbuf, name="", **_kw):
-    return _alloc(_nl.full, shape, dtype, buffer, name, fill_value)
+    return _alloc(_nl.full, shape, dtype, buffer, name, number(fill_value))
 
 
 def ones(shape, dtype, buffer=sbuf, name="", **_kw):
@@ -385,18 +395,18 @@ prod = _legacy_reduce("prod", _ops.prod)
 mean = _legacy_reduce("mean", _ops.mean)
 
 
-def _sbuf(v):
+def to_sbuf(v):
     """Legacy nl.matmul staged PSUM operands through SBUF itself (TensorE reads SBUF only)."""
     return copy(v) if isinstance(v, View) and v.buffer.kind == "psum" else v
 
 
 def matmul(x, y, transpose_x=False, mask=None, **_kw):
-    x, y = _sbuf(x), _sbuf(y)
+    x, y = to_sbuf(x), to_sbuf(y)
     return _call(lambda a, b: _ops.matmul(a, b, transpose_x=transpose_x), "matmul", (x, y), {}, None)
 
 
 def transpose(x, dtype=None, mask=None, **_kw):
-    x = _sbuf(x)
+    x = to_sbuf(x)
     return _call(lambda a: _ops.transpose(a, dtype=dtype and _dt.normalize(dtype)), "transpose",
                  (x,), {}, mask)
 

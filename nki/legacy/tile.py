@@ -48,6 +48,30 @@ _SYMBOL = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "power":
            "bitwise_and": "&", "bitwise_or": "|", "bitwise_xor": "^"}
 
 
+def _defer_slices(view, key):
+    """Slices that run past a dimension become index expressions, so the access is bounds-checked
+    after ``mask=`` has clipped it (legacy kernels slice whole tiles past a tensor's end and mask
+    the tail); in-range keys are returned unchanged."""
+    key = key if isinstance(key, tuple) else (key,)
+    if any(k is Ellipsis for k in key):
+        i = key.index(Ellipsis)
+        key = key[:i] + (slice(None),) * (view.ndim - len(key) + 1) + key[i + 1:]
+    if len(key) > view.ndim:
+        return key
+    key = key + (slice(None),) * (view.ndim - len(key))
+    n, out, changed = len(key), [], False
+    for d, k in enumerate(key):
+        if (isinstance(k, slice) and k.step in (None, 1) and isinstance(k.stop, int)
+                and isinstance(k.start, (int, type(None))) and (k.start or 0) >= 0
+                and k.stop > view.shape[d] and k.stop > (k.start or 0)):
+            st = k.start or 0
+            out.append(_ix.IndexExpr(st, [(k.stop - st, 1)] + [(1, 0)] * (n - d - 1)))
+            changed = True
+        else:
+            out.append(k)
+    return tuple(out) if changed else key
+
+
 class LTile(View):
     __slots__ = ("_idx", "_mm")
 
@@ -73,6 +97,7 @@ class LTile(View):
         if any(isinstance(x, View) for x in k):
             from .dma import indirect
             return indirect(self, k)
+        key = _defer_slices(self, key)
         if _ix.has_expr(key):
             off, pat, info = _ix.affine_pattern(self, key)
             return LTile(self.storage, off, pat, self.dtype, self.dyn, idx=info)
