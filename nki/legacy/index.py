@@ -242,6 +242,8 @@ def check_mask(mask):
 
 def arange(start, stop=None):
     """``nl.arange(n)`` / ``nl.arange(start, stop)``: a 1-D index vector; reshape it with [:, None]."""
+    from . import report
+    report.note("arange")
     if stop is None:
         start, stop = 0, start
     if not (_is_int(start) and _is_int(stop)):
@@ -267,6 +269,8 @@ class MGrid(tuple):
 
 class _MGridMaker:
     def __getitem__(self, key):
+        from . import report
+        report.note("mgrid")
         key = key if isinstance(key, tuple) else (key,)
         n, out = len(key), []
         for a, s in enumerate(key):

@@ -16,6 +16,7 @@ from .. import isa as _isa
 from ..isa import (engine, reduce_cmd, nc_version, get_nc_version,  # noqa: F401
                    tensor_engine, scalar_engine, gpsimd_engine, vector_engine, unknown_engine,
                    dge_mode, oob_mode, dma_engine, matmul_perf_mode, constants)
+from ..language.ops import TOKENS as _TOKENS
 from ..language.ops import promote as _promote
 from ..tracing import current
 from . import language as _lnl
@@ -38,6 +39,8 @@ _UFUNCS = {np.add: "add", np.subtract: "subtract", np.multiply: "multiply", np.d
 def op_token(op):
     if op is None or isinstance(op, str):
         return op
+    if op is _lnl.copy:                 # legacy nl.copy doubles as the activation 'copy'
+        return _TOKENS["copy"]
     if op in _UFUNCS:
         report.note("numpy-op", op=getattr(op, "__name__", op), new=_UFUNCS[op])
         return getattr(_lnl, _UFUNCS[op])
@@ -58,7 +61,10 @@ def new_result(fn, shape, dtype, buffer, mask, grid_shape=None, **args):
     names = ["dst"] + [k for k, v in args.items() if isinstance(v, View)]
     ops = _lnl.clip_operands([dst] + [args[k] for k in names[1:]], mask, grid)
     if ops is None:
+        dst._valid = _lnl.masked_off(dst.shape)
         return dst
+    if mask is not None and grid == tuple(dst.shape) and ops[0].shape != dst.shape:
+        dst._valid = _lnl.mask_ranges(mask, grid)
     args.update(dict(zip(names, ops)))
     ins = fn(**args)
     if fn is _isa.nc_matmul:        # lets `psum[...] += nisa.nc_matmul(...)` accumulate in place
@@ -202,7 +208,6 @@ def bn_aggr(data, dtype=None, mask=None, **_kw):
 def iota(expr, dtype, mask=None, **_kw):
     """Materialise an affine index expression (``nl.arange``/``nl.mgrid``) as a tile."""
     from .index import IndexExpr
-    report.note("iota")
     e = IndexExpr.lift(expr)
     if e is None or e.ndim < 2:
         raise UserKernelError("nisa.iota takes a 2-D (or higher) nl.arange/nl.mgrid expression, "
@@ -210,6 +215,7 @@ def iota(expr, dtype, mask=None, **_kw):
                               loc=user_loc())
     shape = e.shape
     pattern = [[k, c] for c, k in e.dims[1:]]
+    report.note("iota", pattern=pattern, offset=e.const, cm=e.dims[0][1])
     return new_result(_isa.iota, shape, dtype, SBUF, mask, pattern=pattern, offset=e.const,
                 channel_multiplier=e.dims[0][1])
 

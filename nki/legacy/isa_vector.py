@@ -128,7 +128,6 @@ def affine_select(pred, on_true_tile, on_false_value, mask=None, dtype=None, **_
     axes) is one NKI 0.6 ``affine_select(pattern=[[c_j, n_j]...], channel_multiplier=c_p,
     offset=const, cmp_op=less)``.
     """
-    report.note("affine_select")
     tr = current("nisa.affine_select")
     if isinstance(pred, (bool, np.bool_)):
         pred = _ix.check_mask(pred) or _ix.Predicate([])
@@ -142,8 +141,11 @@ def affine_select(pred, on_true_tile, on_false_value, mask=None, dtype=None, **_
     full = LTile.of(tr.program.alloc(shape, out_dt, SBUF, loc=user_loc(2)))
     ops = _lnl.clip_operands([full, src], mask, shape)
     if ops is None:
+        full._valid = _lnl.masked_off(shape)
         return full
     dst, cur = ops
+    if dst.shape != full.shape:
+        full._valid = _lnl.mask_ranges(mask, shape)
     atoms = pred.atoms or [_ix.IndexExpr(-1, ())]          # no atom: always true
     lo = _clip_starts(mask, shape)
     for e in atoms:
@@ -155,6 +157,7 @@ def affine_select(pred, on_true_tile, on_false_value, mask=None, dtype=None, **_
         # a mask clipped the operands: their axis j starts at lo[j] of the predicate's grid
         const = e.const + sum(k * s for k, s in zip(coef, lo))
         pattern = [[k, n] for k, n in zip(coef[1:], dst.shape[1:])]
+        report.note("affine_select", pattern=pattern, cm=coef[0], offset=const)
         _isa.affine_select(dst=dst, pattern=pattern, channel_multiplier=coef[0],
                            on_true_tile=cur, on_false_value=float(on_false_value),
                            cmp_op="less", offset=const)

@@ -79,10 +79,11 @@ def finfo(dtype):
 
 
 # ---- clipping operands by a mask ------------------------------------------------------------------
-def _clip(v, ranges):
+def _clip(v, ranges, grid=None):
     """``v`` restricted to the mask's per-axis ranges (right-aligned), bounds-checked.
 
-    Returns None when the mask leaves nothing to do.
+    A size-1 axis of ``v`` is a broadcast operand's and is left alone, unless the ``grid`` the
+    mask was evaluated over is also 1 there. Returns None when the mask leaves nothing to do.
     """
     if not isinstance(v, View):
         return v
@@ -90,7 +91,7 @@ def _clip(v, ranges):
     mine = [(0, c) for c in v.shape]
     for i in range(n):
         a = i - (n - m)
-        if a >= 0 and v.shape[i] != 1:
+        if a >= 0 and (v.shape[i] != 1 or (grid is not None and grid[a] == 1)):
             lo, hi = ranges[a]
             mine[i] = (lo, _builtins.min(hi, v.shape[i]))
     if any(hi <= lo for lo, hi in mine):
@@ -125,7 +126,7 @@ def clip_operands(views, mask, shape):
     rng = _ranges(mask, shape)
     out = []
     for v in views:
-        c = _clip(v, rng)
+        c = _clip(v, rng, shape)
         if c is None and isinstance(v, View):
             return None
         out.append(c)
@@ -137,9 +138,20 @@ def _embed(tr, r, full_shape, rng):
     if rng is None or tuple(r.shape) == tuple(full_shape):
         return LTile.of(r)
     full = LTile.of(tr.program.alloc(tuple(full_shape), r.dtype, r.buffer, loc=user_loc()))
-    dst = _clip(full, rng)
+    dst = _clip(full, rng, full_shape)
     tr.program.emit("tensor_copy", dst=dst, src=r, loc=user_loc())
+    full._valid = list(rng)
     return full
+
+
+def mask_ranges(mask, shape):
+    """Per-axis ``[lo, hi)`` where ``mask`` holds over a grid of ``shape`` (None: no mask)."""
+    return _ranges(mask, shape)
+
+
+def masked_off(shape):
+    """The ``_valid`` ranges of a result whose mask left nothing to do."""
+    return [(0, 0)] * len(shape)
 
 
 def _call(fn, api, args, kwargs, mask):
@@ -148,11 +160,13 @@ def _call(fn, api, args, kwargs, mask):
     views = [a for a in list(args) + list(kwargs.values()) if isinstance(a, View)]
     full = views[0].shape if views else ()
     rng = _ranges(mask, full)
-    a2 = [_clip(a, rng) for a in args]
-    k2 = {k: _clip(v, rng) for k, v in kwargs.items()}
+    a2 = [_clip(a, rng, full) for a in args]
+    k2 = {k: _clip(v, rng, full) for k, v in kwargs.items()}
     if any(x is None and isinstance(o, View) for x, o in zip(a2, args)) or any(
             k2[k] is None and isinstance(v, View) for k, v in kwargs.items()):
-        return LTile.of(tr.program.alloc(tuple(full), views[0].dtype, SBUF, loc=user_loc()))
+        t = LTile.of(tr.program.alloc(tuple(full), views[0].dtype, SBUF, loc=user_loc()))
+        t._valid = masked_off(full)
+        return t
     r = fn(*a2, **k2)
     if isinstance(r, View):
         return _embed(tr, r, full, rng) if rng and views and r.shape == a2[0].shape else LTile.of(r)
@@ -306,6 +320,9 @@ def _assign(dst, value):
     tr = current("tile assignment")
     ops = clip_operands([dst], None, dst.shape)
     dst = ops[0]
+    if isinstance(value, LoopReduce):
+        _update(dst, value.op, value.x)
+        return
     if not isinstance(value, View):
         start, n = dst.partition_range() if dst.on_chip else (0, 0)
         if dst.on_chip and not _engine_start_ok(start, n):
@@ -319,6 +336,13 @@ def _assign(dst, value):
     if (value.storage is dst.storage and value.offset == dst.offset
             and value.pattern == dst.pattern):
         return                                  # the write-back half of `t[...] += x`
+    valid = getattr(value, "_valid", None)
+    if valid is not None and tuple(value.shape) == tuple(dst.shape):
+        # `t[...] = nisa.op(..., mask=m)`: neuronx-cc wrote the result straight into t, so the
+        # masked-off part of t keeps its contents
+        if any(hi <= lo for lo, hi in valid):
+            return
+        dst, value = _clip(dst, valid, dst.shape), _clip(value, valid, dst.shape)
     mm = getattr(value, "_mm", None)
     if (mm is not None and dst.buffer.kind == "psum" and tr.program.instrs
             and tr.program.instrs[-1] is mm and value.shape == dst.shape):
@@ -333,6 +357,25 @@ def _assign(dst, value):
             value = value.broadcast_to(dst.shape) if value.ndim == dst.ndim else value
     op = "dma_copy" if not (dst.on_chip and value.on_chip) else "tensor_copy"
     tr.program.emit(op, dst=dst, src=value, loc=user_loc())
+
+
+class LoopReduce:
+    """What ``nl.loop_reduce(x, op, loop_indices)`` returns: assigned into a tile declared outside
+    the loop (``acc[...] = nl.loop_reduce(x, np.add, (i,))``) it combines ``x`` into that tile
+    (``acc[...] op= x``), so over the loop's iterations ``acc`` reduces every ``x``."""
+
+    def __init__(self, x, op):
+        self.x, self.op = x, op
+
+
+def loop_reduce(x, op, loop_indices, dtype=None, mask=None, **_kw):
+    """Legacy ``nl.loop_reduce``: see ``LoopReduce``. ``mask=`` clips ``x``."""
+    from .isa import op_token
+    tok = op_token(op)
+    name = getattr(tok, "op_name", tok)
+    if mask is not None:
+        x = copy(x, mask=mask)
+    return LoopReduce(x, name)
 
 
 def _engine_start_ok(start, n):
@@ -350,6 +393,11 @@ def _update(t, name, o):
         mm.args["accumulate"] = None          # PSUM flags: first write of a group overwrites
         return
     d = clip_operands([t], None, t.shape)[0]
+    valid = getattr(o, "_valid", None)
+    if valid is not None and tuple(o.shape) == tuple(d.shape):
+        if any(hi <= lo for lo, hi in valid):       # a fully masked-off update changes nothing
+            return
+        d, o = _clip(d, valid, d.shape), _clip(o, valid, d.shape)
     if isinstance(o, View):
         o = clip_operands([o], None, o.shape)[0]
         if o.buffer.kind == "psum" and d.buffer.kind == "psum":

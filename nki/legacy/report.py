@@ -36,10 +36,10 @@ SPELLINGS = {
     "memset": ("nisa.memset(shape, value, dtype)",
                "t = nl.ndarray(shape, dtype); nisa.memset(dst=t, value=value)"),
     "iota": ("nisa.iota(index expression, dtype)",
-             "nisa.iota(dst=t, pattern=[[step, n]], offset=o, channel_multiplier=c)"),
+             "nisa.iota(dst=t, pattern={pattern}, offset={offset}, channel_multiplier={cm})"),
     "affine_select": ("nisa.affine_select(pred, on_true_tile, on_false_value)",
-                      "nisa.affine_select(dst=t, pattern=[[k, n]], channel_multiplier=c, "
-                      "on_true_tile=x, on_false_value=v, cmp_op=nl.greater_equal, offset=o)"),
+                      "nisa.affine_select(dst=t, pattern={pattern}, channel_multiplier={cm}, "
+                      "offset={offset}, cmp_op=nl.less, on_true_tile=x, on_false_value=v)"),
     "dma_rmw": ("nisa.dma_copy(..., dst_rmw_op=op)",
                 "nisa.dma_compute(dst=d, srcs=[d, src], reduce_op=nl.add)"),
     "indirect": ("tile-indexed access t[idx_tile, ...]",
@@ -77,9 +77,10 @@ _entries: dict = {}           # (key, legacy, loc, kernel) -> Entry, in first-se
 _kernel = ["<no kernel>"]
 
 
-def enable(on: bool = True) -> None:
-    """Turn the report on or off (overrides ``NEURON_EMU_LEGACY_REPORT``)."""
-    _on["flag"] = bool(on)
+def enable(on: bool | None = True) -> None:
+    """Turn the report on or off (overrides ``NEURON_EMU_LEGACY_REPORT``); ``None`` goes back to
+    following the environment variable."""
+    _on["flag"] = None if on is None else bool(on)
 
 
 def enabled() -> bool:

@@ -73,7 +73,7 @@ def _defer_slices(view, key):
 
 
 class LTile(View):
-    __slots__ = ("_idx", "_mm")
+    __slots__ = ("_idx", "_mm", "_valid")
 
     def __init__(self, storage, offset, pattern, dtype=None, dyn=None, idx=None):
         super().__init__(storage, offset, pattern, dtype, dyn)
@@ -81,6 +81,7 @@ class LTile(View):
         self.dtype = _DT.get(d) or _DT.setdefault(d, LegacyDtype(d))
         self._idx = idx          # [(dim, size, expr)] when made by index expressions
         self._mm = None          # the nc_matmul instruction that produced this PSUM tile
+        self._valid = None       # [(lo, hi)] per axis: the part a masked instruction wrote
 
     @classmethod
     def of(cls, v):
