@@ -105,28 +105,3 @@ def test_install_registers_compiler_and_isa_constants_and_turns_on_the_report():
     r = subprocess.run([sys.executable, "-c", _CHILD], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok True"
-
-
-_SUITE = textwrap.dedent('''
-    import numpy as np
-    import neuronxcc.nki as nki
-    import neuronxcc.nki.language as nl
-
-    @nki.jit
-    def test_named_like_a_test(a):
-        out = nl.ndarray(a.shape, dtype=a.dtype, buffer=nl.shared_hbm)
-        nl.store(out, nl.load(a) + 1.0)
-        return out
-
-    def test_runs_under_the_alias():
-        x = np.zeros((2, 3), np.float32)
-        assert np.array_equal(nki.simulate_kernel(test_named_like_a_test, x), x + 1)
-''')
-
-
-def test_pytest_plugin_installs_the_alias_before_collection(tmp_path):
-    (tmp_path / "test_peer.py").write_text(_SUITE)
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "nki.legacy.pytest_plugin",
-                        "-p", "no:cacheprovider", str(tmp_path)], capture_output=True, text=True,
-                       cwd=tmp_path)
-    assert "1 passed" in r.stdout, r.stdout + r.stderr

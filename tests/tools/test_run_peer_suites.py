@@ -1,4 +1,8 @@
-"""tools/run_peer_suites.py on small stand-in checkouts written here (no third-party code)."""
+"""tools/run_peer_suites.py on small stand-in checkouts written here (no third-party code).
+
+This also exercises ``-p nki.legacy.pytest_plugin``: the stand-in tests import ``neuronxcc.nki`` at
+module level, which only works if the alias is installed before collection.
+"""
 import os
 import subprocess
 import sys
@@ -12,6 +16,10 @@ _SDK_TEST = textwrap.dedent('''
     import pytest
     import neuronxcc.nki as nki
     import neuronxcc.nki.language as nl
+
+    @nki.jit
+    def test_named_like_a_test(a):          # a kernel, not a pytest test: not collected
+        return a
 
     @nki.jit
     def twice(a):
