@@ -93,15 +93,14 @@ def nc_matmul(stationary, moving, is_stationary_onezero=False, is_moving_onezero
     else:
         shape = (stationary.free_size, moving.free_size)
     return new_result(_isa.nc_matmul, shape, "float32", PSUM, mask, grid_shape=stationary.shape,
-                      stationary=stationary, moving=moving, is_transpose=is_transpose,
-                      perf_mode=pm)
+                      stationary=stationary, moving=moving, is_transpose=is_transpose, perf_mode=pm)
 
 
 def nc_transpose(data, mask=None, dtype=None, engine=engine.unknown, **_kw):
     P, F = data.shape[0], data.free_size
     pe = engine == _isa.engine.tensor or (engine == _isa.engine.unknown and (P > 32 or F > 32))
-    return new_result(_isa.nc_transpose, (F, P), out_dtype(dtype, data.dtype), PSUM if pe else SBUF, None,
-                data=data, engine=_isa.engine.tensor if pe else _isa.engine.vector)
+    return new_result(_isa.nc_transpose, (F, P), out_dtype(dtype, data.dtype), PSUM if pe else SBUF,
+                      None, data=data, engine=_isa.engine.tensor if pe else _isa.engine.vector)
 
 
 def _free_broadcast(a, b):
@@ -121,31 +120,32 @@ def _free_broadcast(a, b):
 
 def tensor_tensor(data1, data2, op, dtype=None, mask=None, **_kw):
     data1, data2 = _free_broadcast(data1, data2)
-    return new_result(_isa.tensor_tensor, data1.shape, out_dtype(dtype, _promote(data1.dtype, data2.dtype)),
-                SBUF, mask, data1=data1, data2=data2, op=op_token(op))
+    return new_result(_isa.tensor_tensor, data1.shape,
+                      out_dtype(dtype, _promote(data1.dtype, data2.dtype)), SBUF, mask, data1=data1,
+                      data2=data2, op=op_token(op))
 
 
 def tensor_scalar(data, op0, operand0, reverse0=False, op1=None, operand1=None, reverse1=False,
                   dtype=None, mask=None, **_kw):
-    return new_result(_isa.tensor_scalar, data.shape, out_dtype(dtype, data.dtype), SBUF, mask, data=data,
-                op0=op_token(op0), operand0=operand0, reverse0=reverse0, op1=op_token(op1),
-                operand1=operand1, reverse1=reverse1)
+    return new_result(_isa.tensor_scalar, data.shape, out_dtype(dtype, data.dtype), SBUF, mask,
+                      data=data, op0=op_token(op0), operand0=operand0, reverse0=reverse0,
+                      op1=op_token(op1), operand1=operand1, reverse1=reverse1)
 
 
 def activation(op, data, bias=None, scale=1.0, reduce_op=None, reduce_res=None, reduce_cmd=None,
                dtype=None, mask=None, **_kw):
     if reduce_cmd is None:    # legacy: a reduce_res alone meant "reset, then reduce into it"
         reduce_cmd = _isa.reduce_cmd.reset_reduce if reduce_res is not None else _isa.reduce_cmd.idle
-    return new_result(_isa.activation, data.shape, out_dtype(dtype, data.dtype), SBUF, mask, op=op_token(op),
-                data=data, bias=bias, scale=scale, reduce_op=op_token(reduce_op), reduce_res=reduce_res,
-                reduce_cmd=reduce_cmd)
+    return new_result(_isa.activation, data.shape, out_dtype(dtype, data.dtype), SBUF, mask,
+                      op=op_token(op), data=data, bias=bias, scale=scale,
+                      reduce_op=op_token(reduce_op), reduce_res=reduce_res, reduce_cmd=reduce_cmd)
 
 
 def activation_reduce(op, data, reduce_op, reduce_res, bias=None, scale=1.0, dtype=None,
                       mask=None, **_kw):
     return new_result(_isa.activation_reduce, data.shape, out_dtype(dtype, data.dtype), SBUF, mask,
-                op=op_token(op), data=data, reduce_op=op_token(reduce_op), reduce_res=reduce_res, bias=bias,
-                scale=scale)
+                      op=op_token(op), data=data, reduce_op=op_token(reduce_op),
+                      reduce_res=reduce_res, bias=bias, scale=scale)
 
 
 def tensor_reduce(op, data, axis, negate=False, keepdims=False, dtype=None, mask=None, **_kw):
@@ -155,17 +155,18 @@ def tensor_reduce(op, data, axis, negate=False, keepdims=False, dtype=None, mask
     shape = [1 if i in axes else d for i, d in enumerate(data.shape)] if keepdims else kept
     shape = list(shape) + [1] * (2 - len(shape))
     return new_result(_isa.tensor_reduce, shape, out_dtype(dtype, data.dtype), SBUF, mask,
-                grid_shape=data.shape, op=op_token(op), data=data, axis=tuple(axes), negate=negate,
-                keepdims=keepdims)
+                      grid_shape=data.shape, op=op_token(op), data=data, axis=tuple(axes),
+                      negate=negate, keepdims=keepdims)
 
 
 def tensor_copy(src, dtype=None, mask=None, engine=engine.unknown, **_kw):
     return new_result(_isa.tensor_copy, src.shape, out_dtype(dtype, src.dtype), SBUF, mask, src=src,
-                engine=engine)
+                      engine=engine)
 
 
 def reciprocal(data, dtype=None, mask=None, **_kw):
-    return new_result(_isa.reciprocal, data.shape, out_dtype(dtype, data.dtype), SBUF, mask, data=data)
+    return new_result(_isa.reciprocal, data.shape, out_dtype(dtype, data.dtype), SBUF, mask,
+                      data=data)
 
 
 def memset(shape, value, dtype, mask=None, engine=engine.unknown, **_kw):
@@ -176,33 +177,33 @@ def memset(shape, value, dtype, mask=None, engine=engine.unknown, **_kw):
 
 def tensor_tensor_scan(data0, data1, initial, op0, op1, reverse0=False, reverse1=False,
                        dtype=None, mask=None, **_kw):
-    return new_result(_isa.tensor_tensor_scan, data0.shape, out_dtype(dtype, data0.dtype), SBUF, mask,
-                data0=data0, data1=data1, initial=initial, op0=op_token(op0), op1=op_token(op1),
-                reverse0=reverse0, reverse1=reverse1)
+    return new_result(_isa.tensor_tensor_scan, data0.shape, out_dtype(dtype, data0.dtype), SBUF,
+                      mask, data0=data0, data1=data1, initial=initial, op0=op_token(op0),
+                      op1=op_token(op1), reverse0=reverse0, reverse1=reverse1)
 
 
 def scalar_tensor_tensor(data, op0, operand0, op1, operand1, reverse0=False, reverse1=False,
                          dtype=None, mask=None, **_kw):
-    return new_result(_isa.scalar_tensor_tensor, data.shape, out_dtype(dtype, data.dtype), SBUF, mask,
-                data=data, op0=op_token(op0), operand0=operand0, op1=op_token(op1), operand1=operand1,
-                reverse0=reverse0, reverse1=reverse1)
+    return new_result(_isa.scalar_tensor_tensor, data.shape, out_dtype(dtype, data.dtype), SBUF,
+                      mask, data=data, op0=op_token(op0), operand0=operand0, op1=op_token(op1),
+                      operand1=operand1, reverse0=reverse0, reverse1=reverse1)
 
 
 def tensor_scalar_reduce(data, op0, operand0, reduce_op, reduce_res, reverse0=False, dtype=None,
                          mask=None, **_kw):
-    return new_result(_isa.tensor_scalar_reduce, data.shape, out_dtype(dtype, data.dtype), SBUF, mask,
-                data=data, op0=op_token(op0), operand0=operand0, reduce_op=op_token(reduce_op),
-                reduce_res=reduce_res, reverse0=reverse0)
+    return new_result(_isa.tensor_scalar_reduce, data.shape, out_dtype(dtype, data.dtype), SBUF,
+                      mask, data=data, op0=op_token(op0), operand0=operand0,
+                      reduce_op=op_token(reduce_op), reduce_res=reduce_res, reverse0=reverse0)
 
 
 def bn_stats(data, dtype=None, mask=None, **_kw):
     return new_result(_isa.bn_stats, (data.shape[0], 6), out_dtype(dtype, data.dtype), SBUF, None,
-                data=data)
+                      data=data)
 
 
 def bn_aggr(data, dtype=None, mask=None, **_kw):
     return new_result(_isa.bn_aggr, (data.shape[0], 2), out_dtype(dtype, data.dtype), SBUF, None,
-                data=data)
+                      data=data)
 
 
 def iota(expr, dtype, mask=None, **_kw):
@@ -217,7 +218,7 @@ def iota(expr, dtype, mask=None, **_kw):
     pattern = [[k, c] for c, k in e.dims[1:]]
     report.note("iota", pattern=pattern, offset=e.const, cm=e.dims[0][1])
     return new_result(_isa.iota, shape, dtype, SBUF, mask, pattern=pattern, offset=e.const,
-                channel_multiplier=e.dims[0][1])
+                      channel_multiplier=e.dims[0][1])
 
 
 from .dma import dma_copy, dma_transpose  # noqa: E402,F401

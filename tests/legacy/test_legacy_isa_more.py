@@ -18,7 +18,7 @@ def _rows(seed, P, F, lo=-50.0, hi=50.0):
     return np.random.default_rng(seed).uniform(lo, hi, (P, F)).astype(np.float32)
 
 
-# ---- top-8 family ---------------------------------------------------------------------------------
+# ---- top-8 family --------------------------------------------------------------------------------
 @lnki.jit
 def _top8(x):
     vals = nl.ndarray((x.shape[0], 8), dtype=x.dtype, buffer=nl.shared_hbm)
@@ -45,7 +45,7 @@ def test_max8_find_index8_and_match_replace8(P, F, seed):
     np.testing.assert_array_equal(rest, want)
 
 
-# ---- cross-partition ------------------------------------------------------------------------------
+# ---- cross-partition -----------------------------------------------------------------------------
 @lnki.jit
 def _shuffle_and_reduce(x, shuffle):
     out = nl.ndarray(x.shape, dtype=x.dtype, buffer=nl.shared_hbm)
@@ -67,7 +67,7 @@ def test_stream_shuffle_moves_partitions_and_partition_reduce_sums(shuffle, F):
     np.testing.assert_allclose(tot, x.sum(0, keepdims=True), rtol=1e-5, atol=1e-4)
 
 
-# ---- selects --------------------------------------------------------------------------------------
+# ---- selects -------------------------------------------------------------------------------------
 @lnki.jit
 def _lower_triangle(x, fill):
     out = nl.ndarray(x.shape, dtype=x.dtype, buffer=nl.shared_hbm)
@@ -178,7 +178,7 @@ def test_sequence_bounds_of_runs_with_padding():
     np.testing.assert_array_equal(_bounds(seg), np.array([[starts, ends]], np.float32))
 
 
-# ---- dma -------------------------------------------------------------------------------------------
+# ---- dma -----------------------------------------------------------------------------------------
 @lnki.jit
 def _dma_and_transpose(x):
     copy = nl.ndarray(x.shape, dtype=x.dtype, buffer=nl.shared_hbm)
@@ -214,7 +214,7 @@ def test_dma_copy_read_modify_write_adds_into_scattered_rows():
     np.testing.assert_allclose(_rmw(x, init), want, rtol=1e-6)
 
 
-# ---- misc -----------------------------------------------------------------------------------------
+# ---- misc ----------------------------------------------------------------------------------------
 @lnki.jit
 def _drop(x, p):
     out = nl.ndarray(x.shape, dtype=x.dtype, buffer=nl.shared_hbm)
@@ -265,7 +265,7 @@ def test_legacy_double_row_gen3_perf_mode(monkeypatch):
     np.testing.assert_array_equal(_double_row(a, b), want)
 
 
-# ---- errors ---------------------------------------------------------------------------------------
+# ---- errors --------------------------------------------------------------------------------------
 @lnki.jit
 def _bad_pred(x):
     out = nl.ndarray(x.shape, dtype=x.dtype, buffer=nl.shared_hbm)

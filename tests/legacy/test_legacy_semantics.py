@@ -16,7 +16,7 @@ from nki.legacy import language as nl
 from nki.legacy.index import LegacyMaskWarning
 
 
-# ---- tile-indexed (indirect) HBM access -----------------------------------------------------------
+# ---- tile-indexed (indirect) HBM access ----------------------------------------------------------
 @lnki.jit
 def _gather_rows(table, idx):
     out = nl.ndarray((idx.shape[0], table.shape[1]), dtype=table.dtype, buffer=nl.shared_hbm)
@@ -106,7 +106,7 @@ def test_an_index_tile_on_an_on_chip_tile_is_refused():
         k(np.zeros((4, 4), np.float32), np.zeros((4, 1), np.int32))
 
 
-# ---- masks -----------------------------------------------------------------------------------------
+# ---- masks ---------------------------------------------------------------------------------------
 @lnki.jit
 def _masked_into(x, limit):
     out = nl.ndarray(x.shape, dtype=x.dtype, buffer=nl.shared_hbm)
@@ -163,7 +163,7 @@ def test_python_and_of_masks_keeps_the_right_hand_comparison_and_warns():
     np.testing.assert_array_equal(out, want)
 
 
-# ---- broadcasting, division, mgrid, dtypes -----------------------------------------------------------
+# ---- broadcasting, division, mgrid, dtypes -------------------------------------------------------
 @lnki.jit
 def _outer_sum(col, row):
     out = nl.ndarray((col.shape[0], row.shape[1]), dtype=col.dtype, buffer=nl.shared_hbm)
@@ -234,7 +234,7 @@ def test_numpy_scalar_fill_values():
     np.testing.assert_array_equal(_fill_like_legacy(x), np.maximum(x, -2.5))
 
 
-# ---- outputs and precision --------------------------------------------------------------------------
+# ---- outputs and precision -----------------------------------------------------------------------
 @lnki.jit
 def _returns_tiles(x):
     scratch = nl.ndarray(x.shape, dtype=x.dtype, buffer=nl.hbm)
