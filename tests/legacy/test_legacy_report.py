@@ -27,7 +27,7 @@ def _band(x):
     ip, jf = nl.mgrid[0:x.shape[0], 0:x.shape[1]]
     t = nl.load(x[ip, jf])
     b = nisa.affine_select(pred=(jf < ip + 1), on_true_tile=t, on_false_value=nl.fp32.min)
-    nl.store(out[ip, jf], b * 2.0, mask=(ip < 4))
+    nl.store(out[ip, jf], b * 2.0, mask=(ip < x.shape[0]))
     return out
 
 
