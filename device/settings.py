@@ -27,6 +27,7 @@ class Settings:
     warn_uninit: bool      # NEURON_EMU_WARN_UNINIT (default 1): warn on reads of unwritten memory
     cache_dir: Path        # NEURON_EMU_CACHE_DIR, default ~/.cache/neuron-emu
     legacy_report: bool    # NEURON_EMU_LEGACY_REPORT: legacy kernels list constructs to port
+    executor: str = "fast"  # NEURON_EMU_EXECUTOR: fast (default) | exact | reference (device.fastpath)
 
 
 def settings() -> Settings:
@@ -41,4 +42,16 @@ def settings() -> Settings:
         warn_uninit=_flag("NEURON_EMU_WARN_UNINIT", True),
         cache_dir=Path(cache),
         legacy_report=_flag("NEURON_EMU_LEGACY_REPORT", False),
+        executor=_executor(),
     )
+
+
+EXECUTORS = ("fast", "exact", "reference")
+
+
+def _executor() -> str:
+    v = (os.environ.get("NEURON_EMU_EXECUTOR") or "fast").strip().lower()
+    if v not in EXECUTORS:
+        raise ValueError(f"NEURON_EMU_EXECUTOR={v!r} is not an executor; use one of "
+                         f"{', '.join(EXECUTORS)}")
+    return v
