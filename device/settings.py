@@ -33,6 +33,7 @@ class Settings:
     max_loop_trips: int        # NEURON_EMU_MAX_LOOP_TRIPS: trips of one device/graph while loop (1M)
     loop_seconds: float        # NEURON_EMU_LOOP_SECONDS: wall time of one while loop (300 s)
     max_constant_elements: int  # NEURON_EMU_MAX_CONSTANT_ELEMENTS: one imported literal/splat (64M)
+    legacy_report: bool    # NEURON_EMU_LEGACY_REPORT: legacy kernels list constructs to port
     executor: str = "fast"  # NEURON_EMU_EXECUTOR: fast (default) | exact | reference (device.fastpath)
 
 
@@ -72,6 +73,7 @@ def settings() -> Settings:
         max_loop_trips=_count("NEURON_EMU_MAX_LOOP_TRIPS", 1_000_000),
         loop_seconds=float(_count("NEURON_EMU_LOOP_SECONDS", 300)),
         max_constant_elements=_count("NEURON_EMU_MAX_CONSTANT_ELEMENTS", 64 << 20),
+        legacy_report=_flag("NEURON_EMU_LEGACY_REPORT", False),
         executor=_executor(),
     )
 

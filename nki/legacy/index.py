@@ -15,6 +15,7 @@ A ``Predicate`` is an ``&``-joined list of ``expr < bound`` atoms, each over at 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -153,6 +154,10 @@ class IndexExpr:
         return "(" + " + ".join(terms + [str(self.const)]) + ")"
 
 
+class LegacyMaskWarning(UserWarning):
+    """A legacy mask predicate was used as a Python bool (see ``Predicate.__bool__``)."""
+
+
 def _non_affine(what):
     raise UserKernelError(f"unsupported legacy index expression: {what}; the emulator supports "
                           f"affine forms (a*i + b with integer a, b) only", loc=user_loc(3))
@@ -184,8 +189,16 @@ class Predicate:
                               "instead", loc=user_loc())
 
     def __bool__(self):
-        raise UserKernelError("a mask predicate has no truth value at trace time; pass it as mask=",
-                              loc=user_loc())
+        # neuronxcc gave predicates a truth value of True, so ``(a < n and b < m)`` -- Python's
+        # ``and`` -- silently kept only ``b < m``. Kernels in the wild rely on that, so we keep it,
+        # but warn and put it in the migration report: ``&`` is what the author meant.
+        from . import report
+        report.note("mask-and")
+        warnings.warn(LegacyMaskWarning(
+            f"a mask predicate was used as a bool (Python 'and'/'or'/'if'); as in neuronxcc it is "
+            f"True, so '(a < n and b < m)' keeps only 'b < m'. Join comparisons with '&' "
+            f"at {user_loc()}"), stacklevel=2)
+        return True
 
     @property
     def ndim(self):
@@ -229,6 +242,8 @@ def check_mask(mask):
 
 def arange(start, stop=None):
     """``nl.arange(n)`` / ``nl.arange(start, stop)``: a 1-D index vector; reshape it with [:, None]."""
+    from . import report
+    report.note("arange")
     if stop is None:
         start, stop = 0, start
     if not (_is_int(start) and _is_int(stop)):
@@ -238,19 +253,24 @@ def arange(start, stop=None):
 
 
 class MGrid(tuple):
-    """What ``nl.mgrid[...]`` returns: unpackable, with ``.p`` (axis 0) and ``.x`` (axis 1)."""
+    """What ``nl.mgrid[...]`` returns: unpackable, with ``.p`` (axis 0), ``.x``, ``.y``, ``.z``."""
 
-    @property
-    def p(self):
-        return self[0]
+    def _axis(self, a, name):
+        if a >= len(self):
+            raise UserKernelError(f"nl.mgrid result has {len(self)} axes; .{name} is axis {a}",
+                                  loc=user_loc(3))
+        return self[a]
 
-    @property
-    def x(self):
-        return self[1]
+    p = property(lambda self: self._axis(0, "p"))
+    x = property(lambda self: self._axis(1, "x"))
+    y = property(lambda self: self._axis(2, "y"))
+    z = property(lambda self: self._axis(3, "z"))
 
 
 class _MGridMaker:
     def __getitem__(self, key):
+        from . import report
+        report.note("mgrid")
         key = key if isinstance(key, tuple) else (key,)
         n, out = len(key), []
         for a, s in enumerate(key):
@@ -258,9 +278,11 @@ class _MGridMaker:
                 raise UserKernelError(f"nl.mgrid takes unit-step slices (nl.mgrid[0:128, 0:512]), "
                                       f"got {s!r}", loc=user_loc())
             lo, hi = s.start or 0, s.stop
-            dims = [(1, 0)] * n
-            dims[a] = (hi - lo, 1)
-            out.append(IndexExpr(lo, dims))
+            out.append((a, lo, hi - lo))
+        # like np.mgrid, every index spans the whole grid (its other axes with coefficient 0),
+        # so nisa.iota(3 * g.y + g.z) is a tile of the grid's full shape
+        full = [(c, 0) for _, _, c in out]
+        out = [IndexExpr(lo, full[:a] + [(c, 1)] + full[a + 1:]) for a, lo, c in out]
         return MGrid(out)
 
 

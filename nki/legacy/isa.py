@@ -14,10 +14,13 @@ from device.tensor import PSUM, SBUF, View
 
 from .. import isa as _isa
 from ..isa import (engine, reduce_cmd, nc_version, get_nc_version,  # noqa: F401
-                   tensor_engine, scalar_engine, gpsimd_engine, vector_engine, unknown_engine)
+                   tensor_engine, scalar_engine, gpsimd_engine, vector_engine, unknown_engine,
+                   dge_mode, oob_mode, dma_engine, matmul_perf_mode, constants)
+from ..language.ops import TOKENS as _TOKENS
 from ..language.ops import promote as _promote
 from ..tracing import current
 from . import language as _lnl
+from . import report
 from .tile import LTile
 
 _UFUNCS = {np.add: "add", np.subtract: "subtract", np.multiply: "multiply", np.divide: "divide",
@@ -27,13 +30,19 @@ _UFUNCS = {np.add: "add", np.subtract: "subtract", np.multiply: "multiply", np.d
            np.log: "log", np.tanh: "tanh", np.sqrt: "sqrt", np.abs: "abs", np.square: "square",
            np.reciprocal: "reciprocal", np.sign: "sign", np.bitwise_and: "bitwise_and",
            np.bitwise_or: "bitwise_or", np.bitwise_xor: "bitwise_xor", np.negative: "negative",
-           np.logical_and: "logical_and", np.logical_or: "logical_or", np.sin: "sin"}
+           np.logical_and: "logical_and", np.logical_or: "logical_or", np.sin: "sin",
+           # reductions legacy kernels pass as ops (``nisa.tensor_reduce(np.max, ...)``)
+           np.max: "maximum", np.min: "minimum", np.sum: "add", np.prod: "multiply",
+           np.amax: "maximum", np.amin: "minimum", max: "maximum", min: "minimum"}
 
 
-def _op(op):
+def op_token(op):
     if op is None or isinstance(op, str):
         return op
+    if op is _lnl.copy:                 # legacy nl.copy doubles as the activation 'copy'
+        return _TOKENS["copy"]
     if op in _UFUNCS:
+        report.note("numpy-op", op=getattr(op, "__name__", op), new=_UFUNCS[op])
         return getattr(_lnl, _UFUNCS[op])
     if hasattr(op, "op_name"):
         return op
@@ -43,15 +52,19 @@ def _op(op):
                           loc=user_loc())
 
 
-def _ret(fn, shape, dtype, buffer, mask, grid_shape=None, **args):
+def new_result(fn, shape, dtype, buffer, mask, grid_shape=None, **args):
     """Allocate the result tile, clip every View operand by ``mask``, emit ``fn(dst=...)``."""
     tr = current(f"nisa.{fn.__name__}")
+    report.note("isa-return", op=fn.__name__)
     dst = LTile.of(tr.program.alloc(tuple(shape), _dt.normalize(dtype), buffer, loc=user_loc()))
     grid = tuple(grid_shape or shape)
     names = ["dst"] + [k for k, v in args.items() if isinstance(v, View)]
-    ops = _lnl._prep([dst] + [args[k] for k in names[1:]], mask, grid)
+    ops = _lnl.clip_operands([dst] + [args[k] for k in names[1:]], mask, grid)
     if ops is None:
+        dst._valid = _lnl.masked_off(dst.shape)
         return dst
+    if mask is not None and grid == tuple(dst.shape) and ops[0].shape != dst.shape:
+        dst._valid = _lnl.mask_ranges(mask, grid)
     args.update(dict(zip(names, ops)))
     ins = fn(**args)
     if fn is _isa.nc_matmul:        # lets `psum[...] += nisa.nc_matmul(...)` accumulate in place
@@ -59,51 +72,80 @@ def _ret(fn, shape, dtype, buffer, mask, grid_shape=None, **args):
     return dst
 
 
-def _dt_of(dtype, default):
+def out_dtype(dtype, default):
+    if dtype is not None:
+        report.note("isa-dtype")
     return _dt.normalize(dtype) if dtype is not None else default
 
 
 def nc_matmul(stationary, moving, is_stationary_onezero=False, is_moving_onezero=False,
-              is_transpose=False, mask=None, **_kw):
-    """stationary[K, M].T @ moving[K, N] -> a new PSUM fp32 [M, N] tile."""
-    return _ret(_isa.nc_matmul, (stationary.free_size, moving.free_size), "float32", PSUM, mask,
-                grid_shape=stationary.shape, stationary=stationary, moving=moving,
-                is_transpose=is_transpose)
+              is_transpose=False, mask=None, perf_mode=None, **_kw):
+    """stationary[K, M].T @ moving[K, N] -> a new PSUM fp32 [M, N] tile.
+
+    ``perf_mode='double_row_gen3'`` (legacy name) is NKI 0.6's ``double_row``: operands laid out
+    [K, 2, M] / [K, 2, N] contract over 2*K rows.
+    """
+    stationary, moving = _lnl.to_sbuf(stationary), _lnl.to_sbuf(moving)   # TensorE reads SBUF
+    pm = getattr(perf_mode, "value", perf_mode)
+    if isinstance(pm, str) and pm.startswith("double_row"):
+        pm = "double_row"
+        shape = (stationary.shape[-1], moving.shape[-1])
+    else:
+        shape = (stationary.free_size, moving.free_size)
+    return new_result(_isa.nc_matmul, shape, "float32", PSUM, mask, grid_shape=stationary.shape,
+                      stationary=stationary, moving=moving, is_transpose=is_transpose, perf_mode=pm)
 
 
 def nc_transpose(data, mask=None, dtype=None, engine=engine.unknown, **_kw):
     P, F = data.shape[0], data.free_size
     pe = engine == _isa.engine.tensor or (engine == _isa.engine.unknown and (P > 32 or F > 32))
-    return _ret(_isa.nc_transpose, (F, P), _dt_of(dtype, data.dtype), PSUM if pe else SBUF, None,
-                data=data, engine=_isa.engine.tensor if pe else _isa.engine.vector)
+    return new_result(_isa.nc_transpose, (F, P), out_dtype(dtype, data.dtype), PSUM if pe else SBUF,
+                      None, data=data, engine=_isa.engine.tensor if pe else _isa.engine.vector)
+
+
+def _free_broadcast(a, b):
+    """Legacy element-wise ISA calls broadcast size-1 free dims (a (P, 1) scale against (P, F));
+    the NKI 0.6 instructions want equal shapes, so the small operand becomes a stride-0 view."""
+    if not (isinstance(a, View) and isinstance(b, View)) or a.shape == b.shape:
+        return a, b
+    a, b = _lnl.broadcast_partitions((a, b))
+    try:
+        shape = np.broadcast_shapes(tuple(a.shape), tuple(b.shape))
+    except ValueError:
+        return a, b                               # the instruction's own check names the shapes
+    fit = [LTile.of(View.broadcast_to(v, shape)) if v.ndim == len(shape) and v.shape != shape
+           else v for v in (a, b)]
+    return fit[0], fit[1]
 
 
 def tensor_tensor(data1, data2, op, dtype=None, mask=None, **_kw):
-    return _ret(_isa.tensor_tensor, data1.shape, _dt_of(dtype, _promote(data1.dtype, data2.dtype)),
-                SBUF, mask, data1=data1, data2=data2, op=_op(op))
+    data1, data2 = _free_broadcast(data1, data2)
+    return new_result(_isa.tensor_tensor, data1.shape,
+                      out_dtype(dtype, _promote(data1.dtype, data2.dtype)), SBUF, mask, data1=data1,
+                      data2=data2, op=op_token(op))
 
 
 def tensor_scalar(data, op0, operand0, reverse0=False, op1=None, operand1=None, reverse1=False,
                   dtype=None, mask=None, **_kw):
-    return _ret(_isa.tensor_scalar, data.shape, _dt_of(dtype, data.dtype), SBUF, mask, data=data,
-                op0=_op(op0), operand0=operand0, reverse0=reverse0, op1=_op(op1),
-                operand1=operand1, reverse1=reverse1)
+    return new_result(_isa.tensor_scalar, data.shape, out_dtype(dtype, data.dtype), SBUF, mask,
+                      data=data, op0=op_token(op0), operand0=operand0, reverse0=reverse0,
+                      op1=op_token(op1), operand1=operand1, reverse1=reverse1)
 
 
 def activation(op, data, bias=None, scale=1.0, reduce_op=None, reduce_res=None, reduce_cmd=None,
                dtype=None, mask=None, **_kw):
     if reduce_cmd is None:    # legacy: a reduce_res alone meant "reset, then reduce into it"
         reduce_cmd = _isa.reduce_cmd.reset_reduce if reduce_res is not None else _isa.reduce_cmd.idle
-    return _ret(_isa.activation, data.shape, _dt_of(dtype, data.dtype), SBUF, mask, op=_op(op),
-                data=data, bias=bias, scale=scale, reduce_op=_op(reduce_op), reduce_res=reduce_res,
-                reduce_cmd=reduce_cmd)
+    return new_result(_isa.activation, data.shape, out_dtype(dtype, data.dtype), SBUF, mask,
+                      op=op_token(op), data=data, bias=bias, scale=scale,
+                      reduce_op=op_token(reduce_op), reduce_res=reduce_res, reduce_cmd=reduce_cmd)
 
 
 def activation_reduce(op, data, reduce_op, reduce_res, bias=None, scale=1.0, dtype=None,
                       mask=None, **_kw):
-    return _ret(_isa.activation_reduce, data.shape, _dt_of(dtype, data.dtype), SBUF, mask,
-                op=_op(op), data=data, reduce_op=_op(reduce_op), reduce_res=reduce_res, bias=bias,
-                scale=scale)
+    return new_result(_isa.activation_reduce, data.shape, out_dtype(dtype, data.dtype), SBUF, mask,
+                      op=op_token(op), data=data, reduce_op=op_token(reduce_op),
+                      reduce_res=reduce_res, bias=bias, scale=scale)
 
 
 def tensor_reduce(op, data, axis, negate=False, keepdims=False, dtype=None, mask=None, **_kw):
@@ -112,53 +154,56 @@ def tensor_reduce(op, data, axis, negate=False, keepdims=False, dtype=None, mask
     kept = [d for i, d in enumerate(data.shape) if i not in axes]
     shape = [1 if i in axes else d for i, d in enumerate(data.shape)] if keepdims else kept
     shape = list(shape) + [1] * (2 - len(shape))
-    return _ret(_isa.tensor_reduce, shape, _dt_of(dtype, data.dtype), SBUF, mask,
-                grid_shape=data.shape, op=_op(op), data=data, axis=tuple(axes), negate=negate,
-                keepdims=keepdims)
+    return new_result(_isa.tensor_reduce, shape, out_dtype(dtype, data.dtype), SBUF, mask,
+                      grid_shape=data.shape, op=op_token(op), data=data, axis=tuple(axes),
+                      negate=negate, keepdims=keepdims)
 
 
 def tensor_copy(src, dtype=None, mask=None, engine=engine.unknown, **_kw):
-    return _ret(_isa.tensor_copy, src.shape, _dt_of(dtype, src.dtype), SBUF, mask, src=src,
-                engine=engine)
+    return new_result(_isa.tensor_copy, src.shape, out_dtype(dtype, src.dtype), SBUF, mask, src=src,
+                      engine=engine)
 
 
 def reciprocal(data, dtype=None, mask=None, **_kw):
-    return _ret(_isa.reciprocal, data.shape, _dt_of(dtype, data.dtype), SBUF, mask, data=data)
+    return new_result(_isa.reciprocal, data.shape, out_dtype(dtype, data.dtype), SBUF, mask,
+                      data=data)
 
 
 def memset(shape, value, dtype, mask=None, engine=engine.unknown, **_kw):
-    return _ret(_isa.memset, tuple(shape), dtype, SBUF, mask, value=value, engine=engine)
+    report.note("memset")
+    return new_result(_isa.memset, tuple(shape), dtype, SBUF, mask, value=_lnl.number(value),
+                      engine=engine)
 
 
 def tensor_tensor_scan(data0, data1, initial, op0, op1, reverse0=False, reverse1=False,
                        dtype=None, mask=None, **_kw):
-    return _ret(_isa.tensor_tensor_scan, data0.shape, _dt_of(dtype, data0.dtype), SBUF, mask,
-                data0=data0, data1=data1, initial=initial, op0=_op(op0), op1=_op(op1),
-                reverse0=reverse0, reverse1=reverse1)
+    return new_result(_isa.tensor_tensor_scan, data0.shape, out_dtype(dtype, data0.dtype), SBUF,
+                      mask, data0=data0, data1=data1, initial=initial, op0=op_token(op0),
+                      op1=op_token(op1), reverse0=reverse0, reverse1=reverse1)
 
 
 def scalar_tensor_tensor(data, op0, operand0, op1, operand1, reverse0=False, reverse1=False,
                          dtype=None, mask=None, **_kw):
-    return _ret(_isa.scalar_tensor_tensor, data.shape, _dt_of(dtype, data.dtype), SBUF, mask,
-                data=data, op0=_op(op0), operand0=operand0, op1=_op(op1), operand1=operand1,
-                reverse0=reverse0, reverse1=reverse1)
+    return new_result(_isa.scalar_tensor_tensor, data.shape, out_dtype(dtype, data.dtype), SBUF,
+                      mask, data=data, op0=op_token(op0), operand0=operand0, op1=op_token(op1),
+                      operand1=operand1, reverse0=reverse0, reverse1=reverse1)
 
 
 def tensor_scalar_reduce(data, op0, operand0, reduce_op, reduce_res, reverse0=False, dtype=None,
                          mask=None, **_kw):
-    return _ret(_isa.tensor_scalar_reduce, data.shape, _dt_of(dtype, data.dtype), SBUF, mask,
-                data=data, op0=_op(op0), operand0=operand0, reduce_op=_op(reduce_op),
-                reduce_res=reduce_res, reverse0=reverse0)
+    return new_result(_isa.tensor_scalar_reduce, data.shape, out_dtype(dtype, data.dtype), SBUF,
+                      mask, data=data, op0=op_token(op0), operand0=operand0,
+                      reduce_op=op_token(reduce_op), reduce_res=reduce_res, reverse0=reverse0)
 
 
 def bn_stats(data, dtype=None, mask=None, **_kw):
-    return _ret(_isa.bn_stats, (data.shape[0], 6), _dt_of(dtype, data.dtype), SBUF, None,
-                data=data)
+    return new_result(_isa.bn_stats, (data.shape[0], 6), out_dtype(dtype, data.dtype), SBUF, None,
+                      data=data)
 
 
 def bn_aggr(data, dtype=None, mask=None, **_kw):
-    return _ret(_isa.bn_aggr, (data.shape[0], 2), _dt_of(dtype, data.dtype), SBUF, None,
-                data=data)
+    return new_result(_isa.bn_aggr, (data.shape[0], 2), out_dtype(dtype, data.dtype), SBUF, None,
+                      data=data)
 
 
 def iota(expr, dtype, mask=None, **_kw):
@@ -171,8 +216,16 @@ def iota(expr, dtype, mask=None, **_kw):
                               loc=user_loc())
     shape = e.shape
     pattern = [[k, c] for c, k in e.dims[1:]]
-    return _ret(_isa.iota, shape, dtype, SBUF, mask, pattern=pattern, offset=e.const,
-                channel_multiplier=e.dims[0][1])
+    report.note("iota", pattern=pattern, offset=e.const, cm=e.dims[0][1])
+    return new_result(_isa.iota, shape, dtype, SBUF, mask, pattern=pattern, offset=e.const,
+                      channel_multiplier=e.dims[0][1])
+
+
+from .dma import dma_copy, dma_transpose  # noqa: E402,F401
+from .isa_vector import (affine_select, dropout, local_gather, max8,  # noqa: E402,F401
+                         nc_find_index8, nc_match_replace8, nc_stream_shuffle, range_select,
+                         select_reduce, sequence_bounds, tensor_copy_predicated,
+                         tensor_partition_reduce, tensor_scalar_cumulative)
 
 
 def __getattr__(name):

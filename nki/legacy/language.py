@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import builtins as _builtins
 
-import ml_dtypes
 import numpy as np
 
 from device import dtypes as _dt
 from device.errors import HardwareRuleError, UserKernelError, user_loc
-from device.tensor import PSUM, SBUF, View, as_buffer
+from device.tensor import PSUM, SBUF, SHARED_HBM, View, as_buffer
 
 from .. import language as _nl
 from ..language import ops as _ops
@@ -23,25 +22,18 @@ from ..language.core import (affine_range, device_print, ds, hbm, no_reorder,  #
 from ..tracing import current
 from . import index as _ix
 from .index import arange, mgrid  # noqa: F401
+from .dtypes import (bf16, bfloat16, bool_, finfo, float8_e4m3,  # noqa: F401
+                     float8_e4m3fn, float8_e5m2, float16, float32, fp16, fp32, int8, int16,
+                     int32, int64, tfloat32, uint8, uint16, uint32, uint64)
 from .tile import BlockTile, LTile
-
-# ---- dtypes: NumPy / ml_dtypes objects, as in neuronx-cc ---------------------------------------
-bool_ = np.bool_
-int8, int16, int32, int64 = np.int8, np.int16, np.int32, np.int64
-uint8, uint16, uint32, uint64 = np.uint8, np.uint16, np.uint32, np.uint64
-float16, float32 = np.float16, np.float32
-bfloat16 = np.dtype(ml_dtypes.bfloat16)
-float8_e4m3 = np.dtype(ml_dtypes.float8_e4m3fn)
-float8_e5m2 = np.dtype(ml_dtypes.float8_e5m2)
-tfloat32 = "tfloat32"
-fp32, fp16, bf16 = float32, float16, bfloat16
 
 
 # ---- clipping operands by a mask ------------------------------------------------------------------
-def _clip(v, ranges):
+def _clip(v, ranges, grid=None):
     """``v`` restricted to the mask's per-axis ranges (right-aligned), bounds-checked.
 
-    Returns None when the mask leaves nothing to do.
+    A size-1 axis of ``v`` is a broadcast operand's and is left alone, unless the ``grid`` the
+    mask was evaluated over is also 1 there. Returns None when the mask leaves nothing to do.
     """
     if not isinstance(v, View):
         return v
@@ -49,7 +41,7 @@ def _clip(v, ranges):
     mine = [(0, c) for c in v.shape]
     for i in range(n):
         a = i - (n - m)
-        if a >= 0 and v.shape[i] != 1:
+        if a >= 0 and (v.shape[i] != 1 or (grid is not None and grid[a] == 1)):
             lo, hi = ranges[a]
             mine[i] = (lo, _builtins.min(hi, v.shape[i]))
     if any(hi <= lo for lo, hi in mine):
@@ -61,20 +53,30 @@ def _clip(v, ranges):
         return LTile.of(v) if not idx else LTile(v.storage, v.offset, v.pattern, v.dtype, v.dyn)
     off = v.offset + _builtins.sum(s * lo for (s, _), (lo, _) in zip(v.pattern, mine))
     pat = [(s, hi - lo) for (s, _), (lo, hi) in zip(v.pattern, mine)]
-    return LTile(v.storage, off, pat, v.dtype, v.dyn)
+    dyn = v.dyn
+    if dyn is not None and dyn[0] == "vector":
+        # a gathered axis 0: its placeholder stride moved nothing; clip the index tile instead
+        off = v.offset + _builtins.sum(s * lo for (s, _), (lo, _) in
+                                       list(zip(v.pattern, mine))[1:])
+        lo0, hi0 = mine[0]
+        dyn = (dyn[0], dyn[1][lo0:hi0], dyn[2], dyn[3])
+    return LTile(v.storage, off, pat, v.dtype, dyn)
 
 
 def _ranges(mask, shape):
     mask = _ix.check_mask(mask)
+    if mask is not None:
+        from . import report
+        report.note("mask")
     return None if mask is None else mask.ranges(shape)
 
 
-def _prep(views, mask, shape):
+def clip_operands(views, mask, shape):
     """Clip every View in ``views`` by ``mask`` over the grid ``shape``; None if nothing to do."""
     rng = _ranges(mask, shape)
     out = []
     for v in views:
-        c = _clip(v, rng)
+        c = _clip(v, rng, shape)
         if c is None and isinstance(v, View):
             return None
         out.append(c)
@@ -86,9 +88,20 @@ def _embed(tr, r, full_shape, rng):
     if rng is None or tuple(r.shape) == tuple(full_shape):
         return LTile.of(r)
     full = LTile.of(tr.program.alloc(tuple(full_shape), r.dtype, r.buffer, loc=user_loc()))
-    dst = _clip(full, rng)
+    dst = _clip(full, rng, full_shape)
     tr.program.emit("tensor_copy", dst=dst, src=r, loc=user_loc())
+    full._valid = list(rng)
     return full
+
+
+def mask_ranges(mask, shape):
+    """Per-axis ``[lo, hi)`` where ``mask`` holds over a grid of ``shape`` (None: no mask)."""
+    return _ranges(mask, shape)
+
+
+def masked_off(shape):
+    """The ``_valid`` ranges of a result whose mask left nothing to do."""
+    return [(0, 0)] * len(shape)
 
 
 def _call(fn, api, args, kwargs, mask):
@@ -97,11 +110,13 @@ def _call(fn, api, args, kwargs, mask):
     views = [a for a in list(args) + list(kwargs.values()) if isinstance(a, View)]
     full = views[0].shape if views else ()
     rng = _ranges(mask, full)
-    a2 = [_clip(a, rng) for a in args]
-    k2 = {k: _clip(v, rng) for k, v in kwargs.items()}
+    a2 = [_clip(a, rng, full) for a in args]
+    k2 = {k: _clip(v, rng, full) for k, v in kwargs.items()}
     if any(x is None and isinstance(o, View) for x, o in zip(a2, args)) or any(
             k2[k] is None and isinstance(v, View) for k, v in kwargs.items()):
-        return LTile.of(tr.program.alloc(tuple(full), views[0].dtype, SBUF, loc=user_loc()))
+        t = LTile.of(tr.program.alloc(tuple(full), views[0].dtype, SBUF, loc=user_loc()))
+        t._valid = masked_off(full)
+        return t
     r = fn(*a2, **k2)
     if isinstance(r, View):
         return _embed(tr, r, full, rng) if rng and views and r.shape == a2[0].shape else LTile.of(r)
@@ -115,8 +130,26 @@ class LegacyOp(_ops.OpToken):
         kw = dict(kwargs)
         if dtype is not None:
             kw["dtype"] = _dt.normalize(dtype)
+        args = broadcast_partitions(args)
+        if (self.op_name == "divide" and "dtype" not in kw
+                and all(_dt.normalize(a.dtype) in _dt.INTS for a in args if isinstance(a, View))):
+            kw["dtype"] = "float32"        # '/' of integer tiles is true division, as in NumPy
         return _call(lambda *a, **k: self._impl(self.op_name, *a, **k), self.op_name, args, kw,
                      mask)
+
+
+def broadcast_partitions(args):
+    """Legacy nl binary ops broadcast with NumPy rules, the partition axis included: a
+    1-partition operand is first copied to every partition of the other's (``nl.broadcast_to``)."""
+    views = [a for a in args if isinstance(a, View)]
+    if len(views) < 2:
+        return args
+    parts = {v.shape[0] for v in views}
+    if len(parts) == 1 or 1 not in parts:
+        return args
+    p = _builtins.max(parts)
+    return tuple(LTile.of(_ops.broadcast_to(a, (p,) + tuple(a.shape[1:])))
+                 if isinstance(a, View) and a.shape[0] == 1 else a for a in args)
 
 
 for _n, _t in _ops.TOKENS.items():
@@ -136,6 +169,13 @@ def _alloc(make, shape, dtype, buffer, name, *args):
     pos = [i for i, d in enumerate(shape) if isinstance(d, par_dim)]
     p = pos[0] if pos else 0
     buf = as_buffer(buffer)
+    if buf.kind == "hbm" and buf != SHARED_HBM:
+        # neuronxcc let a kernel return (and the simulator read back) an nl.hbm tensor; on the
+        # emulator kernel outputs live in shared HBM, which is also what a 1-core kernel sees
+        buf = SHARED_HBM
+    if pos:
+        from . import report
+        report.note("par_dim")
     if p == 0 or not buf.on_chip:
         return LTile.of(make(tuple(int(d) for d in shape), *args, _dt.normalize(dtype), buffer=buf,
                              name=name))
@@ -154,8 +194,15 @@ def zeros(shape, dtype, buffer=sbuf, name="", **_kw):
     return _alloc(_nl.zeros, shape, dtype, buffer, name)
 
 
+def number(v):
+    """A fill value as a Python number (NumPy and ml_dtypes scalars such as ``nl.fp32.min``)."""
+    if isinstance(v, (np.generic, np.ndarray)) and np.size(v) == 1:
+        return np.asarray(v).astype(np.float64).item() if not isinstance(v, np.integer) else int(v)
+    return v
+
+
 def full(shape, fill_value, dtype, buffer=sbuf, name="", **_kw):
-    return _alloc(_nl.full, shape, dtype, buffer, name, fill_value)
+    return _alloc(_nl.full, shape, dtype, buffer, name, number(fill_value))
 
 
 def ones(shape, dtype, buffer=sbuf, name="", **_kw):
@@ -185,7 +232,7 @@ def load(src, mask=None, dtype=None, **_kw):
     shape = src.shape if src.ndim >= 2 else (src.shape + (1,) if src.ndim == 1 else (1, 1))
     dst = LTile.of(tr.program.alloc(shape, _dt.normalize(dtype) if dtype else src.dtype, SBUF,
                                     loc=user_loc()))
-    ops = _prep([dst, src.reshape(shape) if src.ndim < 2 and not getattr(src, "_idx", None)
+    ops = clip_operands([dst, src.reshape(shape) if src.ndim < 2 and not getattr(src, "_idx", None)
                  else src], mask, shape)
     if ops is not None:
         tr.program.emit("dma_copy", dst=ops[0], src=ops[1], loc=user_loc())
@@ -205,7 +252,7 @@ def store(dst, value, mask=None, **_kw):
         value = t
     if value.buffer.kind == "psum":         # legacy store accepted PSUM tiles: stage through SBUF
         value = copy(value)
-    ops = _prep([dst, value], mask, dst.shape)
+    ops = clip_operands([dst, value], mask, dst.shape)
     if ops is not None:
         d, v = ops
         if d.shape != v.shape and d.size == v.size:
@@ -221,21 +268,38 @@ def copy(x, dtype=None, mask=None, **_kw):
 def _assign(dst, value):
     """``tile[key] = value``: copy a tile (or memset a scalar) into the indexed region."""
     tr = current("tile assignment")
-    ops = _prep([dst], None, dst.shape)
+    ops = clip_operands([dst], None, dst.shape)
     dst = ops[0]
+    if isinstance(value, LoopReduce):
+        _update(dst, value.op, value.x)
+        return
     if not isinstance(value, View):
+        start, n = dst.partition_range() if dst.on_chip else (0, 0)
+        if dst.on_chip and not _engine_start_ok(start, n):
+            # compute engines start at a quadrant; neuronxcc moved such writes by DMA
+            t = LTile.of(tr.program.alloc(dst.shape, dst.dtype, SBUF, loc=user_loc()))
+            tr.program.emit("memset", dst=t, value=value, loc=user_loc())
+            tr.program.emit("dma_copy", dst=dst, src=t, loc=user_loc())
+            return
         tr.program.emit("memset", dst=dst, value=value, loc=user_loc())
         return
     if (value.storage is dst.storage and value.offset == dst.offset
             and value.pattern == dst.pattern):
         return                                  # the write-back half of `t[...] += x`
+    valid = getattr(value, "_valid", None)
+    if valid is not None and tuple(value.shape) == tuple(dst.shape):
+        # `t[...] = nisa.op(..., mask=m)`: neuronx-cc wrote the result straight into t, so the
+        # masked-off part of t keeps its contents
+        if any(hi <= lo for lo, hi in valid):
+            return
+        dst, value = _clip(dst, valid, dst.shape), _clip(value, valid, dst.shape)
     mm = getattr(value, "_mm", None)
     if (mm is not None and dst.buffer.kind == "psum" and tr.program.instrs
             and tr.program.instrs[-1] is mm and value.shape == dst.shape):
         mm.args["dst"] = dst                    # `psum[...] = nc_matmul(...)` writes in place
         mm.args["accumulate"] = False
         return
-    value = _prep([value], None, value.shape)[0]
+    value = clip_operands([value], None, value.shape)[0]
     if value.shape != dst.shape:
         if value.size == dst.size and value.shape[0] == dst.shape[0]:
             value = value.reshape(dst.shape) if value.is_contiguous() else value
@@ -245,18 +309,47 @@ def _assign(dst, value):
     tr.program.emit(op, dst=dst, src=value, loc=user_loc())
 
 
+class LoopReduce:
+    """What ``nl.loop_reduce(x, op, loop_indices)`` returns: assigned into a tile declared outside
+    the loop (``acc[...] = nl.loop_reduce(x, np.add, (i,))``) it combines ``x`` into that tile
+    (``acc[...] op= x``), so over the loop's iterations ``acc`` reduces every ``x``."""
+
+    def __init__(self, x, op):
+        self.x, self.op = x, op
+
+
+def loop_reduce(x, op, loop_indices, dtype=None, mask=None, **_kw):
+    """Legacy ``nl.loop_reduce``: see ``LoopReduce``. ``mask=`` clips ``x``."""
+    from .isa import op_token
+    tok = op_token(op)
+    name = getattr(tok, "op_name", tok)
+    if mask is not None:
+        x = copy(x, mask=mask)
+    return LoopReduce(x, name)
+
+
+def _engine_start_ok(start, n):
+    """The compute engines' start-partition rule (device.isa.rules.check_partitions)."""
+    return start == 0 or (n <= 64 and start == 64) or (n <= 32 and start % 32 == 0)
+
+
 def _update(t, name, o):
     """``t += o`` (and -=, *=, /=) in place; ``psum += nc_matmul(...)`` accumulates on TensorE."""
     tr = current("tile update")
     mm = getattr(o, "_mm", None)
     if (name == "add" and mm is not None and t.buffer.kind == "psum" and tr.program.instrs
             and tr.program.instrs[-1] is mm and mm.args["dst"].shape == t.shape):
-        mm.args["dst"] = _prep([t], None, t.shape)[0]     # retarget: accumulate in place
+        mm.args["dst"] = clip_operands([t], None, t.shape)[0]     # retarget: accumulate in place
         mm.args["accumulate"] = None          # PSUM flags: first write of a group overwrites
         return
-    d = _prep([t], None, t.shape)[0]
+    d = clip_operands([t], None, t.shape)[0]
+    valid = getattr(o, "_valid", None)
+    if valid is not None and tuple(o.shape) == tuple(d.shape):
+        if any(hi <= lo for lo, hi in valid):       # a fully masked-off update changes nothing
+            return
+        d, o = _clip(d, valid, d.shape), _clip(o, valid, d.shape)
     if isinstance(o, View):
-        o = _prep([o], None, o.shape)[0]
+        o = clip_operands([o], None, o.shape)[0]
         if o.buffer.kind == "psum" and d.buffer.kind == "psum":
             o = copy(o)                        # VectorE reads at most one PSUM operand
         if o.shape != d.shape and o.shape[0] == d.shape[0] and o.free_size == 1:
@@ -300,18 +393,18 @@ prod = _legacy_reduce("prod", _ops.prod)
 mean = _legacy_reduce("mean", _ops.mean)
 
 
-def _sbuf(v):
+def to_sbuf(v):
     """Legacy nl.matmul staged PSUM operands through SBUF itself (TensorE reads SBUF only)."""
     return copy(v) if isinstance(v, View) and v.buffer.kind == "psum" else v
 
 
 def matmul(x, y, transpose_x=False, mask=None, **_kw):
-    x, y = _sbuf(x), _sbuf(y)
+    x, y = to_sbuf(x), to_sbuf(y)
     return _call(lambda a, b: _ops.matmul(a, b, transpose_x=transpose_x), "matmul", (x, y), {}, None)
 
 
 def transpose(x, dtype=None, mask=None, **_kw):
-    x = _sbuf(x)
+    x = to_sbuf(x)
     return _call(lambda a: _ops.transpose(a, dtype=dtype and _dt.normalize(dtype)), "transpose",
                  (x,), {}, mask)
 
@@ -320,7 +413,18 @@ def broadcast_to(x, shape, dtype=None, **_kw):
     return LTile.of(_ops.broadcast_to(x, shape, dtype=dtype and _dt.normalize(dtype)))
 
 
+def shared_identity_matrix(n, dtype=uint8, **_kw):
+    """Legacy ``nl.shared_identity_matrix(n, dtype)``: an n x n identity constant in shared HBM
+    (kernels ``nl.load`` it; the NKI 0.6 one is already an SBUF tile)."""
+    tr = current("nl.shared_identity_matrix")
+    dt = _dt.normalize(dtype)
+    return LTile.of(tr.program.alloc((n, n), dt, SHARED_HBM, name=f"identity{n}", loc=user_loc(),
+                                     kind="const", const=np.eye(n)))
+
+
 def static_cast(x, dtype):
+    from . import report
+    report.note("static_cast")
     return np.asarray(x).astype(_dt.to_numpy(_dt.normalize(dtype)))
 
 

@@ -44,8 +44,36 @@ def _norm(x):
 _DT: dict = {}
 
 
+_SYMBOL = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "power": "**",
+           "bitwise_and": "&", "bitwise_or": "|", "bitwise_xor": "^"}
+
+
+def _defer_slices(view, key):
+    """Slices that run past a dimension become index expressions, so the access is bounds-checked
+    after ``mask=`` has clipped it (legacy kernels slice whole tiles past a tensor's end and mask
+    the tail); in-range keys are returned unchanged."""
+    key = key if isinstance(key, tuple) else (key,)
+    if any(k is Ellipsis for k in key):
+        i = key.index(Ellipsis)
+        key = key[:i] + (slice(None),) * (view.ndim - len(key) + 1) + key[i + 1:]
+    if len(key) > view.ndim:
+        return key
+    key = key + (slice(None),) * (view.ndim - len(key))
+    n, out, changed = len(key), [], False
+    for d, k in enumerate(key):
+        if (isinstance(k, slice) and k.step in (None, 1) and isinstance(k.stop, int)
+                and isinstance(k.start, (int, type(None))) and (k.start or 0) >= 0
+                and k.stop > view.shape[d] and k.stop > (k.start or 0)):
+            st = k.start or 0
+            out.append(_ix.IndexExpr(st, [(k.stop - st, 1)] + [(1, 0)] * (n - d - 1)))
+            changed = True
+        else:
+            out.append(k)
+    return tuple(out) if changed else key
+
+
 class LTile(View):
-    __slots__ = ("_idx", "_mm")
+    __slots__ = ("_idx", "_mm", "_valid")
 
     def __init__(self, storage, offset, pattern, dtype=None, dyn=None, idx=None):
         super().__init__(storage, offset, pattern, dtype, dyn)
@@ -53,6 +81,7 @@ class LTile(View):
         self.dtype = _DT.get(d) or _DT.setdefault(d, LegacyDtype(d))
         self._idx = idx          # [(dim, size, expr)] when made by index expressions
         self._mm = None          # the nc_matmul instruction that produced this PSUM tile
+        self._valid = None       # [(lo, hi)] per axis: the part a masked instruction wrote
 
     @classmethod
     def of(cls, v):
@@ -65,6 +94,11 @@ class LTile(View):
 
     # ---- indexing ------------------------------------------------------------------------------
     def __getitem__(self, key):
+        k = key if isinstance(key, tuple) else (key,)
+        if any(isinstance(x, View) for x in k):
+            from .dma import indirect
+            return indirect(self, k)
+        key = _defer_slices(self, key)
         if _ix.has_expr(key):
             off, pat, info = _ix.affine_pattern(self, key)
             return LTile(self.storage, off, pat, self.dtype, self.dyn, idx=info)
@@ -90,8 +124,10 @@ class LTile(View):
     # ---- operators -----------------------------------------------------------------------------
     def _bin(self, name, o, rev=False):
         from . import language as nl
+        from . import report
         if not isinstance(o, (View, int, float)) and not hasattr(o, "__float__"):
             return NotImplemented
+        report.note("operator", op=_SYMBOL.get(name, name), new=name)
         f = getattr(nl, name)
         return f(o, self) if rev else f(self, o)
 
