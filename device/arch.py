@@ -173,8 +173,9 @@ def get_arch(target: "str | Arch | None" = None) -> Arch:
     """Resolve a target name (trn1/inf2/gen2, trn2/gen3, trn3/gen4) or the env override."""
     if isinstance(target, Arch):
         return target
-    if target is None:
-        target = os.environ.get("NEURON_PLATFORM_TARGET_OVERRIDE") or DEFAULT_TARGET
+    if target is None:        # NKI_NC_VERSION (gen2|gen3|gen4) is what the NKI library harness sets
+        target = (os.environ.get("NEURON_PLATFORM_TARGET_OVERRIDE")
+                  or os.environ.get("NKI_NC_VERSION") or DEFAULT_TARGET)
     key = str(target).strip().lower()
     if key not in _ALIASES:
         raise ValueError(f"unknown target {target!r}: expected one of {sorted(_ALIASES)}")

@@ -141,6 +141,7 @@ def schedule(program: Program, keep_events: bool = True) -> Timeline:
     hbm_bw = arch.hbm_share_bytes_per_ns
     n_eng = arch.dma_engines
     end_all = 0.0
+    done_at: dict = {}                               # instruction index -> its done time
     def new_core():
         c = _Core(arch)
         c.pool = [(0.0, sb_cap)]
@@ -246,6 +247,8 @@ def schedule(program: Program, keep_events: bool = True) -> Timeline:
             if t > dep:
                 dep = t
         floor = max(floor, c.fence)
+        for p in ins.args.get("_after", ()):    # scheduling edges (nki with_schedule/depends_on)
+            floor = max(floor, done_at.get(p.index, 0.0))
         if floor > dep:             # a cross-core rendezvous (sendrecv / barrier), or after one
             dep = floor
         if sb_take.get(i):          # first use of SBUF tiles: wait for space (allocator pressure)
@@ -311,6 +314,7 @@ def schedule(program: Program, keep_events: bool = True) -> Timeline:
                         c.banks[b] = done
         if done > end_all:
             end_all = done
+        done_at[i] = done
         if keep_events:
             events.append(Event(ins.index, track, start, end, done, wait, core_id))
         if i in sb_saves:

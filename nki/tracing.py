@@ -167,7 +167,7 @@ class Kernel:
 
     # -- tracing ------------------------------------------------------------------------------
     def _signature(self, args, kwargs, arch):
-        key = [arch.name, self.lnc, VERSION]
+        key = [arch.name, self.lnc, VERSION, self.options.get("schedule")]
         for a in list(args) + [kwargs[k] for k in sorted(kwargs)]:
             arr, _ = _to_numpy(a)
             if arr is not None:
@@ -274,6 +274,7 @@ class Kernel:
             program.outputs.append(r.storage)
             program.attrs.setdefault("output_views", []).append(r)
         program.attrs["arg_names"] = list(call_args)
+        _apply_schedule(self, program)
         from device.passes import verify_program
         verify_program(program)
         return program
@@ -290,6 +291,21 @@ class Kernel:
         from device.profile import profile as _profile
         prog = _filtered(lambda a, k: self.trace(*a, target=target, **k), args, kwargs)
         return _profile(prog)
+
+    def with_schedule(self, edges):
+        """This kernel with scheduling edges between named instructions (NKI scheduling guide).
+
+        ``edges`` is a list of ``(consumer, producer)`` pairs of ``name=`` values given to ISA
+        calls; the producer may be a list of names. The returned kernel runs each consumer after
+        its producers (see ``nki.schedule``); the original kernel is unchanged.
+
+            scheduled = kernel.with_schedule([("plus1", "recip")])
+            out = scheduled(x)
+        """
+        from .schedule import normalize_edges
+        k = Kernel(self.fn, lnc=self.lnc, target=self.target,
+                   **{**self.options, "schedule": normalize_edges(edges)})
+        return k
 
     # -- running --------------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
@@ -405,6 +421,16 @@ def _write_back(prog, mem, originals, arrays):
                 orig.copy_(_from_numpy(new, "torch"))
 
 
+def _apply_schedule(kernel, program):
+    """Scheduling edges from ``with_schedule`` names and from ``depends_on`` calls."""
+    from .schedule import apply_edges, resolve_named
+    pairs = list(program.attrs.pop("sched_pairs", ()))
+    if kernel.options.get("schedule"):
+        pairs += resolve_named(program, kernel.options["schedule"], kernel.fn.__name__)
+    if pairs:
+        apply_edges(program, pairs)
+
+
 def _finish_graph(tr, ret):
     from lowering.frontend import finish
     return finish(tr, ret)
@@ -456,3 +482,16 @@ def simulate(kernel):
     if not isinstance(kernel, Kernel):
         kernel = Kernel(kernel)
     return kernel
+
+
+def cpu_simulate(kernel):
+    """The private ``nki.cpu_simulate(kernel)[lnc](**inputs)`` entry of the NKI library harness.
+
+    Same as :func:`simulate`: a plain function is wrapped as a kernel; ``[lnc]`` picks the
+    logical NeuronCore degree; the target comes from ``NEURON_PLATFORM_TARGET_OVERRIDE`` or,
+    as the harness sets it, ``NKI_NC_VERSION=gen2|gen3|gen4``.
+
+        os.environ["NKI_NC_VERSION"] = "gen3"          # trn2
+        outs = nki.cpu_simulate(my_kernel)[2](a=a, b=b)
+    """
+    return simulate(kernel)
