@@ -178,6 +178,10 @@ class Kernel:
                 key.append(_const_key(a))
         return tuple(key) + tuple(sorted(kwargs))
 
+    def signature(self, args, kwargs, target=None) -> tuple:
+        """The trace-cache key of a call: shapes, dtypes, constants, target, LNC."""
+        return self._signature(args, kwargs, get_arch(target or self.target))
+
     def trace(self, *args, target=None, **kwargs) -> Program:
         """Trace (or fetch from the cache) the device program for these arguments."""
         _refuse_lists(self.fn, args, kwargs)
@@ -337,6 +341,13 @@ class Kernel:
         if prog.attrs.get("returns_tuple"):
             return tuple(res)
         return res[0] if len(res) == 1 else (None if not res else tuple(res))
+
+
+def host_arrays(fn, args, kwargs) -> list:
+    """The NumPy arrays among a call's arguments, in signature order (what the program binds)."""
+    bound = inspect.signature(fn).bind(*args, **kwargs)
+    bound.apply_defaults()
+    return [arr for arr, _ in (_to_numpy(v) for v in bound.arguments.values()) if arr is not None]
 
 
 def _refuse_lists(fn, args, kwargs):

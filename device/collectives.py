@@ -1,0 +1,126 @@
+"""Running one program on N ranks, and the cost of collective transfers.
+
+The Neuron runtime loads the same compiled kernel on every rank and starts them together; each
+rank has its own device memory. ``run_ranks`` does the same on the emulator, deterministically and
+without threads (the idea of the LNC=2 scheduler in executor.py, across memories): rank 0 runs
+until a collective has to wait for other ranks (``Blocked``), then rank 1, and so on. When no rank
+can move, ``CollectiveDeadlockError`` lists every rank: where it waits and for whom, or that it
+has finished. Ranks that reach different collectives raise ``CollectiveMismatchError``
+(device/isa/collective.py) naming each rank's line.
+
+    >>> # outs = run_ranks(program, [[a0], [a1], [a2], [a3]])   # per-rank inputs -> outputs
+
+Cost (the timing model prices the ``collective`` instruction on the SP queue): ring algorithms
+over the rank's share of the NeuronLink bandwidth (arch.COLLECTIVE_LINKS), n = ranks in the group,
+B = bytes of one rank's source(s):
+
+    all_reduce           2 (n-1)/n * B / bw + 2 (n-1) hops
+    reduce_scatter       (n-1)/n * B / bw + (n-1) hops
+    all_gather           (n-1) * B / bw + (n-1) hops            (B = the piece each rank holds)
+    all_to_all(_v)       (n-1)/n * B / bw + (n-1) hops
+    permute(_reduce)     B / bw + 1 hop
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .arch import COLLECTIVE_LINKS
+from .errors import UserKernelError
+from .isa.collective import CollectiveMismatchError, World  # noqa: F401  (re-exported)
+from .isa.multicore import Blocked
+from .memory import Memory
+from .settings import settings
+
+
+class CollectiveDeadlockError(UserKernelError):
+    """No rank can make progress: some wait in a collective that the others never reach."""
+
+
+def run_ranks(program, inputs_per_rank, return_memories: bool = False):
+    """Run ``program`` once per rank; ``inputs_per_rank[r]`` are rank r's input arrays."""
+    if any(int(ins.args.get("_core", 0)) for ins in program.instrs):
+        raise UserKernelError("collectives across ranks run LNC=1 programs (one NeuronCore per "
+                              "rank); launch the kernel without [2]")
+    s = settings()
+    n = len(inputs_per_rank)
+    world = World(n)
+    mems = []
+    for r, inputs in enumerate(inputs_per_rank):
+        if len(inputs) != len(program.inputs):
+            raise ValueError(f"rank {r}: program {program.name} takes {len(program.inputs)} "
+                             f"inputs, got {len(inputs)}")
+        mem = Memory(precise_fp=s.precise_fp, warn_uninit=s.warn_uninit)
+        mem.rank, mem.world = r, world
+        for st, arr in zip(program.inputs, inputs):
+            mem.bind(st, arr)
+        mems.append(mem)
+    seq = program.instrs
+    pcs = [0] * n
+    blocked: dict = {}
+    idle = 0
+    r = 0
+    while len(world.done) < n:
+        if r not in world.done:
+            moved = False
+            while pcs[r] < len(seq):
+                ins = seq[pcs[r]]
+                try:
+                    ins.op.run(ins, mems[r])
+                except Blocked as b:
+                    if b.ins is not ins:
+                        raise UserKernelError(
+                            f"a collective inside {ins.op.name} (at {ins.loc}) waits for other "
+                            f"ranks; ranks meet only at top-level instructions, so collectives "
+                            f"cannot sit inside a dynamic loop", loc=b.ins.loc) from None
+                    blocked[r] = b
+                    break
+                blocked.pop(r, None)
+                pcs[r] += 1
+                moved = True
+            if pcs[r] >= len(seq):
+                world.done.add(r)
+            idle = 0 if moved else idle + 1
+            if idle > n and blocked:
+                raise _deadlock(blocked, world, pcs)
+        r = (r + 1) % n
+    from .executor import read_storage
+    outs = [[read_storage(m, st) for st in program.outputs] for m in mems]
+    return (outs, mems) if return_memories else outs
+
+
+def _deadlock(blocked, world, pcs):
+    lines = [f"deadlock: no rank of this {world.size}-rank run can make progress"]
+    for r in range(world.size):
+        if r in blocked:
+            b = blocked[r]
+            lines.append(f"  rank {r} is blocked at {b.ins.args.get('kind', b.ins.op.name)} "
+                         f"({b.ins.loc}): {b.reason}")
+        elif r in world.done:
+            lines.append(f"  rank {r} has finished its program ({pcs[r]} instructions) after "
+                         f"{world.count.get(r, 0)} collective(s)")
+    first = blocked[min(blocked)]
+    return CollectiveDeadlockError("\n".join(lines), loc=first.ins.loc)
+
+
+def collective_cost_ns(i, arch) -> float:
+    """Modelled duration of one collective instruction (see the module docstring)."""
+    link = COLLECTIVE_LINKS.get(arch.name) or COLLECTIVE_LINKS["trn2"]
+    a = i.args
+    kind = a["kind"]
+    nbytes = float(sum(v.size * v.itemsize for v in a["srcs"]))
+    if kind in ("permute", "permute_reduce"):
+        n, steps, share = 2, 1, 1.0
+    else:
+        n = max((len(g) for g in a["groups"]), default=1)
+        if n <= 1:
+            return link.hop_ns
+        steps = n - 1
+        share = {"all_reduce": 2 * (n - 1) / n, "all_gather": float(n - 1),
+                 "all_gather_v": float(n - 1)}.get(kind, (n - 1) / n)
+        if kind == "all_reduce":
+            steps = 2 * (n - 1)
+    return steps * link.hop_ns + share * nbytes / link.rank_bytes_per_ns
+
+
+__all__ = ["run_ranks", "collective_cost_ns", "CollectiveDeadlockError", "CollectiveMismatchError",
+           "World"]
