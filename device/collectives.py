@@ -36,16 +36,21 @@ class CollectiveDeadlockError(UserKernelError):
     """No rank can make progress: some wait in a collective that the others never reach."""
 
 
-def run_ranks(program, inputs_per_rank, return_memories: bool = False):
-    """Run ``program`` once per rank; ``inputs_per_rank[r]`` are rank r's input arrays."""
-    if any(int(ins.args.get("_core", 0)) for ins in program.instrs):
-        raise UserKernelError("collectives across ranks run LNC=1 programs (one NeuronCore per "
-                              "rank); launch the kernel without [2]")
-    s = settings()
+def run_ranks(programs, inputs_per_rank, return_memories: bool = False):
+    """Run one program per rank (``programs`` = one program for all, or a list, one per rank);
+    ``inputs_per_rank[r]`` are rank r's input arrays. Returns each rank's outputs."""
     n = len(inputs_per_rank)
+    progs = list(programs) if isinstance(programs, (list, tuple)) else [programs] * n
+    if len(progs) != n:
+        raise ValueError(f"{len(progs)} programs for {n} ranks")
+    for program in progs:
+        if any(int(ins.args.get("_core", 0)) for ins in program.instrs):
+            raise UserKernelError("collectives across ranks run LNC=1 programs (one NeuronCore "
+                                  "per rank); launch the kernel without [2]")
+    s = settings()
     world = World(n)
     mems = []
-    for r, inputs in enumerate(inputs_per_rank):
+    for r, (program, inputs) in enumerate(zip(progs, inputs_per_rank)):
         if len(inputs) != len(program.inputs):
             raise ValueError(f"rank {r}: program {program.name} takes {len(program.inputs)} "
                              f"inputs, got {len(inputs)}")
@@ -54,14 +59,14 @@ def run_ranks(program, inputs_per_rank, return_memories: bool = False):
         for st, arr in zip(program.inputs, inputs):
             mem.bind(st, arr)
         mems.append(mem)
-    seq = program.instrs
+    seqs = [p.instrs for p in progs]
     pcs = [0] * n
     blocked: dict = {}
     idle = 0
     r = 0
     while len(world.done) < n:
         if r not in world.done:
-            moved = False
+            moved, seq = False, seqs[r]
             while pcs[r] < len(seq):
                 ins = seq[pcs[r]]
                 try:
@@ -84,7 +89,7 @@ def run_ranks(program, inputs_per_rank, return_memories: bool = False):
                 raise _deadlock(blocked, world, pcs)
         r = (r + 1) % n
     from .executor import read_storage
-    outs = [[read_storage(m, st) for st in program.outputs] for m in mems]
+    outs = [[read_storage(m, st) for st in p.outputs] for p, m in zip(progs, mems)]
     return (outs, mems) if return_memories else outs
 
 

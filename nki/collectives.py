@@ -220,8 +220,9 @@ def run(kernel, inputs_per_rank, target=None):
     """Start ``kernel`` on ``len(inputs_per_rank)`` ranks; return each rank's outputs.
 
     ``inputs_per_rank[r]`` is rank r's positional arguments (a tuple) or keyword arguments (a
-    dict). Every rank must pass arrays of the same shapes and dtypes and the same constants: the
-    kernel is compiled once, as for a real multi-rank launch.
+    dict). Ranks with the same shapes, dtypes and constants share one compiled program (the
+    usual SPMD launch); different constants give a rank its own program (MPMD), which is how a
+    kernel can specialise on a rank passed as an argument.
 
         outs = ncc.run(allsum, [(x,) for x in shards])   # outs[r] is rank r's result
     """
@@ -238,19 +239,13 @@ def run(kernel, inputs_per_rank, target=None):
         raise UserKernelError("nki.collectives.run: give the inputs of at least one rank")
     calls = [(tuple(x), {}) if not isinstance(x, dict) else ((), dict(x))
              for x in inputs_per_rank]
-    target = target or kernel.target
-    prog = kernel.trace(*calls[0][0], target=target, **calls[0][1])
-    sig0 = kernel.signature(calls[0][0], calls[0][1], target)
-    per_rank = []
-    for r, (a, kw) in enumerate(calls):
-        if kernel.signature(a, kw, target) != sig0:
-            raise UserKernelError(f"nki.collectives.run: rank {r} passes arguments of other shapes, "
-                                  f"dtypes or constants than rank 0; every rank runs the same "
-                                  f"compiled kernel")
+    progs, per_rank = [], []
+    for a, kw in calls:
+        progs.append(kernel.trace(*a, target=target, **kw))
         per_rank.append(host_arrays(kernel.fn, a, kw))
-    outs = run_ranks(prog, per_rank)
+    outs = run_ranks(progs, per_rank)
     res = []
-    for o in outs:
+    for prog, o in zip(progs, outs):
         o = [np.asarray(x) for x in o]
         res.append(tuple(o) if prog.attrs.get("returns_tuple") else (o[0] if len(o) == 1 else
                                                                      (None if not o else tuple(o))))
