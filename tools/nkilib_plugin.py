@@ -1,0 +1,152 @@
+"""pytest plugin that runs the NKI library's own simulation harness against this project's ``nki``.
+
+Loaded by ``tools/run_nki_library_tests.py`` (``-p nkilib_plugin``) before the library's
+conftest, it
+
+* registers the modules the harness imports for its CPU simulator (``nki_cpu_simulator.nki``,
+  ``.language``, ``.isa``, ``.isa.constants``, ``.typing``, ``.compiler``, ``.tensor``,
+  ``.language.dtypes``, ``.builtin``) as aliases of our ``nki`` package, so the harness's own
+  ``setup_simulation_mode()`` installs our ``nki`` and calls ``nki.cpu_simulate``;
+* provides ``neuron_dtypes`` (a private package the harness's input generators use) on top of
+  ml_dtypes: ``static_cast``, ``sizeinbytes``, ``finfo`` and the x4 dtype names;
+* registers the legacy ``neuronxcc.nki`` import alias some kernels still use;
+* bounds each test's run time (``NKILIB_TEST_TIMEOUT`` seconds, default 300) and records each
+  test's outcome to the JSON file named by ``NKILIB_RESULTS`` for the runner's report.
+
+Nothing here is the library's code; it only adapts names.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import types
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import nki
+import nki.compiler
+import nki.dtype
+import nki.isa
+import nki.isa.constants
+import nki.language
+import nki.tensor
+import nki.typing
+
+
+def _alias_simulator():
+    root = types.ModuleType("nki_cpu_simulator", "alias of this project's nki (nkilib_plugin)")
+    root.__path__ = []
+    root.nki = nki
+    builtin = types.ModuleType("nki_cpu_simulator.nki.builtin")
+    mods = {
+        "nki_cpu_simulator": root, "nki_cpu_simulator.nki": nki,
+        "nki_cpu_simulator.nki.builtin": builtin,
+        "nki_cpu_simulator.nki.compiler": nki.compiler,
+        "nki_cpu_simulator.nki.isa": nki.isa,
+        "nki_cpu_simulator.nki.isa.constants": nki.isa.constants,
+        "nki_cpu_simulator.nki.language": nki.language,
+        "nki_cpu_simulator.nki.language.dtypes": nki.dtype,
+        "nki_cpu_simulator.nki.tensor": nki.tensor,
+        "nki_cpu_simulator.nki.typing": nki.typing,
+    }
+    nki.builtin = builtin
+    sys.modules.update(mods)
+
+
+def _neuron_dtypes():
+    from device import dtypes as D
+    m = types.ModuleType("neuron_dtypes", "ml_dtypes-based stand-in (nkilib_plugin)")
+
+    def np_dtype(dt):
+        if isinstance(dt, str):
+            return D.to_numpy(D.normalize(dt))
+        return np.dtype(dt)
+
+    def static_cast(arr, dtype):
+        """Convert ``arr`` to ``dtype`` (round to nearest even; ints saturate like the device)."""
+        want = np_dtype(dtype)
+        a = np.asarray(arr)
+        if want.kind in "iu":
+            info = np.iinfo(want)
+            return np.clip(np.rint(a.astype(np.float64)), info.min, info.max).astype(want)
+        return a.astype(np.float32).astype(want)
+
+    def sizeinbytes(dtype):
+        try:
+            return np_dtype(dtype).itemsize
+        except Exception:                         # x4-packed names: one 32-bit container
+            return 4
+
+    m.static_cast, m.sizeinbytes = static_cast, sizeinbytes
+    m.finfo = ml_dtypes.finfo
+    m.iinfo = ml_dtypes.iinfo
+    for name in ("bfloat16", "float8_e4m3", "float8_e4m3fn", "float8_e5m2", "float8_e8m0fnu"):
+        setattr(m, name, getattr(ml_dtypes, name))
+    m.float8_e5m2_x4, m.float8_e4m3fn_x4, m.float4_e2m1fn_x4 = (
+        "float8_e5m2_x4", "float8_e4m3fn_x4", "float4_e2m1fn_x4")
+    sys.modules.setdefault("neuron_dtypes", m)
+
+
+_alias_simulator()
+_neuron_dtypes()
+nki.install_neuronxcc_alias()
+
+_RESULTS: dict = {}
+
+
+class _Timeout(Exception):
+    pass
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    limit = int(os.environ.get("NKILIB_TEST_TIMEOUT", "300"))
+
+    def _raise(*_):
+        raise _Timeout(f"test exceeded {limit} s (NKILIB_TEST_TIMEOUT)")
+    old = signal.signal(signal.SIGALRM, _raise)
+    signal.alarm(limit)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        msg = ""
+        if report.outcome == "failed":
+            msg = _first_line(report)
+        elif report.outcome == "skipped":
+            msg = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else ""
+        _RESULTS[report.nodeid] = {"outcome": report.outcome, "message": msg[:400],
+                                   "seconds": round(report.duration, 2)}
+
+
+def pytest_collectreport(report):
+    if report.outcome == "failed":
+        _RESULTS[report.nodeid or "<collection>"] = {
+            "outcome": "error", "message": _first_line(report)[:400], "seconds": 0.0}
+
+
+def _first_line(report) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None and crash.message:
+        return crash.message.strip().splitlines()[0]
+    text = str(report.longrepr).strip().splitlines() if report.longrepr else []
+    errs = [ln for ln in text if ln.startswith("E ")]
+    return (errs[0][2:].strip() if errs else (text[-1] if text else ""))
+
+
+def pytest_sessionfinish(session):
+    path = os.environ.get("NKILIB_RESULTS")
+    if not path:
+        return
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    with open(f"{path}.{worker}.json", "w") as f:
+        json.dump(_RESULTS, f)
