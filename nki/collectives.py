@@ -107,20 +107,30 @@ def _emit(api, kind, srcs, dsts, **args):
 
 
 def all_reduce(srcs, dsts, replica_group, op, priority=None, name=None):
-    """Every rank of a rank-list gets ``op`` (nl.add/minimum/maximum) over their srcs."""
+    """Every rank of a rank-list gets ``op`` (nl.add/minimum/maximum) over their srcs.
+
+        ncc.all_reduce(srcs=[t], dsts=[s], replica_group=ncc.ReplicaGroup([[0, 1]]), op=nl.add)
+    """
     return _emit("all_reduce", "all_reduce", srcs, dsts, groups=_group("all_reduce", replica_group),
                  op=op, name=name)
 
 
 def all_gather(srcs, dsts, replica_group, collective_dim=0, priority=None, name=None):
-    """dst = the rank-list's srcs concatenated along ``collective_dim``, in rank-list order."""
+    """dst = the rank-list's srcs concatenated along ``collective_dim``, in rank-list order.
+
+        g = nl.ndarray((p, 4 * f), t.dtype, buffer=nl.sbuf)       # 4 ranks, t is (p, f)
+        ncc.all_gather(srcs=[t], dsts=[g], replica_group=rg, collective_dim=1)
+    """
     return _emit("all_gather", "all_gather", srcs, dsts, groups=_group("all_gather", replica_group),
                  dim=int(collective_dim), name=name)
 
 
 def reduce_scatter(srcs, dsts, replica_group, op, collective_dim=0, priority=None, name=None):
     """dst = the j-th of n chunks (along ``collective_dim``) of ``op`` over the srcs, j = my
-    position in the rank-list."""
+    position in the rank-list.
+
+        ncc.reduce_scatter(srcs=[t], dsts=[part], replica_group=rg, op=nl.add, collective_dim=1)
+    """
     return _emit("reduce_scatter", "reduce_scatter", srcs, dsts,
                  groups=_group("reduce_scatter", replica_group), op=op, dim=int(collective_dim),
                  name=name)
@@ -128,7 +138,10 @@ def reduce_scatter(srcs, dsts, replica_group, op, collective_dim=0, priority=Non
 
 def all_to_all(srcs, dsts, replica_group, collective_dim=0, priority=None, name=None):
     """src is split in n chunks along ``collective_dim``; chunk j goes to the j-th rank; dst is
-    the received chunks concatenated in rank-list order."""
+    the received chunks concatenated in rank-list order.
+
+        ncc.all_to_all(srcs=[t], dsts=[r], replica_group=rg, collective_dim=1)
+    """
     return _emit("all_to_all", "all_to_all", srcs, dsts,
                  groups=_group("all_to_all", replica_group), dim=int(collective_dim), name=name)
 
@@ -151,7 +164,10 @@ def all_to_all_v(srcs, dsts, replica_group, metadata_tensor, recv_counts_known=F
 
 
 def collective_permute(srcs, dsts, source_target_pairs, priority=None, name=None):
-    """Each (source, target) pair sends the source rank's src into the target rank's dst."""
+    """Each (source, target) pair sends the source rank's src into the target rank's dst.
+
+        ncc.collective_permute(srcs=[x_hbm], dsts=[y_hbm], source_target_pairs=[(0, 1), (1, 0)])
+    """
     pairs = tuple((int(s), int(t)) for s, t in source_target_pairs)
     targets = [t for _, t in pairs]
     if len(set(targets)) != len(targets):
@@ -178,7 +194,10 @@ def _by_channel(api, xs):
 
 def collective_permute_implicit(srcs_by_channel, dsts_by_channel, replica_group, channel_ids=(0,),
                                 priority=None, name=None):
-    """Ring step: every rank sends its src to its successor in the rank-list (one per channel)."""
+    """Ring step: every rank sends its src to its successor in the rank-list (one per channel).
+
+        ncc.collective_permute_implicit([[held]], [[incoming]], replica_group=ring)
+    """
     srcs = _by_channel("collective_permute_implicit", srcs_by_channel)
     dsts = _by_channel("collective_permute_implicit", dsts_by_channel)
     return _emit("collective_permute_implicit", "permute", srcs, dsts,
@@ -196,7 +215,11 @@ def collective_permute_implicit_reduce(srcs0_by_channel, srcs1_by_channel, dsts_
 
 
 def rank_id(name=None):
-    """A register holding this rank's id (set at run time: one program serves every rank)."""
+    """A register holding this rank's id (set at run time: one program serves every rank).
+
+        r = ncc.rank_id()
+        nisa.dma_copy(dst=t, src=x.ap([[f, p], [1, f]], scalar_offset=r, indirect_dim=0))
+    """
     tr = current("nki.collectives.rank_id")
     reg = VirtualRegister("rank")
     tr.program.emit("collective_rank", reg=reg, loc=user_loc(2))

@@ -54,6 +54,7 @@ def _alias_simulator():
         "nki_cpu_simulator.nki.typing": nki.typing,
     }
     nki.builtin = builtin
+    nki.language.dtypes = nki.dtype          # "import ...nki.language.dtypes as d" reads the attribute
     sys.modules.update(mods)
 
 
@@ -81,7 +82,13 @@ def _neuron_dtypes():
         except Exception:                         # x4-packed names: one 32-bit container
             return 4
 
-    m.static_cast, m.sizeinbytes = static_cast, sizeinbytes
+    def is_float_type(dtype):
+        try:
+            return np_dtype(dtype).kind in "fV" or "float" in str(dtype)
+        except Exception:
+            return "float" in str(dtype)
+
+    m.static_cast, m.sizeinbytes, m.is_float_type = static_cast, sizeinbytes, is_float_type
     m.finfo = ml_dtypes.finfo
     m.iinfo = ml_dtypes.iinfo
     for name in ("bfloat16", "float8_e4m3", "float8_e4m3fn", "float8_e5m2", "float8_e8m0fnu"):
@@ -91,11 +98,93 @@ def _neuron_dtypes():
     sys.modules.setdefault("neuron_dtypes", m)
 
 
+def _missing_harness_modules():
+    """Stand-ins for harness helpers absent from some public exports of the library.
+
+    The public snapshot 2026-04-13 imports ``test.utils.scripts.remote_lock_scripts`` (core locks
+    on remote hardware hosts) and ``test.utils.perf_analysis_private`` at conftest import time
+    but ships neither. Simulation never uses them; only the names have to exist. Nothing is
+    registered for a module the checkout has.
+    """
+    import enum
+    utils = os.path.join(os.getcwd(), "test", "utils")
+    if not os.path.exists(os.path.join(utils, "perf_analysis_private.py")):
+        perf = types.ModuleType("test.utils.perf_analysis_private")
+
+        def analyze_trace(*_a, **_k):
+            raise RuntimeError("perf analysis needs the library's private module; simulation "
+                               "mode does not use it")
+        perf.analyze_trace = analyze_trace
+        sys.modules.setdefault("test.utils.perf_analysis_private", perf)
+    if os.path.exists(os.path.join(utils, "scripts", "remote_lock_scripts.py")):
+        return
+
+    class LockStatus(enum.Enum):
+        ALLOCATED, RELEASED, NO_CORES, DRAINING, DRAINED, UNDRAINED, ERROR, FLOCK_TIMEOUT = range(8)
+
+        @property
+        def exit_code(self):
+            return 100 + self.value
+
+        @classmethod
+        def from_exit_code(cls, rc):
+            return next((s for s in cls if s.exit_code == rc), cls.ERROR)
+
+    class LockResult:
+        def __init__(self, status=LockStatus.ERROR, **fields):
+            self.status = status
+            self.__dict__.update(fields)
+
+        @classmethod
+        def from_json(cls, text):
+            d = json.loads(text)
+            return cls(status=LockStatus[d.pop("status", "ERROR")], **d)
+
+    pkg = types.ModuleType("test.utils.scripts")
+    pkg.__path__ = []
+    mod = types.ModuleType("test.utils.scripts.remote_lock_scripts")
+    mod.LockStatus, mod.LockResult = LockStatus, LockResult
+    pkg.remote_lock_scripts = mod
+    sys.modules.setdefault("test.utils.scripts", pkg)
+    sys.modules.setdefault("test.utils.scripts.remote_lock_scripts", mod)
+
+
 _alias_simulator()
 _neuron_dtypes()
+_missing_harness_modules()
 nki.install_neuronxcc_alias()
 
 _RESULTS: dict = {}
+
+
+def pytest_sessionstart(session):
+    """The public 2026-04-13 harness reads ``Orchestrator._compiled_kernel`` after every
+    inference, but only its compile modes set it; in simulation mode there is no compiled
+    kernel, so the attribute's honest value is None (a class default, set only when missing)."""
+    orch = sys.modules.get("test.utils.test_orchestrator")
+    cls = getattr(orch, "Orchestrator", None)
+    if cls is not None and not hasattr(cls, "_compiled_kernel"):
+        cls._compiled_kernel = None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """``NKILIB_MAX_PER_FILE=N``: keep the first N runnable tests of each test file (a bounded
+    sample per kernel, in collection order, so reruns pick the same tests)."""
+    n = int(os.environ.get("NKILIB_MAX_PER_FILE", "0") or 0)
+    if n <= 0:
+        return
+    kept, dropped, count = [], [], {}
+    for it in items:
+        f = it.nodeid.split("::")[0]
+        if it.get_closest_marker("skip") is None and count.get(f, 0) < n:
+            count[f] = count.get(f, 0) + 1
+            kept.append(it)
+        else:
+            dropped.append(it)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 class _Timeout(Exception):

@@ -56,6 +56,8 @@ def main(argv=None) -> int:
     ap.add_argument("-j", "--jobs", type=int, default=1, help="pytest-xdist workers")
     ap.add_argument("--platform-target", default="trn2", help="trn1 | trn2 | trn3")
     ap.add_argument("--timeout", type=int, default=300, help="seconds per test")
+    ap.add_argument("--max-per-kernel", type=int, default=0, help="run at most N tests per test "
+                    "file (the first N runnable ones; 0 = all selected)")
     ap.add_argument("--site", action="append", default=[], help="extra import path(s) for the "
                     "harness's requirements")
     ap.add_argument("--json", default=None, help="write the per-test results here")
@@ -80,11 +82,12 @@ def main(argv=None) -> int:
     tmp = tempfile.mkdtemp(prefix="nkilib-results-")
     env["NKILIB_RESULTS"] = os.path.join(tmp, "results")
     env["NKILIB_TEST_TIMEOUT"] = str(a.timeout)
+    env["NKILIB_MAX_PER_FILE"] = str(a.max_per_kernel)
     env.pop("NEURON_PLATFORM_TARGET_OVERRIDE", None)       # the harness sets NKI_NC_VERSION
     cmd = [sys.executable, "-m", "pytest", *(a.paths or ["test/integration"]),
            "--test-mode", "simulation", "--platform-target", a.platform_target,
            "-p", "nkilib_plugin", "-p", "no:cacheprovider", "-q", "--no-header", "-rN",
-           "-o", "addopts="]
+           "-o", "addopts=", "--continue-on-collection-errors"]
     if not a.all:
         cmd += ["-m", "fast"]
     if a.k:
