@@ -38,7 +38,59 @@ class MemoryRegion:
     sbuf, psum, private_hbm, shared_hbm = SBUF, PSUM, HBM, SHARED_HBM
 
 
-class NKIObject:
+class _Unset:
+    """The value of a dataclass field that a constructor call left out (see ``NKIObject``).
+
+    Using it in any way raises, so an omitted field can never flow silently into a kernel."""
+    __slots__ = ("owner", "field", "loc")
+
+    def __init__(self, owner, field, loc):
+        self.owner, self.field, self.loc = owner, field, loc
+
+    def _fail(self, *_a, **_k):
+        raise UserKernelError(f"field {self.owner}.{self.field} was never given a value: the "
+                              f"{self.owner}(...) call at {self.loc} left it out and nothing "
+                              f"assigned it before this use", loc=user_loc())
+
+    __bool__ = __int__ = __index__ = __float__ = __iter__ = __len__ = __call__ = _fail
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = _fail
+    __floordiv__ = __rfloordiv__ = __mod__ = __lt__ = __le__ = __gt__ = __ge__ = _fail
+    __eq__ = __ne__ = __getitem__ = __neg__ = _fail
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        self._fail()
+
+    def __hash__(self):
+        return hash((self.owner, self.field))
+
+    def __repr__(self):
+        return f"<unset {self.owner}.{self.field}>"
+
+
+class _NKIObjectMeta(type):
+    """NKI traces configuration dataclasses leniently: a required field the constructor call
+    leaves out is unset rather than a TypeError (the NKI library relies on this, e.g. its MLP
+    TKG dimension dataclass). Here such a field holds ``_Unset``, which raises on any use."""
+
+    def __call__(cls, *args, **kwargs):
+        params = getattr(cls, "__dataclass_params__", None)
+        init_fn = getattr(cls.__init__, "__code__", None)
+        if params is not None and init_fn is not None and init_fn.co_filename == "<string>":
+            # only a dataclass-generated __init__ (exec'd from a string); a hand-written one
+            # keeps its own defaults and errors
+            import dataclasses
+            init = [f for f in dataclasses.fields(cls) if f.init]
+            loc = user_loc()
+            for f in init[len(args):]:
+                if (f.name not in kwargs and f.default is dataclasses.MISSING
+                        and f.default_factory is dataclasses.MISSING):
+                    kwargs[f.name] = _Unset(cls.__name__, f.name, loc)
+        return super().__call__(*args, **kwargs)
+
+
+class NKIObject(metaclass=_NKIObjectMeta):
     """Base class of kernel configuration objects.
 
     Subclasses are plain Python at trace time. Two declaration styles work, as in NKI 0.6:
@@ -55,8 +107,10 @@ class NKIObject:
     Without a dataclass ``__init__``, the constructor accepts the declared fields (annotated
     names, then plain class attributes that are not methods) by keyword, or the annotated ones
     by position; an unknown name or a missing annotated field without a default is a
-    ``TypeError`` that names the class and the declared fields. Instances passed as kernel
-    arguments are compile-time constants keyed by their field values (``nki.tracing``).
+    ``TypeError`` that names the class and the declared fields. A field left out is simply
+    unset (``AttributeError`` when read), as kernels may fill it in later; in a ``@dataclass``
+    subclass a left-out required field holds a marker that raises on any use. Instances passed
+    as kernel arguments are compile-time constants keyed by their field values.
     """
 
     def __init__(self, *args, **kwargs):
@@ -75,10 +129,6 @@ class NKIObject:
                 raise TypeError(f"{cls.__name__}() got an unexpected keyword argument '{k}'; "
                                 f"its declared fields are: {', '.join(fields) or 'none'}")
             setattr(self, k, v)
-        missing = [n for n in annotated if n not in kwargs and not _has_default(cls, n)]
-        if missing:
-            raise TypeError(f"{cls.__name__}() is missing a value for field(s) "
-                            f"{', '.join(repr(m) for m in missing)}, which have no default")
         post = getattr(self, "__post_init__", None)
         if post is not None:
             post()
@@ -117,10 +167,6 @@ def _declared_fields(cls) -> list:
                 continue
             names.append(k)
     return names
-
-
-def _has_default(cls, name) -> bool:
-    return any(name in c.__dict__ for c in cls.__mro__ if c is not object)
 
 
 def _field_values(obj) -> list:

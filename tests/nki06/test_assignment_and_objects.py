@@ -112,8 +112,9 @@ def test_nkiobject_errors_name_the_class_and_fields():
     with pytest.raises(TypeError, match=r"Tiling\(\) got an unexpected keyword argument 'colz'; "
                                         r"its declared fields are: rows, cols, scale"):
         Tiling(colz=3)
-    with pytest.raises(TypeError, match=r"missing a value for field\(s\) 'cols'"):
-        Tiling(rows=4)
+    t = Tiling(rows=4)                           # a field left out is unset, not an error
+    with pytest.raises(AttributeError, match="cols"):
+        t.area()
     with pytest.raises(TypeError, match=r"takes 2 positional field\(s\) \(rows, cols\) but 3"):
         Tiling(1, 2, 3)
     with pytest.raises(TypeError, match="multiple values for field 'rows'"):
@@ -138,6 +139,29 @@ def test_nkiobject_configs_key_the_trace_cache_by_value():
     assert len(scaled._cache) == n                       # an equal config reuses the program
     np.testing.assert_array_equal(scaled(a, Tiling(cols=1, scale=-1.0)), -a)
     assert len(scaled._cache) == n + 1
+
+
+from dataclasses import dataclass  # noqa: E402
+
+
+@dataclass
+class Dims(nl.NKIObject):
+    rows: int
+    cols: int
+    note: str = "x"
+
+
+def test_dataclass_configs_leave_omitted_fields_unset_and_refuse_their_use():
+    d = Dims(rows=2, cols=3)
+    assert (d.rows, d.cols, d.note) == (2, 3, "x") and Dims(2, 3) == d
+    partial = Dims(rows=2)                       # NKI traces configs leniently: no TypeError
+    assert partial.rows == 2
+    with pytest.raises(UserKernelError, match=r"field Dims.cols was never given a value: the "
+                                              r"Dims\(\.\.\.\) call at .*test_assignment_and_"
+                                              r"objects.py:\d+ left it out"):
+        partial.cols * 2
+    partial.cols = 5                             # assigning it later is fine
+    assert partial.cols * 2 == 10
 
 
 # ---- small API names ------------------------------------------------------------------------
