@@ -38,71 +38,89 @@ class CollectiveDeadlockError(UserKernelError):
 
 def run_ranks(programs, inputs_per_rank, return_memories: bool = False):
     """Run one program per rank (``programs`` = one program for all, or a list, one per rank);
-    ``inputs_per_rank[r]`` are rank r's input arrays. Returns each rank's outputs."""
+    ``inputs_per_rank[r]`` are rank r's input arrays. Returns each rank's outputs.
+
+    An LNC=2 program gives each rank two NeuronCores sharing the rank's memory (as in
+    executor.run_streams); core c of every rank meets core c of the others in a collective.
+    """
+    from .executor import core_streams
+    from .isa.multicore import Exchange
     n = len(inputs_per_rank)
     progs = list(programs) if isinstance(programs, (list, tuple)) else [programs] * n
     if len(progs) != n:
         raise ValueError(f"{len(progs)} programs for {n} ranks")
-    for program in progs:
-        if any(int(ins.args.get("_core", 0)) for ins in program.instrs):
-            raise UserKernelError("collectives across ranks run LNC=1 programs (one NeuronCore "
-                                  "per rank); launch the kernel without [2]")
     s = settings()
     world = World(n)
-    mems = []
+    mems, streams = [], []                       # streams: (rank, core, instructions)
     for r, (program, inputs) in enumerate(zip(progs, inputs_per_rank)):
         if len(inputs) != len(program.inputs):
             raise ValueError(f"rank {r}: program {program.name} takes {len(program.inputs)} "
                              f"inputs, got {len(inputs)}")
         mem = Memory(precise_fp=s.precise_fp, warn_uninit=s.warn_uninit)
         mem.rank, mem.world = r, world
+        mem.__dict__.setdefault("exchange", Exchange())   # sendrecv/core_barrier of the pair
         for st, arr in zip(program.inputs, inputs):
             mem.bind(st, arr)
         mems.append(mem)
-    seqs = [p.instrs for p in progs]
-    pcs = [0] * n
+        streams += [(r, c, seq) for c, seq in core_streams(program).items()]
+    shared = [set(m.__dict__) for m in mems]     # attributes added later: per-core engine state
+    state = {(r, c): {} for r, c, _ in streams}
+    running = [None] * n
+    pcs = [0] * len(streams)
+    done: set = set()
     blocked: dict = {}
     idle = 0
-    r = 0
-    while len(world.done) < n:
-        if r not in world.done:
-            moved, seq = False, seqs[r]
-            while pcs[r] < len(seq):
-                ins = seq[pcs[r]]
+    j = 0
+    while len(done) < len(streams):
+        r, c, seq = streams[j]
+        if j not in done:
+            mem = mems[r]
+            if running[r] != c:                  # swap the per-core state of this rank
+                if running[r] is not None:
+                    state[(r, running[r])] = {k: mem.__dict__.pop(k) for k in list(mem.__dict__)
+                                              if k not in shared[r]}
+                mem.__dict__.update(state[(r, c)])
+                running[r] = c
+            moved = False
+            while pcs[j] < len(seq):
+                ins = seq[pcs[j]]
                 try:
-                    ins.op.run(ins, mems[r])
+                    ins.op.run(ins, mem)
                 except Blocked as b:
                     if b.ins is not ins:
                         raise UserKernelError(
                             f"a collective inside {ins.op.name} (at {ins.loc}) waits for other "
                             f"ranks; ranks meet only at top-level instructions, so collectives "
                             f"cannot sit inside a dynamic loop", loc=b.ins.loc) from None
-                    blocked[r] = b
+                    blocked[j] = b
                     break
-                blocked.pop(r, None)
-                pcs[r] += 1
+                blocked.pop(j, None)
+                pcs[j] += 1
                 moved = True
-            if pcs[r] >= len(seq):
-                world.done.add(r)
+            if pcs[j] >= len(seq):
+                done.add(j)
+                world.done.add((r, c))
             idle = 0 if moved else idle + 1
-            if idle > n and blocked:
-                raise _deadlock(blocked, world, pcs)
-        r = (r + 1) % n
+            if idle > len(streams) and blocked:
+                raise _deadlock(blocked, streams, world, pcs, done)
+        j = (j + 1) % len(streams)
     from .executor import read_storage
     outs = [[read_storage(m, st) for st in p.outputs] for p, m in zip(progs, mems)]
     return (outs, mems) if return_memories else outs
 
 
-def _deadlock(blocked, world, pcs):
+def _deadlock(blocked, streams, world, pcs, done):
+    lnc = len({c for _, c, _ in streams})
     lines = [f"deadlock: no rank of this {world.size}-rank run can make progress"]
-    for r in range(world.size):
-        if r in blocked:
-            b = blocked[r]
-            lines.append(f"  rank {r} is blocked at {b.ins.args.get('kind', b.ins.op.name)} "
+    for j, (r, c, seq) in enumerate(streams):
+        who = f"rank {r}" + (f" core {c}" if lnc > 1 else "")
+        if j in blocked:
+            b = blocked[j]
+            lines.append(f"  {who} is blocked at {b.ins.args.get('kind', b.ins.op.name)} "
                          f"({b.ins.loc}): {b.reason}")
-        elif r in world.done:
-            lines.append(f"  rank {r} has finished its program ({pcs[r]} instructions) after "
-                         f"{world.count.get(r, 0)} collective(s)")
+        elif j in done:
+            lines.append(f"  {who} has finished its program ({pcs[j]} instructions) after "
+                         f"{world.count.get((r, c), 0)} collective(s)")
     first = blocked[min(blocked)]
     return CollectiveDeadlockError("\n".join(lines), loc=first.ins.loc)
 

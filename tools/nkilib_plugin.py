@@ -160,17 +160,14 @@ _RESULTS: dict = {}
 def _run_ranks(orchestrator, kut, ranks, orch_module):
     import nki.collectives as ncc
     cd = sys.modules["test.utils.common_dataclasses"]
-    lnc = kut.compiler_input.logical_nc_config
-    if lnc != 1:
-        raise RuntimeError(f"collective test with LNC={lnc}: the emulator runs collectives across "
-                           f"ranks of one NeuronCore each (LNC=1)")
+    lnc = int(kut.compiler_input.logical_nc_config or 1)
     os.environ["NKI_NC_VERSION"] = kut.compiler_input.platform_target.get_nc_gen()
     src = kut.kernel_input or {}
     inputs = []
     for r in range(ranks):
         d = src.for_rank(r) if hasattr(src, "for_rank") else src
         inputs.append({k.removesuffix(".must_alias_input"): v for k, v in d.items()})
-    outs = ncc.run(kut.kernel_func, inputs)
+    outs = ncc.run(nki.jit(kut.kernel_func)[lnc] if lnc > 1 else kut.kernel_func, inputs)
     base = os.path.join(orchestrator.fs_config.artifacts_output_directory_path,
                         cd.INF_ARTIFACT_DIR_NAME)
     for r, out in enumerate(outs):

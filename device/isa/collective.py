@@ -27,7 +27,7 @@ from .. import alu as A
 from ..errors import HardwareRuleError, UserKernelError
 from ..tensor import View
 from . import defop
-from .multicore import Blocked
+from .multicore import Blocked, core_of
 
 KINDS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "all_gather_v",
          "all_to_all_v", "permute", "permute_reduce")
@@ -42,10 +42,10 @@ class World:
 
     def __init__(self, size: int):
         self.size = size
-        self.posts: dict = {}       # k -> {rank: (instr, [src snapshots], meta values)}
-        self.count: dict = {}       # rank -> number of collectives it has posted
-        self.pending: dict = {}     # rank -> the instruction whose post is done
-        self.done: set = set()
+        self.posts: dict = {}       # (core, k) -> {rank: (instr, [src snapshots], meta values)}
+        self.count: dict = {}       # (rank, core) -> number of collectives it has posted
+        self.pending: dict = {}     # (rank, core) -> the instruction whose post is done
+        self.done: set = set()      # (rank, core) streams that have finished
 
 
 def participants(i, rank) -> tuple:
@@ -131,25 +131,31 @@ class Collective:
             seen |= set(g)
 
     def run(i, mem):
-        world, me = mem.world, mem.rank
-        if world.pending.get(me) is not i:            # first attempt: post once
-            k = world.count.get(me, 0)
-            world.count[me] = k + 1
+        world = getattr(mem, "world", None)
+        if world is None:
+            raise UserKernelError(f"nki.collectives.{i.args['kind']} needs several ranks: start "
+                                  f"the kernel with nki.collectives.run(kernel, inputs_per_rank)",
+                                  loc=i.loc)
+        me, plane = mem.rank, core_of(i)             # core c of each rank meets core c
+        slot = (me, plane)
+        if world.pending.get(slot) is not i:         # first attempt: post once
+            k = world.count.get(slot, 0)
+            world.count[slot] = k + 1
             snap = [mem.read(v, i.loc).copy() for v in i.args["srcs"]]
             if i.args.get("srcs1"):
                 snap = [_reduce(i.args["op"], [s, mem.read(v, i.loc)])
                         for s, v in zip(snap, i.args["srcs1"])]
-            world.posts.setdefault(k, {})[me] = (i, snap, _meta(mem, i))
-            world.pending[me] = i
-        k = world.count[me] - 1
-        posts = world.posts[k]
+            world.posts.setdefault((plane, k), {})[me] = (i, snap, _meta(mem, i))
+            world.pending[slot] = i
+        k = world.count[slot] - 1
+        posts = world.posts[(plane, k)]
         ranks = participants(i, me)
         missing = [r for r in ranks if r not in posts]
         if missing:
             raise Blocked(i, f"waits for rank(s) {missing} to reach collective #{k} "
                              f"({i.args['kind']})")
         _check_agree(i, k, posts, ranks)
-        world.pending.pop(me, None)
+        world.pending.pop(slot, None)
         _deliver(i, mem, me, ranks, posts)
 
     def cost(i, arch):

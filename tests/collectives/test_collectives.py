@@ -52,6 +52,14 @@ def test_all_reduce(n, op, ref):
         np.testing.assert_array_equal(out, ref(np.stack(xs), axis=0))
 
 
+@pytest.mark.parametrize("n", [2, 4])
+def test_all_reduce_with_two_cores_per_rank(n):
+    """LNC=2: core c of every rank meets core c of the others; both cores write the shared out."""
+    xs = _shards(n)
+    for out in ncc.run(k_all_reduce[2], [(x, n, nl.add) for x in xs]):
+        np.testing.assert_array_equal(out, np.sum(np.stack(xs), axis=0))
+
+
 @nki.jit(target="trn2")
 def k_all_gather(x, n):
     t = _load(x)
