@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from .arch import COLLECTIVE_LINKS
-from .errors import UserKernelError
+from .errors import HardwareRuleError, UserKernelError
 from .isa.collective import CollectiveMismatchError, World  # noqa: F401  (re-exported)
 from .isa.multicore import Blocked
 from .memory import Memory
@@ -49,6 +49,18 @@ def run_ranks(programs, inputs_per_rank, return_memories: bool = False):
     progs = list(programs) if isinstance(programs, (list, tuple)) else [programs] * n
     if len(progs) != n:
         raise ValueError(f"{len(progs)} programs for {n} ranks")
+    for program in progs:
+        outs = {st.id for st in program.outputs}
+        for ins in program.instrs:
+            if ins.op.name == "collective":
+                for v in ins.args["dsts"]:
+                    if v.storage.id in outs:
+                        raise HardwareRuleError(
+                            "collective-io", f"nki.collectives.{ins.args['kind']}: "
+                            f"{v.storage.name} is returned by the kernel; collectives cannot "
+                            f"read or write the kernel's input/output tensors: collect into an "
+                            f"nl.ndarray and dma_copy it to the output", operand=v.storage.name,
+                            value="kernel output", limit="an intermediate tensor", loc=ins.loc)
     s = settings()
     world = World(n)
     mems, streams = [], []                       # streams: (rank, core, instructions)

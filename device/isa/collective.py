@@ -118,6 +118,13 @@ class Collective:
                                     f"must all be in HBM or all in SBUF (got "
                                     f"{', '.join(sorted(kinds))})", operand="srcs",
                                     value=sorted(kinds), limit="all hbm or all sbuf", loc=i.loc)
+        for v in list(a["srcs"]) + list(a["dsts"]) + list(a.get("srcs1") or ()):
+            if v.storage.kind == "input":
+                raise HardwareRuleError(
+                    "collective-io", f"nki.collectives.{a['kind']}: {v.storage.name} is a kernel "
+                    f"input; collectives cannot read or write the kernel's input/output tensors: "
+                    f"dma_copy it into an nl.ndarray first", operand=v.storage.name,
+                    value="kernel input", limit="an intermediate tensor", loc=i.loc)
         if len(a["srcs"]) != len(a["dsts"]):
             raise UserKernelError(f"nki.collectives.{a['kind']}: {len(a['srcs'])} srcs but "
                                   f"{len(a['dsts'])} dsts", loc=i.loc)

@@ -70,9 +70,13 @@ def k_all_gather(x, n):
 
 @nki.jit(target="trn2")
 def k_all_gather_hbm(x, n):
-    g = nl.ndarray((n * x.shape[0], x.shape[1]), x.dtype, buffer=nl.shared_hbm)
-    ncc.all_gather(srcs=[x], dsts=[g], replica_group=_world(n), collective_dim=0)
-    return g
+    src = nl.ndarray(x.shape, x.dtype, buffer=nl.hbm)          # collectives never touch kernel
+    nisa.dma_copy(dst=src, src=x)                              # inputs/outputs directly
+    g = nl.ndarray((n * x.shape[0], x.shape[1]), x.dtype, buffer=nl.hbm)
+    ncc.all_gather(srcs=[src], dsts=[g], replica_group=_world(n), collective_dim=0)
+    out = nl.ndarray(g.shape, x.dtype, buffer=nl.shared_hbm)
+    nisa.dma_copy(dst=out, src=g)
+    return out
 
 
 @pytest.mark.parametrize("n", RANKS)
@@ -175,9 +179,13 @@ def test_all_to_all_v_moves_run_time_sized_pieces(n, rdispls):
 
 @nki.jit(target="trn2")
 def k_permute(x, pairs):
+    src = nl.ndarray(x.shape, x.dtype, buffer=nl.hbm)
+    dst = nl.ndarray(x.shape, x.dtype, buffer=nl.hbm)
+    nisa.dma_copy(dst=src, src=x)
+    nisa.dma_copy(dst=dst, src=x)                 # ranks nobody sends to keep their own data
+    ncc.collective_permute(srcs=[src], dsts=[dst], source_target_pairs=pairs)
     out = nl.ndarray(x.shape, x.dtype, buffer=nl.shared_hbm)
-    nisa.dma_copy(dst=out, src=x)                 # ranks nobody sends to keep their own data
-    ncc.collective_permute(srcs=[x], dsts=[out], source_target_pairs=pairs)
+    nisa.dma_copy(dst=out, src=dst)
     return out
 
 
@@ -331,6 +339,24 @@ def test_bad_arguments():
         return _store(t)
     with pytest.raises(HardwareRuleError, match="must all be in HBM or all in SBUF"):
         ncc.run(mixed, [(x,)] * 2)
+    @nki.jit(target="trn2")
+    def io_in(x):
+        g = nl.ndarray(x.shape, x.dtype, buffer=nl.hbm)
+        ncc.all_reduce(srcs=[x], dsts=[g], replica_group=_world(2), op=nl.add)
+        return _store(_load(g))
+    with pytest.raises(HardwareRuleError, match="x is a kernel input; collectives cannot read or "
+                                                "write the kernel's input/output tensors"):
+        ncc.run(io_in, [(x,)] * 2)
+
+    @nki.jit(target="trn2")
+    def io_out(x):
+        src = nl.ndarray(x.shape, x.dtype, buffer=nl.hbm)
+        nisa.dma_copy(dst=src, src=x)
+        out = nl.ndarray(x.shape, x.dtype, buffer=nl.shared_hbm, name="out")
+        ncc.all_gather(srcs=[src], dsts=[out], replica_group=_world(1), collective_dim=0)
+        return out
+    with pytest.raises(HardwareRuleError, match="out is returned by the kernel"):
+        ncc.run(io_out, [(x,)])
     with pytest.raises(UserKernelError, match="ReplicaGroup takes a list of rank lists"):
         ncc.ReplicaGroup(3)
     with pytest.raises(HardwareRuleError, match=r"rank \d receives 24 elements \[4, 6\] but dst has 8 \[4, 2\]"):
