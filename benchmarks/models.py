@@ -24,10 +24,10 @@ import nki  # noqa: E402
 import nki.language as nl  # noqa: E402
 from device.executor import run  # noqa: E402
 from device.profile import profile  # noqa: E402
-from lowering.graph import Graph  # noqa: E402
-from lowering.ops import broadcast_binary  # noqa: E402
-from lowering.tiling import lower_graph  # noqa: E402
-from lowering.types import TensorType  # noqa: E402
+from lowering.ir.graph import Graph  # noqa: E402
+from lowering import broadcast_binary  # noqa: E402
+from lowering import lower_graph  # noqa: E402
+from lowering.ir.types import TensorType  # noqa: E402
 
 
 @neuron.jit

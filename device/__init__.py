@@ -3,8 +3,9 @@
 Nothing here imports from lowering/, nki/ or neuron/ (they sit above it).
 """
 from .arch import Arch, get_arch
-from .errors import (HardwareRuleError, NeuronError, SourceLoc, SpillWarning,
-                     UninitializedReadWarning, UserKernelError)
+from .errors import (HardwareRuleError, KernelLintWarning, NeuronError, ReduceRegisterWarning,
+                     SourceLoc, SpillWarning, UninitializedReadWarning, UnwrittenOutputWarning,
+                     UserKernelError)
 from .executor import run
 from .isa import OPS
 from .memory import Memory
@@ -14,4 +15,5 @@ from .timing import Timeline, schedule
 
 __all__ = ["Arch", "get_arch", "HardwareRuleError", "NeuronError", "SourceLoc", "UserKernelError",
            "run", "OPS", "Memory", "UninitializedReadWarning", "Instr", "Program", "HBM", "PSUM",
-           "SBUF", "SHARED_HBM", "SpillWarning", "Buffer", "Storage", "View", "Timeline", "schedule"]
+           "SBUF", "SHARED_HBM", "SpillWarning", "KernelLintWarning", "ReduceRegisterWarning",
+           "UnwrittenOutputWarning", "Buffer", "Storage", "View", "Timeline", "schedule"]

@@ -119,6 +119,12 @@ class Arch:
     def sbuf_bytes(self) -> int:
         return self.partitions * self.sbuf_bytes_per_partition
 
+    def sbuf_account(self) -> str:
+        """The one account of SBUF capacity every message uses (physical, usable, reserved)."""
+        phys, use = self.sbuf_bytes_per_partition, self.sbuf_usable_bytes_per_partition
+        return (f"{self.name} SBUF: {phys // KiB} KiB per partition, of which {use // KiB} KiB "
+                f"({use} bytes) are usable by kernels and {(phys - use) // KiB} KiB are reserved")
+
     def clock_ghz(self, engine: str) -> float:
         return {"PE": self.pe_clock_ghz, "DVE": self.dve_clock_ghz, "ACT": self.act_clock_ghz,
                 "POOL": self.pool_clock_ghz, "SP": self.sp_clock_ghz}[engine]
@@ -165,6 +171,8 @@ _ALIASES = {
     "trn2": TRN2, "gen3": TRN2, "v3": TRN2,
     "trn3": TRN3, "gen4": TRN3, "v4": TRN3,
 }
+
+TARGETS = tuple(_ALIASES)   # every accepted target name (the CLI lists them)
 
 DEFAULT_TARGET = "inf2"   # design.md: an Inferentia core emulator first
 

@@ -22,12 +22,16 @@ _OURS = tuple(os.path.join(_PKG_ROOT, p) + os.sep for p in ("device", "lowering"
 
 @dataclass(frozen=True)
 class SourceLoc:
+    """Where something came from: a file and line, the function, and an optional ``label``
+    (an HLO/MLIR instruction name) printed first: ``dot.3 @ model.hlo:12``."""
     file: str
     line: int
     func: str = ""
+    label: str = ""
 
     def __str__(self) -> str:
-        return f"{os.path.basename(self.file)}:{self.line}"
+        where = f"{os.path.basename(self.file)}:{self.line}"
+        return f"{self.label} @ {where}" if self.label else where
 
     def excerpt(self) -> str:
         text = linecache.getline(self.file, self.line).rstrip()
@@ -101,8 +105,21 @@ class UserKernelError(NeuronError):
         super().__init__(text)
 
 
-class UninitializedReadWarning(UserWarning):
+class KernelLintWarning(UserWarning):
+    """Base of the lints (device/lints.py): valid code that is very likely wrong. Filter them
+    or make them errors: ``warnings.simplefilter("error", neuron.KernelLintWarning)``."""
+
+
+class UninitializedReadWarning(KernelLintWarning):
     """A kernel read memory nobody wrote; the values are sentinels (NaN for floats, 4 for ints)."""
+
+
+class ReduceRegisterWarning(KernelLintWarning):
+    """``reduce_res`` is read out with ``reduce_cmd=idle`` before anything reduced into the registers."""
+
+
+class UnwrittenOutputWarning(KernelLintWarning):
+    """A tensor the kernel returns has elements that no instruction wrote."""
 
 
 class SpillWarning(UserWarning):

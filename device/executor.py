@@ -37,6 +37,9 @@ def run(program: Program, inputs, memory: Memory | None = None, return_memory: b
     for st, arr in zip(program.inputs, inputs):
         mem.bind(st, arr)
     run_streams(core_streams(program), mem)
+    if mem.warn_uninit:
+        from .lints import check_outputs_written
+        check_outputs_written(program, mem)
     outs = [read_storage(mem, st) for st in program.outputs]
     return (outs, mem) if return_memory else outs
 

@@ -104,9 +104,15 @@ class Memory:
                 if key not in self._warned:
                     self._warned.add(key)
                     n = int((~w).sum())
+                    from .lints import user_name_of
+                    var = user_name_of(v.storage)
+                    who = f"'{var}' (tensor '{v.storage.name}'" if var and var != v.storage.name \
+                        else f"tensor '{v.storage.name}' ("
                     msg = UninitializedReadWarning(
-                        f"read of {n} uninitialized element(s) of tensor '{v.storage.name}' "
-                        f"(allocated at {v.storage.loc}) at {loc}; they hold sentinels (NaN / 4)")
+                        f"read of {n} uninitialized element(s) of {who}allocated at "
+                        f"{v.storage.loc}) at {loc}: nothing wrote them, so the emulator's fill "
+                        f"values are read (NaN for floats, 4 for ints; on hardware, whatever was "
+                        f"there). Write them first (e.g. nisa.memset) or read a smaller region")
                     if loc is not None:     # attribute the warning to the user's kernel line
                         warnings.warn_explicit(msg, UninitializedReadWarning, loc.file, loc.line)
                     else:

@@ -142,7 +142,8 @@ def _capacity_error(arch, buf, need, st, idx, cap, what=""):
     return HardwareRuleError(
         f"{buf}-capacity", f"live{what} {buf.upper()} tiles need {need} bytes per partition when "
         f"{st.name} ({st.bytes_per_partition} B/partition) becomes live at instruction {idx}; the "
-        f"{arch.name} {buf.upper()} has {cap} usable bytes per partition. Reuse or shrink tiles, "
+        f"{arch.name} {buf.upper()} has {cap} usable bytes per partition"
+        f"{f' ({arch.sbuf_account()})' if buf == 'sbuf' else ''}. Reuse or shrink tiles, "
         f"or declare them inside the loop", operand=st.name, value=need, limit=cap, loc=st.loc)
 
 
@@ -230,7 +231,9 @@ def _warn_spills(program, spills, demand, cap):
     for st, n, saved, reloaded in sites.values():
         loc = st.loc
         msg = (f"sbuf-spill: live SBUF tiles need up to {demand} bytes per partition but the "
-               f"{arch.name} has {cap} usable for automatically placed tiles; the compiler spills "
+               f"{arch.name} has {cap} usable for automatically placed tiles ({arch.sbuf_account()}"
+               f"{', less the user-placed tiles' if cap < arch.sbuf_usable_bytes_per_partition else ''}); "
+               f"the compiler spills "
                f"tile {st.name} (allocated at {loc or '<unknown>'}, {st.bytes_per_partition} "
                f"B/partition): {n} eviction(s), {saved} bytes saved to HBM and {reloaded} bytes "
                f"reloaded. Tile the free dimension or shorten live ranges to avoid the extra DMA "
@@ -266,6 +269,8 @@ def verify_program(program: Program):
         for ins in program.instrs:
             ins.op.check(ins, program.arch)
     check_capacity(program)
+    from .lints import lint_program
+    lint_program(program)
 
 
 __all__ = ["Spill", "SpillWarning", "check_capacity", "live_ranges", "spill_plan",

@@ -8,7 +8,7 @@ sizes, SBUF/PSUM peaks and the profiler's warnings. Every number is modelled, ne
 
     >>> # r = profile(program); print(r); r.to_dict()["total_us"]
     >>> # r.save_trace("k.json")   # open in https://ui.perfetto.dev (one track per engine/queue)
-    >>> # r.save_png("k.png")      # needs matplotlib
+    >>> # r.save_png("k.png")      # needs matplotlib (device/timeline_plot.py)
 """
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ class Report:
               f"{_b(self.dma_avg_bytes)} per transfer, {_b(self.dma_avg_row_bytes)} per row",
               "                 sizes: " + ", ".join(f"{k} {v}" for k, v in self.dma_histogram.items()
                                                     if v),
-              f"  on-chip peak   SBUF {_b(self.sbuf_peak_bytes)} of {_b(self.sbuf_capacity_bytes)} "
+              f"  on-chip peak   SBUF {_b(self.sbuf_peak_bytes)} of {_b(self.sbuf_capacity_bytes)} usable "
               f"per partition; PSUM {_b(self.psum_peak_bytes)} ({self.psum_peak_banks} banks)",
               f"  spills         {self.spill_count} evictions: saved {_b(self.spill_save_bytes)}, "
               f"reloaded {_b(self.spill_reload_bytes)}; instructions waited {_t(self.sbuf_wait_ns)} "
@@ -150,13 +150,20 @@ class Report:
                                  "index": ev.index,
                                  "op": f"spill_{ev.spill}" if ev.spill else ins.op.name,
                                  "wait_ns": round(ev.wait, 3), "done_us": ev.done / 1000.0}})
+        if self.launch_overhead_ns > 0:       # the fixed overhead the total includes, at the end
+            tid = tracks[(0, "launch")] = len(order) + len(tracks) + 1
+            end_all = self.total_ns - self.launch_overhead_ns
+            out.append({"name": "launch overhead", "cat": "launch", "ph": "X",
+                        "ts": end_all / 1000.0, "dur": self.launch_overhead_ns / 1000.0,
+                        "pid": 0, "tid": tid, "args": {"modelled": "fixed per-launch cost"}})
         meta = []
         for core in sorted({c for c, _ in tracks}):
             meta.append({"name": "process_name", "ph": "M", "ts": 0, "dur": 0, "pid": core, "tid": 0,
                          "args": {"name": f"{self.kernel} NeuronCore {core} ({self.target}, "
                                           f"modelled)"}})
         for (core, eng), tid in sorted(tracks.items(), key=lambda kv: kv[1]):
-            label = _ENGINE_LABEL.get(eng) or (f"DMA queue {eng[3:]}" if eng.startswith("DMA") else eng)
+            label = _ENGINE_LABEL.get(eng) or (f"DMA queue {eng[3:]}" if eng.startswith("DMA") else
+                                               "launch overhead" if eng == "launch" else eng)
             meta.append({"name": "thread_name", "ph": "M", "ts": 0, "dur": 0, "pid": core,
                          "tid": tid, "args": {"name": label}})
             meta.append({"name": "thread_sort_index", "ph": "M", "ts": 0, "dur": 0, "pid": core,
@@ -173,31 +180,9 @@ class Report:
         return os.fspath(path)
 
     def save_png(self, path, max_events: int = 200000) -> str:
-        """Render the timeline as a PNG (one row per engine / DMA queue). Needs matplotlib."""
-        try:
-            import matplotlib
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            raise ImportError("Report.save_png needs matplotlib: pip install matplotlib "
-                              "(or use save_trace and open the JSON in Perfetto)") from None
-        rows: dict = {}
-        for ev in self.timeline.events[:max_events]:
-            rows.setdefault(ev.engine if ev.core == 0 else f"{ev.engine}@{ev.core}", []).append(
-                (ev.start / 1000.0, max(ev.end - ev.start, 1e-3) / 1000.0))
-        names = [e for e in list(ENGINES) + sorted(k for k in rows if k not in ENGINES) if e in rows]
-        fig, ax = plt.subplots(figsize=(12, 0.45 * len(names) + 1.5))
-        for y, name in enumerate(names):
-            ax.broken_barh(rows[name], (y - 0.4, 0.8))
-        ax.set_yticks(range(len(names)))
-        ax.set_yticklabels(names)
-        ax.invert_yaxis()
-        ax.set_xlabel("time (us, modelled)")
-        ax.set_title(f"{self.kernel} on {self.target}: {self.total_us:.2f} us (modelled)")
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return os.fspath(path)
+        """Render the timeline as a PNG (device/timeline_plot.py). Needs matplotlib."""
+        from .timeline_plot import save_png
+        return save_png(self, path, max_events)
 
 
 def _t(ns: float) -> str:

@@ -76,6 +76,15 @@ def _fmt(v):
     return getattr(v, "op_name", v)
 
 
+def _fmt_const(value) -> str:
+    """Initial contents of a constant: the values when short, else a content digest (stable)."""
+    a = np.ascontiguousarray(value)
+    if a.size <= 8:
+        return np.array2string(a.reshape(-1), separator=",").replace(" ", "")
+    import hashlib
+    return f"<sha1:{hashlib.sha1(a.tobytes()).hexdigest()[:10]}>"
+
+
 class Program:
     """A straight-line instruction list over storages; inputs/outputs are HBM storages."""
 
@@ -87,10 +96,14 @@ class Program:
         self.inputs: list[Storage] = []
         self.outputs: list[Storage] = []
         self.attrs: dict = {}
+        self._unnamed = 0    # per-program names t0, t1, ...: the same input prints the same text
 
     def alloc(self, shape, dtype, buffer, name="", address=None, loc: SourceLoc | None = None,
               kind="tile", const=None) -> View:
         from .isa.rules import check_alloc
+        if not name:
+            name = f"t{self._unnamed}"
+            self._unnamed += 1
         st = Storage(shape, dtype, as_buffer(buffer), name=name, address=address,
                      loc=loc or user_loc(2), kind=kind, const=const)
         check_alloc(st, self.arch)
@@ -118,7 +131,8 @@ class Program:
             if s.id in inputs:
                 continue
             addr = f" @({s.address[0]},{s.address[1]})" if s.address else ""
-            lines.append(f"  alloc {s!r} : {s.dtype}[{','.join(map(str, s.shape))}]{addr}")
+            init = f" = {_fmt_const(s.const)}" if s.const is not None else ""
+            lines.append(f"  alloc {s!r} : {s.dtype}[{','.join(map(str, s.shape))}]{addr}{init}")
         lines += [f"  {i!r}" for i in self.instrs]
         if self.outputs:
             lines.append(f"  return {', '.join(repr(s) for s in self.outputs)}")

@@ -91,6 +91,37 @@ class View:
     def __bool__(self):            # tensors are truthy (kernels write `if t:` / `t != None`)
         return True
 
+    # Tiles hold no values at trace time: NumPy and Python comparisons get a clear error
+    # (device.misuse) instead of NumPy walking the tile as a sequence.
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        from .misuse import numpy_on_tile
+        raise numpy_on_tile(ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}", self)
+
+    def __array_function__(self, func, types, args, kwargs):
+        from .misuse import numpy_on_tile
+        raise numpy_on_tile(func.__name__, self)
+
+    def __array__(self, dtype=None, copy=None):
+        from .misuse import numpy_on_tile
+        raise numpy_on_tile("asarray", self)
+
+    def _compare(self, sym, other):
+        from .misuse import control_flow_on_tile
+        raise control_flow_on_tile(f"`{sym}` on a tile", self)
+
+    def __lt__(self, o): self._compare("<", o)
+    def __le__(self, o): self._compare("<=", o)
+    def __gt__(self, o): self._compare(">", o)
+    def __ge__(self, o): self._compare(">=", o)
+
+    def __float__(self):
+        from .misuse import control_flow_on_tile
+        raise control_flow_on_tile("float(tile)", self)
+
+    def __int__(self):
+        from .misuse import control_flow_on_tile
+        raise control_flow_on_tile("int(tile)", self)
+
     def __repr__(self):
         return self.describe()
 

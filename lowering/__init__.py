@@ -1,14 +1,17 @@
-"""Graph IR, its op table, and importers (XLA HLO text) -- the layer between front ends and
-device programs. Depends only on NumPy/ml_dtypes (and later on ``device``), never on ``nki``
-or ``neuron``.
+"""Graph IR, importers, lowering rules with Schedules -- the layer between front ends and device
+programs. Depends only on ``device`` (and NumPy/ml_dtypes; jax for StableHLO), never on ``nki``
+or ``neuron``. Importing it yields a complete op table (every rule registered).
 
-    >>> from lowering import Graph, evaluate, parse_hlo, OPS
+    >>> from lowering import Graph, TensorType, evaluate, parse_hlo, lower_graph, OPS
+    >>> OPS['exp'].lower is not None
+    True
 """
-from .graph import Graph, Op, Value, evaluate
-from .hlo_syntax import HloImportError
-from .hlo_text import parse_hlo
-from .ops import OPS, OpDef, broadcast_binary
-from .types import GraphError, TensorType
+from .importers import HloImportError, StableHloImportError, parse_hlo, parse_stablehlo
+from .ir import (OPS, Graph, GraphError, Op, OpDef, TensorType, Value, broadcast_binary,
+                 evaluate, simplify)
+from .lower import (Group, MatmulSchedule, Schedule, StreamSchedule, lower_graph, plan)
 
-__all__ = ["Graph", "GraphError", "HloImportError", "OPS", "Op", "OpDef", "TensorType", "Value",
-           "broadcast_binary", "evaluate", "parse_hlo"]
+__all__ = ["Graph", "GraphError", "Group", "HloImportError", "MatmulSchedule", "OPS", "Op",
+           "OpDef", "Schedule", "StableHloImportError", "StreamSchedule", "TensorType", "Value",
+           "broadcast_binary", "evaluate", "lower_graph", "parse_hlo", "parse_stablehlo", "plan",
+           "simplify"]

@@ -10,12 +10,16 @@
     print(model.lower(x, w))                 # graph IR + device program
     print(model.profile(x, w))               # modelled timing report
 """
-from device.errors import HardwareRuleError, SpillWarning, UninitializedReadWarning
+from device.errors import (HardwareRuleError, KernelLintWarning, ReduceRegisterWarning, SpillWarning,
+                           UninitializedReadWarning, UnwrittenOutputWarning, UserKernelError)
 from nki.tracing import ArraySpec, Kernel, jit, simulate
 
+from .autotune import Autotuner, autotune
 from .imported import ImportedFunction, JaxFunction, from_jax, load_hlo, load_stablehlo
 
 __version__ = "0.1.0"
 __all__ = ["jit", "simulate", "Kernel", "ArraySpec", "load_hlo", "load_stablehlo", "from_jax",
-           "ImportedFunction", "JaxFunction", "HardwareRuleError", "SpillWarning",
-           "UninitializedReadWarning"]
+           "autotune", "Autotuner",
+           "ImportedFunction", "JaxFunction", "HardwareRuleError", "UserKernelError", "SpillWarning",
+           "KernelLintWarning", "UninitializedReadWarning", "ReduceRegisterWarning",
+           "UnwrittenOutputWarning"]

@@ -17,8 +17,8 @@ import numpy as np
 from device.executor import run
 from device.passes import verify_program
 from lowering import evaluate, parse_hlo
-from lowering.passes import simplify
-from lowering.tiling import lower_graph
+from lowering import simplify
+from lowering import lower_graph
 from nki.tracing import ArraySpec, _filtered, _to_numpy
 
 
@@ -30,6 +30,7 @@ class ImportedFunction:
         self.source = source
         self.target = target
         self._programs = {}
+        self._plans = {}          # arch name -> {group key: Schedule} (see autotune)
 
     def _check_args(self, args):
         params = self.graph.params
@@ -52,7 +53,7 @@ class ImportedFunction:
         arch = get_arch(target or self.target)
         prog = self._programs.get(arch.name)
         if prog is None:
-            prog = lower_graph(self.graph, arch)
+            prog = lower_graph(self.graph, arch, schedules=self._plans.get(arch.name))
             prog.attrs["graph"] = self.graph
             verify_program(prog)
             self._programs[arch.name] = prog
@@ -80,6 +81,19 @@ class ImportedFunction:
         from device.profile import profile
         return profile(self.program(target))
 
+    def autotune(self, *args, target=None, budget_s=60.0, executor=None, db=None, progress=None):
+        """Tune the tiling of every fusion group for ``target`` (arguments are not needed: the
+        shapes are the module's); later calls, ``lower`` and ``profile`` use the plan. Returns a
+        ``lowering.tune.TunedPlan``."""
+        from device.arch import get_arch
+        from lowering.tune import tune
+        arch = get_arch(target or self.target)
+        plan = tune(self.graph, arch, budget_s=budget_s, executor=executor, db=db,
+                    progress=progress)
+        self._plans[arch.name] = plan.schedules
+        self._programs.pop(arch.name, None)
+        return plan
+
 
 def load_hlo(text_or_path, target=None) -> ImportedFunction:
     """Import XLA HLO text (a string or a path to a ``.txt``/``.hlo`` file) as a callable."""
@@ -90,13 +104,13 @@ def load_hlo(text_or_path, target=None) -> ImportedFunction:
         src = str(text_or_path)
         with open(text_or_path) as f:
             text = f.read()
-    return ImportedFunction(simplify(parse_hlo(text)), src, target)
+    return ImportedFunction(simplify(parse_hlo(text, src)), src, target)
 
 
 def load_stablehlo(source, target=None) -> ImportedFunction:
     """Import StableHLO as a callable: MLIR text, a path to a ``.mlir`` file, a portable
     artifact (bytes), a jaxlib ``ir.Module`` or a ``jax.stages.Lowered``."""
-    from lowering.stablehlo_import import parse_stablehlo
+    from lowering import parse_stablehlo
     src = "<stablehlo>"
     if isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source
                                            and os.path.exists(source)):
@@ -104,7 +118,7 @@ def load_stablehlo(source, target=None) -> ImportedFunction:
         with open(source, "rb") as f:
             data = f.read()
         source = data if data.startswith(b"ML\xefR") else data.decode()
-    return ImportedFunction(simplify(parse_stablehlo(source)), src, target)
+    return ImportedFunction(simplify(parse_stablehlo(source, origin=src)), src, target)
 
 
 class JaxFunction:
@@ -119,13 +133,18 @@ class JaxFunction:
 
     def imported(self, *args) -> ImportedFunction:
         """The ImportedFunction for these arguments' shapes and dtypes (cached)."""
-        import jax
+        try:
+            import jax
+        except ImportError:
+            raise ImportError("neuron.from_jax needs jax and jaxlib: pip install "
+                              "'neuron-emu[jax]'") from None
         arrays = [np.asarray(a) for a in args]
         key = tuple((a.shape, a.dtype.str) for a in arrays)
         f = self._cache.get(key)
         if f is None:
             lowered = jax.jit(self.fn).lower(*arrays)
-            f = load_stablehlo(lowered.as_text(), target=self.target)
+            # with debug info, each instruction's location is the user's JAX line
+            f = load_stablehlo(lowered.as_text(debug_info=True), target=self.target)
             f.source = f"from_jax({self.__name__})"
             self._cache[key] = f
         return f
@@ -141,6 +160,10 @@ class JaxFunction:
 
     def profile(self, *args, target=None):
         return self.imported(*args).profile(*args, target=target)
+
+    def autotune(self, *args, target=None, **options):
+        """Tune the imported program for these arguments' shapes (see ImportedFunction)."""
+        return self.imported(*args).autotune(target=target, **options)
 
 
 def from_jax(fn=None, *, target=None):

@@ -1,11 +1,19 @@
 """Keyword checking for the public API: an unknown keyword argument is an error, as in NKI 0.3+.
 
 Wrappers keep a ``**_legacy`` catch-all only so that documented legacy spellings are accepted;
-``strict`` turns everything else into ``TypeError: ... unexpected keyword argument``. An explicit
-``mask=None`` is accepted (it asks for nothing); a real mask was removed in NKI 0.2 and is refused.
+``strict`` turns everything else into ``TypeError: ... unexpected keyword argument``, naming the
+closest valid keyword (``data1=`` on ``scalar_tensor_tensor``: "did you mean 'data'?") and the
+valid ones. An explicit ``mask=None`` is accepted (it asks for nothing); a real mask was removed in
+NKI 0.2 and is refused.
+
+    >>> def f(dst, data, op0=None): pass
+    >>> strict(f, "nisa.")(dst=1, data1=2)
+    Traceback (most recent call last):
+    TypeError: nisa.f() got an unexpected keyword argument 'data1'; did you mean 'data'? (valid: dst, data, op0)
 """
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
 
@@ -13,11 +21,28 @@ _HARMLESS = {"mask": None}          # legacy keyword -> the only value that chan
 _PASS_THROUGH = {"relu_param"}      # checked by the wrapper itself, with a specific message
 
 
+def unknown_keyword(api: str, key: str, valid) -> TypeError:
+    """``TypeError`` for an unknown keyword, suggesting the closest valid spelling."""
+    valid = [v for v in valid if not v.startswith("_")]
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return TypeError(f"{api}() got an unexpected keyword argument '{key}'{hint} "
+                     f"(valid: {', '.join(valid)})")
+
+
 def strict(fn, prefix: str):
     params = inspect.signature(fn).parameters
+    named = [n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return fn
-    named = {n for n, p in params.items() if p.kind is not p.VAR_KEYWORD}
+        named_set = set(named)
+
+        @functools.wraps(fn)
+        def plain(*args, **kwargs):
+            for k in kwargs:
+                if k not in named_set:
+                    raise unknown_keyword(f"{prefix}{fn.__name__}", k, named)
+            return fn(*args, **kwargs)
+        return plain
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -29,7 +54,7 @@ def strict(fn, prefix: str):
             if k == "mask":
                 raise TypeError(f"{prefix}{fn.__name__}(): masks were removed in NKI 0.2; clip the "
                                 f"slices instead (e.g. t[0:min(n, 128)])")
-            raise TypeError(f"{prefix}{fn.__name__}() got an unexpected keyword argument '{k}'")
+            raise unknown_keyword(f"{prefix}{fn.__name__}", k, named)
         return fn(*args, **kwargs)
     return wrapper
 

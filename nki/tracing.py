@@ -152,7 +152,13 @@ class Kernel:
         self.target = target
         self.options = options
         self._cache: dict = {}
+        self._plans: dict = {}        # arch name -> {group key: Schedule} (see autotune)
         functools.update_wrapper(self, fn)
+
+    def __reduce__(self):
+        # pickled by name (the module attribute holds this Kernel, not the bare function), so
+        # tuning jobs can be shipped to worker processes
+        return (kernel_by_name, (self.fn.__module__, self.fn.__qualname__, self.lnc))
 
     def __getitem__(self, lnc):
         if isinstance(lnc, tuple):
@@ -162,7 +168,7 @@ class Kernel:
         if lnc not in (1, 2):
             raise UserKernelError(f"kernel[{lnc}]: the logical NeuronCore degree must be 1 or 2")
         k = Kernel(self.fn, lnc=lnc, target=self.target, **self.options)
-        k._cache = self._cache
+        k._cache, k._plans = self._cache, self._plans
         return k
 
     # -- tracing ------------------------------------------------------------------------------
@@ -251,10 +257,11 @@ class Kernel:
                 ranges.append((first, len(program.instrs)))
             outs_all.append(ret)
         if program.attrs.get("pure_graph"):
-            from lowering.frontend import relower
+            from nki.whole_tensor import relower
             graph = program.attrs["graph"]
-            program, views = relower(program, graph)
+            program, views = relower(program, graph, self._schedules(graph, arch))
             program.attrs["graph"] = graph
+            program.attrs["pure_graph"] = True
             outs_all = [tuple(views) if isinstance(outs_all[0], tuple) else views[0]]
         program.attrs["lnc"] = self.lnc
         if self.lnc > 1:
@@ -282,6 +289,31 @@ class Kernel:
         from device.passes import verify_program
         verify_program(program)
         return program
+
+    # -- tuning -------------------------------------------------------------------------------
+    def _schedules(self, graph, arch):
+        """The tuned schedules for a whole-tensor model (``tune=True`` tunes on first trace)."""
+        plan = self._plans.get(arch.name)
+        if plan is None and self.options.get("tune"):
+            from lowering.tune import tune
+            plan = self._plans[arch.name] = tune(graph, arch).schedules
+        return plan
+
+    def autotune(self, *args, target=None, budget_s=60.0, executor=None, db=None, **kwargs):
+        """Tune the tiling of a whole-tensor model (``nl.*`` on HBM tensors) for these arguments
+        (arrays or ``nki.ArraySpec``s): returns a ``lowering.tune.TunedPlan``; later calls and
+        traces use it. Tile kernels are tuned over their own knobs with ``neuron.autotune``."""
+        from lowering.tune import tune
+        arch = get_arch(target or self.target)
+        prog = _filtered(lambda a, k: self.trace(*a, target=arch, **k), args, kwargs)
+        if not prog.attrs.get("pure_graph"):
+            raise UserKernelError(
+                f"{self.fn.__name__} is a tile kernel (or mixes tiles with whole-tensor ops): "
+                "its tiling is its own code; tune its knobs with @neuron.autotune(configs=...)")
+        plan = tune(prog.attrs["graph"], arch, budget_s=budget_s, executor=executor, db=db)
+        self._plans[arch.name] = plan.schedules
+        self._cache.clear()
+        return plan
 
     def lower(self, *args, target=None, **kwargs) -> str:
         """The IR as text: the graph IR of whole-tensor ops (if any), then the device program."""
@@ -443,8 +475,19 @@ def _apply_schedule(kernel, program):
 
 
 def _finish_graph(tr, ret):
-    from lowering.frontend import finish
+    from nki.whole_tensor import finish
     return finish(tr, ret)
+
+
+def kernel_by_name(module, qualname, lnc=1):
+    """The Kernel a module defines under ``qualname`` (how Kernels unpickle)."""
+    import importlib
+    obj = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    if not isinstance(obj, Kernel):
+        obj = Kernel(obj)
+    return obj[lnc] if lnc != 1 else obj
 
 
 class ArraySpec:
@@ -484,7 +527,7 @@ def jit(fn=None, *, mode=None, platform_target=None, **options):
     def wrap(f):
         if isinstance(f, Kernel):
             return f
-        return Kernel(f, **{k: v for k, v in options.items() if k in ("target",)})
+        return Kernel(f, **{k: v for k, v in options.items() if k in ("target", "tune")})
     return wrap(fn) if fn is not None else wrap
 
 

@@ -50,11 +50,13 @@ def check_alloc(st, arch):
                                     f"{st.address[1]} does not start on a {arch.psum_bank_bytes}-byte "
                                     f"bank boundary", operand=st.name, value=st.address[1],
                                     limit=arch.psum_bank_bytes, loc=st.loc)
-        cap = arch.psum_bytes_per_partition if st.buffer.kind == "psum" else arch.sbuf_bytes_per_partition
+        psum = st.buffer.kind == "psum"
+        cap = arch.psum_bytes_per_partition if psum else arch.sbuf_usable_bytes_per_partition
         if st.bytes_per_partition > cap:
             raise HardwareRuleError(
                 "capacity", f"tensor {st.name} needs {st.bytes_per_partition} bytes per partition in "
-                f"{st.buffer.name}; the {arch.name} {st.buffer.name} holds {cap}", operand=st.name,
+                f"{st.buffer.name}; the {arch.name} {st.buffer.name} holds {cap}"
+                + ("" if psum else f" ({arch.sbuf_account()})"), operand=st.name,
                 value=st.bytes_per_partition, limit=cap, loc=st.loc)
 
 
@@ -73,7 +75,8 @@ def _check_address(st, arch):
         raise HardwareRuleError(
             "address-range", f"tensor {st.name} placed at byte {b0} needs bytes [{b0}, "
             f"{b0 + st.bytes_per_partition}) per partition; the {arch.name} {st.buffer.name} has "
-            f"{cap} usable bytes per partition", operand=st.name,
+            f"{cap} usable bytes per partition"
+            + ("" if st.buffer.kind == "psum" else f" ({arch.sbuf_account()})"), operand=st.name,
             value=b0 + st.bytes_per_partition, limit=cap, loc=st.loc)
 
 

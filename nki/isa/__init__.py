@@ -111,6 +111,9 @@ class NkiInstruction:
             tr.program.attrs.setdefault("sched_pairs", []).append((self.instr, p.instr))
         return self
 
+    def __repr__(self):
+        return f"<nisa.{self.instr.op.name} on {self.instr.engine}>"
+
 
 def _emit(opname, eng=None, name=None, **args):
     tr = current(f"nisa.{opname}")
@@ -153,3 +156,8 @@ def _drop_legacy_dtype(dst, dtype):
 from .instructions import *  # noqa: E402,F401,F403
 from ..language.control import (VirtualRegister, register_alloc, register_load,  # noqa: E402,F401
                                 register_move, register_store)
+
+from ..docs import document_isa as _document_isa  # noqa: E402
+from .examples import CLASSES as _CLASSES, ISA as _ISA  # noqa: E402
+
+_document_isa(globals(), _ISA, _CLASSES)

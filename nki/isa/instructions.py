@@ -59,6 +59,10 @@ def tensor_scalar(dst, data, op0, operand0, reverse0=False, op1=None, operand1=N
 
 def activation(dst, op, data, bias=None, scale=1.0, reduce_op=None, reduce_res=None,
                reduce_cmd=reduce_cmd.idle, name=None, dtype=None, **_legacy):
+    """With the default ``reduce_cmd=idle`` the registers are left alone and ``reduce_res``
+    receives them as they were (zeros, or an earlier instruction's sums), not this instruction's
+    reduction: pass ``reduce_cmd=nisa.reduce_cmd.reset_reduce`` for that (the emulator warns with
+    ``ReduceRegisterWarning`` when nothing reduced into the registers before)."""
     _drop_legacy_dtype(dst, dtype)
     _no_relu_param("activation", _legacy)
     return _emit("activation", None, name, dst=dst, op=op, data=data, bias=bias, scale=scale,
@@ -175,6 +179,9 @@ def range_select(dst, on_true_tile, comp_op0, comp_op1, bound0, bound1,
 
 def exponential(dst, src, max_value=0.0, reduce_res=None, reduce_cmd=reduce_cmd.idle,
                 reduce_init=0.0, name=None, **_legacy):
+    """With the default ``reduce_cmd=idle`` nothing is summed and ``reduce_res`` is not written:
+    pass ``reduce_cmd=nisa.reduce_cmd.reset_reduce`` to get the row sums (the emulator warns with
+    ``ReduceRegisterWarning``)."""
     return _emit("exponential", None, name, dst=dst, src=src, max_value=max_value,
                  reduce_res=reduce_res,
                  reduce_cmd=_enum("exponential", "reduce_cmd", reduce_cmd, _RC),

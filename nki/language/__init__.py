@@ -25,3 +25,10 @@ for _n, _v in list(globals().items()):
             "nki.language") and type(_v).__name__ == "function":
         globals()[_n] = _strict(_v, "nl.")
 del _n, _v
+
+from ..docs import document_nl as _document_nl  # noqa: E402
+from . import examples as _examples  # noqa: E402
+from .ops import BINARY as _BINARY  # noqa: E402
+
+_document_nl(globals(), _examples.NL, _examples.TOKEN_ONLY, _BINARY, _examples.INT_OPS,
+             _examples.CLASSES)

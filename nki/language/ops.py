@@ -31,7 +31,8 @@ class OpToken:
     def __call__(self, *args, **kwargs):
         for k, v in kwargs.items():
             if k not in ("dtype", "x", "y", "data") and not (k == "mask" and v is None):
-                raise TypeError(f"nl.{self.op_name}() got an unexpected keyword argument '{k}'")
+                from .._strict import unknown_keyword
+                raise unknown_keyword(f"nl.{self.op_name}", k, ("x", "y", "dtype"))
         return self._impl(self.op_name, *args, **kwargs)
 
     def __repr__(self):
@@ -96,7 +97,7 @@ def _binary(name, x, y, dtype=None, **_legacy):
         from device.alu import ALU, apply_alu
         return float(apply_alu(ALU[name], np.float32(x), np.float32(y)))
     if _graph_mode(x, y):
-        from lowering.frontend import graph_op
+        from nki.whole_tensor import graph_op
         return graph_op(tr, name, [x, y], {}, dtype=dtype)
     _check_onchip(name, "x", x)
     _check_onchip(name, "y", y)
@@ -146,7 +147,7 @@ def _unary(name, x, dtype=None, **_legacy):
             return float(np.sin(np.float32(x)))
         return float(apply_act(ACT[name], np.float32(x)))
     if _graph_mode(x):
-        from lowering.frontend import graph_op
+        from nki.whole_tensor import graph_op
         return graph_op(tr, name, [x], {}, dtype=dtype)
     _check_onchip(name, "x", x)
     dst = _new_tile(tr, x.shape, _dt.normalize(dtype) if dtype else x.dtype)
@@ -200,6 +201,7 @@ _BINARY = ["add", "subtract", "multiply", "divide", "maximum", "minimum", "power
            "bitwise_xor", "left_shift", "right_shift"]
 _UNARY = sorted(_ACT_UNARY | {"logical_not", "invert"})
 
+BINARY = tuple(_BINARY)       # names of the two-operand math functions (for their docstrings)
 TOKENS = {n: OpToken(n, _binary) for n in _BINARY}
 TOKENS.update({n: OpToken(n, _unary) for n in _UNARY})
 for _n in ("prelu", "bypass", "average"):
@@ -216,7 +218,7 @@ def _axes(x, axis):
 def _reduce(opname, x, axis, dtype=None, keepdims=False, negate=False, api=None, **_legacy):
     tr = current(f"nl.{api or opname}")
     if _graph_mode(x):
-        from lowering.frontend import graph_op
+        from nki.whole_tensor import graph_op
         return graph_op(tr, "reduce_" + (api or opname), [x], {"axis": tuple(_axes(x, axis)),
                                                                "keepdims": keepdims}, dtype=dtype)
     _check_onchip(api or opname, "x", x)
@@ -313,7 +315,7 @@ def matmul(x, y, transpose_x=False, **_legacy):
     """x @ y (or x.T @ y with transpose_x=True) on TensorE; returns a PSUM fp32 tile."""
     tr = current("nl.matmul")
     if _graph_mode(x, y):
-        from lowering.frontend import graph_op
+        from nki.whole_tensor import graph_op
         if transpose_x:
             raise UserKernelError("nl.matmul(transpose_x=True) on HBM tensors is not supported; "
                                   "pass the operand in [M, K] layout")
@@ -334,7 +336,7 @@ def transpose(x, dtype=None, **_legacy):
     """Swap P and F on TensorE; the result is a PSUM tile."""
     tr = current("nl.transpose")
     if _graph_mode(x):
-        from lowering.frontend import graph_op
+        from nki.whole_tensor import graph_op
         return graph_op(tr, "transpose", [x], {"perm": tuple(reversed(range(x.ndim)))})
     dst = tr.program.alloc((x.free_size, x.shape[0]), _dt.normalize(dtype) if dtype else x.dtype,
                            PSUM, loc=user_loc(2))

@@ -34,3 +34,23 @@ def test_unknown_keyword_is_refused(call, text):
 def test_mask_none_and_legacy_dtype_are_accepted():
     _run(lambda t: nisa.tensor_copy(dst=t, src=t, mask=None, dtype=nl.float32))
     _run(lambda t: nl.exp(t, dtype=nl.float32, mask=None))
+
+
+@pytest.mark.parametrize("call, text", [
+    (lambda t: nisa.scalar_tensor_tensor(dst=t, data1=t, op0=nl.add, operand0=1.0, op1=nl.add,
+                                         operand1=t),
+     "nisa.scalar_tensor_tensor() got an unexpected keyword argument 'data1'; did you mean "
+     "'data'? (valid: dst, data, op0, operand0, op1, operand1, reverse0, reverse1, name)"),
+    (lambda t: nisa.tensor_tensor(dst=t, data1=t, data_2=t, op=nl.add),
+     "unexpected keyword argument 'data_2'; did you mean 'data2'?"),
+    (lambda t: nl.exp(t, dtyp=nl.float32), "nl.exp() got an unexpected keyword argument 'dtyp'; "
+                                          "did you mean 'dtype'?"),
+    (lambda t: nl.zeros_like(t, dtpye=nl.float32), "nl.zeros_like() got an unexpected keyword "
+                                                   "argument 'dtpye'; did you mean 'dtype'?"),
+    (lambda t: nl.sum(t, axes=1), "nl.sum() got an unexpected keyword argument 'axes'; did you "
+                                  "mean 'axis'?"),
+])
+def test_unknown_keyword_suggests_the_closest_valid_one(call, text):
+    with pytest.raises(TypeError) as e:
+        _run(call)
+    assert text in str(e.value)

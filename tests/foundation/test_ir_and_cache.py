@@ -46,7 +46,18 @@ def test_program_prints_stable_text():
     assert text[2].startswith("  dma_copy[DMA] dst=sbuf.t{0;[4,128],[1,4]} src=hbm.a{0;[4,128],[1,4]}")
     assert text[3].startswith("  activation[ACT] dst=sbuf.t{0;[4,128],[1,4]} op=exp data=sbuf.t")
     assert "test_ir_and_cache.py" in text[2]         # each instruction carries its source line
-    assert str(p) == str(p)
+
+
+def _fresh_trace(a):
+    # a new jit object each time: no trace cache, so the program is built from scratch
+    return nki.jit(scale.fn).trace(a, 2.0)
+
+
+def test_same_kernel_traced_twice_prints_identical_text():
+    a = np.ones((128, 64), np.float32)
+    first, second = str(_fresh_trace(a)), str(_fresh_trace(a))
+    assert first == second
+    assert "shared_hbm.t0" in first and "sbuf.t1" in first   # numbered per program, from 0
 
 
 def test_timing_model_orders_and_overlaps():

@@ -5,7 +5,7 @@ import neuron
 import nki.isa as nisa
 import nki.language as nl
 from device.executor import run
-from lowering.tiling import lower_graph
+from lowering import lower_graph
 
 
 @neuron.jit

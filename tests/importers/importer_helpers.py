@@ -5,7 +5,7 @@ import numpy as np
 
 import neuron
 from lowering import evaluate, parse_hlo
-from lowering.stablehlo_import import parse_stablehlo
+from lowering import parse_stablehlo
 
 
 def hlo_text(f, *args) -> str:

@@ -9,8 +9,8 @@ from jax import lax
 import neuron
 from importer_helpers import assert_close, check_both, hlo_text, stablehlo_text
 from lowering import HloImportError, parse_hlo
-from lowering.stablehlo import StableHloImportError
-from lowering.stablehlo_import import parse_stablehlo
+from lowering import StableHloImportError
+from lowering import parse_stablehlo
 
 F32 = np.float32
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from lowering import OPS, Graph, GraphError, TensorType, broadcast_binary, evaluate
-from lowering.graph import Op, Value
+from lowering.ir.graph import Op, Value
 
 F32 = "float32"
 

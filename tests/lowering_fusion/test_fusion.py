@@ -11,11 +11,11 @@ from hypothesis import given, strategies as st
 from device.executor import run
 from device.profile import profile
 from lowering import evaluate
-from lowering.fusion import plan
-from lowering.graph import Graph
-from lowering.ops import broadcast_binary
-from lowering.tiling import lower_graph
-from lowering.types import TensorType
+from lowering import plan
+from lowering.ir.graph import Graph
+from lowering import broadcast_binary
+from lowering import lower_graph
+from lowering.ir.types import TensorType
 
 BF16 = "bfloat16"
 
@@ -152,7 +152,7 @@ def test_plan_groups_single_use_chains_only():
     s = g.add_op("add", [a, b])
     out2 = g.add_op("negate", [s])             # s is also an output: not fused into out2
     g.set_outputs([s, out2])
-    groups = [[op.opcode for op in grp] for grp in plan(g)]
+    groups = [[op.opcode for op in grp.ops] for grp in plan(g)]
     assert groups == [["dot", "tanh"], ["exp", "abs", "add"], ["negate"]]
 
 
@@ -163,7 +163,7 @@ def test_plan_keeps_one_dot_per_group():
     d1 = g.add_op("dot", [x, w], {"lhs_contract": [1], "rhs_contract": [0]})
     d2 = g.add_op("dot", [x, w], {"lhs_contract": [1], "rhs_contract": [0]})
     g.set_outputs([g.add_op("add", [d1, d2])])
-    assert [[op.opcode for op in grp] for grp in plan(g)] == [["dot"], ["dot", "add"]]
+    assert [[op.opcode for op in grp.ops] for grp in plan(g)] == [["dot"], ["dot", "add"]]
     rng = np.random.default_rng(1)
     both(g, [data(rng, (4, 8), "float32"), data(rng, (8, 4), "float32")])
 
@@ -225,8 +225,8 @@ def test_scalar_and_column_broadcasts_load_one_column():
 
 def test_fusion_docstring_examples():
     import doctest
-    import lowering.fusion
-    assert doctest.testmod(lowering.fusion).failed == 0
+    import lowering.lower.fusion
+    assert doctest.testmod(lowering.lower.fusion).failed == 0
 
 
 def test_row_vector_bias_loaded_once_per_n_tile():

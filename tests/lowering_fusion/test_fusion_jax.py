@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 import neuron
 from device.executor import run
 from device.profile import profile
-from lowering.tiling import lower_graph
+from lowering import lower_graph
 
 BF16 = ml_dtypes.bfloat16
 

@@ -1,0 +1,198 @@
+"""The one adapter module over the MLIR Python bindings that ship in jaxlib (unstable API).
+
+Everything that touches ``jax.extend.mlir`` lives here: context set-up, parsing text / modules /
+portable artifacts, running ``chlo-legalize-to-stablehlo``, and reading types, attributes and
+constants into plain Python and NumPy. :mod:`lowering.stablehlo_import` maps the ops onto the
+graph IR using only these helpers.
+
+    >>> # g = parse_stablehlo(jax.jit(f).lower(x).as_text())
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+
+from .hlo_syntax import HloImportError
+
+_ELEMENT = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "f64": "float64",
+            "i1": "bool", "i8": "int8", "i16": "int16", "i32": "int32", "i64": "int64",
+            "ui8": "uint8", "ui16": "uint16", "ui32": "uint32",
+            "f8E4M3": "float8_e4m3", "f8E5M2": "float8_e5m2"}
+
+
+class StableHloImportError(HloImportError):
+    """StableHLO we cannot read: malformed, or an op/attribute we do not support."""
+
+
+def _mlir():
+    try:
+        from jax.extend.mlir import ir, passmanager
+        from jax.extend.mlir.dialects import stablehlo
+        from jax.interpreters import mlir as jax_mlir
+    except ImportError as e:          # jax is an optional dependency of the emulator
+        raise StableHloImportError(f"the StableHLO importer needs jax and jaxlib: pip install "
+                                   f"'neuron-emu[jax]' ({e})")
+    return ir, passmanager, stablehlo, jax_mlir
+
+
+def parse_module(source):
+    """(context, module) from MLIR text, bytes (a portable artifact), an ``ir.Module``, or a
+    ``jax.stages.Lowered``. CHLO ops are legalized to StableHLO."""
+    ir, passmanager, stablehlo, jax_mlir = _mlir()
+    if hasattr(source, "compiler_ir"):                       # jax.stages.Lowered
+        source = source.as_text()
+    if isinstance(source, ir.Module):
+        source = str(source.operation)        # re-parse in our own context
+    ctx = jax_mlir.make_ir_context()
+    with ctx:
+        try:
+            if isinstance(source, (bytes, bytearray)):
+                module = stablehlo.deserialize_portable_artifact(ctx, bytes(source))
+            elif isinstance(source, str):
+                module = ir.Module.parse(source)
+            else:
+                raise StableHloImportError(f"expected StableHLO text, bytes or a module, got "
+                                           f"{type(source).__name__}")
+        except StableHloImportError:
+            raise
+        except Exception as e:                # MLIRError: diagnostics carry file:line:col
+            raise StableHloImportError(f"cannot parse StableHLO: {str(e).strip()[:600]}") \
+                from None
+        stablehlo.register_stablehlo_passes()
+        pm = passmanager.PassManager.parse(
+            "builtin.module(func.func(chlo-legalize-to-stablehlo))")
+        pm.run(module.operation)
+    return ctx, module
+
+
+def functions(module) -> dict:
+    """sym_name -> func.func operation."""
+    ops = [op.operation for op in module.body.operations]
+    return {op.attributes["sym_name"].value: op for op in ops if op.name == "func.func"}
+
+
+def block(op, region=0):
+    return op.regions[region].blocks[0]
+
+
+def tensor_type(t):
+    """(shape, dtype name) of a ranked tensor type."""
+    et = str(t.element_type)
+    if et not in _ELEMENT:
+        raise StableHloImportError(f"element type '{et}' is not supported (supported: "
+                                   f"{', '.join(_ELEMENT)})")
+    if not hasattr(t, "shape"):
+        raise StableHloImportError(f"type {t} is not a ranked tensor")
+    return tuple(int(d) for d in t.shape), _ELEMENT[et]
+
+
+def line_of(op) -> int | None:
+    """The source line of an op when its location is a file location (text input)."""
+    m = re.search(r":(\d+):\d+", str(op.location))
+    return int(m.group(1)) if m else None
+
+
+def attr(op, name, default=None):
+    return op.attributes[name] if name in op.attributes else default
+
+
+def ints(a) -> list[int]:
+    """A DenseI64ArrayAttr / DenseIntElementsAttr / ArrayAttr of ints as a flat list."""
+    if a is None:
+        return []
+    try:
+        return [int(v) for v in np.asarray(a).reshape(-1)]
+    except Exception:
+        return [int(v) for v in a]
+
+
+def int_pairs(a):
+    return [tuple(int(x) for x in row) for row in np.asarray(a).reshape(-1, 2)] if a is not None \
+        else None
+
+
+def int_value(a) -> int:
+    return int(a.value)
+
+
+def bools(a) -> list[bool]:
+    return [bool(v) for v in np.asarray(a).reshape(-1)] if a is not None else []
+
+
+def enum_word(a) -> str:
+    """``#stablehlo<comparison_direction GT>`` -> ``'GT'``."""
+    text = str(a)
+    m = re.search(r"\b([A-Z][A-Z_]*)>?$", text.rstrip(">").strip())
+    return m.group(1) if m else text
+
+
+def dot_dims(a):
+    _, _, stablehlo, _ = _mlir()
+    d = stablehlo.DotDimensionNumbers(a)
+    return (list(d.lhs_batching_dimensions), list(d.rhs_batching_dimensions),
+            list(d.lhs_contracting_dimensions), list(d.rhs_contracting_dimensions))
+
+
+def conv_dims(a):
+    _, _, stablehlo, _ = _mlir()
+    d = stablehlo.ConvDimensionNumbers(a)
+    lhs = (d.input_batch_dimension, d.input_feature_dimension, *d.input_spatial_dimensions)
+    rhs = (d.kernel_output_feature_dimension, d.kernel_input_feature_dimension,
+           *d.kernel_spatial_dimensions)
+    out = (d.output_batch_dimension, d.output_feature_dimension, *d.output_spatial_dimensions)
+    return lhs, rhs, out
+
+
+def gather_dims(a) -> dict:
+    _, _, stablehlo, _ = _mlir()
+    d = stablehlo.GatherDimensionNumbers(a)
+    return dict(offset_dims=list(d.offset_dims), collapsed_slice_dims=list(d.collapsed_slice_dims),
+                operand_batching_dims=list(d.operand_batching_dims),
+                start_indices_batching_dims=list(d.start_indices_batching_dims),
+                start_index_map=list(d.start_index_map), index_vector_dim=d.index_vector_dim)
+
+
+def scatter_dims(a) -> dict:
+    _, _, stablehlo, _ = _mlir()
+    d = stablehlo.ScatterDimensionNumbers(a)
+    return dict(update_window_dims=list(d.update_window_dims),
+                inserted_window_dims=list(d.inserted_window_dims),
+                input_batching_dims=list(d.input_batching_dims),
+                scatter_indices_batching_dims=list(d.scatter_indices_batching_dims),
+                scatter_dims_to_operand_dims=list(d.scattered_dims_to_operand_dims),
+                index_vector_dim=d.index_vector_dim)
+
+
+def dense(a, shape, dtype: str) -> np.ndarray:
+    """A DenseElementsAttr as a NumPy array (bf16/fp8 through the printed form)."""
+    from ..ir.types import numpy_dtype
+    np_dt = numpy_dtype(dtype)
+    if dtype not in ("bfloat16", "float8_e4m3", "float8_e5m2", "float16"):
+        try:
+            arr = np.array(a)
+            return np.broadcast_to(arr, shape).astype(np_dt) if arr.shape != tuple(shape) \
+                else arr.astype(np_dt)
+        except Exception:
+            pass
+    text = str(a)
+    m = re.match(r'dense<"0x([0-9A-Fa-f]*)">', text)
+    if m:                                  # raw little-endian bytes
+        raw = np.frombuffer(bytes.fromhex(m.group(1)), dtype=np_dt)
+        return np.broadcast_to(raw, shape).copy() if raw.size == 1 else raw.reshape(shape)
+    m = re.match(r"dense<(.*)>\s*:", text, re.S)
+    if not m:
+        raise StableHloImportError(f"cannot read constant {text[:100]}")
+    body = m.group(1).strip()
+    if body.startswith("0x"):              # a splat written as bits
+        bits = int(body, 16)
+        width = np.dtype(np_dt).itemsize
+        raw = np.frombuffer(bits.to_bytes(width, "little"), dtype=np_dt)
+        return np.broadcast_to(raw, shape).copy()
+    body = body.replace("true", "1").replace("false", "0")
+    body = re.sub(r"\binf\b", "Infinity", re.sub(r"\bnan\b", "NaN", body))
+    vals = json.loads(body.replace("(", "[").replace(")", "]"))
+    arr = np.array(vals, dtype=np.float64 if dtype.startswith(("float", "bfloat")) else None)
+    return np.broadcast_to(arr.astype(np_dt), shape).copy()
+

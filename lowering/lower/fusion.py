@@ -1,0 +1,324 @@
+"""Fusion of element-wise chains: a lowering decision, the graph IR is left as it is.
+
+Lowered one op at a time, ``exp(x @ w + b)`` stores the dot result to HBM, loads it again to add
+``b`` (itself first materialised at full size by the broadcast), stores, loads again for ``exp``:
+element-wise work is memory-bound (cost model 2.7), so those round trips are most of its time.
+Here ops are grouped instead:
+
+- a *group* is a tree of ops whose inner values have exactly one user and are not graph outputs;
+  its root is the last op, the only value it writes to HBM;
+- members are element-wise ops with same-shaped operands (unary, binary, compare, select,
+  convert, ...), ``broadcast`` ops as leaves (their source is loaded per tile through a stride-0
+  DMA pattern instead of being materialised) and at most one ``dot`` as a leaf;
+- a group is lowered with one tile loop: external inputs are DMA'd into SBUF once per tile, every
+  member writes an SBUF tile of its own result dtype (so each op rounds exactly where the unfused
+  lowering did: results are bit-identical), and only the root's tile is stored;
+- with a ``dot`` the loop is the matmul's: the epilogue runs at PSUM eviction (cost model rules
+  5, 9, 18) and its first op reads the fp32 PSUM tile directly when the dot result is fp32
+  (the plain eviction copy would be exact); a narrower dot result is rounded by that copy first.
+
+    >>> from lowering.ir.graph import Graph
+    >>> from lowering.ir.types import TensorType
+    >>> g = Graph("f")
+    >>> x = g.param(TensorType((4, 8), "float32"), "x")
+    >>> w = g.param(TensorType((8, 16), "float32"), "w")
+    >>> y = g.add_op("dot", [x, w], {"lhs_contract": [1], "rhs_contract": [0]})
+    >>> g.set_outputs([g.add_op("exp", [g.add_op("tanh", [y])])])
+    >>> [[op.opcode for op in grp.ops] for grp in plan(g) if len(grp.ops) > 1]
+    [['dot', 'tanh', 'exp']]
+    >>> plan(g)[0].key
+    'fused_matmul-e272fa70708e'
+
+Which ops may join a group is a fact of the op table (``OpDef.fusible``: the op has a tile
+body), so a new element-wise op fuses as soon as it is defined with one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+
+from device.errors import UserKernelError
+
+from ..ir.ops import OPS
+from .rules.layout import broadcast_view, lower_broadcast
+from .rules.matmul import MatmulProblem, MatmulSchedule, lower_dot
+from .schedule import NoKnobs
+from .stream import StreamProblem, StreamSchedule, chunks, flat_tile
+
+
+@dataclasses.dataclass(frozen=True)
+class FusedMatmulSchedule(MatmulSchedule):
+    """A dot with an element-wise epilogue: the matmul knobs plus ``row_cache``, the SBUF bytes
+    per partition for row-vector leaves (a bias) kept across output tiles."""
+
+    kind = "fused_matmul"
+    row_cache: int = 32 * 1024
+
+    @classmethod
+    def default(cls, problem, arch):
+        return cls(**MatmulSchedule.default(problem, arch).knobs())
+
+    @classmethod
+    def candidates(cls, problem, arch):
+        return [cls(**s.knobs()) for s in MatmulSchedule.candidates(problem, arch)]
+
+    def check(self, problem, arch):
+        why = MatmulSchedule.check(self, problem, arch)
+        if why is None and self.sbuf_bytes(problem) + self.row_cache > \
+                arch.sbuf_usable_bytes_per_partition:
+            return f"the row cache of {self.row_cache} B does not fit beside the matmul tiles"
+        return why
+
+
+def _is_elementwise(op) -> bool:
+    shape = tuple(op.result.type.shape)
+    return (OPS[op.opcode].fusible and not op.multi
+            and all(tuple(v.type.shape) == shape for v in op.inputs))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Group:
+    """Ops lowered together (graph order, the root last: the only value written to HBM).
+
+    ``key`` is structural: the group's text with values renamed in order of appearance, external
+    inputs with their types, and the family; two groups with the same key lower to the same
+    program shape, so a schedule tuned for one applies to the other."""
+
+    ops: tuple
+    text: str
+    key: str
+
+    @property
+    def root(self):
+        return self.ops[-1]
+
+    @property
+    def dot(self):
+        return next((op for op in self.ops if op.opcode == "dot"), None)
+
+    @property
+    def fused(self) -> bool:
+        return len(self.ops) > 1
+
+    def schedule_class(self):
+        if self.fused:
+            return FusedMatmulSchedule if self.dot is not None else StreamSchedule
+        return OPS[self.root.opcode].schedule or NoKnobs
+
+    def problem(self):
+        """The schedule's problem for this group (None for rules without knobs)."""
+        cls = self.schedule_class()
+        if issubclass(cls, MatmulSchedule):
+            return MatmulProblem.of(self.dot or self.root)
+        if cls is StreamSchedule:
+            return StreamProblem(self.root.result.type.size, len(self.ops) + 1,
+                                 max(v.type.np_dtype.itemsize for op in self.ops
+                                     for v in (*op.inputs, op.result)))
+        from .rules.reduce import ReduceProblem, ReduceSchedule
+        if cls is ReduceSchedule:
+            return ReduceProblem.of(self.root)
+        return None
+
+    def default_schedule(self, arch):
+        return self.schedule_class().default(self.problem(), arch)
+
+
+def make_group(ops) -> Group:
+    names: dict[int, str] = {}
+    ext: list[str] = []
+
+    def name_of(v):
+        n = names.get(id(v))
+        if n is None:
+            n = names[id(v)] = f"%e{len(ext)}"
+            ext.append(f"{n}: {v.type}")
+        return n
+    lines = []
+    for op in ops:
+        for v in op.inputs:
+            name_of(v)
+        for k, r in enumerate(op.results):
+            names[id(r)] = f"%v{len(names) - len(ext)}"
+        lines.append(op.text(name_of))
+    text = "(" + ", ".join(ext) + ") {\n  " + "\n  ".join(lines) + "\n}"
+    grp = Group(tuple(ops), text, "")
+    family = grp.schedule_class().kind if OPS[ops[-1].opcode].lower else ops[-1].opcode
+    digest = hashlib.sha1(f"{family}\n{text}".encode()).hexdigest()[:12]
+    return Group(tuple(ops), text, f"{family}-{digest}")
+
+
+def plan(graph, fuse: bool = True) -> list[Group]:
+    """Partition ``graph.ops`` into groups, in graph order (``fuse=False``: one op each)."""
+    if not fuse:
+        return [make_group([op]) for op in graph.ops]
+    uses: dict[int, int] = {}
+    for op in graph.ops:
+        for v in op.inputs:
+            uses[id(v)] = uses.get(id(v), 0) + 1
+    outputs = {id(v) for v in graph.outputs}
+    producer = {id(r): op for op in graph.ops for r in op.results}
+    members = {id(op): [op] for op in graph.ops}       # group rooted at op (so far)
+    fused = set()                                       # ops absorbed into a later root
+    for op in graph.ops:
+        if not _is_elementwise(op):
+            continue
+        dots = 0
+        for v in op.inputs:
+            d = producer.get(id(v))
+            if d is None or uses[id(v)] != 1 or id(v) in outputs or d.multi:
+                continue
+            if d.opcode == "broadcast" or d.opcode == "dot" or _is_elementwise(d):
+                n = sum(m.opcode == "dot" for m in members[id(d)])
+                if dots + n > 1:
+                    continue                            # one matmul tile loop per group
+                dots += n
+                members[id(op)] += members.pop(id(d))
+                fused.add(id(d))
+    order = {id(op): i for i, op in enumerate(graph.ops)}
+    return [make_group(sorted(members[id(op)], key=lambda m: order[id(m)]))
+            for op in graph.ops if id(op) not in fused]
+
+
+# ---------------------------------------------------------------- lowering a fused group
+
+def _leaves(lw, group, env, shape2d):
+    """External inputs of the group as views of shape ``shape2d`` (None: flat chunks), keyed by
+    id(value). Broadcast members become leaves when their view fits the tiling, else they are
+    materialised like any other external value."""
+    inside = {id(op.result) for op in group}
+    leaves, done = {}, set()
+    for op in group:
+        if op.opcode == "broadcast":
+            src = lw.contiguous(env[id(op.inputs[0])])
+            v = broadcast_view(src, op.attrs["dims"], tuple(op.result.type.shape))
+            try:
+                leaves[id(op.result)] = v if shape2d is None else v.reshape(shape2d)
+                done.add(id(op))
+                continue
+            except UserKernelError:
+                env[id(op.result)] = lower_broadcast(lw, op, [env[id(op.inputs[0])]], NoKnobs())
+                done.add(id(op))
+                leaves[id(op.result)] = _fit(lw, env[id(op.result)], shape2d)
+                continue
+        if op.opcode == "dot":
+            continue
+        for v in op.inputs:
+            if id(v) not in inside and id(v) not in leaves:
+                leaves[id(v)] = _fit(lw, env[id(v)], shape2d)
+    return leaves, done
+
+
+def _fit(lw, view, shape2d):
+    v = lw.contiguous(view)
+    return v if shape2d is None else v.reshape(shape2d)
+
+
+def _run_members(lw, group, done, tiles, rows_cols):
+    """Run every compute member on SBUF tiles; ``tiles`` maps id(value) -> on-chip tile."""
+    for op in group:
+        if id(op) in done or op.opcode == "dot":
+            continue
+        with lw.at(op.loc):
+            dst = lw.sb(rows_cols, op.result.type.dtype)
+            OPS[op.opcode].tile_body(lw, op, [tiles[id(v)] for v in op.inputs], dst)
+        tiles[id(op.result)] = dst
+    return tiles[id(group[-1].result)]
+
+
+def _load(lw, leaves, sl, cache, row_cache):
+    """DMA each leaf's slice for one tile into SBUF. A slice that is constant along the free
+    axis (a column vector or scalar broadcast: 4-byte DMA rows, CM rule 13) is loaded once as a
+    [rows, 1] column, kept in ``cache`` for the other tiles that read the same rows, and read
+    back through a stride-0 view (the values are the same, so numerics do not change). A row
+    vector (stride 0 across partitions) is re-read for every row block: those tiles are kept too,
+    up to ``row_cache`` bytes per partition, so the bias of ``x @ w + b`` is loaded once per N
+    tile instead of once per output tile."""
+    tiles = {}
+    for key, v in leaves.items():
+        src = sl(v)
+        if len(src.shape) == 2 and src.shape[1] > 1 and src.pattern[1][0] == 0:
+            col = src[:, 0:1]
+            sig = (col.storage.id, col.offset, col.pattern)
+            t = cache.get(sig)
+            if t is None:
+                t = cache[sig] = lw.sb(col.shape, v.dtype)
+                lw.emit("dma_copy", dst=t, src=col)
+            tiles[key] = t.broadcast(1, src.shape[1])
+            continue
+        row = len(src.shape) == 2 and src.shape[0] > 1 and src.pattern[0][0] == 0
+        sig = (src.storage.id, src.offset, src.pattern)
+        t = cache.get(sig) if row else None
+        if t is None:
+            t = lw.sb(src.shape, v.dtype)
+            lw.emit("dma_copy", dst=t, src=src)
+            nbytes = src.shape[-1] * t.itemsize
+            if row and cache.get("bytes", 0) + nbytes <= row_cache:
+                cache[sig] = t          # a row vector: the same slice for every row block
+                cache["bytes"] = cache.get("bytes", 0) + nbytes
+        tiles[key] = t
+    return tiles
+
+
+def lower_group(lw, group: Group, env: dict, sched) -> None:
+    """Lower a fused group; its root's value is stored in ``env``."""
+    ops = list(group.ops)
+    root = group.root
+    shape = tuple(root.result.type.shape)
+    with lw.at(root.loc):
+        out = lw.hbm(shape, root.result.type.dtype)
+        if group.dot is not None:
+            _lower_dot_group(lw, ops, env, group.dot, out, sched)
+        else:
+            _lower_ew_group(lw, ops, env, shape, out, sched)
+    env[id(root.result)] = out
+
+
+def _lower_ew_group(lw, group, env, shape, out, sched):
+    flat = not any(op.opcode == "broadcast" for op in group)
+    R = math.prod(shape[:-1])
+    C = shape[-1] if shape else 1
+    P = lw.arch.partitions
+    leaves, done = _leaves(lw, group, env, None if flat else (R, C))
+    cache = {}
+    if flat:                                    # same tiles as the unfused lowering
+        for start, rows, cols in chunks(out.size, sched.free, P):
+            sl = lambda v, s=start, r=rows, c=cols: flat_tile(v, s, r, c)  # noqa: E731
+            res = _run_members(lw, group, done, _load(lw, leaves, sl, cache, sched.row_cache),
+                               (rows, cols))
+            lw.emit("dma_copy", dst=flat_tile(out, start, rows, cols), src=res)
+        return
+    o = out.reshape((R, C))
+    for r0 in range(0, R, P):                   # row/column vectors: rows on the partitions
+        rt = min(P, R - r0)
+        for c0 in range(0, C, sched.free):
+            ct = min(sched.free, C - c0)
+            sl = lambda v, r0=r0, rt=rt, c0=c0, ct=ct: v[r0:r0 + rt, c0:c0 + ct]  # noqa: E731
+            res = _run_members(lw, group, done, _load(lw, leaves, sl, cache, sched.row_cache),
+                               (rt, ct))
+            lw.emit("dma_copy", dst=o[r0:r0 + rt, c0:c0 + ct], src=res)
+
+
+def _lower_dot_group(lw, group, env, dot, out, sched):
+    prob = MatmulProblem.of(dot)
+    B, M, N = prob.B, prob.M, prob.N
+    leaves, done = _leaves(lw, group, env, (B, M, N))
+    cache = {}
+    o = out.reshape((B, M, N))
+    user = next(op for op in group if any(v is dot.result for v in op.inputs))
+    direct = dot.result.type.dtype == "float32" and OPS[user.opcode].psum_reader
+
+    def evict(ps, bi, m0, mt, n0, nt):
+        sl = lambda v: v[bi, m0:m0 + mt, n0:n0 + nt]  # noqa: E731
+        tiles = _load(lw, leaves, sl, cache, sched.row_cache)
+        if direct:
+            tiles[id(dot.result)] = ps
+        else:                                   # round to the dot's dtype as the eviction would
+            res = lw.sb((mt, nt), dot.result.type.dtype)
+            lw.emit("tensor_copy", dst=res, src=ps)
+            tiles[id(dot.result)] = res
+        res = _run_members(lw, group, done, tiles, (mt, nt))
+        lw.emit("dma_copy", dst=o[bi, m0:m0 + mt, n0:n0 + nt], src=res)
+
+    with lw.at(dot.loc):
+        lower_dot(lw, dot, [env[id(v)] for v in dot.inputs], sched, evict=evict)

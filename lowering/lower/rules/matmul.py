@@ -1,0 +1,301 @@
+"""``dot`` (dot_general, batched) as nc_matmul tiles, with every tiling decision a knob.
+
+The problem is reduced to ``B`` products ``[M, K] @ [K, N]``. The stationary operand is lhsT
+([K<=128, M<=128] tiles: lhs rows loaded with long DMA rows and transposed on the PE, CM rule 11),
+the moving operand is rhs ([K<=128, N<=n_tile] tiles), and K is accumulated in one PSUM bank.
+
+Loop orders (``order``):
+
+- ``"m"``: for each group of ``m_group`` row tiles, their lhsT tiles stay in SBUF (hoisted) and
+  every rhs tile loaded is shared by the whole group (the tutorial's "block the free dimension");
+  rhs is read from HBM ``ceil(M / (128 * m_group))`` times.
+- ``"n"``: for each block of ``n_group`` column tiles, the rhs block stays in SBUF and each lhs row
+  tile is loaded, transposed and multiplied against the whole block; lhs is read (and transposed)
+  ``ceil(N / (n_tile * n_group))`` times.
+
+    >>> from device.arch import get_arch
+    >>> p = MatmulProblem(1, 4096, 8192, 8192, "bfloat16")
+    >>> s = MatmulSchedule(m_group=8)
+    >>> s.check(p, get_arch("trn1")) is None, s.hbm_bytes(p) // 2**20   # MiB moved
+    (True, 640)
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from device import dtypes as ddt
+
+from ..registry import lowers
+from ..schedule import Schedule
+from .layout import materialize_perm
+
+_DEFAULT_LHS_BUDGET = 64 * 1024   # bytes per partition the untuned lowering gave hoisted lhsT
+
+
+@dataclasses.dataclass(frozen=True)
+class MatmulProblem:
+    """``B`` products ``[M, K] @ [K, N]`` computed in ``dtype`` (bf16/fp16/fp8 or fp32)."""
+
+    B: int
+    M: int
+    K: int
+    N: int
+    dtype: str
+
+    @classmethod
+    def of(cls, op) -> "MatmulProblem":
+        lhs, rhs = (v.type for v in op.inputs)
+        a = op.attrs
+        lb, lc, rb, rc = (list(a[k]) for k in ("lhs_batch", "lhs_contract", "rhs_batch",
+                                                "rhs_contract"))
+        size = lambda t, dims: math.prod(t.shape[d] for d in dims)  # noqa: E731
+        lf = [d for d in range(lhs.rank) if d not in lb + lc]
+        rf = [d for d in range(rhs.rank) if d not in rb + rc]
+        return cls(size(lhs, lb), size(lhs, lf), size(lhs, lc), size(rhs, rf),
+                   compute_dtype(_dev(lhs.dtype), _dev(rhs.dtype)))
+
+    @property
+    def itemsize(self) -> int:
+        return ddt.itemsize(self.dtype)
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.B * self.M * self.K * self.N
+
+
+def _dev(dt):
+    return "bool_" if dt == "bool" else ddt.normalize(dt)
+
+
+def compute_dtype(a: str, b: str) -> str:
+    """TensorE pairs fp32 only with fp32: compute in fp32 when either side is wider than 16
+    bits, the dtypes differ, or either is not a float."""
+    if "float32" in (a, b) or not (ddt.is_float(a) and ddt.is_float(b)) or a != b:
+        return "float32"
+    return a
+
+
+@dataclasses.dataclass(frozen=True)
+class MatmulSchedule(Schedule):
+    """Knobs: ``order`` ("m" or "n", see the module doc), ``m_group`` row tiles sharing each rhs
+    tile (order m), ``n_group`` column tiles of rhs kept in SBUF (order n), ``n_tile`` moving
+    free size (<= gemm_moving_fmax, one PSUM bank of fp32), ``lhs_chunk`` lhs elements per
+    partition per row load (long DMA rows), ``psum_bufs`` PSUM accumulators rotated (0: a fresh
+    one per output tile)."""
+
+    kind = "matmul"
+    order: str = "m"
+    m_group: int = 4
+    n_group: int = 1
+    n_tile: int = 512
+    lhs_chunk: int = 4096
+    psum_bufs: int = 0
+
+    def knobs(self) -> dict:
+        # knobs at their untuned value are left out of the key when they do not apply, so
+        # default keys stay short and stable as knobs are added
+        k = super().knobs()
+        if self.order == "m":
+            k.pop("n_group")
+        else:
+            k.pop("m_group")
+        if not self.psum_bufs:
+            k.pop("psum_bufs")
+        return k
+
+    @classmethod
+    def default(cls, problem, arch):
+        P = arch.partitions
+        mtiles = max(1, math.ceil(problem.M / P))
+        group = max(1, min(4, _DEFAULT_LHS_BUDGET // max(1, problem.K * problem.itemsize)))
+        return cls(m_group=min(group, mtiles) if mtiles < group else group,
+                   n_tile=arch.gemm_moving_fmax)
+
+    @classmethod
+    def candidates(cls, problem, arch):
+        out = [cls.default(problem, arch)]
+        P = arch.partitions
+        mtiles = max(1, math.ceil(problem.M / P))
+        ntiles = lambda nt: max(1, math.ceil(problem.N / nt))  # noqa: E731
+        for n_tile in (arch.gemm_moving_fmax, 256, 128):
+            if n_tile > arch.gemm_moving_fmax:
+                continue
+            for chunk in (4096, 2048, 8192):
+                for g in (1, 2, 4, 6, 8, 12, 16):
+                    if g <= mtiles:
+                        out.append(cls("m", m_group=g, n_tile=n_tile, lhs_chunk=chunk))
+                for g in (1, 2, 4, 8):
+                    if g <= ntiles(n_tile):
+                        out.append(cls("n", m_group=4, n_group=g, n_tile=n_tile,
+                                       lhs_chunk=chunk))
+        return out
+
+    def sbuf_bytes(self, problem) -> int:
+        """SBUF bytes per partition that the schedule keeps live at its peak."""
+        isz, K = problem.itemsize, problem.K
+        ktiles = max(1, math.ceil(K / 128))
+        row = min(self.lhs_chunk, max(K, 1)) * isz
+        if self.order == "m":
+            return self.m_group * K * isz + row + self.n_tile * isz + self.n_tile * 4
+        return ktiles * self.n_group * self.n_tile * isz + K * isz + row + self.n_tile * 4
+
+    def hbm_bytes(self, problem) -> int:
+        """Bytes this schedule reads from HBM for the operands, plus the result it writes."""
+        isz, P = problem.itemsize, 128
+        a, b = problem.M * problem.K * isz, problem.K * problem.N * isz
+        if self.order == "m":
+            reads = a + b * math.ceil(problem.M / (P * self.m_group))
+        else:
+            reads = b + a * math.ceil(problem.N / (self.n_tile * self.n_group))
+        return problem.B * (reads + problem.M * problem.N * isz)
+
+    def check(self, problem, arch):
+        if self.order not in ("m", "n"):
+            return f"order={self.order!r} is not 'm' or 'n'"
+        if not 1 <= self.n_tile <= arch.gemm_moving_fmax:
+            return f"n_tile={self.n_tile} exceeds the moving free size {arch.gemm_moving_fmax}"
+        if self.n_tile * 4 > arch.psum_bank_bytes:
+            return f"n_tile={self.n_tile} fp32 does not fit one {arch.psum_bank_bytes} B PSUM bank"
+        if min(self.m_group, self.n_group, self.lhs_chunk) < 1:
+            return "m_group, n_group and lhs_chunk must be at least 1"
+        if self.psum_bufs == 1 or self.psum_bufs < 0:
+            return f"psum_bufs={self.psum_bufs}: use 0 (fresh) or at least 2"
+        live = self.m_group if self.order == "m" else 1
+        banks = live * math.ceil(self.n_tile * 4 / arch.psum_bank_bytes)
+        if self.psum_bufs:
+            banks = max(banks, self.psum_bufs * live)
+        if banks > arch.psum_banks:
+            return f"{banks} PSUM banks live (m_group={self.m_group}); the core has {arch.psum_banks}"
+        need, have = self.sbuf_bytes(problem), arch.sbuf_usable_bytes_per_partition
+        if need > have:
+            return f"needs {need} B of SBUF per partition; {have} B are usable"
+        return None
+
+
+@lowers("dot", schedule=MatmulSchedule)
+def lower_dot(lw, op, inputs, sched, evict=None):
+    """``evict(psum_tile, bi, m0, mt, n0, nt)`` replaces the plain eviction (fused epilogues)."""
+    lhs, rhs = inputs
+    attrs = op.attrs
+    lb, rb = list(attrs["lhs_batch"]), list(attrs["rhs_batch"])
+    lc, rc = list(attrs["lhs_contract"]), list(attrs["rhs_contract"])
+    lf = [d for d in range(lhs.ndim) if d not in lb + lc]
+    rf = [d for d in range(rhs.ndim) if d not in rb + rc]
+    B = math.prod(lhs.shape[d] for d in lb)
+    M = math.prod(lhs.shape[d] for d in lf)
+    K = math.prod(lhs.shape[d] for d in lc)
+    N = math.prod(rhs.shape[d] for d in rf)
+    a = materialize_perm(lw, lhs, lb + lf + lc).reshape((B, M, K))
+    b = materialize_perm(lw, rhs, rb + rc + rf).reshape((B, K, N))
+    out_type = op.result.type
+    out = lw.hbm(out_type.shape, out_type.dtype) if evict is None else None
+    o = out.reshape((B, M, N)) if evict is None else None
+    cdt = compute_dtype(a.dtype, b.dtype)
+    for bi in range(B):
+        ev = None if evict is None else (lambda ps, *t, bi=bi: evict(ps, bi, *t))
+        if sched.order == "m":
+            _matmul_m(lw, a[bi], b[bi], None if o is None else o[bi], cdt, sched, ev)
+        else:
+            _matmul_n(lw, a[bi], b[bi], None if o is None else o[bi], cdt, sched, ev)
+    return out
+
+
+def _load_lhsT(lw, a, m0: int, mt: int, cdt: str, chunk: int):
+    """lhsT tiles [kt, mt] for rows m0:m0+mt of ``a``: load whole rows (long contiguous DMA rows),
+    then transpose 128-column slices on the PE (CM rule 11: load + PE transpose beats a DMA
+    transpose on v2). Exact: a transpose copies values, and they already have dtype ``cdt``."""
+    K, P = a.shape[1], lw.arch.partitions
+    tiles = []
+    for c0 in range(0, K, chunk):
+        kc = min(chunk, K - c0)
+        row = lw.sb((mt, kc), cdt)
+        lw.emit("dma_copy", dst=row, src=a[m0:m0 + mt, c0:c0 + kc])
+        for k0 in range(0, kc, P):
+            kt = min(P, kc - k0)
+            pt = lw.psum((kt, mt))
+            lw.emit("nc_transpose", dst=pt, data=row[:, k0:k0 + kt])
+            st = lw.sb((kt, mt), cdt)
+            lw.emit("tensor_copy", dst=st, src=pt)
+            tiles.append(st)
+    return tiles
+
+
+class _PsumPool:
+    def __init__(self, lw, bufs):
+        self.lw, self.bufs, self.ring, self.turn = lw, bufs, {}, 0
+
+    def tile(self, j, mt, nt):
+        if not self.bufs:
+            return self.lw.psum((mt, nt))
+        ring = self.ring.setdefault(j, [self.lw.psum((128, self.lw.arch.gemm_moving_fmax))
+                                        for _ in range(self.bufs)])
+        return ring[self.turn % self.bufs][:mt, :nt]
+
+
+def _finish_tile(lw, ps, out, m0, mt, n0, nt, K, evict):
+    if K == 0:
+        lw.emit("memset", dst=ps, value=0.0)
+    if evict is not None:
+        evict(ps, m0, mt, n0, nt)
+        return
+    res = lw.sb((mt, nt), out.dtype)
+    lw.emit("tensor_copy", dst=res, src=ps)
+    lw.emit("dma_copy", dst=out[m0:m0 + mt, n0:n0 + nt], src=res)
+
+
+def _matmul_m(lw, a, b, out, cdt, sched, evict=None):
+    """out[M, N] = a[M, K] @ b[K, N], order m: M blocked in groups of ``m_group`` row tiles that
+    share each loaded rhs tile, K accumulated in PSUM."""
+    M, K = a.shape
+    N, P = b.shape[1], lw.arch.partitions
+    mtiles = [(m0, min(P, M - m0)) for m0 in range(0, M, P)]
+    group, nts = sched.m_group, sched.n_tile
+    pool = _PsumPool(lw, sched.psum_bufs)
+    for g in range(0, len(mtiles), group):
+        ms = mtiles[g:g + group]
+        lhsT = [_load_lhsT(lw, a, m0, mt, cdt, sched.lhs_chunk) for m0, mt in ms]
+        for n0 in range(0, N, nts):
+            nt = min(nts, N - n0)
+            ps = [pool.tile(j, mt, nt) for j, (_, mt) in enumerate(ms)]
+            for ki, k0 in enumerate(range(0, K, P)):
+                kt = min(P, K - k0)
+                mv = lw.sb((kt, nt), cdt)
+                lw.emit("dma_copy", dst=mv, src=b[k0:k0 + kt, n0:n0 + nt])
+                for j in range(len(ms)):
+                    # explicit accumulate: the PSUM tile may hold an earlier result when this
+                    # code runs again (a loop body), so the first K tile must overwrite
+                    lw.emit("nc_matmul", dst=ps[j], stationary=lhsT[j][ki], moving=mv,
+                            accumulate=ki > 0)
+            for j, (m0, mt) in enumerate(ms):
+                _finish_tile(lw, ps[j], out, m0, mt, n0, nt, K, evict)
+            pool.turn += 1
+
+
+def _matmul_n(lw, a, b, out, cdt, sched, evict=None):
+    """Order n: a block of ``n_group`` rhs column tiles stays in SBUF; every lhs row tile is
+    loaded, transposed on the PE and multiplied against the whole block."""
+    M, K = a.shape
+    N, P = b.shape[1], lw.arch.partitions
+    nts = sched.n_tile
+    block = nts * sched.n_group
+    pool = _PsumPool(lw, sched.psum_bufs)
+    for b0 in range(0, N, block):
+        bw = min(block, N - b0)
+        rhs = []
+        for k0 in range(0, K, P):
+            kt = min(P, K - k0)
+            t = lw.sb((kt, bw), cdt)
+            lw.emit("dma_copy", dst=t, src=b[k0:k0 + kt, b0:b0 + bw])
+            rhs.append(t)
+        for m0 in range(0, M, P):
+            mt = min(P, M - m0)
+            lhsT = _load_lhsT(lw, a, m0, mt, cdt, sched.lhs_chunk)
+            for n0 in range(b0, b0 + bw, nts):
+                nt = min(nts, b0 + bw - n0)
+                ps = pool.tile(0, mt, nt)
+                for ki, mv in enumerate(rhs):
+                    lw.emit("nc_matmul", dst=ps, stationary=lhsT[ki],
+                            moving=mv[:, n0 - b0:n0 - b0 + nt], accumulate=ki > 0)
+                _finish_tile(lw, ps, out, m0, mt, n0, nt, K, evict)
+                pool.turn += 1

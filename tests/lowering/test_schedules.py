@@ -1,0 +1,142 @@
+"""Every schedule in a rule's space() lowers to a program that computes the graph.
+
+Matmul and stream schedules only regroup work (each output element sums the same K tiles in the
+same order), so every candidate must give the *same bits* as the default, which itself matches
+the NumPy reference. Reduction chunks change the order of partial sums, so those are compared
+with the reference within tolerance. space() never yields an illegal schedule, and its first
+candidate is always the default.
+"""
+import warnings
+
+import ml_dtypes
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from device.arch import get_arch
+from device.executor import run
+from lowering import Graph, TensorType, broadcast_binary, evaluate, lower_graph, plan
+from lowering.lower import (FusedMatmulSchedule, IllegalSchedule, MatmulProblem, MatmulSchedule,
+                            ReduceSchedule, StreamSchedule, from_key)
+from neuron.testing import assert_close
+
+NP = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16}
+
+
+def execute(g, xs, target, schedules=None):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return run(lower_graph(g, target, schedules=schedules), xs)
+
+
+def same_bits(a, b):
+    for x, y in zip(a, b):
+        assert np.ascontiguousarray(x).tobytes() == np.ascontiguousarray(y).tobytes()
+
+
+def data(rng, shape, dt):
+    return (rng.standard_normal(shape) * 0.5).astype(NP[dt])
+
+
+def dot_graph(B, M, K, N, dt, epilogue=False):
+    g = Graph("mm")
+    lead = (B,) if B else ()
+    x = g.param(TensorType(lead + (M, K), dt), "x")
+    w = g.param(TensorType(lead + (K, N), dt), "w")
+    bd = [0] if B else []
+    y = g.add_op("dot", [x, w], {"lhs_contract": [len(lead) + 1], "rhs_contract": [len(lead)],
+                                 "lhs_batch": bd, "rhs_batch": bd})
+    if epilogue:
+        b = g.param(TensorType((N,), dt), "b")
+        y = g.add_op("tanh", [broadcast_binary(g, "add", y, b)])
+    g.set_outputs([y])
+    return g
+
+
+@given(st.integers(0, 2), st.integers(1, 300), st.integers(1, 400), st.integers(1, 700),
+       st.sampled_from(["float32", "bfloat16"]), st.sampled_from(["inf2", "trn2"]),
+       st.booleans(), st.integers(0, 10 ** 6), st.data())
+def test_any_matmul_schedule_matches_numpy(B, M, K, N, dt, target, epilogue, seed, draw):
+    g = dot_graph(B, M, K, N, dt, epilogue)
+    (group,) = plan(g)
+    arch = get_arch(target)
+    space = group.schedule_class().space(group.problem(), arch)
+    assert space[0] == group.default_schedule(arch)
+    sched = draw.draw(st.sampled_from(space))
+    rng = np.random.default_rng(seed)
+    xs = [data(rng, tuple(p.type.shape), dt) for p in g.params]
+    base = execute(g, xs, target)
+    got = execute(g, xs, target, {group.key: sched})
+    same_bits(base, got)
+    ref = evaluate(g, *xs)
+    assert_close(got[0].reshape(ref[0].shape), ref[0], rtol=2e-2 if dt == "bfloat16" else 1e-4,
+                 atol=2e-2 if dt == "bfloat16" else 1e-4)
+
+
+@given(st.sampled_from(["exp", "tanh", "negate", "add", "maximum", "log1p"]),
+       st.integers(1, 300), st.integers(1, 900), st.sampled_from(["float32", "bfloat16"]),
+       st.integers(0, 10 ** 6), st.data())
+def test_any_stream_schedule_gives_the_same_bits(opcode, R, C, dt, seed, draw):
+    g = Graph("ew")
+    x = g.param(TensorType((R, C), dt), "x")
+    y = g.param(TensorType((R, C), dt), "y")
+    r = g.add_op(opcode, [x, y] if opcode in ("add", "maximum") else [x])
+    g.set_outputs([g.add_op("multiply", [r, y])])      # a fused two-op group
+    (group,) = plan(g)
+    assert group.fused and group.schedule_class() is StreamSchedule
+    arch = get_arch("inf2")
+    sched = draw.draw(st.sampled_from(StreamSchedule.space(group.problem(), arch)))
+    rng = np.random.default_rng(seed)
+    xs = [np.abs(data(rng, (R, C), dt)), data(rng, (R, C), dt)]
+    same_bits(execute(g, xs, "inf2"), execute(g, xs, "inf2", {group.key: sched}))
+
+
+@given(st.sampled_from(["add", "max", "min"]), st.integers(1, 200), st.integers(1, 9000),
+       st.integers(0, 10 ** 6), st.data())
+def test_any_reduce_schedule_matches_numpy(kind, R, C, seed, draw):
+    g = Graph("red")
+    x = g.param(TensorType((R, C), "float32"), "x")
+    g.set_outputs([g.add_op("reduce", [x], {"dims": [1], "kind": kind})])
+    (group,) = plan(g)
+    sched = draw.draw(st.sampled_from(ReduceSchedule.space(group.problem(), get_arch("inf2"))))
+    xs = [data(np.random.default_rng(seed), (R, C), "float32")]
+    got = execute(g, xs, "inf2", {group.key: sched})
+    assert_close(got[0].reshape(R), evaluate(g, *xs)[0], rtol=1e-5, atol=1e-4)
+
+
+@given(st.integers(1, 40), st.integers(1, 40), st.integers(1, 9000),
+       st.sampled_from(["bfloat16", "float32"]), st.sampled_from(["inf2", "trn2", "trn3"]))
+def test_space_is_legal_and_starts_with_the_default(M, K, N, dt, target):
+    arch = get_arch(target)
+    prob = MatmulProblem(1, M * 37, K * 53, N, dt)
+    space = MatmulSchedule.space(prob, arch)
+    assert space[0] == MatmulSchedule.default(prob, arch)
+    assert len(set(space)) == len(space)
+    assert all(s.check(prob, arch) is None for s in space[1:])
+    for s in MatmulSchedule.candidates(prob, arch):          # everything else says why
+        if s not in space:
+            assert isinstance(s.check(prob, arch), str)
+
+
+def test_illegal_schedules_are_refused_with_the_reason():
+    arch = get_arch("trn1")
+    prob = MatmulProblem(1, 4096, 8192, 8192, "bfloat16")
+    assert "PSUM banks" in MatmulSchedule(m_group=16).check(prob, arch)
+    assert "SBUF" in MatmulSchedule(m_group=8, lhs_chunk=8192, n_tile=512).check(
+        MatmulProblem(1, 4096, 16384, 8192, "bfloat16"), arch)
+    assert "moving free size" in MatmulSchedule(n_tile=1024).check(prob, arch)
+    g = dot_graph(0, 256, 256, 256, "bfloat16")
+    (group,) = plan(g)
+    with pytest.raises(IllegalSchedule, match="moving free size"):
+        lower_graph(g, "trn1", schedules={group.key: MatmulSchedule(n_tile=1024)})
+    with pytest.raises(IllegalSchedule, match="takes a MatmulSchedule"):
+        lower_graph(g, "trn1", schedules={group.key: StreamSchedule()})
+
+
+def test_schedule_keys_round_trip_and_group_keys_are_structural():
+    s = FusedMatmulSchedule(order="n", n_group=2, n_tile=256)
+    assert from_key(s.key()) == s
+    a, b = dot_graph(0, 64, 32, 48, "float32"), dot_graph(0, 64, 32, 48, "float32")
+    assert plan(a)[0].key == plan(b)[0].key                    # same structure, same key
+    assert plan(a)[0].key != plan(dot_graph(0, 64, 32, 49, "float32"))[0].key
+    assert plan(a)[0].key.startswith("matmul-")
