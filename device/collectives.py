@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .arch import COLLECTIVE_LINKS
 from .errors import HardwareRuleError, UserKernelError
-from .isa.collective import CollectiveMismatchError, World  # noqa: F401  (re-exported)
+from .isa.collective import (CollectiveMismatchError, World,  # noqa: F401  (re-exported)
+                             collective_cost_ns)
 from .isa.multicore import Blocked
 from .memory import Memory
 from .settings import settings
@@ -135,26 +135,6 @@ def _deadlock(blocked, streams, world, pcs, done):
                          f"{world.count.get((r, c), 0)} collective(s)")
     first = blocked[min(blocked)]
     return CollectiveDeadlockError("\n".join(lines), loc=first.ins.loc)
-
-
-def collective_cost_ns(i, arch) -> float:
-    """Modelled duration of one collective instruction (see the module docstring)."""
-    link = COLLECTIVE_LINKS.get(arch.name) or COLLECTIVE_LINKS["trn2"]
-    a = i.args
-    kind = a["kind"]
-    nbytes = float(sum(v.size * v.itemsize for v in a["srcs"]))
-    if kind in ("permute", "permute_reduce"):
-        n, steps, share = 2, 1, 1.0
-    else:
-        n = max((len(g) for g in a["groups"]), default=1)
-        if n <= 1:
-            return link.hop_ns
-        steps = n - 1
-        share = {"all_reduce": 2 * (n - 1) / n, "all_gather": float(n - 1),
-                 "all_gather_v": float(n - 1)}.get(kind, (n - 1) / n)
-        if kind == "all_reduce":
-            steps = 2 * (n - 1)
-    return steps * link.hop_ns + share * nbytes / link.rank_bytes_per_ns
 
 
 __all__ = ["run_ranks", "collective_cost_ns", "CollectiveDeadlockError", "CollectiveMismatchError",

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import alu as A
+from ..arch import COLLECTIVE_LINKS
 from ..errors import HardwareRuleError, UserKernelError
 from ..tensor import View
 from . import defop
@@ -166,8 +167,28 @@ class Collective:
         _deliver(i, mem, me, ranks, posts)
 
     def cost(i, arch):
-        from ..collectives import collective_cost_ns
         return collective_cost_ns(i, arch)
+
+
+def collective_cost_ns(i, arch) -> float:
+    """Modelled duration of one collective instruction: ring algorithms over the rank's share
+    of the NeuronLink bandwidth (formulas in device/collectives.py)."""
+    link = COLLECTIVE_LINKS.get(arch.name) or COLLECTIVE_LINKS["trn2"]
+    a = i.args
+    kind = a["kind"]
+    nbytes = float(sum(v.size * v.itemsize for v in a["srcs"]))
+    if kind in ("permute", "permute_reduce"):
+        n, steps, share = 2, 1, 1.0
+    else:
+        n = max((len(g) for g in a["groups"]), default=1)
+        if n <= 1:
+            return link.hop_ns
+        steps = n - 1
+        share = {"all_reduce": 2 * (n - 1) / n, "all_gather": float(n - 1),
+                 "all_gather_v": float(n - 1)}.get(kind, (n - 1) / n)
+        if kind == "all_reduce":
+            steps = 2 * (n - 1)
+    return steps * link.hop_ns + share * nbytes / link.rank_bytes_per_ns
 
 
 def _deliver(i, mem, me, ranks, posts):
