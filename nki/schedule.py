@@ -115,3 +115,12 @@ def apply_edges(program, pairs) -> None:
         after = cons.args.setdefault("_after", [])
         if prod not in after:
             after.append(prod)
+
+
+def apply_schedule(program, named_edges, kernel_name) -> None:
+    """Apply a traced program's edges: ``depends_on`` calls and ``with_schedule`` names."""
+    pairs = list(program.attrs.pop("sched_pairs", ()))
+    if named_edges:
+        pairs += resolve_named(program, named_edges, kernel_name)
+    if pairs:
+        apply_edges(program, pairs)

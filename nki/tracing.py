@@ -285,7 +285,8 @@ class Kernel:
             program.outputs.append(r.storage)
             program.attrs.setdefault("output_views", []).append(r)
         program.attrs["arg_names"] = list(call_args)
-        _apply_schedule(self, program)
+        from .schedule import apply_schedule
+        apply_schedule(program, self.options.get("schedule"), self.fn.__name__)
         from device.passes import verify_program
         verify_program(program)
         return program
@@ -462,16 +463,6 @@ def _write_back(prog, mem, originals, arrays):
                 orig[...] = new.astype(orig.dtype, copy=False)
             elif type(orig).__module__.startswith("torch"):
                 orig.copy_(_from_numpy(new, "torch"))
-
-
-def _apply_schedule(kernel, program):
-    """Scheduling edges from ``with_schedule`` names and from ``depends_on`` calls."""
-    from .schedule import apply_edges, resolve_named
-    pairs = list(program.attrs.pop("sched_pairs", ()))
-    if kernel.options.get("schedule"):
-        pairs += resolve_named(program, kernel.options["schedule"], kernel.fn.__name__)
-    if pairs:
-        apply_edges(program, pairs)
 
 
 def _finish_graph(tr, ret):
