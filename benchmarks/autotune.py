@@ -142,11 +142,6 @@ def suite(quick=False):
     return cases[:6] if quick else cases
 
 
-def _default_total(g, arch):
-    return sum(price_full(standalone(gr), gr.default_schedule(arch), arch).total_ns
-               for gr in plan(g) if tunable(gr))
-
-
 def run_suite(arch, quick):
     print(f"\n== op suite on {arch.name}: tuned vs default (modelled, tunable groups) ==")
     print(f"{'case':34} {'groups':>6} {'default us':>11} {'tuned us':>10} {'speedup':>8}"

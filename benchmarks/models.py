@@ -4,6 +4,7 @@ graph-IR models (what an HLO/StableHLO import gives) op by op and with element-w
 (lowering/fusion.py) and prints both modelled times.
 
     python benchmarks/models.py [--target trn1]
+    python benchmarks/models.py --suite [--only NAME]   # real models: benchmarks/model_suite.py
 """
 from __future__ import annotations
 
@@ -121,7 +122,14 @@ def graph_table(target):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--target", default="trn1")
+    ap.add_argument("--suite", action="store_true",
+                    help="the real-model suite (Equinox, jax.nn, torch.nn; benchmarks/model_suite.py)")
+    ap.add_argument("--only", default=None, help="with --suite: models whose name contains this")
     args = ap.parse_args(argv)
+    if args.suite:
+        from benchmarks.model_suite import run_suite
+        run_suite(args.only)
+        return
     print(f"{'model':36s} {'modelled':>11s} {'MFU':>6s} {'emulator':>9s} {'numpy':>9s} "
           f"{'slowdown':>9s} {'max rel err':>11s}")
     for name, fn, shapes, dt in CASES:

@@ -17,8 +17,8 @@ KiB = 1024
 
 @dataclass(frozen=True)
 class Arch:
-    name: str                      # canonical target name
-    gen: int                       # NeuronCore version: 2, 3, 4
+    name: str                      # SPEC: canonical target name (NKI's platform names)
+    gen: int                       # D:A2,A3,A4 NeuronCore version: 2, 3, 4
     # --- memories (CM 1.2, SPEC 4.1) ---
     partitions: int = 128                      # D:A2
     sbuf_bytes_per_partition: int = 192 * KiB  # D:A2 (v2 192 KiB)
@@ -45,6 +45,7 @@ class Arch:
     # --- elements per cycle per lane (CM 1.1, 2.3) ---
     dve_elems_per_cycle_16bit: float = 1.0     # D:A2 (128 elem/cycle over 128 lanes)
     dve_elems_per_cycle_32bit: float = 1.0     # D:A2
+    dve_perf_mode: bool = False                # D:A3 NC-v3+ VectorE perf mode (conditions in isa/costs)
     act_elems_per_cycle: float = 1.0           # D:A2
     pool_elems_per_cycle: float = 1.0          # E
     # Passes over the data of a two-input VectorE op (tensor_tensor) whose inputs are both in SBUF
@@ -53,7 +54,7 @@ class Arch:
     # active for 53.33 ms (MB), i.e. 8.4N cycles per state for 4 tensor_tensor + 1 scan (2N), so
     # ~1.6 passes; the MB scaling table (v2 at seq 1024-4096, 1.35x v3) gives ~1.8. Between the
     # two (E).
-    dve_two_input_passes: float = 1.75         # E: see above (documented rough value 2)
+    dve_two_input_passes: float = 1.71         # E: fitted, see above (documented rough value 2)
     # ... and one pass only while every input holds at most this many bytes per partition: the
     # Mamba tutorial's trn1 runs with 512-element fp32 tiles (v2 seq 512 at 1.61 ms with VectorE
     # 99.6% active, and v3 at every seq_len) are only reachable at ~N per tensor_tensor, while v2
@@ -63,14 +64,21 @@ class Arch:
     dve_dual_stream_bytes: int = 2 * KiB       # E: see above
     # --- instruction overheads in engine cycles (CM 2.3, 2.4) ---
     min_ii_cycles: int = 64                    # Dh:ISAh, D:SH
-    static_overhead_cycles: int = 100          # D:A2 tiny/dependent instruction overhead
+    # Static overhead an instruction pays when it reads the result of the instruction just before
+    # it on its engine: "~100 cycles when back-to-back instructions are tiny or each depends on
+    # the previous" (D:A2). Fitted (benchmarks/calibrate.py): the DVE-bound mamba_v3 runs (VectorE
+    # ~95% active, MB) leave room for far less than 100 per dependent pass (E).
+    static_overhead_cycles: float = 46.0       # D:A2 ~100; E: refitted, bounds 5-150
     access_setup_cycles: int = 60              # D:A2 SBUF/PSUM access request
     pool_start_cycles: int = 150               # Dh:ISAh
     mm_init_cycles: int = 64                   # D:A2 MM_INIT_LATENCY
     pe_fill_cycles: int = 256                  # E: PE array fill/drain latency
-    engine_latency_cycles: int = 64            # E: DVE/ACT/POOL pipeline depth (CM 2.1 starting guess)
-    raw_dep_penalty_cycles: int = 200          # E: same-engine RAW (fits 189 ns observation)
-    sem_latency_ns: float = 75.0               # E: compute-to-compute semaphore hand-off
+    engine_latency_cycles: float = 32.5        # E: DVE/POOL pipeline depth (CM 2.1 guess 64; fitted)
+    # ScalarE's pipeline is deeper (activation tables, accumulator read-back): dependent 1-element
+    # ACT instructions take 189 ns = 264 ACT cycles each on trn1 (D:PG), i.e. MIN_II (64) plus the
+    # static overhead plus this latency (E: fitted to that observation, bounds 64-264).
+    act_latency_cycles: float = 154.0          # E: fitted to the PG 189 ns chain, see above
+    sem_latency_ns: float = 69.0               # E: compute-to-compute semaphore hand-off (CM 2.4: ~50-100; fitted)
     fp32_matmul_factor: int = 4                # D:A2 FP32 ~4x slower on PE
     stride_penalty_bytes: int = 16             # D:A2 innermost stride > 16 B halves bandwidth
     v2_shared_ports: bool = True               # D:A2 DVE/POOL share SBUF port, DVE/ACT share PSUM
@@ -87,11 +95,17 @@ class Arch:
     dma_curve: tuple = ((32, 0.01), (64, 0.03), (128, 0.05), (256, 0.10), (512, 0.21), (1024, 0.42),
                         (2048, 0.81), (4096, 0.97), (8192, 0.98), (16384, 0.99), (32768, 1.0))
     dma_curve_scale: float = 4.0               # E: calibrated on the MMh tiled stage (see above)
-    # Achievable HBM bandwidth of one core, a cap on all transfers together. Nominal is 820/2 =
-    # 410 GB/s (E), but every memory-bound NKI tutorial run on trn1 moves 100-116 GB/s whatever its
-    # row size (matmul tiled/hoisted/blocked 104/102/102 GB/s and fully optimised 101 GB/s in MMh;
-    # mamba v1 with 4K channels ~116 GB/s in MB), so the cap is calibrated to those runs (E).
-    hbm_share_bytes_per_ns: float = 106.0      # E: calibrated, see above
+    # HBM: the documented peak of one core's share, used for the roofline and the ridge point
+    # (92 TFLOPS / 410 GB/s = 222 FLOP/B, the MM tutorial's own figure).
+    hbm_peak_bytes_per_ns: float = 410.0       # E: 820 GB/s per chip (D:A2) / 2 cores; MM ridge 222 F/B implies 413
+    # Sustained rate of the DMA streams an NKI kernel issues, a cap on all transfers together.
+    # The peak above is not reached by dma_copy streams: every memory-bound NKI tutorial run on
+    # trn1 moves 100-116 GB/s whatever its row size (matmul tiled/hoisted/blocked 104/102/102 GB/s
+    # with 256 B-4 KiB rows (MMh); mamba v1 with 4K channels ~116 GB/s (MB)). Row-size-independent,
+    # so it is not the packet-rate mechanism of the DMA guide (BW), which the row curve models;
+    # bounded below by the fastest published stream (116) and above by the DMA-table peak 16 x 17
+    # B/ns = 272 GB/s (D:BW) (E). Refitted by benchmarks/calibrate.py (leave-one-out).
+    hbm_share_bytes_per_ns: float = 108.0      # E: fitted, bounds 100-116 GB/s, see above
     # Compiler spills and SBUF pressure (CM 3 rules 16-19, SPEC 4.2 item 10).
     # ``sbuf_alloc_fraction``: share of the usable SBUF the allocator hands to automatic tiles
     # before it spills. MB speaks of fragmentation, but a share below 1 is ruled out: mamba_v3 at
@@ -104,7 +118,7 @@ class Arch:
     # At 106 the Belady plan's traffic makes mamba_v2 seq 8192 1.9x its published 53.33 ms; at
     # 272 it is within 25% and seq 7168 within 5% (E).
     spill_bytes_per_ns: float = 272.0          # E: see above
-    launch_overhead_ns: float = 4000.0         # E: NEFF start-up/tear-down in measured latencies
+    launch_overhead_ns: float = 3865.0         # E: fitted; NEFF start-up/tear-down in measured latencies
                                                # (MB: "every NEFF execution involves certain start-up
                                                # and tear-down overhead"); fits mamba v1 172.93 us
     dma_transpose_factor: float = 4.0          # E: v2 load_transpose2d ~x1/0.25
@@ -113,11 +127,21 @@ class Arch:
     peak_fp8_tflops: float = 92.0              # D:A2 (= bf16 on v2)
     peak_fp32_tflops: float = 23.0             # D:A2
     # --- features ---
-    dtypes_extra: tuple = field(default_factory=tuple)
+    dtypes_extra: tuple = field(default_factory=tuple)   # SPEC: extra dtypes of the generation
+    # How far the table is calibrated (printed by the profile report): which published timings
+    # fitted its estimate (E) constants, or that it has none (SPEC: a statement, not a number).
+    calibration: str = ("calibrated: E constants fitted to trn1 device latencies (MMh, MB, PG), "
+                        "leave-one-out checked by benchmarks/calibrate.py")  # SPEC: see above
 
     @property
     def sbuf_bytes(self) -> int:
         return self.partitions * self.sbuf_bytes_per_partition
+
+    def latency_cycles(self, engine: str) -> float:
+        """Pipeline latency from an instruction's last issue to its result being visible."""
+        if engine == "PE":
+            return self.pe_fill_cycles
+        return self.act_latency_cycles if engine == "ACT" else self.engine_latency_cycles
 
     def sbuf_account(self) -> str:
         """The one account of SBUF capacity every message uses (physical, usable, reserved)."""
@@ -130,40 +154,57 @@ class Arch:
                 "POOL": self.pool_clock_ghz, "SP": self.sp_clock_ghz}[engine]
 
 
-# NC-v2: Trainium1 / Inferentia2 (D:A2)
+# NC-v2: Trainium1 / Inferentia2 (D:A2). Calibrated: the E knobs above were fitted on trn1 anchors
+# (benchmarks/calibrate.py prints in-sample and leave-one-out errors).
 TRN1 = Arch(name="trn1", gen=2)
 INF2 = Arch(name="inf2", gen=2)   # the same NeuronCore-v2 as trn1 (D:A2)
 
 # NC-v3: Trainium2 (D:A3). SBUF usable per partition on v3 is undocumented (SPEC 7.4): 224-16 KiB [E].
 TRN2 = Arch(
-    name="trn2", gen=3,
-    sbuf_bytes_per_partition=224 * KiB, sbuf_usable_bytes_per_partition=208 * KiB,
+    name="trn2", gen=3,                        # D:A3 NeuronCore-v3
+    sbuf_bytes_per_partition=224 * KiB, sbuf_usable_bytes_per_partition=208 * KiB,  # D:A3; E usable
     pe_tile_rows=(32, 64, 128),                # D:ISA 4x32 on v3+
     pe_clock_ghz=2.4, dve_clock_ghz=0.96, act_clock_ghz=1.2, pool_clock_ghz=1.2, sp_clock_ghz=1.2,  # D:A3
     dve_elems_per_cycle_16bit=4.0,             # D:A3 512 elem/cycle BF16/FP16 (perf mode)
     dve_elems_per_cycle_32bit=2.0,             # D:A3 256 elem/cycle other types
+    dve_perf_mode=True,                        # D:A3 automatic perf mode (2x/4x), see isa/costs
     v2_shared_ports=False,                     # D:A3 lifts v2 port sharing
     dma_engine_bytes_per_ns=23.0,              # D:BW,DO
     spill_bytes_per_ns=368.0,                  # E: 16 x 23 B/ns, as for v2
     dma_issue_ns=600.0,                        # D:A3,DGE
-    hbm_share_bytes_per_ns=368.0,              # E
-    dma_curve_scale=1.0,                       # E: DO curve as drawn (no v3 calibration data)
+    hbm_peak_bytes_per_ns=375.0,               # E: 3 TB/s per chip (D:A3) / 8 cores
+    # KO's tiled/hoisted fp32 stages on trn2 stream >= 335 / >= 311 GB/s (TensorE 87.28% / 99.85%
+    # active over 27.96 ms of fp32 matmuls), so the v2 gap to the table peak is gone (E).
+    hbm_share_bytes_per_ns=368.0,              # E: DMA-table peak 16 x 23 B/ns (D:BW); KO >= 335
+    # The DO curve needs the same 4x shift on v3 as on v2: KO's fp32 tiled matmul on trn2 keeps
+    # TensorE 87.28% active while moving 512 B lhsT rows and 2 KiB rhs rows, i.e. >= 335 GB/s;
+    # the curve as drawn (0.21 at 512 B) would leave TensorE ~49% active, x4 gives ~90% (E).
+    dma_curve_scale=4.0,                       # E: fitted to KO (trn2) as above; v2 has the same
     dma_transpose_factor=1 / 0.9,              # D:A3 90% of copy BW
     peak_bf16_tflops=79.0, peak_fp8_tflops=158.0, peak_fp32_tflops=20.0,  # D:A3
+    calibration=("partly calibrated: documented NC-v3 figures; DMA curve and stream rate checked "
+                 "against KO engine-active % and the DO single-engine transfer; compute "
+                 "latencies/overheads are the trn1 fit (E); no trn2 latency anchor"),  # SPEC
 )
 
 # NC-v4: Trainium3 (D:A4), for reference; usable SBUF undocumented [E].
 TRN3 = Arch(
-    name="trn3", gen=4,
-    sbuf_bytes_per_partition=256 * KiB, sbuf_usable_bytes_per_partition=240 * KiB,
-    pe_tile_rows=(32, 64, 128),
-    pe_clock_ghz=2.4, dve_clock_ghz=1.2, act_clock_ghz=1.2, pool_clock_ghz=1.2, sp_clock_ghz=1.2,
-    dve_elems_per_cycle_16bit=4.0, dve_elems_per_cycle_32bit=2.0,
-    v2_shared_ports=False,
-    dma_engine_bytes_per_ns=33.0, dma_issue_ns=600.0, hbm_share_bytes_per_ns=600.0, dma_curve_scale=1.0,
+    name="trn3", gen=4,                        # D:A4 NeuronCore-v4
+    sbuf_bytes_per_partition=256 * KiB, sbuf_usable_bytes_per_partition=240 * KiB,  # D:A4; E usable
+    pe_tile_rows=(32, 64, 128),                # D:ISA 4x32 on v3+
+    pe_clock_ghz=2.4, dve_clock_ghz=1.2, act_clock_ghz=1.2, pool_clock_ghz=1.2, sp_clock_ghz=1.2,  # D:A4
+    dve_elems_per_cycle_16bit=4.0, dve_elems_per_cycle_32bit=2.0,  # D:A4 512 BF16 / 256 other
+    dve_perf_mode=True,                        # E: as v3 (D:A3)
+    v2_shared_ports=False,                     # D:A4 (as v3)
+    dma_engine_bytes_per_ns=33.0, dma_issue_ns=600.0,  # D:BW,DO 33 B/ns; D:A3,DGE HW DGE issue
+    hbm_peak_bytes_per_ns=590.0,               # E: 4.7 TB/s per chip (D:A4) / 8 cores
+    hbm_share_bytes_per_ns=528.0,              # E: not calibrated; DMA-table peak 16 x 33 B/ns (D:BW)
+    dma_curve_scale=4.0,                       # E: as v2 and v3 (no v4 data)
     spill_bytes_per_ns=528.0,                  # E: 16 x 33 B/ns, as for v2
-    dma_transpose_factor=1 / 0.9,
-    peak_bf16_tflops=79.0, peak_fp8_tflops=315.0, peak_fp32_tflops=20.0,
+    dma_transpose_factor=1 / 0.9,              # E: assume v3's 90% (D:A3)
+    peak_bf16_tflops=79.0, peak_fp8_tflops=315.0, peak_fp32_tflops=20.0,  # D:A4
+    calibration=("uncalibrated: documented NC-v4 figures, estimates carried over from "
+                 "trn1/trn2 (E); no published trn3 timing found"),  # SPEC
 )
 
 _ALIASES = {

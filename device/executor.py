@@ -29,11 +29,30 @@ class CoreDeadlockError(UserKernelError):
 
 
 def run(program: Program, inputs, memory: Memory | None = None, return_memory: bool = False):
-    """Bind ``inputs`` to the program's HBM inputs, execute every instruction, return the outputs."""
+    """Bind ``inputs`` to the program's HBM inputs, execute every instruction, return the outputs.
+
+    By default the program runs on its decoded plan (``device.fastpath``); with
+    ``NEURON_EMU_EXECUTOR=reference``, or when a ``memory`` is given, instruction by instruction.
+    """
     s = settings()
-    mem = memory or Memory(precise_fp=s.precise_fp, warn_uninit=s.warn_uninit)
     if len(inputs) != len(program.inputs):
         raise ValueError(f"program {program.name} takes {len(program.inputs)} inputs, got {len(inputs)}")
+    if memory is None and s.executor != "reference":
+        from . import fastpath
+        res = fastpath.run(program, inputs, mode=s.executor, precise=s.precise_fp,
+                           warn_uninit=s.warn_uninit)
+        if res is not None:
+            return res if return_memory else res[0]
+    return run_reference(program, inputs, memory, return_memory)
+
+
+def run_reference(program: Program, inputs, memory: Memory | None = None,
+                  return_memory: bool = False):
+    """The reference executor: every instruction's own ``run``, in order, on ``Memory``."""
+    s = settings()
+    if len(inputs) != len(program.inputs):
+        raise ValueError(f"program {program.name} takes {len(program.inputs)} inputs, got {len(inputs)}")
+    mem = memory or Memory(precise_fp=s.precise_fp, warn_uninit=s.warn_uninit)
     for st, arr in zip(program.inputs, inputs):
         mem.bind(st, arr)
     run_streams(core_streams(program), mem)

@@ -103,16 +103,7 @@ class Memory:
                 key = (v.storage.id, loc)
                 if key not in self._warned:
                     self._warned.add(key)
-                    n = int((~w).sum())
-                    from .lints import user_name_of
-                    var = user_name_of(v.storage)
-                    who = f"'{var}' (tensor '{v.storage.name}'" if var and var != v.storage.name \
-                        else f"tensor '{v.storage.name}' ("
-                    msg = UninitializedReadWarning(
-                        f"read of {n} uninitialized element(s) of {who}allocated at "
-                        f"{v.storage.loc}) at {loc}: nothing wrote them, so the emulator's fill "
-                        f"values are read (NaN for floats, 4 for ints; on hardware, whatever was "
-                        f"there). Write them first (e.g. nisa.memset) or read a smaller region")
+                    msg = uninitialized_read(v.storage, int((~w).sum()), loc)
                     if loc is not None:     # attribute the warning to the user's kernel line
                         warnings.warn_explicit(msg, UninitializedReadWarning, loc.file, loc.line)
                     else:
@@ -151,3 +142,22 @@ def _as_bytes_of(v: View) -> View:
     s, c = v.pattern[-1]
     pat.append((max(1, int(s * scale)) if s else 0, max(1, int(c * scale))))
     return View(v.storage, int(v.offset * scale), pat)
+
+
+def uninitialized_read(st: Storage, n: int, loc) -> UninitializedReadWarning:
+    """The warning for a read of ``n`` unwritten elements of ``st`` at ``loc`` (the reference
+    executor raises it as it reads; device.fastpath from its static analysis)."""
+    from .lints import user_name_of
+    var = user_name_of(st)
+    who = f"'{var}' (tensor '{st.name}'" if var and var != st.name else f"tensor '{st.name}' ("
+    return UninitializedReadWarning(
+        f"read of {n} uninitialized element(s) of {who}allocated at {st.loc}) at {loc}: nothing "
+        f"wrote them, so the emulator's fill values are read (NaN for floats, 4 for ints; on "
+        f"hardware, whatever was there). Write them first (e.g. nisa.memset) or read a smaller "
+        f"region")
+
+
+def storage_units(v: View) -> View:
+    """The elements of the storage that ``v`` covers, as a view in the storage's own dtype
+    (what the ``written`` mask is indexed by; device.fastpath's static analysis uses it too)."""
+    return v if v.dtype == v.storage.dtype else _as_bytes_of(v)

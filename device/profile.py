@@ -9,6 +9,7 @@ sizes, SBUF/PSUM peaks and the profiler's warnings. Every number is modelled, ne
     >>> # r = profile(program); print(r); r.to_dict()["total_us"]
     >>> # r.save_trace("k.json")   # open in https://ui.perfetto.dev (one track per engine/queue)
     >>> # r.save_png("k.png")      # needs matplotlib (device/timeline_plot.py)
+    >>> # print(r.critical_path())  # which instructions and waits made up the total
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 
+from .critical_path import CriticalPath, explain
 from .timing import ENGINES, Timeline, schedule
 
 _ENGINE_LABEL = {"PE": "TensorE (PE)", "ACT": "ScalarE (ACT)", "DVE": "VectorE (DVE)",
@@ -74,8 +76,10 @@ class Report:
     psum_peak_banks: int
     psum_bank_wait_ns: float
     warnings: list
+    calibration: str = ""         # how far the target's timing constants are calibrated
     timeline: Timeline = field(default=None, repr=False, compare=False)
     program: object = field(default=None, repr=False, compare=False)
+    _critical: object = field(default=None, repr=False, compare=False)
 
     # ---- structured output ---------------------------------------------------------------------
     @property
@@ -84,7 +88,8 @@ class Report:
 
     def to_dict(self) -> dict:
         d = asdict(self, dict_factory=lambda kv: {k: v for k, v in kv
-                                                  if k not in ("timeline", "program")})
+                                                  if k not in ("timeline", "program",
+                                                               "_critical")})
         d["total_us"] = self.total_us
         return d
 
@@ -94,6 +99,7 @@ class Report:
     # ---- text ----------------------------------------------------------------------------------
     def __str__(self) -> str:
         L = [f"profile of {self.kernel} on {self.target} (MODELLED by the timing model, not measured)",
+             f"  {self.target} timing table: {self.calibration}",
              f"  total          {_t(self.total_ns)}   (includes {_t(self.launch_overhead_ns)} launch "
              f"overhead)",
              f"  critical       {self.critical_engine}   bound: {self.bound}",
@@ -121,12 +127,27 @@ class Report:
               f"  spills         {self.spill_count} evictions: saved {_b(self.spill_save_bytes)}, "
               f"reloaded {_b(self.spill_reload_bytes)}; instructions waited {_t(self.sbuf_wait_ns)} "
               f"(summed) for SBUF space"]
+        if self.timeline is not None and self.timeline.events:
+            cp = self.critical_path()
+            parts = sorted(cp.by_category.items(), key=lambda kv: -kv[1])[:4]
+            L += ["", "  critical path  " + ", ".join(
+                f"{k} {100 * v / self.total_ns:.0f}%" for k, v in parts if v > 0)]
+            if cp.by_instruction:
+                op, eng, src, ns, n = cp.by_instruction[0]
+                L.append(f"                 heaviest: {op} on {eng} x{n} "
+                         f"({100 * ns / self.total_ns:.0f}%) at {src}")
         if self.warnings:
             L.append("")
             L += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(L)
 
     __repr__ = __str__
+
+    def critical_path(self) -> CriticalPath:
+        """The critical path: which instructions and waits made up ``total_ns`` (sums to it)."""
+        if self._critical is None:
+            self._critical = explain(self.timeline, self.program)
+        return self._critical
 
     # ---- timeline exports -----------------------------------------------------------------------
     def trace_events(self) -> list:
@@ -250,8 +271,8 @@ def _spill_reload_bytes(program):
 
 def profile(program, timeline: Timeline | None = None) -> Report:
     """Schedule ``program`` (unless a timeline is given) and summarise it as a Report."""
-    arch = program.arch
     tl = timeline if timeline is not None else schedule(program)
+    arch = tl.arch if tl.arch is not None else program.arch
     total = tl.total_ns
     engines = {}
     for e in list(ENGINES) + ["DMA"]:
@@ -267,7 +288,7 @@ def profile(program, timeline: Timeline | None = None) -> Report:
     hbm = tl.hbm_read + tl.hbm_write
     gbps = hbm / total if total else 0.0                # bytes/ns == GB/s
     ai = model / hbm if hbm else float("inf") if model else 0.0
-    ridge = peak / arch.hbm_share_bytes_per_ns
+    ridge = peak / arch.hbm_peak_bytes_per_ns          # documented peaks (CM 2.7: 222 on v2)
     if critical == "DMA":
         bound = "memory (DMA)"
     elif critical == "PE":
@@ -309,7 +330,8 @@ def profile(program, timeline: Timeline | None = None) -> Report:
         spill_count=tl.spill_count, sbuf_wait_ns=tl.sbuf_wait_ns,
         sbuf_peak_bytes=peak_mem.get("sbuf", 0), sbuf_capacity_bytes=arch.sbuf_usable_bytes_per_partition,
         psum_peak_bytes=peak_mem.get("psum", 0), psum_peak_banks=peak_mem.get("psum_banks", 0),
-        psum_bank_wait_ns=tl.psum_bank_wait_ns, warnings=[], timeline=tl, program=program)
+        psum_bank_wait_ns=tl.psum_bank_wait_ns, warnings=[], calibration=arch.calibration,
+        timeline=tl, program=program)
     r.warnings = _warnings(r, tl)
     return r
 

@@ -26,6 +26,7 @@ class Settings:
     debug_verify: bool     # NEURON_EMU_DEBUG: run the verifier after every pass
     warn_uninit: bool      # NEURON_EMU_WARN_UNINIT (default 1): warn on reads of unwritten memory
     cache_dir: Path        # NEURON_EMU_CACHE_DIR, default ~/.cache/neuron-emu
+    executor: str = "fast"  # NEURON_EMU_EXECUTOR: fast (default) | exact | reference (device.fastpath)
 
 
 def settings() -> Settings:
@@ -40,4 +41,16 @@ def settings() -> Settings:
         debug_verify=_flag("NEURON_EMU_DEBUG", False),
         warn_uninit=_flag("NEURON_EMU_WARN_UNINIT", True),
         cache_dir=Path(cache),
+        executor=_executor(),
     )
+
+
+EXECUTORS = ("fast", "exact", "reference")
+
+
+def _executor() -> str:
+    v = (os.environ.get("NEURON_EMU_EXECUTOR") or "fast").strip().lower()
+    if v not in EXECUTORS:
+        raise ValueError(f"NEURON_EMU_EXECUTOR={v!r} is not an executor; use one of "
+                         f"{', '.join(EXECUTORS)}")
+    return v

@@ -1,5 +1,8 @@
 """Scheduler parts: dependency tracking by byte footprint, shared-bandwidth resources, the SBUF
-allocator pool, and cross-core grouping. ``device.timing.schedule`` puts them together.
+allocator pool, and cross-core grouping. ``device.timing.Scheduler`` puts them together.
+
+Every record keeps the id of the timeline event that made it (``eid``), so the scheduler can say
+which earlier event decided when a later one started (the critical-path explanation).
 """
 from __future__ import annotations
 
@@ -34,10 +37,10 @@ def footprint(v):
     return st.id, p0, p0 + nparts, f_lo, f_hi
 
 
-class _Tracker:
+class Tracker:
     """Last writers and readers of each storage region, for dependency edges.
 
-    Records are ``[p0, p1, b0, b1, end, done, key, index]``; a write that covers older records
+    Records are ``[p0, p1, b0, b1, end, done, key, index, eid]``; a write that covers older records
     supersedes them, and long lists are folded into one bounding record (keeps every dependency).
     An in-order engine needs no wait for its own earlier instructions except for true (RAW) data
     dependencies; DMA keys are unique per transfer, since queues run independently.
@@ -50,9 +53,10 @@ class _Tracker:
 
     def ready(self, fp, is_write, key, sem, prev):
         """(earliest start allowed by producers of ``fp``, whether ``fp`` reads the result of
-        instruction ``prev`` on the same engine)."""
+        instruction ``prev`` on the same engine, event id of the producer that decided it or -1)."""
         sid, p0, p1, b0, b1 = fp
         t = 0.0
+        who = -1
         dep_prev = False
         lst = self.writes.get(sid)
         if lst:
@@ -61,23 +65,23 @@ class _Tracker:
                     if r[6] == key:
                         if not is_write:                  # RAW on the same engine
                             if r[5] > t:
-                                t = r[5]
+                                t, who = r[5], r[8]
                             if r[7] == prev:
                                 dep_prev = True
                     elif r[5] + sem > t:
-                        t = r[5] + sem
+                        t, who = r[5] + sem, r[8]
         if is_write:
             lst = self.reads.get(sid)
             if lst:
                 for r in lst:
                     if r[6] != key and r[4] + sem > t and r[0] < p1 and p0 < r[1] and \
                             r[2] < b1 and b0 < r[3]:
-                        t = r[4] + sem                    # WAR: wait until the reader has read
-        return t, dep_prev
+                        t, who = r[4] + sem, r[8]         # WAR: wait until the reader has read
+        return t, dep_prev, who
 
-    def record(self, fp, end, done, key, index, is_write):
+    def record(self, fp, end, done, key, index, is_write, eid=-1):
         sid, p0, p1, b0, b1 = fp
-        rec = [p0, p1, b0, b1, end, done, key, index]
+        rec = [p0, p1, b0, b1, end, done, key, index, eid]
         if is_write:
             lst = self.writes.get(sid)
             if lst is None:
@@ -120,11 +124,12 @@ class _Tracker:
                 m[4] = r[4]
             if r[5] > m[5]:
                 m[5] = r[5]
+                m[8] = r[8]                # the latest producer stands for the folded ones
         m[6], m[7] = ("folded",), -1
         lst[:keep] = [m]
 
 
-class _Fluid:
+class Fluid:
     """A shared bandwidth resource (the DMA engines, the HBM share) as busy intervals in time.
 
     ``take(t, amount)`` uses the first ``amount`` ns of free time at or after ``t`` (filling gaps
@@ -174,22 +179,23 @@ class _Fluid:
         e.insert(i, b)
 
 
-def _take(pool, nbytes):
-    """Take ``nbytes`` of SBUF from the pool, earliest-freed space first; returns when all of
-    it is free (0.0 if it was never used). Space the program-order plan says is there always is."""
-    t = 0.0
+def take_space(pool, nbytes):
+    """Take ``nbytes`` of SBUF from the pool (a heap of (free at, bytes, event id that frees it)),
+    earliest-freed space first; returns (when all of it is free, the event that frees the last of
+    it) -- (0.0, -1) if it was never used. Space the program-order plan says is there always is."""
+    t, who = 0.0, -1
     while nbytes > 0 and pool:
-        tm, b = heapq.heappop(pool)
+        tm, b, e = heapq.heappop(pool)
         if tm > t:
-            t = tm
+            t, who = tm, e
         if b > nbytes:
-            heapq.heappush(pool, (tm, b - nbytes))
+            heapq.heappush(pool, (tm, b - nbytes, e))
             break
         nbytes -= b
-    return t
+    return t, who
 
 
-def _sbuf_plan(program, spills):
+def sbuf_plan(program, spills):
     """Allocator events for automatically placed SBUF tiles, by instruction index:
     (bytes taken before i, [(bytes, spill or None)] given back after i, spills saved after i,
     spills reloaded before i). Reloaded segments take their space at the reload.
@@ -241,7 +247,7 @@ def _sbuf_plan(program, spills):
     return take, give, saves, reloads
 
 
-def _scan(program):
+def scan_program(program):
     """(storage id -> index of the last instruction touching it, for PSUM storages;
     ids of storages some instruction writes). Reads of never-written storages (kernel inputs,
     constants) create no dependencies, so the scheduler need not track them."""
@@ -258,10 +264,39 @@ def _scan(program):
 
 
 
+def rematerialisable(program):
+    """Ids of SBUF storages whose every write is a DMA load of a kernel input that the kernel
+    never writes: a spill needs no save for them, the reload reads the input again (what
+    compilers do instead of spilling a load: rematerialisation)."""
+    ok, bad, inputs_written = set(), set(), set()
+    for ins in program.instrs:
+        for v in ins.writes():
+            st = v.storage
+            if st.buffer.kind == "hbm":
+                inputs_written.add(st.id)
+                continue
+            if st.buffer.kind != "sbuf" or st.id in bad:
+                continue
+            srcs = ins.reads()
+            if ins.engine.startswith("DMA") and srcs and all(
+                    r.storage.buffer.kind == "hbm" and r.storage.kind == "input" for r in srcs):
+                ok.add(st.id)
+                for r in srcs:
+                    ok.add(("src", st.id, r.storage.id))
+            else:
+                bad.add(st.id)
+    srcs_of: dict = {}
+    for k in ok:
+        if isinstance(k, tuple):
+            srcs_of.setdefault(k[1], set()).add(k[2])
+    return {sid for sid in ok if not isinstance(sid, tuple) and sid not in bad
+            and not srcs_of.get(sid, set()) & inputs_written}
+
+
 _SYNC = ("sendrecv", "core_barrier")
 
 
-def _interleave(program):
+def interleave(program):
     """Instructions in scheduling order, grouped: a single instruction, or the matching
     cross-core sync instructions (sendrecv / core_barrier) of each core, which start together."""
     streams: dict = {}
@@ -287,7 +322,7 @@ def _interleave(program):
     return out
 
 
-def _ports(eng, reads, writes):
+def shared_ports(eng, reads, writes):
     """NC-v2 shared ports this compute instruction holds (CM 2.1)."""
     kinds = {v.storage.buffer.kind for v in reads} | {v.storage.buffer.kind for v in writes}
     ports = []
@@ -298,7 +333,7 @@ def _ports(eng, reads, writes):
     return ports
 
 
-def _union(intervals):
+def union_length(intervals):
     """Total length of the union of (start, end) intervals."""
     if not intervals:
         return 0.0

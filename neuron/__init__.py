@@ -16,10 +16,13 @@ from nki.tracing import ArraySpec, Kernel, jit, simulate
 
 from .autotune import Autotuner, autotune
 from .imported import ImportedFunction, JaxFunction, from_jax, load_hlo, load_stablehlo
+from .jax_kernel import JaxKernel, jax_kernel
+from .torch_import import TorchFunction, from_torch
 
 __version__ = "0.1.0"
 __all__ = ["jit", "simulate", "Kernel", "ArraySpec", "load_hlo", "load_stablehlo", "from_jax",
-           "autotune", "Autotuner",
+           "autotune", "Autotuner", "from_torch", "TorchFunction", "jax_kernel",
+           "JaxKernel",
            "ImportedFunction", "JaxFunction", "HardwareRuleError", "UserKernelError", "SpillWarning",
            "KernelLintWarning", "UninitializedReadWarning", "ReduceRegisterWarning",
            "UnwrittenOutputWarning"]

@@ -51,7 +51,10 @@ def run(opts, load_kernel, parse_spec) -> int:
         client = distributed.Client(opts.dask)
         executor = client.get_executor()
     elif opts.workers:
-        executor = ProcessPoolExecutor(opts.workers)
+        import multiprocessing
+        # spawn, not fork: the parent may hold threads (jax, BLAS) that a fork would copy mid-use
+        executor = ProcessPoolExecutor(opts.workers,
+                                       mp_context=multiprocessing.get_context("spawn"))
     bar = _progress()
     try:
         db = TuningDB(opts.db) if opts.db else None

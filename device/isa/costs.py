@@ -26,10 +26,31 @@ def stride_factor(arch, *views) -> float:
     return 1.0
 
 
-def elems_per_cycle(arch, engine: str, *views) -> float:
+# VectorE ops with one streamed input that NC-v3 perf mode speeds up (D:A3)
+_PERF_ONE_INPUT = frozenset({"tensor_copy", "tensor_scalar", "memset"})
+
+
+def elems_per_cycle(arch, engine: str, *views, op: str = "") -> float:
+    """Elements per cycle per partition lane. VectorE on NC-v3+ has an automatic perf mode with
+    documented conditions (D:A3): tensor_copy/tensor_scalar with BF16/FP16 in and out of SBUF at
+    unit inner stride 4x, strided or with one side in PSUM 2x; tensor_tensor 2x when both inputs
+    are SBUF and all operands BF16/FP16. Other types reach 256 elem/cycle (2x) only on the SBUF
+    one-input path (E: our reading of "256 other types"); every other case runs at the base
+    rate of 128 elem/cycle (1x)."""
     if engine == "DVE":
-        small = all(v.itemsize <= 2 for v in views if isinstance(v, View))
-        return arch.dve_elems_per_cycle_16bit if small else arch.dve_elems_per_cycle_32bit
+        vs = [v for v in views if isinstance(v, View)]
+        small = all(v.itemsize <= 2 for v in vs)
+        if not arch.dve_perf_mode:
+            return arch.dve_elems_per_cycle_16bit if small else arch.dve_elems_per_cycle_32bit
+        sbuf = all(v.buffer.kind == "sbuf" for v in vs)
+        if op in _PERF_ONE_INPUT:
+            if small:
+                fast = sbuf and stride_factor(arch, *vs) == 1.0
+                return arch.dve_elems_per_cycle_16bit if fast else arch.dve_elems_per_cycle_16bit / 2
+            return arch.dve_elems_per_cycle_32bit if sbuf else 1.0
+        if op == "tensor_tensor" and small and sbuf:
+            return arch.dve_elems_per_cycle_16bit / 2
+        return 1.0
     if engine == "ACT":
         return arch.act_elems_per_cycle
     return arch.pool_elems_per_cycle
@@ -38,7 +59,7 @@ def elems_per_cycle(arch, engine: str, *views) -> float:
 def stream_cost(i, arch, n_elems: float, *views, passes: float = 1.0, extra_cycles: float = 0.0) -> float:
     """max(MIN_II, passes * N / rate) cycles (+ extras), with the strided-access penalty."""
     eng = i.engine
-    rate = elems_per_cycle(arch, eng, *views)
+    rate = elems_per_cycle(arch, eng, *views, op=i.op.name)
     cyc = max(arch.min_ii_cycles, passes * n_elems / rate * stride_factor(arch, *views))
     if eng == "POOL":
         cyc += arch.pool_start_cycles
@@ -75,7 +96,7 @@ def dma_efficiency(arch, row_bytes: float) -> float:
     Log-linear interpolation in the arch's ``dma_curve`` after scaling the row size by
     ``dma_curve_scale`` (the per-generation calibration); clamped at both ends.
     """
-    key = (arch.name, row_bytes)
+    key = (arch.name, arch.dma_curve_scale, row_bytes)   # calibration variants share a name
     hit = _EFF_CACHE.get(key)
     if hit is not None:
         return hit

@@ -13,6 +13,7 @@ import numpy as np
 from ..ir.graph import Graph, Value
 from ..ir.types import GraphError, TensorType
 from .hlo_syntax import Instr
+from .exported_forms import probe_arg_reducer
 from .regions import (Region, RegionOp, arg_reducer, binary_reducer, conv_layouts,
                               is_identity, sort_comparator)
 
@@ -201,6 +202,9 @@ class MoreOps:
             if target in ("Sharding", "SPMDFullToShardShape", "SPMDShardToFullShape") \
                     and len(xs) == 1:
                 return xs[0]
+            known = self._exported_custom_call(ins, target, xs)
+            if known is not None:
+                return known
             raise self.m.error(f"unsupported custom-call target \"{target}\" in instruction "
                                f"'{ins.name}' (only \"Sharding\" is understood, as identity)",
                                ins.line)
@@ -218,7 +222,7 @@ class MoreOps:
         if len(xs) == 2:
             return self._reduce(ins, xs)
         region = self._region(self._called(ins))
-        kind = arg_reducer(region) if len(xs) == 4 else None
+        kind = (arg_reducer(region) or probe_arg_reducer(region)) if len(xs) == 4 else None
         if kind is None:
             raise self.m.error(f"variadic reduce '{ins.name}' ({len(xs) // 2} inputs) is not "
                                f"supported; only single-input reduce and the argmax/argmin "

@@ -25,6 +25,7 @@ import numpy as np
 from ..ir.graph import Graph, Value
 from ..ir.ops import REDUCE_KINDS, by_spelling, reduce_kind_of_combiner
 from ..ir.types import GraphError, TensorType, numpy_dtype
+from .hlo_exported import EXPORTED_TUPLE_OPS, KNOWN_ATTRS_EXPORTED, ExportedHloOps
 from .hlo_more import KNOWN_ATTRS_MORE, TUPLE_OPS, MoreOps
 from .hlo_syntax import HloImportError, Instr, Module, parse_literal, parse_module
 from .regions import instruction_loc, is_identity
@@ -49,6 +50,7 @@ _KNOWN_ATTRS = {
     "iota": {"iota_dimension"},
     "dot": {"lhs_contracting_dims", "rhs_contracting_dims", "lhs_batch_dims", "rhs_batch_dims"},
     **KNOWN_ATTRS_MORE,
+    **KNOWN_ATTRS_EXPORTED,
 }
 _HINTS = {
     "fusion": "this looks like post-optimization HLO; export the pre-optimization module "
@@ -71,7 +73,7 @@ def parse_hlo(text: str, source: str = "<hlo>") -> Graph:
     return _Importer(parse_module(text), source).run()
 
 
-class _Importer(MoreOps):
+class _Importer(MoreOps, ExportedHloOps):
     def __init__(self, module: Module, source: str = "<hlo>"):
         self.m = module
         self.g = Graph(module.name)
@@ -152,6 +154,8 @@ class _Importer(MoreOps):
             return self._computation(self._called(ins), xs, depth + 1)
         if op == "constant":
             return _Literal(ins, self._literal(ins))  # emitted at first use: see _value
+        if op in EXPORTED_TUPLE_OPS:
+            return self._exported_tuple_op(ins, xs)
         if op in TUPLE_OPS:
             return self._tuple_op(ins, xs, depth)
         if op == "reduce-window":
@@ -185,6 +189,11 @@ class _Importer(MoreOps):
             return self._emit(ins, "select", xs)
         if op == "dot":
             get = lambda key: self._dims(ins, key, required=key.endswith("contracting_dims"))
+            if "algorithm" in ins.attrs:
+                return self._dot_algorithm(ins, xs, lhs_contract=get("lhs_contracting_dims"),
+                                           rhs_contract=get("rhs_contracting_dims"),
+                                           lhs_batch=get("lhs_batch_dims"),
+                                           rhs_batch=get("rhs_batch_dims"))
             extra = {"out_dtype": out.dtype} if out.dtype != xs[0].type.dtype else {}
             return self._emit(ins, "dot", xs, lhs_contract=get("lhs_contracting_dims"),
                               rhs_contract=get("rhs_contracting_dims"),
@@ -364,3 +373,6 @@ def _flatten(item) -> list:
     if isinstance(item, tuple):
         return [v for sub in item for v in _flatten(sub)]
     return [item]
+
+
+SUPPORTED_OPCODES = frozenset(_SUPPORTED)   # what the importer accepts (docs/supported_ops.md)

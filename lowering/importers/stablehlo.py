@@ -20,7 +20,9 @@ from ..ir.types import GraphError, TensorType
 from . import mlir_adapter as S
 from .regions import instruction_loc, Region, RegionOp, arg_reducer, binary_reducer, is_identity, \
     sort_comparator
+from .exported_forms import probe_arg_reducer
 from .mlir_adapter import StableHloImportError
+from .stablehlo_exported import ExportedStableHloOps
 
 _PLAIN = by_spelling("stablehlo")   # one-to-one ops (from the op table)
 _IDENTITY = {"sdy.sharding_constraint", "stablehlo.optimization_barrier"}
@@ -44,7 +46,7 @@ class _Const:
         self.array, self.value = array, None
 
 
-class _Importer:
+class _Importer(ExportedStableHloOps):
     def __init__(self, module, name):
         self.funcs = S.functions(module)
         self.name = name
@@ -169,6 +171,9 @@ class _Importer:
             target = str(S.attr(op, "call_target_name")).strip('"')
             if target == "Sharding" and len(xs) == 1:
                 return list(xs)
+            known = self._exported_custom_call(op, target, xs)
+            if known is not None:
+                return list(known)
             raise self.error(op, f"unsupported custom_call target \"{target}\" (only "
                                  f"\"Sharding\" is understood, as identity)")
         if not name.startswith("stablehlo."):
@@ -241,6 +246,9 @@ class _Importer:
 
     def _op_dot_general(self, op, xs):
         lb, rb, lc, rc = S.dot_dims(op.attributes["dot_dimension_numbers"])
+        if "algorithm" in op.attributes:
+            return self._dot_algorithm(op, xs, lhs_contract=lc, rhs_contract=rc, lhs_batch=lb,
+                                       rhs_batch=rb)
         out = self._out(op)
         extra = {"out_dtype": out.dtype} if out.dtype != self._value(xs[0]).type.dtype else {}
         return self._emit(op, "dot", xs, lhs_contract=lc, rhs_contract=rc, lhs_batch=lb,
@@ -310,7 +318,7 @@ class _Importer:
             comb = {"add": "add", "max": "maximum", "min": "minimum", "mul": "multiply",
                     "and": "and", "or": "or"}[kind]
             return self._emit(op, comb, [res, init])
-        kind = arg_reducer(region) if n == 2 else None
+        kind = (arg_reducer(region) or probe_arg_reducer(region)) if n == 2 else None
         if kind is None or len(dims) != 1:
             raise self.error(op, f"variadic reduce ({n} inputs) is not supported; only single-"
                                  f"input reduce and the argmax/argmin (value, index) pattern; "
@@ -411,3 +419,8 @@ def _free_values(op) -> list:
                     walk(inner)
     walk(op)
     return [v for v in used if v not in defined]
+
+
+# What the importer accepts (docs/supported_ops.md): one-to-one ops plus handled ops.
+SUPPORTED_OPS = frozenset(_PLAIN) | frozenset(
+    n[4:] for n in dir(_Importer) if n.startswith("_op_") and n != "_op_bitcast_convert")

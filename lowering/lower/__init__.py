@@ -2,7 +2,7 @@
 
     >>> from lowering.lower import lower_graph, plan
 """
-from .driver import lower_graph, lower_ops, new_lowerer, schedule_for
+from .driver import groups_of, lower_graph, lower_ops, new_lowerer, schedule_for
 from .fusion import FusedMatmulSchedule, Group, plan
 from .rules.matmul import MatmulProblem, MatmulSchedule
 from .rules.reduce import ReduceProblem, ReduceSchedule
@@ -11,5 +11,5 @@ from .stream import StreamProblem, StreamSchedule
 
 __all__ = ["FusedMatmulSchedule", "Group", "IllegalSchedule", "MatmulProblem", "MatmulSchedule",
            "NoKnobs", "ReduceProblem", "ReduceSchedule", "Schedule", "StreamProblem",
-           "StreamSchedule", "from_key", "lower_graph", "lower_ops", "new_lowerer", "plan",
+           "StreamSchedule", "from_key", "groups_of", "lower_graph", "lower_ops", "new_lowerer", "plan",
            "schedule_for"]

@@ -42,6 +42,7 @@ class Lowerer:
         self.loc = loc
         self._subgraph = subgraph          # fn(lw, graph, views) -> views (the driver)
         self.schedules = schedules or {}   # group key -> Schedule, for lower_subgraph calls
+        self._psum_ring = None             # inside a loop body: the bank-sized PSUM tiles reused
 
     # -- emission -----------------------------------------------------------------------------
     def emit(self, opname, **args):
@@ -54,7 +55,21 @@ class Lowerer:
         return self.p.alloc(tuple(shape), device_dtype(dtype), SBUF, loc=self.loc)
 
     def psum(self, shape):
-        return self.p.alloc(tuple(shape), "float32", PSUM, loc=self.loc)
+        ring = self._psum_ring
+        shape = tuple(shape)
+        bank_f32 = self.arch.psum_bank_bytes // 4
+        if ring is None or len(shape) != 2 or shape[1] > bank_f32:
+            return self.p.alloc(shape, "float32", PSUM, loc=self.loc)
+        # In a loop body every tile is live for the whole body, so fresh tiles per matmul would
+        # exceed the 8 banks (a Flax LSTM cell has 8 dots): hand out views of the banks in turn.
+        # Reuse is safe because no rule holds more tiles at once than there are banks (their
+        # schedules refuse that) and the program runs in order.
+        k = ring["next"] % self.arch.psum_banks
+        ring["next"] += 1
+        if k == len(ring["tiles"]):
+            ring["tiles"].append(self.p.alloc((self.arch.partitions, bank_f32), "float32",
+                                              PSUM, loc=self.loc))
+        return ring["tiles"][k][:shape[0], :shape[1]]
 
     def const(self, value, dtype, name="const"):
         """A constant HBM tensor holding ``value`` (a NumPy array)."""
@@ -87,8 +102,10 @@ class Lowerer:
     def region(self):
         """Collect the instructions emitted inside the block (a loop body) into a list."""
         saved, body = self.p.instrs, []
+        saved_ring, self._psum_ring = self._psum_ring, {"next": 0, "tiles": []}
         self.p.instrs = body
         try:
             yield body
         finally:
             self.p.instrs = saved
+            self._psum_ring = saved_ring

@@ -26,6 +26,7 @@ from . import rules  # noqa: F401  (fills OPS[...].lower: the table is complete 
 from ..ir.ops import OPS
 from .builder import Lowerer, device_dtype
 from .fusion import Group, lower_group, plan
+from .patterns import fuse_patterns
 from .schedule import IllegalSchedule
 
 
@@ -71,6 +72,12 @@ def lower_op(lw: Lowerer, op, env: dict, sched=None) -> None:
         env[id(op.result)] = out
 
 
+def groups_of(graph, fuse: bool = True) -> list[Group]:
+    """The fusion groups ``lower_graph`` lowers for ``graph`` (after the whole-model pattern
+    passes), whose keys ``schedules=`` refers to."""
+    return plan(fuse_patterns(graph), fuse)
+
+
 def plan_one(op) -> Group:
     from .fusion import make_group
     return make_group([op])
@@ -83,9 +90,11 @@ def new_lowerer(program: Program, loc=None, fuse=True, schedules=None) -> Lowere
 def lower_graph(graph, target=None, name=None, fuse=True, schedules=None, groups=None) -> Program:
     """Lower a whole graph to a device program whose inputs are the graph's parameters.
 
-    ``schedules`` maps group keys (``plan(graph)[i].key``) to Schedules; missing groups use their
+    ``schedules`` maps group keys (``groups_of(graph)[i].key``) to Schedules; missing groups use their
     rule's default. ``fuse=False`` lowers every op on its own (each value round-trips HBM)."""
     prog = Program(name or graph.name, get_arch(target))
+    if groups is None:                       # whole-model patterns (both fuse modes: same bits)
+        graph = fuse_patterns(graph)
     lw = new_lowerer(prog, fuse=fuse, schedules=schedules)
     views = []
     for pv in graph.params:

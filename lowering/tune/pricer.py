@@ -15,7 +15,7 @@ are cheap to lower, so their fast price is the full one.
     >>> p = MatmulProblem(1, 4096, 8192, 8192, "bfloat16")
     >>> a = matmul_estimate(p, MatmulSchedule(m_group=8), get_arch("trn1"))
     >>> round(a.total_ns / 1e6, 1), a.bottleneck
-    (6.3, 'DMA')
+    (6.2, 'DMA')
 """
 from __future__ import annotations
 

@@ -38,14 +38,14 @@ from concurrent.futures import Executor
 
 from device.arch import get_arch
 
-from ..lower.fusion import plan as fusion_plan
+from ..lower.driver import groups_of
 from ..lower.schedule import from_key
 from .db import TuningDB
 from .groups import standalone, tunable
 from .jobs import run_jobs
 from .verify import verify
 
-TIMING_MODEL_VERSION = "timing-2026.12"    # bump when device/timing or isa costs change meaning
+TIMING_MODEL_VERSION = "timing-2026.12b"   # bump when device/timing or isa costs change meaning
 SPACE_VERSION = "space-1"                  # bump when a Schedule's candidates() change
 EXHAUSTIVE = 4096
 
@@ -175,7 +175,7 @@ def tune(graph, target=None, *, budget_s: float = 60.0, executor: Executor | Non
     arch = get_arch(target)
     store = _open_db(db)
     results, schedules, seen = [], {}, {}
-    groups = [g for g in fusion_plan(graph, fuse) if tunable(g)]
+    groups = [g for g in groups_of(graph, fuse) if tunable(g)]
     for group in groups:
         if group.key in seen:                  # the same structure again: the same answer
             continue

@@ -62,12 +62,23 @@ def test_jit_model_instructions_point_at_their_nl_lines():
 
 def test_rule_errors_on_the_graph_path_name_the_hlo_instruction(tmp_path):
     path = tmp_path / "sorted.hlo"
-    path.write_text(HLO.replace("ROOT exp.9 = f32[4,16]{1,0} exponential(dot.7)",
-                                "ROOT at.9 = f32[4,16]{1,0} atan2(dot.7, dot.7)"))
+    path.write_text("""HloModule m
+
+lt {
+  a = s64[] parameter(0)
+  b = s64[] parameter(1)
+  ROOT c = pred[] compare(a, b), direction=LT
+}
+
+ENTRY main.1 {
+  x.1 = s64[4,16]{1,0} parameter(0)
+  ROOT so.9 = s64[4,16]{1,0} sort(x.1), dimensions={1}, to_apply=lt
+}
+""")
     f = neuron.load_hlo(path)
     try:
         f.lower()
     except Exception as e:                            # noqa: BLE001 - the message is the test
-        assert "atan2" in str(e) and "at.9 @ sorted.hlo:7" in str(e), str(e)
+        assert "int64" in str(e) and "so.9 @ sorted.hlo:11" in str(e), str(e)
     else:
-        raise AssertionError("atan2 has no device lowering; lowering must refuse it")
+        raise AssertionError("sort has no lowering for int64 keys; lowering must refuse it")

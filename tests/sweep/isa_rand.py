@@ -100,11 +100,11 @@ def case_set_rng_seed(data):
         r = nl.ndarray((P, F), nl.uint32, buffer=nl.sbuf)
         nisa.rng(dst=r)
         return store(r)
+    if shape != (1, 1):                  # the shape is checked before the dtype
+        raises(k, (seeds[0],), "src_seeds must be a [1, 1] tensor", target=tgt)
+        return
     if sdt == "int16":
         raises(k, (seeds[0],), "src_seeds must hold a 32-bit value", target=tgt)
-        return
-    if shape != (1, 1):
-        raises(k, (seeds[0],), "src_seeds must be a [1, 1] tensor", target=tgt)
         return
     r0, r0b, r1 = (run(k, s, target=tgt) for s in (seeds[0], seeds[0], seeds[1]))
     np.testing.assert_array_equal(r0, r0b)

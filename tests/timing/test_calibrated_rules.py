@@ -87,3 +87,33 @@ def test_no_reuse_while_the_input_is_still_read():
     assert keep.spill_count == 0 and keep.sbuf_wait_ns > 0
     reuse = schedule(_reuse_program(keep_a=False))
     assert keep.makespan_ns > reuse.makespan_ns
+
+
+def _dve_rate(op, dtype, bufs, target="trn2"):
+    from device.isa.costs import elems_per_cycle
+    p = Program("r", target)
+    vs = [p.alloc((128, 512), dtype if b != "psum" else "float32", b, name=f"v{k}", loc=None)
+          for k, b in enumerate(bufs)]
+    return elems_per_cycle(p.arch, "DVE", *vs, op=op)
+
+
+@pytest.mark.parametrize("op,dtype,bufs,rate", [
+    ("tensor_copy", "bfloat16", ("sbuf", "sbuf"), 4.0),     # D:A3: 4x, 16-bit SBUF unit stride
+    ("tensor_scalar", "bfloat16", ("sbuf", "psum"), 1.0),    # psum operand here is fp32: no mode
+    ("tensor_scalar", "float32", ("sbuf", "sbuf"), 2.0),     # "256 elem/cycle other types"
+    ("tensor_scalar", "float32", ("sbuf", "psum"), 1.0),
+    ("tensor_tensor", "bfloat16", ("sbuf", "sbuf", "sbuf"), 2.0),
+    ("tensor_tensor", "float32", ("sbuf", "sbuf", "psum"), 1.0),
+    ("tensor_reduce", "bfloat16", ("sbuf", "sbuf"), 1.0),     # no perf mode documented
+])
+def test_trn2_vector_perf_mode_follows_the_documented_conditions(op, dtype, bufs, rate):
+    assert _dve_rate(op, dtype, bufs) == rate
+    assert _dve_rate(op, dtype, bufs, target="trn1") == 1.0          # NC-v2: no perf mode
+
+
+def test_trn2_bf16_copy_with_psum_side_gets_2x():
+    from device.isa.costs import elems_per_cycle
+    p = Program("r", "trn2")
+    a = p.alloc((128, 512), "bfloat16", "sbuf", name="a", loc=None)
+    b = p.alloc((128, 512), "bfloat16", "psum", name="b", loc=None)
+    assert elems_per_cycle(p.arch, "DVE", a, b, op="tensor_copy") == 2.0

@@ -76,7 +76,7 @@ def test_dependent_chain_pays_overhead_and_latency():
         return p
     dep, ind = schedule(build(True)), schedule(build(False))
     arch = dep_arch = build(True).arch
-    per = (arch.static_overhead_cycles + arch.engine_latency_cycles) / dep_arch.act_clock_ghz
+    per = (arch.static_overhead_cycles + arch.latency_cycles("ACT")) / dep_arch.act_clock_ghz
     assert dep.busy_ns["ACT"] > ind.busy_ns["ACT"]
     assert math.isclose(dep.makespan_ns - ind.makespan_ns, 3 * per, rel_tol=1e-6)
 

@@ -1,0 +1,61 @@
+"""The fast execution path: device programs decoded once into plans, checked against the reference.
+
+``device.executor.run`` uses it by default. ``NEURON_EMU_EXECUTOR`` picks the executor:
+
+* ``fast`` (default): plans (``plan.Plan``), with each PSUM accumulation group run as one fp32
+  matmul; every other instruction gives the reference's bytes, matmul results stay within the
+  bound stated in ``groups``;
+* ``exact``: plans, with every ``nc_matmul`` rounded where the reference rounds (byte for byte);
+* ``reference``: the instruction-by-instruction executor (the living definition), for debugging.
+
+Programs whose addresses or control flow depend on run-time values (dynamic offsets, on-device
+loops, LNC=2 core exchanges) always run on the reference executor (``analysis.unsupported_reason``).
+
+    >>> import numpy as np
+    >>> from device.program import Program
+    >>> p = Program("k")
+    >>> x = p.alloc((128, 4), "float32", "hbm", name="x", kind="input"); p.inputs.append(x.storage)
+    >>> o = p.alloc((128, 4), "float32", "shared_hbm", name="o"); p.outputs.append(o.storage)
+    >>> t = p.alloc((128, 4), "float32", "sbuf", name="t")
+    >>> _ = p.emit("dma_copy", dst=t, src=x); _ = p.emit("dma_copy", dst=o, src=t)
+    >>> outs, _ = run(p, [np.ones((128, 4), np.float32)]); float(outs[0].sum())
+    512.0
+"""
+from __future__ import annotations
+
+import weakref
+
+from .analysis import unsupported_reason
+from .plan import Plan
+
+_PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def plan_for(program, mode: str = "fast", precise: bool = True):
+    """The cached plan of ``program`` (built on first use), or None if it needs the reference."""
+    per = _PLANS.get(program)
+    if per is None:
+        per = _PLANS[program] = {"_n": len(program.instrs),
+                                 "_unsupported": unsupported_reason(program)}
+    elif per["_n"] != len(program.instrs):     # the program grew since: decode again
+        per.clear()
+        per.update({"_n": len(program.instrs), "_unsupported": unsupported_reason(program)})
+    if per["_unsupported"] is not None:
+        return None
+    key = (mode, precise)
+    plan = per.get(key)
+    if plan is None:
+        plan = per[key] = Plan(program, mode, precise)
+    return plan
+
+
+def run(program, inputs, mode: str = "fast", precise: bool = True, warn_uninit: bool = True):
+    """Run ``program`` on its plan: (outputs, memory), or None when the reference must run it
+    (unsupported program, or the plan is busy in another thread)."""
+    plan = plan_for(program, mode, precise)
+    if plan is None or not plan.lock.acquire(blocking=False):
+        return None
+    try:
+        return plan.run(inputs, warn_uninit)
+    finally:
+        plan.lock.release()

@@ -1,0 +1,233 @@
+"""What the reference executor finds out while it runs, worked out once from the program text.
+
+The reference ``Memory`` keeps a ``written`` bit per element (to warn on uninitialised reads) and
+an "open matmul group" bit per PSUM element (to decide what ``accumulate=None`` does). Both depend
+only on which views the instructions touch, in program order, never on the data, so for a program
+with static addresses they can be computed once when the plan is built:
+
+* ``warnings``: instruction index -> the uninitialised-read warnings the reference would raise
+  there (storage, element count, source line);
+* ``fill``: storages some read may see before they are written (they get their sentinel or
+  constant contents each run; the others need no initialisation at all);
+* ``mm_add``: ``nc_matmul`` index -> whether it adds to the PSUM contents: True, False or a
+  (M, N) bool mask when only some elements hold an open accumulation group;
+* ``first``/``last``: the first and last instruction that touches each storage (liveness).
+
+    >>> from device.program import Program
+    >>> p = Program("k")
+    >>> t = p.alloc((128, 4), "float32", "sbuf", name="t")
+    >>> u = p.alloc((128, 4), "float32", "sbuf", name="u")
+    >>> _ = p.emit("tensor_copy", dst=u, src=t)
+    >>> f = analyse(p)
+    >>> [(s.name, n) for s, n, _ in f.warnings[0]], [s.name for s in f.fill]
+    ([('t', 512)], ['t'])
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..memory import storage_units
+from ..tensor import View
+
+# Programs with these instructions (or dynamic addresses, or two cores) keep the reference
+# executor: their reads and writes depend on run-time values or on another core's progress.
+DYNAMIC_OPS = frozenset({"fori_loop", "while_loop", "sendrecv", "core_barrier", "nc_matmul_mx"})
+
+
+def unsupported_reason(program) -> str | None:
+    """Why the fast path cannot run ``program`` (None when it can)."""
+    if program.attrs.get("lnc", 1) > 1:
+        return "an LNC=2 program (two instruction streams)"
+    for ins in program.instrs:
+        if ins.op.name in DYNAMIC_OPS:
+            return f"instruction {ins.op.name}"
+        if int(ins.args.get("_core", 0)):
+            return "a second core's instruction stream"
+        for v in all_views(ins):
+            if v.dyn is not None:
+                return f"a dynamic address in {ins.op.name}"
+    return None
+
+
+def all_views(ins) -> list:
+    """Every tensor an instruction names, declared operand or not (a superset for liveness)."""
+    out = []
+    for v in ins.args.values():
+        if isinstance(v, View):
+            out.append(v)
+        elif isinstance(v, (list, tuple)):
+            out.extend(x for x in v if isinstance(x, View))
+    return out
+
+
+def covers_all(v: View) -> bool:
+    """True when ``v`` touches every element of its storage exactly once (in storage units)."""
+    st = v.storage
+    if v.dtype != st.dtype or v.offset != 0:
+        return False
+    expect = 1
+    for s, c in reversed(v.pattern):       # the usual case: row-major, no sort needed
+        if c != 1:
+            if s != expect:
+                break
+            expect *= c
+    else:
+        return expect == st.size
+    expect = 1
+    for s, c in sorted((p for p in v.pattern if p[1] != 1), key=lambda p: p[0]):
+        if s != expect:
+            return False
+        expect *= c
+    return expect == st.size
+
+
+def strided(flat: np.ndarray, v: View, dtype=None) -> np.ndarray:
+    """``flat``'s elements that ``v`` addresses (offset and strides in ``flat``'s units), shaped
+    like ``v``: a view, built without ``as_strided``'s overhead; the caller checks bounds."""
+    if v.size == 0:
+        return np.zeros(v.shape, dtype or flat.dtype)
+    it = flat.dtype.itemsize
+    if any(s < 0 for s, _ in v.pattern):
+        start = flat[v.offset:] if v.offset < flat.size else flat
+        return np.lib.stride_tricks.as_strided(start, shape=v.shape,
+                                               strides=[s * it for s, _ in v.pattern])
+    return np.ndarray(v.shape, flat.dtype, buffer=flat, offset=v.offset * it,
+                      strides=tuple(s * it for s, _ in v.pattern))
+
+
+def mask_view(mask: np.ndarray, v: View) -> np.ndarray:
+    """The bool elements of a per-storage mask that ``v`` touches, shaped like ``v``."""
+    return strided(mask, storage_units(v))
+
+
+class _Flags:
+    """PSUM "open matmul group" bits of one storage: uniformly set, uniformly clear, or a mask
+    (most accumulation tiles are written whole, so the mask is rarely needed)."""
+    __slots__ = ("state", "mask")
+
+    def __init__(self):
+        self.state, self.mask = False, None
+
+    def region(self, v: View):
+        """The bits under ``v``: a bool when uniform there, else a copy of the mask."""
+        if self.mask is None:
+            return self.state
+        r = mask_view(self.mask, v).reshape(v.shape[0], -1).copy()
+        return bool(r.flat[0]) if r.size and (r.all() or not r.any()) else r
+
+    def set(self, v: View, value: bool):
+        if covers_all(v):
+            self.state, self.mask = value, None
+            return
+        if self.mask is None:
+            if self.state == value:
+                return
+            self.mask = np.full(v.storage.size, self.state, bool)
+        mask_view(self.mask, v)[...] = value
+
+
+class _Cover:
+    """Which elements of one storage hold data: all of them, none, or a mask."""
+    __slots__ = ("full", "mask")
+
+    def __init__(self, full):
+        self.full, self.mask = full, None
+
+    def unwritten(self, v: View) -> int:
+        if self.full:
+            return 0
+        u = storage_units(v)
+        if self.mask is None:
+            return u.size
+        return int(u.size - np.count_nonzero(mask_view(self.mask, u)))
+
+    def write(self, v: View):
+        if self.full:
+            return
+        if covers_all(v):
+            self.full, self.mask = True, None
+            return
+        if self.mask is None:
+            self.mask = np.zeros(v.storage.size, bool)
+        mask_view(self.mask, v)[...] = True
+        if self.mask.all():
+            self.full, self.mask = True, None
+
+
+class Facts:
+    def __init__(self):
+        self.warnings: dict = {}       # instr index -> [(storage, n, loc)]
+        self.fill: list = []           # storages whose first use must see sentinels / constants
+        self.mm_add: dict = {}         # nc_matmul index -> True | False | (M, N) bool mask
+        self.first: dict = {}          # storage id -> first instruction index using it
+        self.last: dict = {}           # storage id -> last instruction index using it
+        self.storages: dict = {}       # storage id -> Storage (every one the program touches)
+        self.views: list = []          # instr index -> every tensor it names (all_views)
+        self.writes: list = []         # instr index -> storage ids it writes
+        self.unwritten_outputs: dict = {}   # output storage id -> its written mask, if partial
+
+
+def analyse(program) -> Facts:
+    """One pass over the instructions with the reference's bookkeeping, but no data."""
+    f = Facts()
+    cover: dict = {}
+    opened: dict = {}                  # PSUM storage id -> _Flags
+    inputs = {s.id for s in program.inputs}
+    fill, warned = {}, set()
+
+    def cov(st):
+        c = cover.get(st.id)
+        if c is None:
+            c = cover[st.id] = _Cover(st.id in inputs or st.const is not None)
+        return c
+
+    def read(idx, v, loc, warn=True):
+        n = cov(v.storage).unwritten(v)
+        if n:
+            fill[v.storage.id] = v.storage
+            if warn and (v.storage.id, loc) not in warned:     # the reference warns once per (tensor, line)
+                warned.add((v.storage.id, loc))
+                f.warnings.setdefault(idx, []).append((v.storage, n, loc))
+
+    for idx, ins in enumerate(program.instrs):
+        views = all_views(ins)
+        f.views.append(views)
+        for v in views:
+            sid = v.storage.id
+            if sid not in f.first:
+                f.storages[sid] = v.storage
+                f.first[sid] = idx
+            f.last[sid] = idx
+        writes = ins.writes()
+        for v in ins.reads():
+            # an output also listed as an input (a predicated copy, a shuffle keeping some
+            # partitions) is merged through Memory.array, which does not warn
+            read(idx, v, ins.loc, warn=not any(v is w for w in writes))
+        f.writes.append({v.storage.id for v in writes})
+        if ins.op.name == "nc_matmul":
+            dst = ins.args["dst"]
+            flags = opened.get(dst.storage.id)
+            if flags is None:
+                flags = opened[dst.storage.id] = _Flags()
+            acc = ins.args.get("accumulate")
+            add = flags.region(dst) if acc is None else bool(acc)
+            f.mm_add[idx] = add
+            if add is not False:           # the reference reads the old PSUM value (loc None)
+                read(idx, dst, None)
+            cov(dst.storage).write(dst)
+            flags.set(dst, True)
+            continue
+        for v in writes:
+            cov(v.storage).write(v)
+            flags = opened.get(v.storage.id)
+            if flags is not None:
+                flags.set(v, False)
+    for st in program.outputs:             # unwritten parts of an output are returned as sentinels
+        c = cov(st)
+        if st.id not in inputs and not c.full:
+            fill[st.id] = st
+            if st.id in f.first:           # the reference warns only for tensors it touched
+                f.unwritten_outputs[st.id] = (c.mask if c.mask is not None
+                                              else np.zeros(st.size, bool))
+    f.fill = list(fill.values())
+    return f

@@ -1,0 +1,57 @@
+"""``layer_norm`` in one on-chip pass: each block of 128 rows is loaded once, its mean and
+variance reduced on VectorE, the reciprocal standard deviation taken on ScalarE, scale and
+offset applied, and the block stored once in the result dtype. The exported chain it replaces
+moves the f32 row block through HBM five or six times.
+"""
+from __future__ import annotations
+
+import math
+
+from ..builder import device_dtype
+from ..registry import lowers
+
+
+@lowers("layer_norm")
+def lower_layer_norm(lw, op, inputs, sched):
+    x = lw.contiguous(inputs[0])
+    C = x.shape[-1] if x.ndim else 1
+    R = math.prod(x.shape[:-1]) if x.ndim > 1 else 1
+    x2 = x.reshape((R, C))
+    out = lw.hbm(op.result.type.shape, op.result.type.dtype)
+    o2 = out.reshape((R, C))
+    P = lw.arch.partitions
+    vecs = []
+    for v in inputs[1:]:                    # scale / offset, broadcast to 128 rows once
+        t = lw.sb((min(P, R), C), "float32")
+        row = lw.contiguous(v).reshape((1, C))
+        lw.emit("dma_copy", dst=t, src=row.broadcast_to((min(P, R), C)) if min(P, R) > 1
+                else row)
+        vecs.append(t)
+    inv_n, eps = 1.0 / C, float(op.attrs["eps"])
+    for r0 in range(0, R, P):
+        rt = min(P, R - r0)
+        raw = lw.sb((rt, C), x.dtype)
+        lw.emit("dma_copy", dst=raw, src=x2[r0:r0 + rt])
+        xf = raw
+        if x.dtype != "float32":
+            xf = lw.sb((rt, C), "float32")
+            lw.emit("tensor_copy", dst=xf, src=raw)
+        mean, var, rstd = (lw.sb((rt, 1), "float32") for _ in range(3))
+        lw.emit("tensor_reduce", dst=mean, op="add", data=xf, axis=(1,))
+        lw.emit("tensor_scalar", dst=mean, data=mean, op0="multiply", operand0=inv_n)
+        d, sq = lw.sb((rt, C), "float32"), lw.sb((rt, C), "float32")
+        lw.emit("tensor_scalar", dst=d, data=xf, op0="subtract", operand0=mean)
+        lw.emit("tensor_tensor", dst=sq, data1=d, data2=d, op="multiply")
+        lw.emit("tensor_reduce", dst=var, op="add", data=sq, axis=(1,))
+        lw.emit("tensor_scalar", dst=var, data=var, op0="multiply", operand0=inv_n,
+                op1="add", operand1=eps)
+        lw.emit("activation", dst=rstd, op="rsqrt", data=var)
+        lw.emit("tensor_scalar", dst=d, data=d, op0="multiply", operand0=rstd)
+        if len(vecs) > 0:
+            lw.emit("tensor_tensor", dst=d, data1=d, data2=vecs[0][:rt], op="multiply")
+        if len(vecs) > 1:
+            lw.emit("tensor_tensor", dst=d, data1=d, data2=vecs[1][:rt], op="add")
+        res = lw.sb((rt, C), device_dtype(op.result.type.dtype))
+        lw.emit("tensor_copy", dst=res, src=d)
+        lw.emit("dma_copy", dst=o2[r0:r0 + rt], src=res)
+    return out
