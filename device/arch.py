@@ -228,9 +228,42 @@ def get_arch(target: "str | Arch | None" = None) -> Arch:
     """Resolve a target name (trn1/inf2/gen2, trn2/gen3, trn3/gen4) or the env override."""
     if isinstance(target, Arch):
         return target
-    if target is None:
-        target = os.environ.get("NEURON_PLATFORM_TARGET_OVERRIDE") or DEFAULT_TARGET
+    if target is None:        # NKI_NC_VERSION (gen2|gen3|gen4) is what the NKI library harness sets
+        target = (os.environ.get("NEURON_PLATFORM_TARGET_OVERRIDE")
+                  or os.environ.get("NKI_NC_VERSION") or DEFAULT_TARGET)
     key = str(target).strip().lower()
     if key not in _ALIASES:
         raise ValueError(f"unknown target {target!r}: expected one of {sorted(_ALIASES)}")
     return _ALIASES[key]
+
+
+# ---- collective links (issue 14) ---------------------------------------------------------------
+# Kept apart from the per-core tables above (which are recalibrated separately). Device-to-device
+# bandwidth of the NeuronLink fabric per NeuronDevice; a rank (one logical NeuronCore) gets its
+# share: device bandwidth / NeuronCores per device. Sources:
+#   trn3: "NeuronLink-v4 for device-to-device interconnect provides 2.56 TB/sec bandwidth per
+#         device" (Neuron docs, about-neuron/arch/neuron-hardware/trainium3.rst); 8 cores/device.
+#   trn2: NeuronLink-v3, 1.28 TB/s per device (Neuron docs, trainium2.rst "NeuronLink" row;
+#         4 NeuronLink-v3 per device per the NKI Trainium2 architecture guide); 8 cores/device.
+#   trn1/inf2: NeuronLink-v2, 4 links per Trainium (2 per Inferentia2) per the NKI
+#         Trainium/Inferentia2 architecture guide; per-device bandwidth not documented: E(estimate)
+#         768 GB/s for Trainium, half for Inferentia2; 2 cores/device.
+# hop_ns: fixed cost of one ring step (CC-core semaphore + DMA descriptor issue): E(estimate),
+# of the order of the DMA fixed cost, not calibrated.
+@dataclass(frozen=True)
+class Link:
+    device_bytes_per_ns: float
+    cores_per_device: int
+    hop_ns: float
+
+    @property
+    def rank_bytes_per_ns(self) -> float:
+        return self.device_bytes_per_ns / self.cores_per_device
+
+
+COLLECTIVE_LINKS = {
+    "trn1": Link(768.0, 2, 2000.0),           # E: NeuronLink-v2 per-device bandwidth estimated
+    "inf2": Link(384.0, 2, 2000.0),           # E: 2 NeuronLink-v2 links (half of Trainium)
+    "trn2": Link(1280.0, 8, 2000.0),          # D: trainium2.rst; hop E
+    "trn3": Link(2560.0, 8, 2000.0),          # D: trainium3.rst; hop E
+}

@@ -89,8 +89,39 @@ def rows(mem, v: View, loc=None, skip_oob: bool = False):
     return res
 
 
+def _indirect_cells(mem, v: View, loc):
+    """Static (partitions g, 1) views for each (group, column) of an ``.indirect`` view."""
+    _, index, base, group = v.dyn
+    idx = np.asarray(mem.read(index, loc)).astype(np.int64).reshape(index.shape[0], -1)
+    p, n = v.shape
+    free = base.shape[1:]
+    fe = int(np.prod(free)) if free else 1
+    out = []
+    for g0 in range(0, p, group):
+        r0 = 0 if idx.shape[0] == group else g0
+        gp = min(group, p - g0)
+        for i in range(n):
+            off = int(idx[r0 + i % group, i // group])
+            if not 0 <= off < fe:
+                raise HardwareRuleError(
+                    "access-out-of-bound", f"tensor indirection offset {off} (index "
+                    f"{index.name}[{r0 + i % group}, {i // group}]) is outside the {fe} free "
+                    f"elements of {base.name}", operand="index", value=off, limit=fe, loc=loc)
+            pos = np.unravel_index(off, free) if free else ()
+            start = base.offset + base.pattern[0][0] * g0 + sum(
+                s * int(k) for (s, _), k in zip(base.pattern[1:], pos))
+            out.append((g0, gp, i, View(base.storage, start, ((base.pattern[0][0], gp), (1, 1)),
+                                        base.dtype)))
+    return out
+
+
 def read(mem, v: View, loc=None) -> np.ndarray:
     """Gather the values a dynamic view addresses, shaped like ``v``."""
+    if v.dyn[0] == "indirect":
+        res = np.empty(v.shape, mem.storage_dtype(v.dtype))
+        for g0, gp, i, w in _indirect_cells(mem, v, loc):
+            res[g0:g0 + gp, i:i + 1] = mem.read(w, loc)
+        return res
     parts = rows(mem, v, loc)
     if parts[0][0] is None:
         return mem.read(parts[0][1], loc)
@@ -99,8 +130,12 @@ def read(mem, v: View, loc=None) -> np.ndarray:
 
 def write(mem, v: View, values, rounded: bool = False, loc=None):
     """Scatter ``values`` (shaped like ``v``) to the addresses a dynamic view resolves to."""
-    parts = rows(mem, v, loc)
     vals = np.broadcast_to(np.asarray(values), v.shape)
+    if v.dyn[0] == "indirect":            # in column order: a repeated offset keeps the last
+        for g0, gp, i, w in _indirect_cells(mem, v, loc):
+            mem.write(w, vals[g0:g0 + gp, i:i + 1], rounded)
+        return
+    parts = rows(mem, v, loc)
     if parts[0][0] is None:
         mem.write(parts[0][1], vals, rounded)
         return

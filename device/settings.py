@@ -20,7 +20,7 @@ def _flag(name: str, default: bool) -> bool:
 
 @dataclass(frozen=True)
 class Settings:
-    target: str            # NEURON_PLATFORM_TARGET_OVERRIDE: trn1/inf2/gen2, trn2/gen3, trn3/gen4
+    target: str            # NEURON_PLATFORM_TARGET_OVERRIDE, else NKI_NC_VERSION: trn1/inf2/gen2, trn2/gen3, trn3/gen4
     precise_fp: bool       # NKI_PRECISE_FP (default 1): low-precision dtypes rounded like hardware
     simulator: bool        # NKI_SIMULATOR: accepted for compatibility; the emulator is always used
     debug_verify: bool     # NEURON_EMU_DEBUG: run the verifier after every pass
@@ -61,7 +61,8 @@ def settings() -> Settings:
     cache = os.environ.get("NEURON_EMU_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "neuron-emu")
     return Settings(
-        target=os.environ.get("NEURON_PLATFORM_TARGET_OVERRIDE") or "inf2",
+        target=(os.environ.get("NEURON_PLATFORM_TARGET_OVERRIDE")
+                or os.environ.get("NKI_NC_VERSION") or "inf2"),
         precise_fp=_flag("NKI_PRECISE_FP", True),
         simulator=_flag("NKI_SIMULATOR", False),
         debug_verify=_flag("NEURON_EMU_DEBUG", False),

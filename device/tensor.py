@@ -244,6 +244,16 @@ class View:
             pattern = keep
         return self._with(offset, pattern)
 
+    # ``t[key] = value`` emits an instruction, so the front end that owns the program installs the
+    # behaviour (nki.language.assign); device/ itself knows no tracing.
+    assign = None
+
+    def __setitem__(self, key, value):
+        if View.assign is None:
+            raise UserKernelError(f"tensor {self.name}: item assignment needs a kernel being traced "
+                                  f"by a front end (nki)")
+        View.assign(self[key], value)
+
     def reshape(self, shape):
         shape = tuple(int(d) for d in (shape if isinstance(shape, (tuple, list)) else (shape,)))
         if -1 in shape:
@@ -359,6 +369,15 @@ class View:
         p = ((self.pattern[0][0], n),) + tuple(self.pattern[1:])
         return View(self.storage, self.offset, p, self.dtype,
                     ("vector", vector_offset, 0, self.pattern[0][0]))
+
+    def indirect(self, index, num_elem=None, group=16):
+        """Tensor indirection (NeuronCore-v4): a (P, num_elem) view of free positions chosen at
+        run time by the SBUF offsets in ``index`` (rules and layout: device.indirection).
+
+            cols = data.indirect(idx, num_elem=32)     # data (128, 512), idx (16, 2) uint16
+        """
+        from .indirection import indirect
+        return indirect(self, index, num_elem, group)
 
     def is_indirect(self) -> bool:
         return self.dyn is not None

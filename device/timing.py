@@ -179,6 +179,7 @@ class Scheduler:
         self.spill_end: dict = {}                    # id(spill) -> (end of its save DMA, eid)
         self.spill_n = [0, 0, 0]                     # transfers, save bytes, reload bytes
         self.end_all = 0.0
+        self.done_at: dict = {}                      # instruction index -> its done time
         self.limit = ""
         self.launch = arch.launch_overhead_ns if program.instrs else 0.0
 
@@ -306,6 +307,8 @@ class Scheduler:
             if t > dep:
                 dep, pred, cause = t, who, "data"
         floor = max(floor, c.fence)
+        for p in ins.args.get("_after", ()):    # scheduling edges (nki with_schedule/depends_on)
+            floor = max(floor, self.done_at.get(p.index, 0.0))
         if floor > dep:             # a cross-core rendezvous (sendrecv / barrier), or after one
             dep, pred, cause = floor, -1, "sync"
         take = self.sb_take.get(i)
@@ -386,6 +389,7 @@ class Scheduler:
                         c.banks[b] = (done, eid)
         if done > self.end_all:
             self.end_all = done
+        self.done_at[i] = done
         if i in self.sb_saves:
             for sp in self.sb_saves[i]:
                 self._spill_dma(c, core_id, sp, "save")

@@ -11,7 +11,7 @@
 from . import isa, language, typing  # noqa: F401
 from . import collectives, compiler, dtype, tensor  # noqa: F401  (names kernels reference)
 from .isa import constants as _isa_constants  # noqa: F401  (nki.isa.constants)
-from .tracing import ArraySpec, Kernel, jit, simulate
+from .tracing import ArraySpec, Kernel, cpu_simulate, jit, simulate
 from .benchmark import benchmark  # noqa: E402  (legacy nki.benchmark, modelled latencies)
 
 __version__ = "0.6.0"
@@ -41,5 +41,5 @@ def install_neuronxcc_alias() -> None:
     sys.modules["neuronxcc.nki"] = sys.modules[__name__]
     for sub, mod in (("typing", typing), ("language", language), ("isa", isa)):
         sys.modules[f"neuronxcc.nki.{sub}"] = mod
-__all__ = ["install_neuronxcc_alias", "jit", "simulate", "Kernel", "ArraySpec", "language", "isa", "typing", "dtype", "tensor",
+__all__ = ["install_neuronxcc_alias", "jit", "simulate", "cpu_simulate", "Kernel", "ArraySpec", "language", "isa", "typing", "dtype", "tensor",
            "compiler", "collectives"]

@@ -175,7 +175,7 @@ class Kernel:
 
     # -- tracing ------------------------------------------------------------------------------
     def _signature(self, args, kwargs, arch):
-        key = [arch.name, self.lnc, VERSION]
+        key = [arch.name, self.lnc, VERSION, self.options.get("schedule")]
         for a in list(args) + [kwargs[k] for k in sorted(kwargs)]:
             arr, _ = _to_numpy(a)
             if arr is not None:
@@ -185,6 +185,10 @@ class Kernel:
             else:
                 key.append(_const_key(a))
         return tuple(key) + tuple(sorted(kwargs))
+
+    def signature(self, args, kwargs, target=None) -> tuple:
+        """The trace-cache key of a call: shapes, dtypes, constants, target, LNC."""
+        return self._signature(args, kwargs, get_arch(target or self.target))
 
     def trace(self, *args, target=None, **kwargs) -> Program:
         """Trace (or fetch from the cache) the device program for these arguments."""
@@ -290,6 +294,8 @@ class Kernel:
             program.outputs.append(r.storage)
             program.attrs.setdefault("output_views", []).append(r)
         program.attrs["arg_names"] = list(call_args)
+        from .schedule import apply_schedule
+        apply_schedule(program, self.options.get("schedule"), self.fn.__name__)
         from device.passes import verify_program
         verify_program(program)
         return program
@@ -332,6 +338,21 @@ class Kernel:
         prog = _filtered(lambda a, k: self.trace(*a, target=target, **k), args, kwargs)
         return _profile(prog)
 
+    def with_schedule(self, edges):
+        """This kernel with scheduling edges between named instructions (NKI scheduling guide).
+
+        ``edges`` is a list of ``(consumer, producer)`` pairs of ``name=`` values given to ISA
+        calls; the producer may be a list of names. The returned kernel runs each consumer after
+        its producers (see ``nki.schedule``); the original kernel is unchanged.
+
+            scheduled = kernel.with_schedule([("plus1", "recip")])
+            out = scheduled(x)
+        """
+        from .schedule import normalize_edges
+        k = Kernel(self.fn, lnc=self.lnc, target=self.target,
+                   **{**self.options, "schedule": normalize_edges(edges)})
+        return k
+
     # -- running --------------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
         outer = maybe_current()
@@ -362,6 +383,13 @@ class Kernel:
         if prog.attrs.get("returns_tuple"):
             return tuple(res)
         return res[0] if len(res) == 1 else (None if not res else tuple(res))
+
+
+def host_arrays(fn, args, kwargs) -> list:
+    """The NumPy arrays among a call's arguments, in signature order (what the program binds)."""
+    bound = inspect.signature(fn).bind(*args, **kwargs)
+    bound.apply_defaults()
+    return [arr for arr, _ in (_to_numpy(v) for v in bound.arguments.values()) if arr is not None]
 
 
 def _refuse_lists(fn, args, kwargs):
@@ -508,3 +536,16 @@ def simulate(kernel):
     if not isinstance(kernel, Kernel):
         kernel = Kernel(kernel)
     return kernel
+
+
+def cpu_simulate(kernel):
+    """The private ``nki.cpu_simulate(kernel)[lnc](**inputs)`` entry of the NKI library harness.
+
+    Same as :func:`simulate`: a plain function is wrapped as a kernel; ``[lnc]`` picks the
+    logical NeuronCore degree; the target comes from ``NEURON_PLATFORM_TARGET_OVERRIDE`` or,
+    as the harness sets it, ``NKI_NC_VERSION=gen2|gen3|gen4``.
+
+        os.environ["NKI_NC_VERSION"] = "gen3"          # trn2
+        outs = nki.cpu_simulate(my_kernel)[2](a=a, b=b)
+    """
+    return simulate(kernel)

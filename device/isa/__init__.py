@@ -43,4 +43,4 @@ def defop(name: str, *, engine: str, outputs=("dst",), inputs=()):
 
 from . import compute, dma, pe, misc, control  # noqa: E402,F401  (registers the entries)
 from . import vector, vector_stats, gpsimd, dma_extra, multicore  # noqa: E402,F401
-from . import activate2, mx, prng, gpsimd_index  # noqa: E402,F401
+from . import activate2, mx, prng, gpsimd_index, collective  # noqa: E402,F401

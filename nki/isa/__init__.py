@@ -79,13 +79,36 @@ def get_nc_sub_version():
     return 0
 
 
+class dependency(enum.Enum):
+    """Kind of a scheduling edge (``NkiInstruction.depends_on(..., kind=...)``): ``runtime`` is a
+    hardware semaphore wait, ``schedule`` only constrains issue order. The emulator orders both
+    the same way (the executor is in-order; the timing model starts the consumer after the
+    producer ends)."""
+    runtime = "runtime"
+    schedule = "schedule"
+
+
 class NkiInstruction:
-    """Handle returned by every instruction (for ``depends_on`` scheduling hints)."""
+    """Handle returned by every instruction; ``c.depends_on(a, b)`` orders c after a and b.
+
+        a = nisa.reciprocal(dst=r, data=x)
+        b = nisa.tensor_scalar(dst=s, data=x, op0=nl.add, operand0=1.0)
+        b.depends_on(a)                    # b starts after a ends (returns b, so calls chain)
+    """
 
     def __init__(self, instr):
         self.instr = instr
 
-    def depends_on(self, *producers):
+    def depends_on(self, *producers, kind=None):
+        if kind is not None and not isinstance(kind, dependency):
+            raise UserKernelError(f"depends_on: kind must be an nisa.dependency value, got "
+                                  f"{kind!r}")
+        tr = current("NkiInstruction.depends_on")
+        for p in producers:
+            if not isinstance(p, NkiInstruction):
+                raise UserKernelError(f"depends_on: producers are the handles nisa calls return, "
+                                      f"got {type(p).__name__}", loc=user_loc())
+            tr.program.attrs.setdefault("sched_pairs", []).append((self.instr, p.instr))
         return self
 
     def __repr__(self):
@@ -100,8 +123,27 @@ def _emit(opname, eng=None, name=None, **args):
     if eng is not None and eng != engine.unknown:
         kw["engine"] = _ENGINE[eng]
         args["_engine_given"] = True
+    for k, v in list(args.items()):
+        if isinstance(v, View) and v.dyn is not None and v.dyn[0] == "indirect":
+            args[k] = _indirect_for(tr, opname, k, v, kw.get("engine"))
     ins = tr.program.emit(opname, loc=user_loc(3), name=name, **kw, **args)
     return NkiInstruction(ins)
+
+
+def _indirect_for(tr, opname, operand, v, eng):
+    """Tensor indirection is NeuronCore-v4+; TensorE reads offsets in groups of 32 partitions."""
+    if tr.arch.gen < 4:
+        from device.errors import HardwareRuleError
+        raise HardwareRuleError(
+            "generation", f"nisa.{opname}: operand '{operand}' uses tensor indirection "
+            f"(.indirect), which needs NeuronCore-v4 (trn3); target {tr.arch.name} is "
+            f"NeuronCore-v{tr.arch.gen}", operand=operand, value=tr.arch.name, limit="trn3",
+            loc=user_loc(4))
+    _, index, base, group = v.dyn
+    want = 32 if (eng == "PE" or opname in ("nc_matmul", "nc_matmul_mx")) else 16
+    if want != group:
+        v = base.indirect(index, num_elem=v.shape[1], group=want)
+    return v
 
 
 def _drop_legacy_dtype(dst, dtype):

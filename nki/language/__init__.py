@@ -11,6 +11,8 @@ from .ops import (OpToken, TOKENS, broadcast_to, copy, expand_dims, load, matmul
 from .ops import all  # noqa: A004
 from .extra import *  # noqa: F401,F403
 from .control import VirtualRegister, fori_loop, while_loop  # noqa: F401
+from .core import DType, NKIObject, NkiTensor  # noqa: F401
+from . import assign as _assign  # noqa: F401,E402  (installs t[...] = x)
 
 globals().update({k: v for k, v in TOKENS.items() if k not in ("copy",)})
 copy = TOKENS["copy"]

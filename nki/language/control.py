@@ -18,14 +18,14 @@ from device.tensor import View
 
 from ..tracing import current
 
-__all__ = ["fori_loop", "while_loop", "VirtualRegister"]
+__all__ = ["fori_loop", "while_loop", "dynamic_range", "VirtualRegister"]
 
 
 def _bound(tr, x, what):
     if isinstance(x, VirtualRegister):
         return x
     if isinstance(x, bool) or not hasattr(x, "__index__"):
-        raise UserKernelError(f"nl.fori_loop: {what} must be an int or a VirtualRegister, got "
+        raise UserKernelError(f"nl.fori_loop/dynamic_range: {what} must be an int or a VirtualRegister, got "
                               f"{type(x).__name__}", loc=user_loc(3))
     return int(x)
 
@@ -113,3 +113,62 @@ def register_load(dst, src):
 def register_store(dst, src):
     current("nisa.register_store").program.emit("register_store", dst=dst, src=src,
                                                 loc=user_loc(2))
+
+
+class _DynamicRange:
+    """The iterable ``nl.dynamic_range`` returns when a bound is a register.
+
+    Iterating it yields ONE induction register; the ``for`` body runs once at trace time with its
+    instructions captured into a loop body, and when Python asks for the next item the captured
+    body becomes a ``fori_loop`` instruction that repeats it as many times as the registers say
+    at run time. So ``for i in nl.dynamic_range(0, reg):`` traces exactly like
+    ``nl.fori_loop(0, reg, body)``. A ``break`` or an exception leaves the body unemitted: the
+    device loop cannot be cut short by trace-time Python.
+    """
+
+    def __init__(self, tr, lo, hi, step, loc):
+        self.tr, self.lo, self.hi, self.step, self.loc = tr, lo, hi, step, loc
+
+    def __iter__(self):
+        tr, prog = self.tr, self.tr.program
+        reg = VirtualRegister("i", readonly=True)
+        saved, prog.instrs = prog.instrs, []
+        done = False
+        try:
+            yield reg
+            done = True
+        finally:
+            body, prog.instrs = prog.instrs, saved
+        if done:
+            reads, writes = _footprint(body)
+            prog.emit("fori_loop", reg=reg, lower=self.lo, upper=self.hi, step=self.step,
+                      body=body, _reads=reads, _writes=writes, loc=self.loc)
+
+
+def dynamic_range(start, stop=None, step=1, **_legacy):
+    """Deprecated (use ``nl.fori_loop``): a loop whose bounds may be registers.
+
+    With int bounds it is Python's ``range`` (unrolled at trace time). With a ``VirtualRegister``
+    bound (from ``nisa.register_alloc``/``register_load``) it is a device loop: the body of the
+    ``for`` statement is traced once and repeated at run time, the loop variable being the
+    induction register.
+
+        n = nisa.register_alloc()
+        nisa.register_load(n, count_sbuf)          # count_sbuf: a [1, 1] int32 tile
+        for i in nl.dynamic_range(0, n, 1):        # == nl.fori_loop(0, n, body)
+            nisa.tensor_tensor(dst=acc, data1=acc, data2=x, op=nl.add)
+    """
+    import warnings
+    warnings.warn("nl.dynamic_range is deprecated; use nl.fori_loop", DeprecationWarning,
+                  stacklevel=2)
+    if stop is None:
+        start, stop = 0, start
+    if not isinstance(start, VirtualRegister) and not isinstance(stop, VirtualRegister):
+        return range(_bound(None, start, "start"), _bound(None, stop, "stop"), step)
+    tr = current("nl.dynamic_range")
+    _not_in_no_reorder(tr, "dynamic_range")
+    lo, hi = _bound(tr, start, "start"), _bound(tr, stop, "stop")
+    if isinstance(step, bool) or not isinstance(step, int) or step <= 0:
+        raise UserKernelError(f"nl.dynamic_range: step must be a compile-time positive int, got "
+                              f"{step!r}", loc=user_loc(2))
+    return iter(_DynamicRange(tr, lo, hi, step, user_loc(2)))

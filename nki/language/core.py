@@ -16,6 +16,7 @@ from device import limits as _limits
 from device.tensor import BUFFERS, HBM, PSUM, SBUF, SHARED_HBM, Buffer, View, as_buffer
 
 from ..tracing import current, maybe_current
+from .control import dynamic_range  # noqa: F401  (re-exported: nl.dynamic_range)
 
 # ---- dtypes (NKI 0.6: plain strings, hashable, str()-stable) -----------------------------------
 bool_ = "bool_"
@@ -38,18 +39,169 @@ class MemoryRegion:
     sbuf, psum, private_hbm, shared_hbm = SBUF, PSUM, HBM, SHARED_HBM
 
 
-class NKIObject:
-    """Base class of kernel configuration objects (``@dataclass class Cfg(nl.NKIObject)``).
+class _Unset:
+    """The value of a dataclass field that a constructor call left out (see ``NKIObject``).
 
-    Plain Python at trace time. Instances passed as kernel arguments are compile-time constants;
-    the kernel cache keys them by their field values (see ``nki.tracing._const_key``).
+    Using it in any way raises, so an omitted field can never flow silently into a kernel."""
+    __slots__ = ("owner", "field", "loc")
+
+    def __init__(self, owner, field, loc):
+        self.owner, self.field, self.loc = owner, field, loc
+
+    def _fail(self, *_a, **_k):
+        raise UserKernelError(f"field {self.owner}.{self.field} was never given a value: the "
+                              f"{self.owner}(...) call at {self.loc} left it out and nothing "
+                              f"assigned it before this use", loc=user_loc())
+
+    __bool__ = __int__ = __index__ = __float__ = __iter__ = __len__ = __call__ = _fail
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = _fail
+    __floordiv__ = __rfloordiv__ = __mod__ = __lt__ = __le__ = __gt__ = __ge__ = _fail
+    __eq__ = __ne__ = __getitem__ = __neg__ = _fail
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        self._fail()
+
+    def __hash__(self):
+        return hash((self.owner, self.field))
+
+    def __repr__(self):
+        return f"<unset {self.owner}.{self.field}>"
+
+
+class _NKIObjectMeta(type):
+    """NKI traces configuration dataclasses leniently: a required field the constructor call
+    leaves out is unset rather than a TypeError (the NKI library relies on this, e.g. its MLP
+    TKG dimension dataclass). Here such a field holds ``_Unset``, which raises on any use."""
+
+    def __call__(cls, *args, **kwargs):
+        params = getattr(cls, "__dataclass_params__", None)
+        init_fn = getattr(cls.__init__, "__code__", None)
+        if params is not None and init_fn is not None and init_fn.co_filename == "<string>":
+            # only a dataclass-generated __init__ (exec'd from a string); a hand-written one
+            # keeps its own defaults and errors
+            import dataclasses
+            init = [f for f in dataclasses.fields(cls) if f.init]
+            loc = user_loc()
+            for f in init[len(args):]:
+                if (f.name not in kwargs and f.default is dataclasses.MISSING
+                        and f.default_factory is dataclasses.MISSING):
+                    kwargs[f.name] = _Unset(cls.__name__, f.name, loc)
+        return super().__call__(*args, **kwargs)
+
+
+class NKIObject(metaclass=_NKIObjectMeta):
+    """Base class of kernel configuration objects.
+
+    Subclasses are plain Python at trace time. Two declaration styles work, as in NKI 0.6:
+
+        @dataclass
+        class Cfg(nl.NKIObject):        # dataclass: its generated __init__ is used
+            tile: int = 128
+
+        class Cfg(nl.NKIObject):        # class attributes: keyword (or positional) construction
+            tile: int = 128
+            causal = False
+        cfg = Cfg(tile=256, causal=True)   # cfg.tile == 256; Cfg().tile == 128
+
+    Without a dataclass ``__init__``, the constructor accepts the declared fields (annotated
+    names, then plain class attributes that are not methods) by keyword, or the annotated ones
+    by position; an unknown name or a missing annotated field without a default is a
+    ``TypeError`` that names the class and the declared fields. A field left out is simply
+    unset (``AttributeError`` when read), as kernels may fill it in later; in a ``@dataclass``
+    subclass a left-out required field holds a marker that raises on any use. Instances passed
+    as kernel arguments are compile-time constants keyed by their field values.
     """
 
+    def __init__(self, *args, **kwargs):
+        cls = type(self)
+        fields = _declared_fields(cls)
+        annotated = [n for n in fields if n in _annotations(cls)]
+        if len(args) > len(annotated):
+            raise TypeError(f"{cls.__name__}() takes {len(annotated)} positional field(s) "
+                            f"({', '.join(annotated) or 'none'}) but {len(args)} were given")
+        for name, v in zip(annotated, args):
+            if name in kwargs:
+                raise TypeError(f"{cls.__name__}() got multiple values for field '{name}'")
+            kwargs[name] = v
+        for k, v in kwargs.items():
+            if k not in fields:
+                raise TypeError(f"{cls.__name__}() got an unexpected keyword argument '{k}'; "
+                                f"its declared fields are: {', '.join(fields) or 'none'}")
+            setattr(self, k, v)
+        post = getattr(self, "__post_init__", None)
+        if post is not None:
+            post()
 
-def is_sbuf(b): return as_buffer(getattr(b, "buffer", b)).kind == "sbuf"
-def is_psum(b): return as_buffer(getattr(b, "buffer", b)).kind == "psum"
-def is_hbm(b): return as_buffer(getattr(b, "buffer", b)).kind == "hbm"
-def is_on_chip(b): return as_buffer(getattr(b, "buffer", b)).on_chip
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return _field_values(self) == _field_values(other)
+
+    def __hash__(self):
+        try:
+            return hash((type(self), tuple(_field_values(self))))
+        except TypeError:
+            return id(self)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in _field_values(self))})"
+
+
+def _annotations(cls) -> dict:
+    out: dict = {}
+    for c in reversed(cls.__mro__):
+        out.update(c.__dict__.get("__annotations__", {}))
+    return out
+
+
+def _declared_fields(cls) -> list:
+    """Field names of an ``NKIObject`` subclass: annotations, then plain class attributes."""
+    names = list(_annotations(cls))
+    for c in reversed(cls.__mro__):
+        if c is object or c is NKIObject:
+            continue
+        for k, v in c.__dict__.items():
+            if (k.startswith("__") or k in names or callable(v)
+                    or isinstance(v, (staticmethod, classmethod, property))):
+                continue
+            names.append(k)
+    return names
+
+
+def _field_values(obj) -> list:
+    return [(k, getattr(obj, k, None)) for k in _declared_fields(type(obj))] + sorted(
+        (k, v) for k, v in vars(obj).items() if k not in _declared_fields(type(obj)))
+
+
+# ``nl.NkiTensor`` is the tensor handle every creation op returns; ``nl.DType`` the dtype type
+NkiTensor = View
+DType = str
+
+
+def _buffer_kind(buffer):
+    return as_buffer(getattr(buffer, "buffer", buffer))
+
+
+def is_sbuf(buffer):
+    """True if ``buffer`` (a buffer or a tensor) is SBUF: ``nl.is_sbuf(buffer=t.buffer)``."""
+    return _buffer_kind(buffer).kind == "sbuf"
+
+
+def is_psum(buffer):
+    """True if ``buffer`` (a buffer or a tensor) is PSUM: ``nl.is_psum(t.buffer)``."""
+    return _buffer_kind(buffer).kind == "psum"
+
+
+def is_hbm(buffer):
+    """True if ``buffer`` (a buffer or a tensor) is private or shared HBM: ``nl.is_hbm(a)``."""
+    return _buffer_kind(buffer).kind == "hbm"
+
+
+def is_on_chip(buffer):
+    """True for SBUF and PSUM: ``nl.is_on_chip(buffer=t.buffer)``."""
+    return _buffer_kind(buffer).on_chip
 
 
 # ---- tile_size: per-generation constants read as attributes ---------------------------------
@@ -170,11 +322,6 @@ def affine_range(start, stop=None, step=1, **_legacy):
 sequential_range = static_range = affine_range
 # ``nl.range`` (used by nki-library) is Python's range: every NKI 0.6 loop unrolls at trace time
 range = _builtins.range  # noqa: A001
-
-
-def dynamic_range(start, stop=None, step=1, **_legacy):
-    warnings.warn("nl.dynamic_range is deprecated; use nl.fori_loop", DeprecationWarning, stacklevel=2)
-    return affine_range(start, stop, step)
 
 
 def ds(start, size):

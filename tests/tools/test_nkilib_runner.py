@@ -1,0 +1,106 @@
+"""``tools/run_nki_library_tests.py`` on a miniature checkout laid out like nki-library's harness.
+
+The fake harness does what the library's does in simulation mode: its conftest swaps in the
+``nki_cpu_simulator.nki`` modules, sets ``NKI_NC_VERSION`` and calls
+``nki.cpu_simulate(kernel)[lnc](**inputs)``; its inputs use ``neuron_dtypes.static_cast``.
+"""
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+CONFTEST = '''
+import sys
+def pytest_addoption(parser):
+    parser.addoption("--test-mode", default="simulation")
+    parser.addoption("--platform-target", default="trn2")
+    parser.addini("artifacts_dir", "unused")
+def pytest_configure(config):
+    config.addinivalue_line("markers", "fast: fast tests")
+    import nki_cpu_simulator.nki as sim_nki
+    import nki_cpu_simulator.nki.language as sim_nl
+    sys.modules["nki"] = sim_nki
+    sys.modules["nki.language"] = sim_nl
+'''
+
+KERNELS = '''
+import nki, nki.language as nl, nki.isa as nisa
+def double(x):                       # undecorated, as some library wrappers are
+    out = nl.ndarray(x.shape, x.dtype, buffer=nl.shared_hbm)
+    t = nl.ndarray(x.shape, x.dtype, buffer=nl.sbuf)
+    nisa.dma_copy(dst=t, src=x)
+    nisa.tensor_scalar(dst=t, data=t, op0=nl.multiply, operand0=2.0)
+    nisa.dma_copy(dst=out, src=t)
+    return out
+'''
+
+TEST_GOOD = '''
+import os, numpy as np, pytest, neuron_dtypes as dt, ml_dtypes
+from demo_kernels import double
+@pytest.mark.fast
+@pytest.mark.parametrize("lnc", [1, 2])
+def test_double(lnc):
+    import nki
+    os.environ["NKI_NC_VERSION"] = "gen3"
+    x = dt.static_cast(np.arange(8, dtype=np.float32).reshape(2, 4), ml_dtypes.bfloat16)
+    out = nki.cpu_simulate(double)[lnc](x=x)
+    assert out.dtype == ml_dtypes.bfloat16 and dt.sizeinbytes(out.dtype) == 2
+    np.testing.assert_array_equal(out.astype(np.float32), 2 * x.astype(np.float32))
+def test_not_fast():
+    raise AssertionError("only 'fast' tests run by default")
+'''
+
+TEST_BAD = '''
+import numpy as np, pytest
+from demo_kernels import double
+@pytest.mark.fast
+def test_wrong_golden():
+    import nki
+    out = nki.cpu_simulate(double)[1](x=np.ones((2, 2), np.float32))
+    assert float(out[0, 0]) == 3.0, "golden mismatch: expected 3"
+'''
+
+
+def _checkout(tmp_path):
+    root = tmp_path / "nki-library"
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "demo_kernels.py").write_text(KERNELS)
+    d = root / "test" / "integration" / "core"
+    d.mkdir(parents=True)
+    (root / "test" / "conftest.py").write_text(CONFTEST)
+    (d / "test_double.py").write_text(TEST_GOOD)
+    (d / "test_broken.py").write_text(TEST_BAD)
+    return root
+
+
+def _run(*args):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env.pop("NEURON_PLATFORM_TARGET_OVERRIDE", None)
+    return subprocess.run([sys.executable, str(REPO / "tools" / "run_nki_library_tests.py"),
+                           *map(str, args), "--no-deps-check"], env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_runner_reports_pass_and_fail_per_kernel(tmp_path):
+    root = _checkout(tmp_path)
+    out = _run(root, "--json", tmp_path / "r.json")
+    lines = out.stdout.splitlines()
+    assert out.returncode == 1, out.stdout + out.stderr
+    row = {ln.split()[0]: ln.split()[1:] for ln in lines[1:] if ln.startswith("core/")}
+    assert row["core/double"][:3] == ["2", "0", "0"], out.stdout
+    assert row["core/broken"][:3] == ["0", "1", "0"], out.stdout
+    assert "golden mismatch: expected 3" in " ".join(row["core/broken"])
+    assert "kernels with every run test passing: 1/2 (50%); tests: 2/3 passed" in out.stdout
+    import json
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert sorted(v["outcome"] for v in res.values()) == ["failed", "passed", "passed"]
+
+
+def test_runner_refuses_a_path_that_is_not_a_checkout(tmp_path):
+    out = _run(tmp_path)
+    assert out.returncode == 2 and "does not look like an nki-library checkout" in out.stderr

@@ -1,0 +1,294 @@
+"""pytest plugin that runs the NKI library's own simulation harness against this project's ``nki``.
+
+Loaded by ``tools/run_nki_library_tests.py`` (``-p nkilib_plugin``) before the library's
+conftest, it
+
+* registers the modules the harness imports for its CPU simulator (``nki_cpu_simulator.nki``,
+  ``.language``, ``.isa``, ``.isa.constants``, ``.typing``, ``.compiler``, ``.tensor``,
+  ``.language.dtypes``, ``.builtin``) as aliases of our ``nki`` package, so the harness's own
+  ``setup_simulation_mode()`` installs our ``nki`` and calls ``nki.cpu_simulate``;
+* provides ``neuron_dtypes`` (a private package the harness's input generators use) on top of
+  ml_dtypes: ``static_cast``, ``sizeinbytes``, ``finfo`` and the x4 dtype names;
+* registers the legacy ``neuronxcc.nki`` import alias some kernels still use;
+* bounds each test's run time (``NKILIB_TEST_TIMEOUT`` seconds, default 300) and records each
+  test's outcome to the JSON file named by ``NKILIB_RESULTS`` for the runner's report.
+
+Nothing here is the library's code; it only adapts names.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import types
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import nki
+import nki.compiler
+import nki.dtype
+import nki.isa
+import nki.isa.constants
+import nki.language
+import nki.tensor
+import nki.typing
+
+
+def _alias_simulator():
+    root = types.ModuleType("nki_cpu_simulator", "alias of this project's nki (nkilib_plugin)")
+    root.__path__ = []
+    root.nki = nki
+    builtin = types.ModuleType("nki_cpu_simulator.nki.builtin")
+    mods = {
+        "nki_cpu_simulator": root, "nki_cpu_simulator.nki": nki,
+        "nki_cpu_simulator.nki.builtin": builtin,
+        "nki_cpu_simulator.nki.compiler": nki.compiler,
+        "nki_cpu_simulator.nki.isa": nki.isa,
+        "nki_cpu_simulator.nki.isa.constants": nki.isa.constants,
+        "nki_cpu_simulator.nki.language": nki.language,
+        "nki_cpu_simulator.nki.language.dtypes": nki.dtype,
+        "nki_cpu_simulator.nki.tensor": nki.tensor,
+        "nki_cpu_simulator.nki.typing": nki.typing,
+    }
+    nki.builtin = builtin
+    nki.language.dtypes = nki.dtype          # "import ...nki.language.dtypes as d" reads the attribute
+    sys.modules.update(mods)
+
+
+def _neuron_dtypes():
+    from device import dtypes as D
+    m = types.ModuleType("neuron_dtypes", "ml_dtypes-based stand-in (nkilib_plugin)")
+
+    def np_dtype(dt):
+        if isinstance(dt, str):
+            return D.to_numpy(D.normalize(dt))
+        return np.dtype(dt)
+
+    def static_cast(arr, dtype):
+        """Convert ``arr`` to ``dtype`` (round to nearest even; ints saturate like the device)."""
+        want = np_dtype(dtype)
+        a = np.asarray(arr)
+        if want.kind in "iu":
+            info = np.iinfo(want)
+            return np.clip(np.rint(a.astype(np.float64)), info.min, info.max).astype(want)
+        return a.astype(np.float32).astype(want)
+
+    def sizeinbytes(dtype):
+        try:
+            return np_dtype(dtype).itemsize
+        except Exception:                         # x4-packed names: one 32-bit container
+            return 4
+
+    def is_float_type(dtype):
+        try:
+            return np_dtype(dtype).kind in "fV" or "float" in str(dtype)
+        except Exception:
+            return "float" in str(dtype)
+
+    m.static_cast, m.sizeinbytes, m.is_float_type = static_cast, sizeinbytes, is_float_type
+    m.finfo = ml_dtypes.finfo
+    m.iinfo = ml_dtypes.iinfo
+    for name in ("bfloat16", "float8_e4m3", "float8_e4m3fn", "float8_e5m2", "float8_e8m0fnu"):
+        setattr(m, name, getattr(ml_dtypes, name))
+    m.float8_e5m2_x4, m.float8_e4m3fn_x4, m.float4_e2m1fn_x4 = (
+        "float8_e5m2_x4", "float8_e4m3fn_x4", "float4_e2m1fn_x4")
+    sys.modules.setdefault("neuron_dtypes", m)
+
+
+def _missing_harness_modules():
+    """Stand-ins for harness helpers absent from some public exports of the library.
+
+    The public snapshot 2026-04-13 imports ``test.utils.scripts.remote_lock_scripts`` (core locks
+    on remote hardware hosts) and ``test.utils.perf_analysis_private`` at conftest import time
+    but ships neither. Simulation never uses them; only the names have to exist. Nothing is
+    registered for a module the checkout has.
+    """
+    import enum
+    utils = os.path.join(os.getcwd(), "test", "utils")
+    if not os.path.exists(os.path.join(utils, "perf_analysis_private.py")):
+        perf = types.ModuleType("test.utils.perf_analysis_private")
+
+        def analyze_trace(*_a, **_k):
+            raise RuntimeError("perf analysis needs the library's private module; simulation "
+                               "mode does not use it")
+        perf.analyze_trace = analyze_trace
+        sys.modules.setdefault("test.utils.perf_analysis_private", perf)
+    if os.path.exists(os.path.join(utils, "scripts", "remote_lock_scripts.py")):
+        return
+
+    class LockStatus(enum.Enum):
+        ALLOCATED, RELEASED, NO_CORES, DRAINING, DRAINED, UNDRAINED, ERROR, FLOCK_TIMEOUT = range(8)
+
+        @property
+        def exit_code(self):
+            return 100 + self.value
+
+        @classmethod
+        def from_exit_code(cls, rc):
+            return next((s for s in cls if s.exit_code == rc), cls.ERROR)
+
+    class LockResult:
+        def __init__(self, status=LockStatus.ERROR, **fields):
+            self.status = status
+            self.__dict__.update(fields)
+
+        @classmethod
+        def from_json(cls, text):
+            d = json.loads(text)
+            return cls(status=LockStatus[d.pop("status", "ERROR")], **d)
+
+    pkg = types.ModuleType("test.utils.scripts")
+    pkg.__path__ = []
+    mod = types.ModuleType("test.utils.scripts.remote_lock_scripts")
+    mod.LockStatus, mod.LockResult = LockStatus, LockResult
+    pkg.remote_lock_scripts = mod
+    sys.modules.setdefault("test.utils.scripts", pkg)
+    sys.modules.setdefault("test.utils.scripts.remote_lock_scripts", mod)
+
+
+_alias_simulator()
+_neuron_dtypes()
+_missing_harness_modules()
+nki.install_neuronxcc_alias()
+
+_RESULTS: dict = {}
+
+
+def _run_ranks(orchestrator, kut, ranks, orch_module):
+    import nki.collectives as ncc
+    cd = sys.modules["test.utils.common_dataclasses"]
+    lnc = int(kut.compiler_input.logical_nc_config or 1)
+    os.environ["NKI_NC_VERSION"] = kut.compiler_input.platform_target.get_nc_gen()
+    src = kut.kernel_input or {}
+    inputs = []
+    for r in range(ranks):
+        d = src.for_rank(r) if hasattr(src, "for_rank") else src
+        inputs.append({k.removesuffix(".must_alias_input"): v for k, v in d.items()})
+    outs = ncc.run(nki.jit(kut.kernel_func)[lnc] if lnc > 1 else kut.kernel_func, inputs)
+    base = os.path.join(orchestrator.fs_config.artifacts_output_directory_path,
+                        cd.INF_ARTIFACT_DIR_NAME)
+    for r, out in enumerate(outs):
+        golden = cd.normalize_golden_output(kut.validation_args.golden_output, rank_id=r)
+        vals = list(out) if isinstance(out, (list, tuple)) else ([] if out is None else [out])
+        if len(vals) != len(golden):
+            raise RuntimeError(f"rank {r}: kernel returned {len(vals)} outputs, golden has "
+                               f"{len(golden)} ({list(golden)})")
+        named = {n: np.asarray(v, dtype=g.dtype) for (n, g), v in zip(golden.items(), vals)}
+        orchestrator.__dump_tensors__(os.path.join(base, f"output_worker_{r}"), named,
+                                      lambda name: name)
+    return base
+
+
+def pytest_sessionstart(session):
+    """The public 2026-04-13 harness reads ``Orchestrator._compiled_kernel`` after every
+    inference, but only its compile modes set it; in simulation mode there is no compiled
+    kernel, so the attribute's honest value is None (a class default, set only when missing)."""
+    orch = sys.modules.get("test.utils.test_orchestrator")
+    cls = getattr(orch, "Orchestrator", None)
+    if cls is None:
+        return
+    if not hasattr(cls, "_compiled_kernel"):
+        cls._compiled_kernel = None
+    single = cls._run_simulator_inference
+
+    def run_simulator_inference(self, kernel_under_test):
+        """Collective tests (``collective_ranks > 1``): start the kernel on every rank with
+        ``nki.collectives.run`` and leave each rank's outputs in ``output_worker_{r}/``, the
+        layout the harness's validator reads after a multi-rank hardware run."""
+        ranks = int(getattr(kernel_under_test.inference_args, "collective_ranks", 1) or 1)
+        if ranks <= 1:
+            return single(self, kernel_under_test)
+        try:
+            return _run_ranks(self, kernel_under_test, ranks, orch)
+        except Exception as e:
+            exc = getattr(sys.modules.get("test.utils.exceptions"), "InferenceException",
+                          RuntimeError)
+            raise exc(str(e)) from e
+    cls._run_simulator_inference = run_simulator_inference
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``trace_only`` are left out (they compile with the NKI compiler's private
+    frontend; there is nothing to simulate). ``NKILIB_MAX_PER_FILE=N``: keep the first N
+    runnable tests of each test file (a bounded sample per kernel, in collection order, so
+    reruns pick the same tests)."""
+    trace_only = [it for it in items if it.get_closest_marker("trace_only") is not None]
+    for it in trace_only:             # compiled by the private compiler frontend, not simulated
+        _RESULTS[it.nodeid] = {"outcome": "skipped", "seconds": 0.0,
+                               "message": "trace_only: traced by the NKI compiler frontend, no "
+                                          "simulation configuration"}
+    if trace_only:
+        config.hook.pytest_deselected(items=trace_only)
+        items[:] = [it for it in items if it.get_closest_marker("trace_only") is None]
+    n = int(os.environ.get("NKILIB_MAX_PER_FILE", "0") or 0)
+    if n <= 0:
+        return
+    kept, dropped, count = [], [], {}
+    for it in items:
+        f = it.nodeid.split("::")[0]
+        if it.get_closest_marker("skip") is None and count.get(f, 0) < n:
+            count[f] = count.get(f, 0) + 1
+            kept.append(it)
+        else:
+            dropped.append(it)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+class _Timeout(Exception):
+    pass
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    limit = int(os.environ.get("NKILIB_TEST_TIMEOUT", "300"))
+
+    def _raise(*_):
+        raise _Timeout(f"test exceeded {limit} s (NKILIB_TEST_TIMEOUT)")
+    old = signal.signal(signal.SIGALRM, _raise)
+    signal.alarm(limit)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        msg = ""
+        if report.outcome == "failed":
+            msg = _first_line(report)
+        elif report.outcome == "skipped":
+            msg = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else ""
+        _RESULTS[report.nodeid] = {"outcome": report.outcome, "message": msg[:400],
+                                   "seconds": round(report.duration, 2)}
+
+
+def pytest_collectreport(report):
+    if report.outcome == "failed":
+        _RESULTS[report.nodeid or "<collection>"] = {
+            "outcome": "error", "message": _first_line(report)[:400], "seconds": 0.0}
+
+
+def _first_line(report) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None and crash.message:
+        return crash.message.strip().splitlines()[0]
+    text = str(report.longrepr).strip().splitlines() if report.longrepr else []
+    errs = [ln for ln in text if ln.startswith("E ")]
+    return (errs[0][2:].strip() if errs else (text[-1] if text else ""))
+
+
+def pytest_sessionfinish(session):
+    path = os.environ.get("NKILIB_RESULTS")
+    if not path:
+        return
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    with open(f"{path}.{worker}.json", "w") as f:
+        json.dump(_RESULTS, f)
