@@ -11,7 +11,7 @@ spills, or the allocator errors"):
 * Automatically placed SBUF tiles that over-subscribe the SBUF are *spilled*: a Belady plan evicts
   the live tile whose next use is farthest; it is saved to HBM after its last write (unless the
   HBM copy is still current) and reloaded before its next use. The plan is
-  ``program.attrs["spills"]`` (a list of ``Spill``), priced by device/timing.py as extra DMA
+  ``program.info.spills`` (a list of ``Spill``), priced by device/timing.py as extra DMA
   traffic, and each spilled allocation site gets one ``SpillWarning``. Execution is unaffected
   (spilling preserves the data).
 
@@ -68,9 +68,9 @@ def auto_sbuf_capacity(program: Program, peak: dict) -> int:
 def check_capacity(program: Program, warn: bool = True):
     """Check PSUM and user-placed tiles, plan SBUF spills; returns the peak usage per partition.
 
-    Sets ``program.attrs["peak"]`` (``sbuf``: peak demand of all SBUF tiles in program order,
+    Sets ``program.info.peak`` (``sbuf``: peak demand of all SBUF tiles in program order,
     ``sbuf_resident``: after spilling, ``sbuf_pinned``, ``psum``, ``psum_banks``) and
-    ``program.attrs["spills"]``."""
+    ``program.info.spills``."""
     arch = program.arch
     by_id = {s.id: s for s in program.storages}
     rng = live_ranges(program)
@@ -122,20 +122,20 @@ def check_capacity(program: Program, warn: bool = True):
         spills, peak["sbuf_resident"] = _plan_spills(program, cap, hard, rng, peak["sbuf_pinned"])
         if warn and spills:
             _warn_spills(program, spills, peak["sbuf"], cap)
-    program.attrs["peak"] = peak
-    program.attrs["spills"] = spills
+    program.info.peak = peak
+    program.info.spills = spills
     return peak
 
 
 def spill_plan(program: Program) -> list:
     """The program's spill plan (computing it quietly if tracing did not); [] if it cannot be
     planned (a capacity error, which tracing reports)."""
-    if "spills" not in program.attrs:
+    if program.info.spills is None:
         try:
             check_capacity(program, warn=False)
         except HardwareRuleError:
             return []
-    return program.attrs.get("spills", [])
+    return (program.info.spills or [])
 
 
 def _capacity_error(arch, buf, need, st, idx, cap, what=""):

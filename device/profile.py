@@ -303,7 +303,7 @@ def profile(program, timeline: Timeline | None = None) -> Report:
             if n < lim:
                 hist[label] += 1
                 break
-    peak_mem = program.attrs.get("peak")
+    peak_mem = program.info.peak
     if peak_mem is None:
         try:
             from .passes import check_capacity

@@ -12,6 +12,8 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from . import limits as budgets
@@ -77,6 +79,30 @@ def _fmt(v):
     return getattr(v, "op_name", v)
 
 
+@dataclass
+class ProgramInfo:
+    """What the layers above hand each other about a program (typed, not a string-keyed dict).
+
+    Set by the front end (``nki.tracing``): the whole-tensor ``graph`` it came from and whether
+    it is ``pure_graph`` (re-lowered as one graph), the logical core count ``lnc`` and each
+    core's instruction range, how the kernel returned (``returns_tuple``/``returns_list``,
+    ``output_views``), the argument names and scheduling edges (``sched_pairs``). Set by
+    ``device.passes``: the SBUF ``peak`` demand and the ``spills`` plan (None until planned).
+    """
+
+    graph: object = None
+    pure_graph: bool = False
+    lnc: int = 1
+    core_ranges: list | None = None
+    returns_tuple: bool = False
+    returns_list: bool = False
+    output_views: list = field(default_factory=list)
+    arg_names: list = field(default_factory=list)
+    sched_pairs: list = field(default_factory=list)
+    peak: dict | None = None
+    spills: list | None = None
+
+
 def _fmt_const(value) -> str:
     """Initial contents of a constant: the values when short, else a content digest (stable)."""
     a = np.ascontiguousarray(value)
@@ -96,7 +122,7 @@ class Program:
         self.storages: list[Storage] = []
         self.inputs: list[Storage] = []
         self.outputs: list[Storage] = []
-        self.attrs: dict = {}
+        self.info = ProgramInfo()
         self._unnamed = 0    # per-program names t0, t1, ...: the same input prints the same text
 
     def alloc(self, shape, dtype, buffer, name="", address=None, loc: SourceLoc | None = None,

@@ -171,7 +171,7 @@ class Scheduler:
         self.last_use, self.written = scan_program(program)
         self.spills = spill_plan(program)
         self.sb_take, self.sb_give, self.sb_saves, self.sb_reloads = sbuf_plan(program, self.spills)
-        peak = program.attrs.get("peak")
+        peak = program.info.peak
         self.sb_cap = (auto_sbuf_capacity(program, peak) if peak is not None
                        else arch.sbuf_usable_bytes_per_partition)
         self.remat = rematerialisable(program) if self.spills else set()

@@ -68,7 +68,7 @@ class ImportedFunction:
         if prog is None:
             self._check_budget(arch, False)
             prog = lower_graph(self.graph, arch, schedules=self._plans.get(arch.name))
-            prog.attrs["graph"] = self.graph
+            prog.info.graph = self.graph
             verify_program(prog)
             self._programs[arch.name] = prog
         return prog

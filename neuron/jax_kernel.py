@@ -97,7 +97,7 @@ class JaxKernel:
     def _out_types(self, types):
         prog = self._trace(types)
         return [TensorType(v.shape, _graph_dtype(v.dtype))
-                for v in prog.attrs.get("output_views", [])]
+                for v in prog.info.output_views]
 
     def _run(self, arrays):
         res = self.kernel(*arrays)

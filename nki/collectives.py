@@ -270,7 +270,7 @@ def run(kernel, inputs_per_rank, target=None):
     res = []
     for prog, o in zip(progs, outs):
         o = [np.asarray(x) for x in o]
-        res.append(tuple(o) if prog.attrs.get("returns_tuple") else (o[0] if len(o) == 1 else
+        res.append(tuple(o) if prog.info.returns_tuple else (o[0] if len(o) == 1 else
                                                                      (None if not o else tuple(o))))
     return res
 

@@ -119,7 +119,7 @@ def apply_edges(program, pairs) -> None:
 
 def apply_schedule(program, named_edges, kernel_name) -> None:
     """Apply a traced program's edges: ``depends_on`` calls and ``with_schedule`` names."""
-    pairs = list(program.attrs.pop("sched_pairs", ()))
+    pairs, program.info.sched_pairs = list(program.info.sched_pairs), []
     if named_edges:
         pairs += resolve_named(program, named_edges, kernel_name)
     if pairs:

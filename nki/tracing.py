@@ -251,13 +251,13 @@ class Kernel:
                     raise err from e
                 if tr.graph is not None:
                     ret = _finish_graph(tr, ret)
-                    program.attrs["graph"] = tr.graph.graph
+                    program.info.graph = tr.graph.graph
             finally:
                 _local.trace = prev
                 program.__dict__.pop("alloc", None)
             if isinstance(ret, list):                  # nki-library wrappers return lists of outputs
                 ret = tuple(ret)
-                program.attrs["returns_list"] = True
+                program.info.returns_list = True
             if self.lnc > 1:
                 # Each core's instructions carry its program id so the timing model can run the two
                 # instruction streams on two NeuronCores that share only HBM.
@@ -265,18 +265,18 @@ class Kernel:
                     ins.args["_core"] = pid
                 ranges.append((first, len(program.instrs)))
             outs_all.append(ret)
-        if program.attrs.get("pure_graph"):
+        if program.info.pure_graph:
             from nki.whole_tensor import relower
-            graph = program.attrs["graph"]
+            graph = program.info.graph
             program, views = relower(program, graph, self._schedules(graph, arch))
-            program.attrs["graph"] = graph
-            program.attrs["pure_graph"] = True
+            program.info.graph = graph
+            program.info.pure_graph = True
             outs_all = [tuple(views) if isinstance(outs_all[0], tuple) else views[0]]
-        program.attrs["lnc"] = self.lnc
+        program.info.lnc = self.lnc
         if self.lnc > 1:
-            program.attrs["core_ranges"] = ranges
+            program.info.core_ranges = ranges
             _check_same_returns(self.fn.__name__, outs_all)
-        program.attrs["returns_tuple"] = isinstance(outs_all[0], tuple)
+        program.info.returns_tuple = isinstance(outs_all[0], tuple)
         ret = outs_all[0]
         rets = ret if isinstance(ret, tuple) else (() if ret is None else (ret,))
         for r in rets:
@@ -292,8 +292,8 @@ class Kernel:
                     operand=r.storage.name, value=r.storage.buffer.name, limit="shared_hbm",
                     loc=r.storage.loc)
             program.outputs.append(r.storage)
-            program.attrs.setdefault("output_views", []).append(r)
-        program.attrs["arg_names"] = list(call_args)
+            program.info.output_views.append(r)
+        program.info.arg_names = list(call_args)
         from .schedule import apply_schedule
         apply_schedule(program, self.options.get("schedule"), self.fn.__name__)
         from device.passes import verify_program
@@ -316,11 +316,11 @@ class Kernel:
         from lowering.tune import tune
         arch = get_arch(target or self.target)
         prog = _filtered(lambda a, k: self.trace(*a, target=arch, **k), args, kwargs)
-        if not prog.attrs.get("pure_graph"):
+        if not prog.info.pure_graph:
             raise UserKernelError(
                 f"{self.fn.__name__} is a tile kernel (or mixes tiles with whole-tensor ops): "
                 "its tiling is its own code; tune its knobs with @neuron.autotune(configs=...)")
-        plan = tune(prog.attrs["graph"], arch, budget_s=budget_s, executor=executor, db=db)
+        plan = tune(prog.info.graph, arch, budget_s=budget_s, executor=executor, db=db)
         self._plans[arch.name] = plan.schedules
         self._cache.clear()
         return plan
@@ -328,7 +328,7 @@ class Kernel:
     def lower(self, *args, target=None, **kwargs) -> str:
         """The IR as text: the graph IR of whole-tensor ops (if any), then the device program."""
         prog = _filtered(lambda a, k: self.trace(*a, target=target, **k), args, kwargs)
-        g = prog.attrs.get("graph")
+        g = prog.info.graph
         return (f"{g}\n\n{prog}" if g is not None else str(prog))
 
     def profile(self, *args, target=None, **kwargs):
@@ -376,11 +376,11 @@ class Kernel:
         outs, mem = run(prog, arrays, return_memory=True)
         _write_back(prog, mem, originals, arrays)
         kind = kinds[0] if kinds else "numpy"
-        outs = [_as_returned(mem, v, o) for v, o in zip(prog.attrs.get("output_views", ()), outs)]
+        outs = [_as_returned(mem, v, o) for v, o in zip(prog.info.output_views, outs)]
         res = [_from_numpy(o, kind) for o in outs]
-        if prog.attrs.get("returns_list"):
+        if prog.info.returns_list:
             return res
-        if prog.attrs.get("returns_tuple"):
+        if prog.info.returns_tuple:
             return tuple(res)
         return res[0] if len(res) == 1 else (None if not res else tuple(res))
 

@@ -120,7 +120,7 @@ def finish(trace, ret):
         s.graph.set_outputs(outs)
     # A pure model (every instruction came from graph ops, every result is a graph value) is
     # lowered again as a whole, so element-wise chains and dot epilogues fuse (lowering.lower.fusion).
-    trace.program.attrs["pure_graph"] = bool(outs) and len(outs) == len(rets) and \
+    trace.program.info.pure_graph = bool(outs) and len(outs) == len(rets) and \
         trace.lnc == 1 and s.lowered == len(trace.program.instrs) and \
         len(s.graph.params) == s.n_params
     return ret

@@ -36,7 +36,7 @@ DYNAMIC_OPS = frozenset({"fori_loop", "while_loop", "sendrecv", "core_barrier", 
 
 def unsupported_reason(program) -> str | None:
     """Why the fast path cannot run ``program`` (None when it can)."""
-    if program.attrs.get("lnc", 1) > 1:
+    if program.info.lnc > 1:
         return "an LNC=2 program (two instruction streams)"
     for ins in program.instrs:
         if ins.op.name in DYNAMIC_OPS:

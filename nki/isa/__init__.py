@@ -108,7 +108,7 @@ class NkiInstruction:
             if not isinstance(p, NkiInstruction):
                 raise UserKernelError(f"depends_on: producers are the handles nisa calls return, "
                                       f"got {type(p).__name__}", loc=user_loc())
-            tr.program.attrs.setdefault("sched_pairs", []).append((self.instr, p.instr))
+            tr.program.info.sched_pairs.append((self.instr, p.instr))
         return self
 
     def __repr__(self):

@@ -42,18 +42,18 @@ def test_each_core_writes_its_half_of_a_shared_output(lnc):
 
 def test_both_cores_are_traced_into_one_distinguishable_program():
     prog = double_by_halves[2].trace(A)
-    assert prog.attrs["lnc"] == 2
-    (a0, b0), (a1, b1) = prog.attrs["core_ranges"]
+    assert prog.info.lnc == 2
+    (a0, b0), (a1, b1) = prog.info.core_ranges
     assert (a0, b1) == (0, len(prog.instrs)) and b0 == a1 == len(prog.instrs) // 2
     assert [i.args["_core"] for i in prog.instrs] == [0] * b0 + [1] * (b1 - a1)
     # the same statements on both cores, with their own SBUF tiles and the same shared output
     assert [i.loc.line for i in prog.instrs[:b0]] == [i.loc.line for i in prog.instrs[a1:]]
     sbuf = {c: {v.storage.id for i in prog.instrs[a:b] for v in i.reads() + i.writes()
-                if v.on_chip} for c, (a, b) in enumerate(prog.attrs["core_ranges"])}
+                if v.on_chip} for c, (a, b) in enumerate(prog.info.core_ranges)}
     assert sbuf[0] and sbuf[1] and not sbuf[0] & sbuf[1]
     assert len(prog.outputs) == 1 and prog.outputs[0].buffer == nl.shared_hbm
     assert prog.inputs[0].buffer == nl.shared_hbm
-    assert double_by_halves.trace(A).attrs["lnc"] == 1
+    assert double_by_halves.trace(A).info.lnc == 1
     assert "_core" not in double_by_halves.trace(A).instrs[0].args
 
 

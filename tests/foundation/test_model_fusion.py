@@ -19,7 +19,7 @@ def test_pure_model_is_fused_and_bit_identical_to_unfused():
     w = (rng.standard_normal((300, 700)) * 0.05).astype(np.float32)
     b = (rng.standard_normal(700) * 0.1).astype(np.float32)
     prog = affine_exp.trace(x, w, b)
-    graph = prog.attrs["graph"]
+    graph = prog.info.graph
     unfused = lower_graph(graph, prog.arch, fuse=False)
     assert len(prog.instrs) < len(unfused.instrs)
     got = affine_exp(x, w, b)
@@ -42,5 +42,5 @@ def test_mixed_tile_and_model_code_is_not_relowered():
     rng = np.random.default_rng(1)
     x = (rng.standard_normal((64, 96)) * 0.1).astype(np.float32)
     w = (rng.standard_normal((96, 40)) * 0.1).astype(np.float32)
-    assert not mixed.trace(x, w).attrs.get("pure_graph")
+    assert not mixed.trace(x, w).info.pure_graph
     np.testing.assert_allclose(mixed(x, w), np.exp(x @ w), rtol=1e-5)

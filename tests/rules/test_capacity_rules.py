@@ -62,11 +62,11 @@ def test_sbuf_oversubscription_spills_per_generation(monkeypatch, target):
     spill_warnings = [w for w in caught if issubclass(w.category, SpillWarning)]
     prog = three_big_sbuf_tiles.trace(ones(4, 4))
     if cap >= 192 * KiB:
-        assert spill_warnings == [] and prog.attrs["spills"] == []
+        assert spill_warnings == [] and prog.info.spills == []
         return
     # Belady by hand: at instruction 2 x (next use 4) is farther than y (next use 3): evict x,
     # saved after its write at 0, reloaded before 4; 64 KiB x 128 partitions each way.
-    (sp,) = prog.attrs["spills"]
+    (sp,) = prog.info.spills
     assert (sp.storage.name, sp.save_after, sp.last_use, sp.evict_at, sp.reload_before) == \
         ("x", 0, 0, 2, 4)
     assert sp.bytes == sp.save_bytes == 64 * KiB * 128
@@ -79,8 +79,8 @@ def test_sbuf_oversubscription_spills_per_generation(monkeypatch, target):
                      f"{64 * KiB} B/partition", f"{64 * KiB * 128} bytes saved",
                      f"{64 * KiB * 128} bytes reloaded", f"{cap} usable", target):
         assert fragment in text, (fragment, text)
-    assert prog.attrs["peak"]["sbuf"] == 192 * KiB
-    assert prog.attrs["peak"]["sbuf_resident"] == 128 * KiB
+    assert prog.info.peak["sbuf"] == 192 * KiB
+    assert prog.info.peak["sbuf_resident"] == 128 * KiB
 
 
 @nki.jit

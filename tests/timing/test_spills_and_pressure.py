@@ -44,11 +44,11 @@ def test_belady_plan_matches_the_hand_computed_one():
     with pytest.warns(SpillWarning, match=r"tile a .*60 KiB|tile a"):
         check_capacity(p)
     got = [(s.storage.name, s.save_after, s.last_use, s.evict_at, s.reload_before)
-           for s in p.attrs["spills"]]
+           for s in p.info.spills]
     assert got == [("a", 0, 0, 2, 4), ("a", None, 4, 5, 7)]
-    assert sum(s.save_bytes for s in p.attrs["spills"]) == TILE_BYTES
-    assert sum(s.bytes for s in p.attrs["spills"]) == 2 * TILE_BYTES
-    assert p.attrs["peak"]["sbuf"] == 180 * KiB and p.attrs["peak"]["sbuf_resident"] == 120 * KiB
+    assert sum(s.save_bytes for s in p.info.spills) == TILE_BYTES
+    assert sum(s.bytes for s in p.info.spills) == 2 * TILE_BYTES
+    assert p.info.peak["sbuf"] == 180 * KiB and p.info.peak["sbuf_resident"] == 120 * KiB
 
 
 def test_no_spills_where_the_tiles_fit():
@@ -56,7 +56,7 @@ def test_no_spills_where_the_tiles_fit():
     with warnings.catch_warnings():
         warnings.simplefilter("error", SpillWarning)
         check_capacity(p)
-    assert p.attrs["spills"] == []
+    assert p.info.spills == []
     tl = schedule(p)
     assert tl.spill_save_bytes == tl.spill_reload_bytes == 0
     assert not any(e.spill for e in tl.events)
@@ -207,7 +207,7 @@ def test_a_spilled_load_of_an_input_is_reloaded_not_saved(write_input):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SpillWarning)
         check_capacity(p)
-    assert [s.storage.name for s in p.attrs["spills"]] == ["a", "a"]
+    assert [s.storage.name for s in p.info.spills] == ["a", "a"]
     tl = schedule(p)
     saves = [e for e in tl.events if e.spill == "save"]
     reloads = [e for e in tl.events if e.spill == "reload"]

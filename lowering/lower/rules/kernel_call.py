@@ -28,8 +28,8 @@ def lower_kernel_call(lw, op, inputs, sched):
 
 def inline_program(lw, prog, inputs, name: str):
     """Copy ``prog``'s instructions into ``lw``'s program over ``inputs``; its output views."""
-    if prog.attrs.get("lnc", 1) != 1:
-        raise UserKernelError(f"kernel {name} runs on {prog.attrs['lnc']} logical cores; only "
+    if prog.info.lnc != 1:
+        raise UserKernelError(f"kernel {name} runs on {prog.info.lnc} logical cores; only "
                               f"single-core kernels are inlined into models", loc=lw.loc)
     if len(prog.inputs) != len(inputs):
         raise UserKernelError(f"kernel {name} takes {len(prog.inputs)} arrays, the call gives "
@@ -66,6 +66,6 @@ def inline_program(lw, prog, inputs, name: str):
         args = {k: remap(v) for k, v in ins.args.items()}
         lw.p.emit(ins.op.name, loc=ins.loc, engine=ins.engine, name=ins.name, **args)
     outs = []
-    for v in prog.attrs.get("output_views", []):
+    for v in prog.info.output_views:
         outs.append(lw.contiguous(remap(v)))
     return tuple(outs)
