@@ -1,12 +1,12 @@
 """Pure access-pattern arithmetic shared by views (no tensors, no memory).
 
-    >>> _reshape_strides(((512, 128), (1, 512)), (128, 2, 256))
+    >>> reshape_strides(((512, 128), (1, 512)), (128, 2, 256))
     [512, 256, 1]
 """
 from __future__ import annotations
 
 
-def _reshape_strides(pattern, new_shape):
+def reshape_strides(pattern, new_shape):
     """Strides for ``new_shape`` over the same elements, or None when a copy would be needed."""
     old = [(s, c) for s, c in pattern if c != 1]
     new_strides = [0] * len(new_shape)

@@ -50,7 +50,7 @@ def as_buffer(b) -> Buffer:
 
 
 _ids = itertools.count()
-_ITEMSIZE: dict = {}          # dtype name -> bytes (a cache in front of dtypes.itemsize)
+ITEMSIZE_CACHE: dict = {}          # dtype name -> bytes (a cache in front of dtypes.itemsize)
 
 
 class Storage:
@@ -97,7 +97,7 @@ class Storage:
         return f"{self.buffer.name}.{self.name}"
 
 
-def _row_major(shape):
+def row_major(shape):
     strides, acc = [], 1
     for d in reversed(shape):
         strides.append(acc)

@@ -18,9 +18,9 @@ from . import dtypes
 from .errors import HardwareRuleError, UserKernelError
 
 
-from .layout import _reshape_strides  # noqa: E402,F401
+from .layout import reshape_strides  # noqa: E402,F401
 from .storage import (BUFFERS, HBM, PSUM, SBUF, SHARED_HBM, Buffer, Storage,  # noqa: F401
-                      _ITEMSIZE, _row_major, as_buffer)
+                      ITEMSIZE_CACHE, row_major, as_buffer)
 
 
 def _norm_index(i, n, dim, what):
@@ -51,7 +51,7 @@ class View:
 
     @classmethod
     def whole(cls, storage: Storage) -> "View":
-        return cls(storage, 0, tuple(zip(_row_major(storage.shape), storage.shape)))
+        return cls(storage, 0, tuple(zip(row_major(storage.shape), storage.shape)))
 
     # ---- NkiTensor attributes ------------------------------------------------------------
     @property
@@ -80,9 +80,9 @@ class View:
 
     @property
     def itemsize(self):
-        n = _ITEMSIZE.get(self.dtype)
+        n = ITEMSIZE_CACHE.get(self.dtype)
         if n is None:
-            n = _ITEMSIZE[self.dtype] = dtypes.itemsize(self.dtype)
+            n = ITEMSIZE_CACHE[self.dtype] = dtypes.itemsize(self.dtype)
         return n
 
     def __len__(self):
@@ -266,7 +266,7 @@ class View:
             raise HardwareRuleError("partition-reshape", f"reshape of on-chip tensor {self.name} "
                                     f"from {self.shape} to {shape} changes the partition dimension",
                                     operand=self.name, value=shape[0], limit=self.shape[0])
-        strides = _reshape_strides(self.pattern, shape)
+        strides = reshape_strides(self.pattern, shape)
         if strides is None:
             raise UserKernelError(f"cannot reshape tensor {self.name} with pattern {self.pattern} "
                                   f"into {shape} without a copy (incompatible layout)")

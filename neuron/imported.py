@@ -20,7 +20,7 @@ from device.passes import verify_program
 from lowering import evaluate, parse_hlo
 from lowering import simplify
 from lowering import lower_graph
-from nki.tracing import ArraySpec, _filtered, _to_numpy
+from nki.tracing import ArraySpec, as_numpy, filtered_call
 
 
 class ImportedFunction:
@@ -40,7 +40,7 @@ class ImportedFunction:
                             f"({', '.join(p.name for p in params)}), got {len(args)}")
         arrays = []
         for p, a in zip(params, args):
-            arr = a if isinstance(a, ArraySpec) else _to_numpy(np.asarray(a) if not hasattr(a, "shape") or isinstance(a, (list, tuple)) else a)[0]
+            arr = a if isinstance(a, ArraySpec) else as_numpy(np.asarray(a) if not hasattr(a, "shape") or isinstance(a, (list, tuple)) else a)[0]
             if arr is None:
                 arr = np.asarray(a)
             shape = tuple(arr.shape)
@@ -77,7 +77,7 @@ class ImportedFunction:
         arrays = self._check_args(args)
         from device.arch import get_arch
         self._check_budget(get_arch(target or self.target), True)
-        prog = _filtered(lambda a, k: self.program(target), (), {})
+        prog = filtered_call(lambda a, k: self.program(target), (), {})
         outs = run(prog, arrays)
         res = []
         for o, v in zip(outs, self.graph.outputs):

@@ -549,3 +549,8 @@ def cpu_simulate(kernel):
         outs = nki.cpu_simulate(my_kernel)[2](a=a, b=b)
     """
     return simulate(kernel)
+
+
+# public names for the layers above (neuron/ imports these, never the underscored ones)
+filtered_call = _filtered
+as_numpy = _to_numpy
