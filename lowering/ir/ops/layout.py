@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import TensorType, is_int
-from .table import REQUIRED, RuleError, check_dims, define, finish
+from .table import REDUCE_KINDS, REQUIRED, RuleError, check_dims, define, finish
 
 
 # ---------------------------------------------------------------- static layout
@@ -267,7 +267,8 @@ define("gather", 2, _GATHER_ATTRS, _gather_rule, _gather_ref,
         "XLA gather: a slice of slice_sizes at each index vector (starts clamped)")
 
 
-_SCATTER_KINDS = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum,
+# how scatter combines: any numeric reduce kind (from the one table), or plain replacement
+_SCATTER_KINDS = {**{k.name: k.ufunc for k in REDUCE_KINDS.values() if not k.bool_only},
                   "replace": lambda old, new: new}
 _SCATTER_ATTRS = {"update_window_dims": REQUIRED, "inserted_window_dims": REQUIRED,
                   "scatter_dims_to_operand_dims": REQUIRED, "index_vector_dim": REQUIRED,
