@@ -19,6 +19,9 @@ from .. import isa as _isa
 from . import index as _ix
 from . import language as _lnl
 from . import report
+from .optokens import op_token
+from .results import new_result, out_dtype
+from . import tile as _tile_module
 from .tile import LTile
 
 
@@ -66,7 +69,6 @@ def dma_copy(dst, src, mask=None, dst_rmw_op=None, oob_mode=_isa.oob_mode.error,
         return None
     d, s = ops
     if dst_rmw_op is not None:
-        from .isa import op_token
         report.note("dma_rmw")
         return _isa.dma_compute(dst=d, srcs=[d, s], reduce_op=op_token(dst_rmw_op),
                                 oob_mode=oob_mode)
@@ -76,7 +78,6 @@ def dma_copy(dst, src, mask=None, dst_rmw_op=None, oob_mode=_isa.oob_mode.error,
 def dma_transpose(src, axes=None, mask=None, dtype=None, dge_mode=_isa.dge_mode.unknown, **_kw):
     """Legacy ``b = nisa.dma_transpose(a)``: a new SBUF tile holding ``a`` with its axes reversed
     (or permuted by ``axes``)."""
-    from .isa import new_result, out_dtype
     perm = tuple(axes) if axes is not None else tuple(reversed(range(src.ndim)))
     if sorted(perm) != list(range(src.ndim)):
         raise UserKernelError(f"nisa.dma_transpose: axes={axes} is not a permutation of the "
@@ -87,3 +88,6 @@ def dma_transpose(src, axes=None, mask=None, dtype=None, dge_mode=_isa.dge_mode.
     shape = tuple(src.shape[a] for a in perm)
     return new_result(_isa.dma_transpose, shape, out_dtype(dtype, src.dtype), SBUF, None,
                       src=src, axes=None if axes is None else perm, dge_mode=dge_mode)
+
+
+_tile_module.bind_indirect(indirect)     # tile-indexed access (tile.py cannot import this module)

@@ -21,62 +21,9 @@ from ..language.ops import promote as _promote
 from ..tracing import current
 from . import language as _lnl
 from . import report
+from .optokens import op_token  # noqa: F401  (re-exported: legacy kernels pass ops)
+from .results import new_result, out_dtype
 from .tile import LTile
-
-_UFUNCS = {np.add: "add", np.subtract: "subtract", np.multiply: "multiply", np.divide: "divide",
-           np.maximum: "maximum", np.minimum: "minimum", np.power: "power", np.equal: "equal",
-           np.not_equal: "not_equal", np.less: "less", np.less_equal: "less_equal",
-           np.greater: "greater", np.greater_equal: "greater_equal", np.exp: "exp",
-           np.log: "log", np.tanh: "tanh", np.sqrt: "sqrt", np.abs: "abs", np.square: "square",
-           np.reciprocal: "reciprocal", np.sign: "sign", np.bitwise_and: "bitwise_and",
-           np.bitwise_or: "bitwise_or", np.bitwise_xor: "bitwise_xor", np.negative: "negative",
-           np.logical_and: "logical_and", np.logical_or: "logical_or", np.sin: "sin",
-           # reductions legacy kernels pass as ops (``nisa.tensor_reduce(np.max, ...)``)
-           np.max: "maximum", np.min: "minimum", np.sum: "add", np.prod: "multiply",
-           np.amax: "maximum", np.amin: "minimum", max: "maximum", min: "minimum"}
-
-
-def op_token(op):
-    if op is None or isinstance(op, str):
-        return op
-    if op is _lnl.copy:                 # legacy nl.copy doubles as the activation 'copy'
-        return _TOKENS["copy"]
-    if op in _UFUNCS:
-        report.note("numpy-op", op=getattr(op, "__name__", op), new=_UFUNCS[op])
-        return getattr(_lnl, _UFUNCS[op])
-    if hasattr(op, "op_name"):
-        return op
-    if getattr(op, "op_token", None):
-        return getattr(_lnl, op.op_token)
-    raise UserKernelError(f"unsupported op {op!r}: use an nl.* op or a NumPy ufunc such as np.add",
-                          loc=user_loc())
-
-
-def new_result(fn, shape, dtype, buffer, mask, grid_shape=None, **args):
-    """Allocate the result tile, clip every View operand by ``mask``, emit ``fn(dst=...)``."""
-    tr = current(f"nisa.{fn.__name__}")
-    report.note("isa-return", op=fn.__name__)
-    dst = LTile.of(tr.program.alloc(tuple(shape), _dt.normalize(dtype), buffer, loc=user_loc()))
-    grid = tuple(grid_shape or shape)
-    names = ["dst"] + [k for k, v in args.items() if isinstance(v, View)]
-    ops = _lnl.clip_operands([dst] + [args[k] for k in names[1:]], mask, grid)
-    if ops is None:
-        dst._valid = _lnl.masked_off(dst.shape)
-        return dst
-    if mask is not None and grid == tuple(dst.shape) and ops[0].shape != dst.shape:
-        dst._valid = _lnl.mask_ranges(mask, grid)
-    args.update(dict(zip(names, ops)))
-    ins = fn(**args)
-    if fn is _isa.nc_matmul:        # lets `psum[...] += nisa.nc_matmul(...)` accumulate in place
-        dst._mm = getattr(ins, "instr", None)
-    return dst
-
-
-def out_dtype(dtype, default):
-    if dtype is not None:
-        report.note("isa-dtype")
-    return _dt.normalize(dtype) if dtype is not None else default
-
 
 def nc_matmul(stationary, moving, is_stationary_onezero=False, is_moving_onezero=False,
               is_transpose=False, mask=None, perf_mode=None, **_kw):

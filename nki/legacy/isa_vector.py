@@ -18,7 +18,8 @@ from ..tracing import current
 from . import index as _ix
 from . import language as _lnl
 from . import report
-from .isa import new_result, op_token, out_dtype
+from .optokens import op_token
+from .results import new_result, out_dtype
 from .tile import LTile
 
 

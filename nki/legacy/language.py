@@ -25,6 +25,8 @@ from .index import arange, mgrid  # noqa: F401
 from .dtypes import (bf16, bfloat16, bool_, finfo, float8_e4m3,  # noqa: F401
                      float8_e4m3fn, float8_e5m2, float16, float32, fp16, fp32, int8, int16,
                      int32, int64, tfloat32, uint8, uint16, uint32, uint64)
+from . import optokens, tile as _tile
+from .optokens import op_token
 from .tile import BlockTile, LTile
 
 
@@ -320,7 +322,6 @@ class LoopReduce:
 
 def loop_reduce(x, op, loop_indices, dtype=None, mask=None, **_kw):
     """Legacy ``nl.loop_reduce``: see ``LoopReduce``. ``mask=`` clips ``x``."""
-    from .isa import op_token
     tok = op_token(op)
     name = getattr(tok, "op_name", tok)
     if mask is not None:
@@ -479,3 +480,10 @@ def __getattr__(name):
     except AttributeError:
         raise AttributeError(f"module 'neuronxcc.nki.language' (emulated) has no attribute "
                              f"{name!r}") from None
+
+
+# public names the tile operators call (tile.py cannot import this module: it is imported by it)
+assign_into = _assign
+update_inplace = _update
+_tile.bind_language(__import__(__name__, fromlist=["_"]))
+optokens.bind_language(__import__(__name__, fromlist=["_"]))

@@ -13,6 +13,21 @@ from device.tensor import View
 
 from . import index as _ix
 
+_LANG = None         # the legacy language module, bound by it at import (it imports this module)
+
+
+_INDIRECT = None     # nki.legacy.dma.indirect, bound by dma at import (dma imports this module)
+
+
+def bind_language(module):
+    global _LANG
+    _LANG = module
+
+
+def bind_indirect(fn):
+    global _INDIRECT
+    _INDIRECT = fn
+
 
 class LegacyDtype(str):
     """A tile's dtype name that also equals the legacy NumPy dtype objects.
@@ -96,8 +111,7 @@ class LTile(View):
     def __getitem__(self, key):
         k = key if isinstance(key, tuple) else (key,)
         if any(isinstance(x, View) for x in k):
-            from .dma import indirect
-            return indirect(self, k)
+            return _INDIRECT(self, k)
         key = _defer_slices(self, key)
         if _ix.has_expr(key):
             off, pat, info = _ix.affine_pattern(self, key)
@@ -105,25 +119,22 @@ class LTile(View):
         return LTile.of(View.__getitem__(self, key))
 
     def __setitem__(self, key, value):
-        from .language import _assign
-        _assign(self[key], value)
+        _LANG.assign_into(self[key], value)
 
     # views methods return LTiles so operators keep working on reshaped/broadcast tiles
     def reshape(self, shape):
         return LTile.of(View.reshape(self, shape))
 
     def broadcast_to(self, shape):
-        from .language import broadcast_to
-        return broadcast_to(self, shape)
+        return _LANG.broadcast_to(self, shape)
 
     @property
     def T(self):
-        from .language import transpose
-        return transpose(self)
+        return _LANG.transpose(self)
 
     # ---- operators -----------------------------------------------------------------------------
     def _bin(self, name, o, rev=False):
-        from . import language as nl
+        nl = _LANG
         from . import report
         if not isinstance(o, (View, int, float)) and not hasattr(o, "__float__"):
             return NotImplemented
@@ -145,12 +156,11 @@ class LTile(View):
     def __xor__(self, o): return self._bin("bitwise_xor", o)
 
     def __neg__(self):
-        from . import language as nl
+        nl = _LANG
         return nl.negative(self)
 
     def _inplace(self, name, o):
-        from .language import _update
-        _update(self, name, o)
+        _LANG.update_inplace(self, name, o)
         return self
 
     def __iadd__(self, o): return self._inplace("add", o)
@@ -200,8 +210,7 @@ class BlockTile:
         return self.blocks[flat][key[p:]]
 
     def __setitem__(self, key, value):
-        from .language import _assign
-        _assign(self[key], value)
+        _LANG.assign_into(self[key], value)
 
     def __repr__(self):
         return f"BlockTile({self.shape}, par_dim at {self.pdim})"
