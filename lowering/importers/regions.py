@@ -17,7 +17,9 @@ import numpy as np
 
 from device.errors import SourceLoc
 
-from ..ir.ops.table import REDUCE_KINDS
+from ..ir.ops import OPS
+from ..ir.ops.table import DIRECTIONS, REDUCE_KINDS
+from ..ir.types import TensorType
 
 
 def instruction_loc(source: str, name: str, line, py_file=None, py_line=None) -> SourceLoc:
@@ -76,18 +78,28 @@ _BOOLS = (False, True)
 
 
 def _cmp(direction):
-    return {"EQ": np.equal, "NE": np.not_equal, "LT": np.less, "LE": np.less_equal,
-            "GT": np.greater, "GE": np.greater_equal}.get(direction)
+    d = DIRECTIONS.get(direction)
+    return None if d is None else d.fn
 
 
-_EVAL = {
-    "add": np.add, "subtract": np.subtract, "multiply": np.multiply, "maximum": np.maximum,
-    "minimum": np.minimum, "and": lambda a, b: np.logical_and(a, b) if _isbool(a) else a & b,
-    "or": lambda a, b: np.logical_or(a, b) if _isbool(a) else a | b,
-    "xor": lambda a, b: np.logical_xor(a, b) if _isbool(a) else a ^ b,
-    "not": lambda a: np.logical_not(a) if _isbool(a) else ~a, "negate": np.negative,
-    "abs": np.abs, "select": lambda p, a, b: a if bool(p) else b,
-}
+# region ops the truth-table evaluator runs, each with the op table's own NumPy reference
+_EVAL_OPS = ("add", "subtract", "multiply", "maximum", "minimum", "and", "or", "xor", "not",
+             "negate", "abs", "select")
+
+
+def _scalar_type(x) -> TensorType:
+    if _isbool(x):
+        return TensorType((), "bool")
+    return TensorType((), "int64" if isinstance(x, (int, np.integer)) else "float64")
+
+
+def _eval_op(opcode, xs):
+    """``opcode`` on scalars through OPS[opcode].reference (the one definition of its meaning)."""
+    out = _scalar_type(xs[-1])                 # select's result has its branches' type
+    if opcode == "select" and not _isbool(xs[0]):
+        raise TypeError("select predicate must be bool")
+    args = [np.asarray(x, dtype=_scalar_type(x).np_dtype) for x in xs]
+    return OPS[opcode].reference(args, {}, out).item()
 
 
 def _isbool(a):
@@ -118,12 +130,11 @@ def evaluate_region(r: Region, args):
                     return None
                 env[op.name] = bool(fn(xs[0], xs[1]))
                 continue
-            fn = _EVAL.get(op.opcode)
-            if fn is None:
+            if op.opcode not in _EVAL_OPS:
                 return None
             try:
-                env[op.name] = fn(*xs)
-            except (TypeError, ValueError):
+                env[op.name] = _eval_op(op.opcode, xs)
+            except (TypeError, ValueError, OverflowError):
                 return None
     if any(n not in env for n in r.roots):
         return None
@@ -153,11 +164,9 @@ def _table(kind_of_values):
     return {"float": _FLOATS, "int": _INTS, "bool": _BOOLS}[kind_of_values]
 
 
-_BINARY_MEANINGS = {
-    "add": lambda a, b: a + b, "mul": lambda a, b: a * b, "max": np.maximum,
-    "min": np.minimum, "replace": lambda a, b: b,
-    "and": lambda a, b: a and b, "or": lambda a, b: a or b,
-}
+# the candidate meanings of a two-parameter reducer: every reduce kind (REDUCE_KINDS) or 'replace'
+_BINARY_MEANINGS = {**{k.name: k.ufunc for k in REDUCE_KINDS.values()},
+                    "replace": lambda a, b: b}
 
 
 def binary_reducer(r: Region, values: str = "float") -> str | None:
