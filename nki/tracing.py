@@ -334,9 +334,9 @@ class Kernel:
     def profile(self, *args, target=None, **kwargs):
         """Trace with arrays or ``nki.ArraySpec(shape, dtype)`` placeholders and price the program
         on the timing model, without executing it: a ``device.profile.Report`` (modelled)."""
-        from device.profile import profile as _profile
+        from device.profile import profile as profile_program
         prog = _filtered(lambda a, k: self.trace(*a, target=target, **k), args, kwargs)
-        return _profile(prog)
+        return profile_program(prog)
 
     def with_schedule(self, edges):
         """This kernel with scheduling edges between named instructions (NKI scheduling guide).

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from device import dtypes as _device_dtypes
+from device import dtypes as device_dtypes
 
 
 class GraphError(ValueError):
@@ -32,7 +32,7 @@ _SHORT = {"float32": "f32", "float16": "f16", "bfloat16": "bf16", "float64": "f6
           "int32": "i32", "int64": "i64", "uint8": "u8", "uint16": "u16", "uint32": "u32",
           "bool": "bool"}
 _DTYPES: dict[str, tuple[str, np.dtype]] = {
-    name: (short, np.dtype(np.bool_) if name == "bool" else _device_dtypes.to_numpy(name))
+    name: (short, np.dtype(np.bool_) if name == "bool" else device_dtypes.to_numpy(name))
     for name, short in _SHORT.items()}
 
 DTYPES: tuple[str, ...] = tuple(_DTYPES)

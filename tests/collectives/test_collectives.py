@@ -9,7 +9,7 @@ import nki.isa as nisa
 import nki.language as nl
 from device.collectives import CollectiveDeadlockError, CollectiveMismatchError
 
-from cc_helpers import line_of
+from source_errors import line_of
 
 P, F = 4, 6
 RANKS = [2, 4, 8]

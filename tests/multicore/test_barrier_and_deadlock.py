@@ -12,7 +12,7 @@ import nki.language as nl
 from device.errors import HardwareRuleError, UserKernelError
 from device.executor import CoreDeadlockError
 
-from mc_helpers import expect_error, line_of
+from source_errors import expect_error, line_of
 
 
 def _exchange_through_hbm(barrier: bool):

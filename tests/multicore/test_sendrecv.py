@@ -13,7 +13,7 @@ import nki.isa as nisa
 import nki.language as nl
 from device.errors import HardwareRuleError
 
-from mc_helpers import expect_error, line_of
+from source_errors import expect_error, line_of
 
 
 @nki.jit(target="trn2")

@@ -13,7 +13,7 @@ import nki.language as nl
 from device.errors import UserKernelError
 from device.tensor import View
 
-from nki06_helpers import expect_error, line_of
+from source_errors import expect_error, line_of
 
 
 @nki.jit

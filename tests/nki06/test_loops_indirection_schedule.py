@@ -10,7 +10,7 @@ import nki.isa as nisa
 import nki.language as nl
 from device.errors import HardwareRuleError, UserKernelError
 
-from nki06_helpers import expect_error, line_of
+from source_errors import expect_error, line_of
 
 
 @nki.jit

@@ -19,7 +19,7 @@ from ...ir.graph import Graph
 from ...ir.ops import REDUCE_KINDS
 from ...ir.ops.window import conv_params
 from ...ir.types import TensorType, is_float
-from ..builder import graph_type as _graph_type
+from ..builder import graph_type
 from . import integers as I
 from ..registry import lowers
 
@@ -48,7 +48,7 @@ def _windows(g, x, window, strides, win_dil, out_shape):
 @lowers("reduce_window")
 def lower_reduce_window(lw, op, inputs, sched):
     x, attrs, out_type = inputs[0], op.attrs, op.result.type
-    t = _graph_type(x)
+    t = graph_type(x)
     if attrs["kind"] in ("add", "mul") or x.itemsize > 2:
         I.refuse_inexact(lw, f"reduce_window {attrs['kind']}", (x.dtype,),
                          "windowed reductions run on the Vector engine in fp32")
@@ -78,7 +78,7 @@ def lower_convolution(lw, op, inputs, sched):
     (lhs, rhs), attrs, out_type = inputs, op.attrs, op.result.type
     I.refuse_inexact(lw, "convolution", (lhs.dtype, rhs.dtype, out_type.dtype),
                      "TensorE multiplies in floating point and accumulates in fp32")
-    lt, rt = _graph_type(lhs), _graph_type(rhs)
+    lt, rt = graph_type(lhs), graph_type(rhs)
     p = conv_params(lt, rt, attrs)
     rank = lt.rank
     canon_out = [out_type.shape[d] for d in attrs["out_layout"]]

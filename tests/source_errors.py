@@ -1,4 +1,4 @@
-"""Helpers for the multi-core tests: the source line of a statement, and error checks."""
+"""Shared test helpers: the source line of a statement in a kernel, and located-error checks."""
 from __future__ import annotations
 
 import inspect
