@@ -28,6 +28,7 @@ from ..errors import UninitializedReadWarning
 from ..lints import check_outputs_written
 from ..memory import Memory, uninitialized_read
 from ..tensor import View
+from . import batches as B
 from . import groups as G
 from .analysis import analyse
 from .kernels import KERNELS
@@ -130,6 +131,14 @@ class Plan:
         self.facts = f = analyse(program)
         instrs = program.instrs
         self.groups = G.find_groups(program, f) if mode == "fast" else {}
+        self.writes_at = {}                        # storage id -> indices of instrs writing it
+        for idx, ins in enumerate(instrs):
+            for v in ins.writes():
+                self.writes_at.setdefault(v.storage.id, []).append(idx)
+        # runs of groups as one GEMM; DMAs only they read (through forwarding) are not run
+        self.batches, self.dead = B.plan_batches(program, f, self.groups, self.writes_at) \
+            if self.groups else ([], set())
+        batched = {end for b in self.batches for end in b.ends}
         last = dict(f.last)
         for end, members in self.groups.items():   # a fused group reads its operands at its end
             for m in members:
@@ -148,7 +157,8 @@ class Plan:
                 by_last.setdefault(last[sid], []).append(st)
         self.build_mem = PlanMemory(precise, onchip, set())
         # low-precision matmul operands get an fp32 image, converted once per write (groups)
-        shadowed = G.shadowed_storages(self.groups, instrs, self.build_mem)
+        shadowed = G.shadowed_storages({e: m for e, m in self.groups.items() if e not in batched},
+                                       instrs, self.build_mem)
         self.shadows = shadows = {}
         pre = {}                                   # instr index -> steps run before it
         for idx in range(len(instrs)):
@@ -167,10 +177,6 @@ class Plan:
                 if st.id in shadows:
                     pool.setdefault((st.size, "shadow"), []).append(shadows[st.id])
         self.onchip = onchip
-        self.writes_at = {}                        # storage id -> indices of instrs writing it
-        for idx, ins in enumerate(instrs):
-            for v in ins.writes():
-                self.writes_at.setdefault(v.storage.id, []).append(idx)
         self.no_fill = {sid for sid in f.storages if sid not in fill_ids}
         hbm_free = {}
         for sid, st in f.storages.items():
@@ -178,13 +184,18 @@ class Plan:
                 hbm_free.setdefault(last[sid], []).append(st)
         self.ctx = ctx = _Ctx(self)
         in_group = {m for members in self.groups.values() for m in members}
+        batch_at = {}
+        for b in self.batches:
+            batch_at.update(B.batch_steps(b, self.groups, instrs, ctx))
         steps = []
         for idx, ins in enumerate(instrs):
             for fn in pre.get(idx, ()):
                 steps.append((-1, fn))
-            if idx in self.groups:
+            if idx in batch_at:
+                steps.append((idx, batch_at[idx]))
+            elif idx in self.groups:
                 steps.append((idx, G.fused_matmul(self.groups[idx], instrs, ctx)))
-            elif idx in in_group:
+            elif idx in in_group or idx in self.dead:
                 if idx in f.warnings:              # its warnings still come at its place
                     steps.append((idx, _noop))
             else:
