@@ -27,6 +27,7 @@ import bisect
 
 import numpy as np
 
+from .analysis import LOOP_OPS
 from .kernels import storer
 
 F32 = np.dtype(np.float32)
@@ -168,8 +169,9 @@ def _dead_dmas(program, batches, writes_at) -> set:
         feeders.setdefault(d, sid)
     readers: dict = {}
     for idx, ins in enumerate(instrs):
-        for v in ins.reads():
-            readers.setdefault(v.storage.id, []).append(idx)
+        body = ins.args["body"] if ins.op.name in LOOP_OPS else (ins,)
+        for sid in {v.storage.id for b in body for v in b.reads()}:
+            readers.setdefault(sid, []).append(idx)
     dead = set()
     for d, sid in feeders.items():
         if sid in outputs:

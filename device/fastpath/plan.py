@@ -30,7 +30,7 @@ from ..memory import Memory, uninitialized_read
 from ..tensor import View
 from . import batches as B
 from . import groups as G
-from .analysis import analyse
+from .analysis import LOOP_OPS, analyse, differs, is_dynamic
 from .kernels import KERNELS
 
 
@@ -125,16 +125,16 @@ class _Ctx:
 
 
 class Plan:
-    def __init__(self, program, mode: str = "fast", precise: bool = True):
+    def __init__(self, program, mode: str = "fast", precise: bool = True, facts=None):
         self.program, self.mode, self.precise = program, mode, precise
         self.lock = threading.Lock()
-        self.facts = f = analyse(program)
+        self.facts = f = facts or analyse(program)
         instrs = program.instrs
         self.groups = G.find_groups(program, f) if mode == "fast" else {}
         self.writes_at = {}                        # storage id -> indices of instrs writing it
-        for idx, ins in enumerate(instrs):
-            for v in ins.writes():
-                self.writes_at.setdefault(v.storage.id, []).append(idx)
+        for idx, sids in enumerate(f.writes):      # (a loop writes what its body writes)
+            for sid in sids:
+                self.writes_at.setdefault(sid, []).append(idx)
         # runs of groups as one GEMM; DMAs only they read (through forwarding) are not run
         self.batches, self.dead = B.plan_batches(program, f, self.groups, self.writes_at) \
             if self.groups else ([], set())
@@ -148,7 +148,7 @@ class Plan:
         inputs = {s.id for s in program.inputs}
         outputs = {s.id for s in program.outputs}
         fill_ids = {s.id for s in f.fill}
-        self.written = {v.storage.id for ins in instrs for v in ins.writes()}
+        self.written = {sid for sids in f.writes for sid in sids}
         # on-chip storages share arrays when their lifetimes do not overlap
         onchip, pool, by_first, by_last = {}, {}, {}, {}
         for sid, st in f.storages.items():
@@ -198,11 +198,10 @@ class Plan:
             elif idx in in_group or idx in self.dead:
                 if idx in f.warnings:              # its warnings still come at its place
                     steps.append((idx, _noop))
+            elif ins.op.name in LOOP_OPS:
+                steps.append((idx, _loop(ins, idx, ctx, f.mm_add, idx in f.needs_trips)))
             else:
-                build = KERNELS.get(ins.op.name)
-                ctx.idx = idx
-                fn = build(ins, ctx) if build is not None else None
-                steps.append((idx, fn if fn is not None else _generic(ins, idx, ctx, f.mm_add)))
+                steps.append((idx, _step(ins, idx, ctx, f.mm_add)))
             for st in hbm_free.get(idx, ()):
                 steps.append((-1, _freer(ctx, st)))
         self.steps = steps
@@ -263,6 +262,58 @@ def _filler(a, st):
 
 def _freer(ctx, st):
     return lambda: ctx.mem.free(st)
+
+
+def _step(ins, key, ctx, mm_add):
+    """The instruction's fast kernel, else its own ``run`` on the plan's memory (always for
+    run-time addresses, which ``Memory`` resolves)."""
+    build = None if is_dynamic(ins) else KERNELS.get(ins.op.name)
+    ctx.idx = key
+    fn = build(ins, ctx) if build is not None else None
+    return fn if fn is not None else _generic(ins, key, ctx, mm_add)
+
+
+class ZeroTrips(Exception):
+    """A loop the plan's facts assume runs at least once did not run: the call reruns on the
+    reference executor (nothing the caller sees was changed; no warning was raised before)."""
+
+
+def _loop(ins, idx, ctx, mm_add, needs_trips=False):
+    """The loop instruction's own ``run`` (its trip count, registers and budget), over a body
+    of decoded steps instead of instructions. A matmul whose ``accumulate=None`` opens a group
+    in the first iteration and adds in the others gets one step for each case."""
+    body = ins.args["body"]
+    first = [_step(b, (idx, j, 0), ctx, mm_add) for j, b in enumerate(body)]
+    later = [_step(b, (idx, j, 1), ctx, mm_add)
+             if b.op.name == "nc_matmul" and differs(mm_add[(idx, j, 0)], mm_add[(idx, j, 1)])
+             else first[j] for j, b in enumerate(body)]
+    state = [0]                                    # iterations run in this execution
+    steps = [types.SimpleNamespace(op=types.SimpleNamespace(run=_pick(state, a, b)))
+             for a, b in zip(first, later)]
+    if steps:
+        steps.append(types.SimpleNamespace(op=types.SimpleNamespace(run=_count(state))))
+    loop = types.SimpleNamespace(op=ins.op, args=dict(ins.args, body=steps), loc=ins.loc,
+                                 engine=ins.engine)
+    run = ins.op.run
+
+    def execute():
+        state[0] = 0
+        run(loop, ctx.mem)
+        if needs_trips and not state[0]:
+            raise ZeroTrips(ins.op.name)
+    return execute
+
+
+def _pick(state, first, later):
+    if first is later:
+        return lambda _ins, _mem: first()
+    return lambda _ins, _mem: (later if state[0] else first)()
+
+
+def _count(state):
+    def count(_ins, _mem):
+        state[0] += 1
+    return count
 
 
 def _generic(ins, idx, ctx, mm_add):
