@@ -2,13 +2,14 @@
 
 What the reference executor redoes on every instruction of every call, the plan does once:
 
-* operand views: on-chip tensors live in arrays the plan owns, so their strided NumPy views are
-  built at decode time; HBM views are cut from the call's arrays when the instruction runs;
+* operand views: on-chip tensors and HBM scratch live in arrays the plan owns, so their strided
+  NumPy views are built at decode time; views of inputs and outputs are cut from the call's
+  arrays when the instruction runs;
 * bookkeeping: uninitialised-read warnings, sentinel fills and PSUM ``accumulate=None`` decisions
   come from ``analysis.analyse`` (no per-element masks at run time);
-* memory: on-chip tensors whose lifetimes do not overlap share one array (the live set is bounded
-  by SBUF/PSUM), HBM scratch is freed after its last use, inputs the program never writes are used
-  in place (no copy) and outputs are returned without a copy;
+* memory: plan-owned tensors whose lifetimes do not overlap share one array (the arrays held
+  are the largest live set), inputs the program never writes are used in place (no copy) and
+  outputs are returned without a copy;
 * dispatch: one closure per instruction (``kernels.KERNELS``), or the entry's own ``run`` on the
   plan's memory for instructions without a fast kernel; in ``fast`` mode each PSUM accumulation
   group runs as one fp32 matmul (``groups``).
@@ -106,7 +107,7 @@ class _Ctx:
         bounds of odd views, negative strides or empty ones, at run time)."""
         st = v.storage
         dt = self.np_dtype(v)
-        if st.buffer.on_chip:
+        if st.id in self.plan.onchip:
             a = self._onchip(v, dt)
             return lambda: a
         it = dt.itemsize
@@ -149,10 +150,12 @@ class Plan:
         outputs = {s.id for s in program.outputs}
         fill_ids = {s.id for s in f.fill}
         self.written = {sid for sids in f.writes for sid in sids}
-        # on-chip storages share arrays when their lifetimes do not overlap
+        # on-chip tiles and HBM scratch live in arrays the plan owns (so their views are built
+        # once), shared between storages whose lifetimes do not overlap: the arrays held are
+        # the program's largest live set, as when each run allocated and freed them
         onchip, pool, by_first, by_last = {}, {}, {}, {}
         for sid, st in f.storages.items():
-            if st.buffer.on_chip:
+            if st.buffer.on_chip or (sid not in inputs and sid not in outputs):
                 by_first.setdefault(f.first[sid], []).append(st)
                 by_last.setdefault(last[sid], []).append(st)
         self.build_mem = PlanMemory(precise, onchip, set())
@@ -178,10 +181,6 @@ class Plan:
                     pool.setdefault((st.size, "shadow"), []).append(shadows[st.id])
         self.onchip = onchip
         self.no_fill = {sid for sid in f.storages if sid not in fill_ids}
-        hbm_free = {}
-        for sid, st in f.storages.items():
-            if not st.buffer.on_chip and sid not in inputs and sid not in outputs:
-                hbm_free.setdefault(last[sid], []).append(st)
         self.ctx = ctx = _Ctx(self)
         in_group = {m for members in self.groups.values() for m in members}
         batch_at = {}
@@ -202,8 +201,6 @@ class Plan:
                 steps.append((idx, _loop(ins, idx, ctx, f.mm_add, idx in f.needs_trips)))
             else:
                 steps.append((idx, _step(ins, idx, ctx, f.mm_add)))
-            for st in hbm_free.get(idx, ()):
-                steps.append((-1, _freer(ctx, st)))
         self.steps = steps
         self.fns = [fn for _, fn in steps]
 
@@ -258,10 +255,6 @@ def _noop():
 
 def _filler(a, st):
     return lambda: fresh_contents(a, st)
-
-
-def _freer(ctx, st):
-    return lambda: ctx.mem.free(st)
 
 
 def _step(ins, key, ctx, mm_add):
