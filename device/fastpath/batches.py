@@ -233,7 +233,8 @@ def batch_steps(batch, groups, instrs, ctx) -> dict:
             if src.shape != shape:
                 src = src.reshape(shape)
             np.copyto(block, src.reshape(shape2), casting="unsafe")
-        np.matmul(S.T, V, out=C)
+        with np.errstate(over="ignore", invalid="ignore"):     # inf and NaN are results here
+            np.matmul(S.T, V, out=C)
 
     steps = {}
     for j, end in enumerate(batch.ends):
@@ -256,7 +257,8 @@ def _storer(block, dst, ctx, add, compute):
         if compute is not None:
             compute()
         if add:
-            np.add(np.asarray(D(), F32).reshape(M, N), block, out=R)
+            with np.errstate(over="ignore", invalid="ignore"):
+                np.add(np.asarray(D(), F32).reshape(M, N), block, out=R)
             store(D(), R.reshape(shape))
         else:
             store(D(), block.reshape(shape))
