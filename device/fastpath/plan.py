@@ -32,6 +32,7 @@ from ..tensor import View
 from . import batches as B
 from . import groups as G
 from .analysis import LOOP_OPS, analyse, differs, is_dynamic
+from .invariant import invariant_positions
 from .kernels import KERNELS
 
 
@@ -274,10 +275,12 @@ class ZeroTrips(Exception):
 def _loop(ins, idx, ctx, mm_add, needs_trips=False):
     """The loop instruction's own ``run`` (its trip count, registers and budget), over a body
     of decoded steps instead of instructions. A matmul whose ``accumulate=None`` opens a group
-    in the first iteration and adds in the others gets one step for each case."""
+    in the first iteration and adds in the others gets one step for each case; loop-invariant
+    instructions (``invariant``) run in the first iteration only."""
     body = ins.args["body"]
     first = [_step(b, (idx, j, 0), ctx, mm_add) for j, b in enumerate(body)]
-    later = [_step(b, (idx, j, 1), ctx, mm_add)
+    skip = invariant_positions(body)              # same result every iteration: run once
+    later = [_noop if j in skip else _step(b, (idx, j, 1), ctx, mm_add)
              if b.op.name == "nc_matmul" and differs(mm_add[(idx, j, 0)], mm_add[(idx, j, 1)])
              else first[j] for j, b in enumerate(body)]
     state = [0]                                    # iterations run in this execution

@@ -2,6 +2,7 @@
 body steps, checked against the reference executor byte for byte (outputs and warnings)."""
 from __future__ import annotations
 
+import random
 import sys
 from pathlib import Path
 
@@ -14,6 +15,9 @@ import nki.isa as nisa
 import nki.language as nl
 from device import fastpath
 from device.fastpath import plan_for
+from device.fastpath.invariant import invariant_positions
+from device.isa.control import VirtualRegister
+from device.program import Program
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fastpath_helpers import check  # noqa: E402
@@ -173,3 +177,81 @@ def test_loops_the_analysis_cannot_follow_keep_the_reference_executor():
     for prog in (carried, partial):
         assert plan_for(prog) is None
         check(prog, [x])
+
+
+# ---- loop-invariant instructions (device.fastpath.invariant) ------------------------------------
+def _loop_program(seed, trips, P=32, F=8):
+    """A fori_loop whose body mixes invariant work (from the input, from constants) with
+    loop-carried updates, over overlapping column slices of four tiles."""
+    r = random.Random(seed)
+    p = Program("loop")
+    x = p.alloc((P, F), "float32", "hbm", name="x", kind="input")
+    p.inputs.append(x.storage)
+    tiles = [p.alloc((P, F), "float32", "sbuf") for _ in range(4)]
+    for t in tiles:
+        p.emit("dma_copy", dst=t, src=x)
+    saved, p.instrs = p.instrs, []
+
+    def view(t):
+        if r.random() < 0.5:
+            return t
+        a = r.randrange(F // 2)
+        return t[:, a:a + F // 2]
+
+    def pair():
+        d, s = r.choice(tiles), r.choice(tiles + [x])
+        if r.random() < 0.5:
+            return d, s
+        a, b = r.randrange(F // 2), r.randrange(F // 2)
+        return d[:, a:a + F // 2], s[:, b:b + F // 2]
+
+    for _ in range(r.randint(1, 10)):
+        kind = r.choice(["load", "copy", "tt", "ts", "memset", "pred"])
+        d, s = pair()
+        if kind == "load":
+            p.emit("dma_copy", dst=d, src=s)
+        elif kind == "copy" and s.storage is not x.storage:
+            p.emit("tensor_copy", dst=d, src=s)
+        elif kind == "tt" and s.storage is not x.storage:
+            t = r.choice(tiles)
+            p.emit("tensor_tensor", dst=d, data1=s, data2=t[:, 0:d.shape[1]],
+                   op=r.choice(["add", "multiply", "maximum", "subtract"]))
+        elif kind == "ts" and s.storage is not x.storage:
+            p.emit("tensor_scalar", dst=d, data=s, op0=r.choice(["multiply", "add"]),
+                   operand0=r.choice([0.5, 2.0, -1.0]))
+        elif kind == "memset":
+            p.emit("memset", dst=view(r.choice(tiles)), value=r.choice([0.0, 1.0]))
+        elif kind == "pred" and s.storage is not x.storage:
+            m = p.alloc(d.shape, "uint8", "sbuf")
+            p.emit("tensor_scalar", dst=m, data=s, op0="greater", operand0=0.0)
+            p.emit("tensor_copy_predicated", dst=d, src=s, predicate=m)
+    body, p.instrs = p.instrs, saved
+    reads = [v for b in body for v in b.reads()]
+    writes = [v for b in body for v in b.writes()]
+    p.emit("fori_loop", reg=VirtualRegister("i", readonly=True), lower=0, upper=trips, step=1,
+           body=body, _reads=reads, _writes=writes)
+    for t in tiles:
+        o = p.alloc((P, F), "float32", "shared_hbm")
+        p.outputs.append(o.storage)
+        p.emit("dma_copy", dst=o, src=t)
+    return p, body
+
+
+@given(seed=st.integers(0, 2**32), trips=st.integers(0, 4), data_seed=st.integers(0, 99))
+def test_loop_invariant_instructions_are_skipped_without_changing_a_byte(seed, trips, data_seed):
+    prog, body = _loop_program(seed, trips)
+    x = np.random.default_rng(data_seed).standard_normal((32, 8)).astype(np.float32)
+    check(prog, [x])
+
+
+def test_invariant_positions_of_a_small_body():
+    p = Program("k")
+    x = p.alloc((32, 8), "float32", "hbm", name="x", kind="input")
+    t, u, acc = (p.alloc((32, 8), "float32", "sbuf") for _ in range(3))
+    for name, args in [("dma_copy", dict(dst=t, src=x)),                           # invariant
+                       ("tensor_scalar", dict(dst=t, data=t, op0="multiply", operand0=2.0)),
+                       ("tensor_tensor", dict(dst=acc, data1=acc, data2=t, op="add")),
+                       ("tensor_copy", dict(dst=u, src=acc))]:                    # carried
+        p.emit(name, **args)
+    body = p.instrs
+    assert invariant_positions(body) == {0, 1}
