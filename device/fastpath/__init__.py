@@ -3,12 +3,14 @@
 ``device.executor.run`` uses it by default. ``NEURON_EMU_EXECUTOR`` picks the executor:
 
 * ``fast`` (default): plans (``plan.Plan``), with each PSUM accumulation group run as one fp32
-  matmul; every other instruction gives the reference's bytes, matmul results stay within the
-  bound stated in ``groups``;
+  matmul, and runs of groups whose operands are ready as one large GEMM (``batches``); every
+  other instruction gives the reference's bytes, matmul results stay within the bound stated in
+  ``groups``;
 * ``exact``: plans, with every ``nc_matmul`` rounded where the reference rounds (byte for byte);
 * ``reference``: the instruction-by-instruction executor (the living definition), for debugging.
 
-Device loops (``while_loop``/``fori_loop``) run their body's decoded steps; instructions with
+Device loops (``while_loop``/``fori_loop``) run their body's decoded steps (loop-invariant ones
+in the first iteration only, ``invariant``); instructions with
 run-time addresses run their own ``run`` on the plan's memory. Programs the analysis cannot
 follow (a dynamic read of partly written data, a loop whose iterations warn, LNC=2 core
 exchanges) run on the reference executor (``analysis.unsupported_reason``).

@@ -75,6 +75,9 @@ def all_views(ins) -> list:
             out.append(v)
         elif isinstance(v, (list, tuple)):
             out.extend(x for x in v if isinstance(x, View))
+    for v in list(out):                    # a run-time address reads its offset tensor
+        if v.dyn is not None and isinstance(v.dyn[1], View):
+            out.append(v.dyn[1])
     return out
 
 

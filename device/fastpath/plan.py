@@ -24,7 +24,7 @@ import warnings
 
 import numpy as np
 
-from .. import dtypes
+from .. import dtypes, dynamic
 from ..errors import UninitializedReadWarning
 from ..lints import check_outputs_written
 from ..memory import Memory, uninitialized_read
@@ -67,6 +67,8 @@ class PlanMemory(Memory):
         return a
 
     def write(self, v, values, rounded=False):
+        if v.dyn is not None:                     # a run-time address: resolved as Memory does
+            return dynamic.write(self, v, values, rounded)
         a = self.array(v)
         vals = np.asarray(values)
         if not rounded:

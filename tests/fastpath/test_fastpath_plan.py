@@ -166,3 +166,27 @@ def test_uninitialised_reads_warn_as_the_reference_does():
     with pytest.warns(UserWarning, match=r"read of 256 uninitialized element\(s\) of 't'"):
         y = k(x)
     assert np.isnan(y[:, 2:]).all() and (y[:, :2] == 1).all()
+
+
+def test_dynamic_writes_run_on_the_plan_and_give_the_reference_bytes():
+    @nki.jit(target="trn3")
+    def scatter(a, idx):
+        out = nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)
+        t = nl.ndarray(a.shape, a.dtype, buffer=nl.sbuf)
+        nisa.dma_copy(dst=t, src=a)
+        ix = nl.ndarray(idx.shape, idx.dtype, buffer=nl.sbuf)
+        nisa.dma_copy(dst=ix, src=idx)
+        nisa.tensor_scalar(dst=t.indirect(ix, num_elem=3), data=t[:, 0:3], op0=nl.multiply,
+                           operand0=-1.0)
+        nisa.dma_copy(dst=out, src=t)
+        return out
+
+    idx = np.array([[5], [0], [7]] + [[1]] * 13, np.uint16)
+    a = np.arange(32, dtype=np.float32).reshape(2, 16)
+    prog = scatter.trace(a, idx)
+    assert plan_for(prog) is not None
+    got = check(prog, [a, idx])[0]
+    want = a.copy()
+    for i, o in enumerate([5, 0, 7]):
+        want[:, o] = -a[:, i]
+    np.testing.assert_array_equal(got, want)
