@@ -49,6 +49,7 @@ class Batch:
         self.s_keys: dict = {}                # S stack key -> column block index (order seen)
         self.v_keys: dict = {}
         self.K = None
+        self.widths = [0, 0]                  # columns of the S and V staging blocks
         self.storages: set = set()            # storage ids the batch reads at its start
         self.forwarded: dict = {}             # (member idx, role) -> forwarded source view
 
@@ -129,8 +130,8 @@ def plan_batches(program, facts, groups, writes_at):
         N = vitems[0][1]
         ok = cur is not None and cur.K == K and ready(cur, sids, end)
         if ok:
-            s_cols = sum(cur.stacks[k][0][1] for k in cur.s_keys) + (M if sk not in cur.s_keys else 0)
-            v_cols = sum(cur.stacks[k][0][1] for k in cur.v_keys) + (N if vk not in cur.v_keys else 0)
+            s_cols = cur.widths[0] + (M if sk not in cur.s_keys else 0)
+            v_cols = cur.widths[1] + (N if vk not in cur.v_keys else 0)
             ok = cur.size(s_cols, v_cols) <= MAX_BATCH_FLOATS
         if not ok:
             cur = Batch()
@@ -139,10 +140,12 @@ def plan_batches(program, facts, groups, writes_at):
         cur.ends.append(end)
         cur.members[end] = members
         cur.pairs[end] = (sk, vk)
-        for key, items, table in ((sk, sitems, cur.s_keys), (vk, vitems, cur.v_keys)):
+        for side, (key, items, table) in enumerate(((sk, sitems, cur.s_keys),
+                                                    (vk, vitems, cur.v_keys))):
             if key not in table:
                 table[key] = len(table)
                 cur.stacks[key] = items
+                cur.widths[side] += items[0][1]
         cur.storages |= sids
         cur.forwarded.update(fwd)
     kept = [b for b in batches if (len(b.ends) > 1 or b.forwarded) and b.density() >= MIN_DENSITY]

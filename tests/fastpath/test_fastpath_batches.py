@@ -103,7 +103,8 @@ class _MM:
         if what < 0.15 and self.tiles:                   # a result fed back into an operand
             t = r.choice(self.tiles)
             if t.shape[1] >= N and M == self.P:
-                self.p.emit("tensor_scalar", dst=t[:, 0:N], data=out, op0="greater_equal", operand0=0.0)
+                self.p.emit("tensor_scalar", dst=t[:, 0:N], data=out, op0="greater_equal",
+                            operand0=0.0)
         elif what < 0.3 and M <= self.P:                 # the scratch rewritten
             self.p.emit("dma_copy", dst=self.scratch[0:M, 0:N], src=out)
         elif what < 0.45 and self.tiles:                 # a tile reloaded between groups

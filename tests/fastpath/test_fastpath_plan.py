@@ -146,7 +146,8 @@ def test_dynamic_reads_of_partly_written_data_keep_the_reference_executor():
     table = np.arange(80, dtype=np.float32).reshape(10, 8)
     idx = np.array([[3], [0], [1], [3]], np.int32)
     prog = gather_half.trace(table, idx)
-    half = next(i for i in prog.instrs if i.args["src"].storage.name == "table").args["dst"].storage.name
+    load = next(i for i in prog.instrs if i.args["src"].storage.name == "table")
+    half = load.args["dst"].storage.name
     assert fastpath.analysis.unsupported_reason(prog) == \
         f"a dynamic read of partly written {half} in dma_copy"
     assert plan_for(prog) is None
