@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from .errors import HardwareRuleError, SpillWarning
 from .program import Program
 from .settings import settings
+from .timing_parts import rematerialisable
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,9 @@ def _capacity_error(arch, buf, need, st, idx, cap, what=""):
 
 
 def _plan_spills(program, cap, hard, rng, pinned):
-    """Belady's plan over the automatically placed SBUF tiles: (spills, resident peak)."""
+    """Belady's plan over the automatically placed SBUF tiles, weighted by what an eviction costs
+    (``_evict_score``): (spills, resident peak)."""
+    remat = rematerialisable(program)
     uses: dict = {}
     tiles: dict = {}
     for ins in program.instrs:
@@ -186,9 +189,11 @@ def _plan_spills(program, cap, hard, rng, pinned):
             for sid in resident:
                 if sid not in ops:
                     u = uses[sid]
-                    cands.append((u[bisect.bisect_right(u, i)], sid))
-            cands.sort(reverse=True)
-            for _, sid in cands:
+                    nxt = u[bisect.bisect_right(u, i)]
+                    cands.append((_evict_score(tiles[sid], sid in dirty and sid not in remat,
+                                               nxt - i), -nxt, sid))
+            cands.sort()
+            for _, _, sid in cands:
                 if used <= cap:
                     break
                 st = tiles[sid]
@@ -216,6 +221,20 @@ def _plan_spills(program, cap, hard, rng, pinned):
                 used -= resident.pop(sid)
                 dirty.pop(sid, None)
     return spills, peak + pinned
+
+
+def _evict_score(st, dirty, distance):
+    """Traffic an eviction of ``st`` costs per byte of space it frees in each partition, over the
+    distance (instructions) to its next use; the victims are taken lowest first.
+
+    The traffic is its bytes over all its partitions, once for the reload and once more for the
+    save when its HBM copy is stale (a load of an unchanged input is loaded again, not saved):
+    a 1-partition row and a 128-partition tile of the same width free the same SBUF range, at
+    1/128 of the traffic. With equal costs this is Belady's order (farthest next use first),
+    which minimises the number of reloads; with unequal costs a compiler's spiller weighs them
+    (spill weights), rather than paying a save and a reload where a clean tile frees the same
+    space."""
+    return st.partitions * (2 if dirty else 1) / max(1, distance)
 
 
 def _warn_spills(program, spills, demand, cap):
