@@ -8,9 +8,11 @@ spills, or the allocator errors"):
   ``psum_banks`` live banks), user-placed tiles (``address=``) that overlap while both are live,
   and SBUF tiles that cannot fit even after spilling (the operands of one instruction, plus the
   user-placed tiles, exceed the usable bytes per partition).
-* Automatically placed SBUF tiles that over-subscribe the SBUF are *spilled*: a Belady plan evicts
-  the live tile whose next use is farthest; it is saved to HBM after its last write (unless the
-  HBM copy is still current) and reloaded before its next use. The plan is
+* Automatically placed SBUF tiles that over-subscribe the SBUF are *spilled*: a Belady plan
+  weighted by cost evicts the live tile whose eviction moves the fewest bytes per byte of space
+  freed, relative to how far off its next use is (farthest next use first when costs are equal);
+  it is saved to HBM after its last write (unless the HBM copy is still current, or it only holds
+  a load of an unchanged input) and reloaded before its next use. The plan is
   ``program.info.spills`` (a list of ``Spill``), priced by device/timing.py as extra DMA
   traffic, and each spilled allocation site gets one ``SpillWarning``. Execution is unaffected
   (spilling preserves the data).
