@@ -20,11 +20,11 @@ The model (cost model CM 2.1-2.6, constants in ``device/arch.py``):
   first use and gives them back when its last use is done; a tile that does not fit waits for the
   earliest releases (in program order, as a static allocator reuses space). A new tile written by
   a compute instruction reuses the space of an input that instruction reads for the last time.
-* Spills (device/passes.py plans them, cost-weighted Belady): a spilled tile is saved to HBM by a DMA after its
-  last write, its space is released after its last use before the eviction (and the save), and a
-  reload DMA (which needs the space again) runs before its next use, which waits for it. A tile
-  that only ever holds a load of a kernel input is not saved: it is loaded again from the input
-  (rematerialisation).
+* Spills (device/passes.py plans them, cost-weighted Belady): a spilled tile is saved to HBM by
+  a DMA after its last write, its space is released after its last use before the eviction (and
+  the save), and a reload DMA (which needs the space again) runs before its next use, which
+  waits for it. A tile that only ever holds a load of a kernel input is not saved: it is loaded
+  again from the input (rematerialisation).
 
 Every event records *why* it started when it did (``cause``) and which earlier event decided it
 (``pred``); ``device.critical_path.explain`` walks those links back from the last event, so the
