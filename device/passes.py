@@ -39,6 +39,7 @@ class Spill:
     last_use: int              # its last use before the eviction (its space is free after this)
     evict_at: int              # the instruction whose tiles needed the space
     save_after: "int | None"   # its last write before the eviction; None = HBM copy still current
+                               # (or the tile only holds a load of an unchanged kernel input)
     reload_before: int         # its next use (it is reloaded before this instruction)
     bytes: int                 # bytes of one save or reload transfer (all partitions)
 
@@ -200,7 +201,8 @@ def _plan_spills(program, cap, hard, rng, pinned):
                     break
                 st = tiles[sid]
                 used -= resident.pop(sid)
-                evicted[sid] = (last_seen[sid], i, dirty.pop(sid, None),
+                save = dirty.pop(sid, None)
+                evicted[sid] = (last_seen[sid], i, None if sid in remat else save,
                                 st.bytes_per_partition * st.partitions)
             if used > hard:
                 worst = max(ops.values(), key=lambda s: s.bytes_per_partition)
