@@ -13,41 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import Graph
-
-
-class _Uses:
-    def __init__(self, graph):
-        self.producer, self.count = {}, {}
-        for op in graph.ops:
-            for r in op.results:
-                self.producer[id(r)] = op
-            for x in op.inputs:
-                self.count[id(x)] = self.count.get(id(x), 0) + 1
-        for v in graph.outputs:
-            self.count[id(v)] = self.count.get(id(v), 0) + 1
-
-    def op(self, v, *opcodes):
-        o = self.producer.get(id(v))
-        return o if o is not None and (not opcodes or o.opcode in opcodes) else None
-
-    def through(self, v):
-        """Follow broadcast / reshape producers back to the value they spread."""
-        while True:
-            o = self.op(v, "broadcast", "reshape")
-            if o is None:
-                return v
-            v = o.inputs[0]
-
-    def scalar(self, v):
-        """The value of a (converted, broadcast) scalar constant, or None."""
-        v = self.through(v)
-        o = self.op(v, "convert")
-        if o is not None:
-            v = self.through(o.inputs[0])
-        c = self.op(v, "constant")
-        if c is None or np.asarray(c.attrs["value"]).size != 1:
-            return None
-        return float(np.asarray(c.attrs["value"]).reshape(()))
+from .graph_match import Uses, rebuild
+from .head_layout import fuse_head_layout
 
 
 def _batched(op, lc, rc):
@@ -57,7 +24,7 @@ def _batched(op, lc, rc):
             and op.inputs[0].type.rank == 3 and op.inputs[1].type.rank == 3)
 
 
-def match_attention(u: _Uses, pv):
+def match_attention(u: Uses, pv):
     """The attention operands/attrs ending at ``pv`` (a dot), or None."""
     if pv.opcode != "dot" or not _batched(pv, 2, 1):
         return None
@@ -137,7 +104,7 @@ def match_attention(u: _Uses, pv):
 def fuse_attention(graph: Graph) -> Graph:
     """``graph`` with every attention chain replaced by an ``attention`` op (or ``graph``
     itself when there is none)."""
-    u = _Uses(graph)
+    u = Uses(graph)
     found = {}
     for op in graph.ops:
         m = match_attention(u, op)
@@ -196,7 +163,7 @@ def _row_vector(u, v, n):
     return src if src.type.shape == (n,) and src.type.dtype == "float32" else None
 
 
-def match_layer_norm(u: _Uses, op):
+def match_layer_norm(u: Uses, op):
     """(operands, attrs, last op) for a layer norm whose normalising multiply is ``op``."""
     if op.opcode != "multiply" or op.result.type.dtype != "float32":
         return None
@@ -256,30 +223,13 @@ def match_layer_norm(u: _Uses, op):
 
 def fuse_layer_norm(graph: Graph) -> Graph:
     """``graph`` with layer-norm chains replaced by ``layer_norm`` ops (one on-chip pass)."""
-    u = _Uses(graph)
+    u = Uses(graph)
     found = {}
     for op in graph.ops:
         m = match_layer_norm(u, op)
         if m is not None:
             found[id(m[2])] = m[:2]
-    return _rebuild(graph, found, "layer_norm") if found else graph
-
-
-def _rebuild(graph, found, opcode):
-    g = Graph(graph.name)
-    env = {id(p): g.param(p.type, p.name) for p in graph.params}
-    for op in graph.ops:
-        if id(op) in found:
-            operands, attrs = found[id(op)]
-            env[id(op.result)] = g.add_op(opcode, [env[id(v)] for v in operands], attrs,
-                                          loc=op.loc)
-            continue
-        res = g.add_op(op.opcode, [env[id(x)] for x in op.inputs], dict(op.attrs), loc=op.loc)
-        for r, n in zip(op.results, res if isinstance(res, tuple) else (res,)):
-            env[id(r)] = n
-    g.set_outputs([env[id(v)] for v in graph.outputs])
-    g.prune()
-    return g
+    return rebuild(graph, found, "layer_norm") if found else graph
 
 
 # ---------------------------------------------------------------- activations
@@ -331,7 +281,7 @@ def _is_sigmoid_of(u, h, x):
         u.count.get(id(v)) == 1 for v in (div.inputs[1], den[1], ex.inputs[0]))
 
 
-def match_activation(u: _Uses, op):
+def match_activation(u: Uses, op):
     """('gelu_tanh' | 'silu', x) when ``op`` ends x * 0.5 (1 + tanh(c (x + k x^3))) or
     x * logistic(x); else None. The chain's intermediates may have no other users."""
     if op.opcode != "multiply":
@@ -368,7 +318,7 @@ def match_activation(u: _Uses, op):
 
 def fuse_activations(graph: Graph) -> Graph:
     """``graph`` with GELU (tanh form) and SiLU chains replaced by one ScalarE activation."""
-    u = _Uses(graph)
+    u = Uses(graph)
     found = {}
     for op in graph.ops:
         m = match_activation(u, op)
@@ -415,7 +365,7 @@ def fold_layouts(graph: Graph) -> Graph:
     compile time) so the matmul loads them with the contraction dim on the partitions, without
     an element-strided DMA; splat constants become one value broadcast (an immediate for the
     fused element-wise code instead of a full array in HBM)."""
-    u = _Uses(graph)
+    u = Uses(graph)
     swap, fold = {}, set()
     for op in graph.ops:
         if op.opcode == "transpose" and tuple(op.attrs["perm"]) == (1, 0):
@@ -474,5 +424,7 @@ def fold_layouts(graph: Graph) -> Graph:
 
 
 def fuse_patterns(graph: Graph) -> Graph:
-    """Every whole-model pattern: layouts, attention, layer norm, then activations."""
-    return fuse_activations(fuse_layer_norm(fuse_attention(fold_layouts(graph))))
+    """Every whole-model pattern: layouts, attention (in the heads' row layout when the
+    exporter split heads around it), layer norm, then activations."""
+    return fuse_activations(fuse_layer_norm(fuse_head_layout(fuse_attention(
+        fold_layouts(graph)))))

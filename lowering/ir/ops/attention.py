@@ -12,12 +12,21 @@ rounded to ``prob_dtype``, then the second dot accumulated in f32.
     >>> OPS['attention'].type_rule([q, kt, v], {'divide': 2.0, 'fill': -1e9, 'score_dtype':
     ...     'float32', 'prob_dtype': 'float32', 'out_dtype': 'float32'})
     TensorType(shape=(2, 8, 4), dtype='float32')
+
+``mh_attention`` is the same per head, with q, k and v as [S, C] row-major tensors whose
+columns ``offsets[i] + h * head_dim ...`` hold head ``h`` (the fused QKV projection's result
+as it is), and the result [Sq, heads * head_dim]:
+
+    >>> qkv = TensorType((16, 24), 'bfloat16')
+    >>> OPS['mh_attention'].type_rule([qkv] * 3, {'heads': 2, 'head_dim': 4, 'offsets':
+    ...     (0, 8, 16), 'out_dtype': 'bfloat16'})
+    TensorType(shape=(16, 8), dtype='bfloat16')
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..types import numpy_dtype
+from ..types import TensorType, numpy_dtype
 from .table import OPS, REQUIRED, RuleError, define, finish
 
 
@@ -51,6 +60,50 @@ def _ref(xs, attrs, out):
 define("attention", None, {"divide": REQUIRED, "fill": -1e9, "score_dtype": REQUIRED,
                            "prob_dtype": REQUIRED, "out_dtype": REQUIRED}, _rule, _ref,
        "softmax(q @ k_t / divide, masked) @ v over batch dim 0 (formed by the pattern pass)")
+
+
+
+# ---------------------------------------------------------------- multi-head, row layout
+
+def _mh_rule(types, attrs):
+    if len(types) not in (3, 4):
+        raise RuleError(f"mh_attention takes q, k, v and an optional mask, got {len(types)}")
+    H, D = int(attrs["heads"]), int(attrs["head_dim"])
+    if H < 1 or D < 1:
+        raise RuleError(f"mh_attention needs heads >= 1 and head_dim >= 1, got {H}, {D}")
+    for i, (t, off) in enumerate(zip(types[:3], attrs["offsets"])):
+        if t.rank != 2 or not 0 <= off or off + H * D > t.shape[1]:
+            raise RuleError(f"mh_attention operand {i} {t} has no columns "
+                            f"[{off}, {off + H * D}) of {H} heads x {D}", i)
+    q, k, v = types[:3]
+    if k.shape[0] != v.shape[0]:
+        raise RuleError(f"mh_attention keys {k} and values {v} differ in length", 2)
+    if len(types) == 4 and (types[3].shape != (q.shape[0], k.shape[0]) or
+                            types[3].dtype != "bool"):
+        raise RuleError(f"mh_attention mask must be bool[{q.shape[0]},{k.shape[0]}]", 3)
+    return v.with_shape((q.shape[0], H * D)).with_dtype(attrs["out_dtype"])
+
+
+def _heads(x, off, H, D):
+    x = np.asarray(x)
+    return x[:, off:off + H * D].reshape(x.shape[0], H, D).transpose(1, 0, 2)
+
+
+def _mh_ref(xs, attrs, out):
+    H, D = int(attrs["heads"]), int(attrs["head_dim"])
+    q, k, v = (_heads(x, o, H, D) for x, o in zip(xs[:3], attrs["offsets"]))
+    per_head = TensorType((H, q.shape[1], D), "float32")
+    o = _ref([q, k.transpose(0, 2, 1), v] + list(xs[3:]), attrs, per_head)
+    return finish(o.transpose(1, 0, 2).reshape(q.shape[1], H * D), out)
+
+
+define("mh_attention", None, {"heads": REQUIRED, "head_dim": REQUIRED, "offsets": (0, 0, 0),
+                              "divide": REQUIRED, "fill": -1e9, "score_dtype": REQUIRED,
+                              "prob_dtype": REQUIRED, "out_dtype": REQUIRED}, _mh_rule, _mh_ref,
+       "attention of ``heads`` heads read from and written to the [S, heads * head_dim] row "
+       "layout (columns ``offsets[i]`` onward of q, k, v): what the exporters' head-split "
+       "reshape / transpose chains around an attention mean, without the transposes (formed "
+       "by the pattern pass)")
 
 __all__ = ["OPS"]
 

@@ -1,0 +1,183 @@
+"""``mh_attention`` as one flash-style kernel over all heads, in the row layout the projections
+produce (:mod:`lowering.lower.head_layout` forms the op).
+
+Loads, each once and with long contiguous rows: the keys and values in 128-row blocks of all
+heads' columns ([128, H*D]: 1.5 KiB rows for GPT-2's 768 bf16 columns), every head's K^T piece
+transposed on the PE into one SBUF tile [D, H*Sk] (the moving operand of Q K^T), then per block
+of 128 queries the query rows and the mask rows once for all heads. Per head the query piece is
+transposed on the PE ([D, 128] stationary), the scores of up to 512 keys land in one PSUM bank,
+the softmax runs on chip (ScalarE's exp with the row sum accumulated in the same instruction; a
+running max and sum rescale the partial result when more than one 512-key chunk is needed), the
+probabilities are transposed on the PE in 128-key blocks to be the stationary operand of P V, and
+the normalised head result is written into its columns of one [128, H*D] output tile, stored
+with one DMA per query block. Nothing of size [Sq, Sk] or [H, S, D] goes to HBM.
+
+Budgets, by construction: PSUM holds one score bank, one transpose and one P V tile at a time;
+SBUF per partition holds K^T (H*Sk elements), the value blocks (ceil(Sk/128) * H*D elements),
+the query / output / mask rows of one block and a few [128, 512] f32 tiles -- checked before
+anything is emitted (the error names the sizes; the pattern pass leaves bigger problems as
+separate ops).
+"""
+from __future__ import annotations
+
+from device.errors import UserKernelError
+
+from ..builder import device_dtype
+from ..registry import lowers
+
+_BIG_NEG = -3.0e38          # the running max starts here (not -inf: -inf - -inf is NaN)
+_ITEM = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
+def sbuf_bytes(Sq, Sk, H, D, dtype, masked, P=128) -> int:
+    """SBUF bytes per partition the kernel keeps live (the budget it is checked against)."""
+    isz, E, W = _ITEM.get(dtype, 4), H * D, min(512, Sk)
+    kv = H * Sk * isz + -(-Sk // P) * E * isz
+    rows = 2 * E * isz + (Sk if masked else 0) + E * 4
+    return kv + rows + 4 * W * 4 + 2 * P * 4
+
+
+@lowers("mh_attention")
+def lower_mh_attention(lw, op, inputs, sched):
+    a = op.attrs
+    H, D = int(a["heads"]), int(a["head_dim"])
+    E = H * D
+    qo, ko, vo = (int(o) for o in a["offsets"])
+    q, k, v = inputs[:3]
+    mask = inputs[3] if len(inputs) == 4 else None
+    Sq, Sk = q.shape[0], k.shape[0]
+    P = lw.arch.partitions
+    cdt = q.dtype
+    need = sbuf_bytes(Sq, Sk, H, D, cdt, mask is not None, P)
+    if D > P or need > lw.arch.sbuf_usable_bytes_per_partition:
+        raise UserKernelError(
+            f"mh_attention: head dim {D} (at most {P}) or {H} heads x {Sk} keys need {need} B of "
+            f"SBUF per partition, more than the {lw.arch.sbuf_usable_bytes_per_partition} B "
+            f"usable", loc=lw.loc)
+    out = lw.hbm(op.result.type.shape, op.result.type.dtype)
+    kt, v_blocks = _load_keys(lw, k[:, ko:ko + E], v[:, vo:vo + E], H, D, P, cdt)
+    ctx = _Ctx(a, H, D, Sk, kt, v_blocks, P)
+    for q0 in range(0, Sq, P):
+        qn = min(P, Sq - q0)
+        q_rows = lw.sb((qn, E), cdt)
+        lw.emit("dma_copy", dst=q_rows, src=q[q0:q0 + qn, qo:qo + E])
+        m = None
+        if mask is not None:
+            m = lw.sb((qn, Sk), "bool")
+            lw.emit("dma_copy", dst=m, src=mask[q0:q0 + qn, :])
+        o = lw.sb((qn, E), device_dtype(op.result.type.dtype))
+        for h in range(H):
+            qt_ps = lw.psum((D, qn))
+            lw.emit("nc_transpose", dst=qt_ps, data=q_rows[:, h * D:(h + 1) * D])
+            qt = lw.sb((D, qn), cdt)
+            _evict(lw, qt, qt_ps, h)
+            ctx.head(lw, h, qt, qn, m, o[:, h * D:(h + 1) * D])
+        lw.emit("dma_copy", dst=out[q0:q0 + qn, :], src=o)
+    return out
+
+
+def _evict(lw, dst, src, turn):
+    """Copy a PSUM tile to SBUF, alternating VectorE and ScalarE so neither queue backs up."""
+    if turn % 2:
+        lw.emit("activation", dst=dst, op="copy", data=src)
+    else:
+        lw.emit("tensor_copy", dst=dst, src=src)
+
+
+def _load_keys(lw, k, v, H, D, P, cdt):
+    """K^T of every head in one [D, H*Sk] tile, and the value row blocks [128, H*D]."""
+    Sk, E = k.shape[0], H * D
+    kt = lw.sb((D, H * Sk), cdt)
+    v_blocks = []
+    for j, k0 in enumerate(range(0, Sk, P)):
+        kk = min(P, Sk - k0)
+        rows = lw.sb((kk, E), cdt)
+        lw.emit("dma_copy", dst=rows, src=k[k0:k0 + kk, :])
+        vb = lw.sb((kk, E), v.dtype)
+        lw.emit("dma_copy", dst=vb, src=v[k0:k0 + kk, :])
+        v_blocks.append(vb)
+        for h in range(H):
+            ps = lw.psum((D, kk))
+            lw.emit("nc_transpose", dst=ps, data=rows[:, h * D:(h + 1) * D])
+            _evict(lw, kt[:, h * Sk + k0:h * Sk + k0 + kk], ps, h + j)
+    return kt, v_blocks
+
+
+class _Ctx:
+    """What every (query block, head) step shares: the attrs, K^T and the value blocks."""
+
+    def __init__(self, a, H, D, Sk, kt, v_blocks, P):
+        self.a, self.H, self.D, self.Sk, self.kt, self.v, self.P = a, H, D, Sk, kt, v_blocks, P
+        self.inv = 1.0 / float(a["divide"])
+        self.W = min(512, Sk)                      # keys per PSUM bank of f32 scores
+
+    def scores(self, lw, h, qt, qn, m, c0, w):
+        """Scaled, masked f32 scores of keys c0..c0+w for head h."""
+        ps = lw.psum((qn, w))
+        lw.emit("nc_matmul", dst=ps, stationary=qt, moving=self.kt[:, h * self.Sk + c0:
+                                                                    h * self.Sk + c0 + w])
+        s = lw.sb((qn, w), "float32")
+        if self.a["score_dtype"] != "float32":       # the exported dot rounds its scores
+            r = lw.sb((qn, w), device_dtype(self.a["score_dtype"]))
+            lw.emit("activation", dst=r, op="copy", data=ps)
+            lw.emit("tensor_scalar", dst=s, data=r, op0="multiply", operand0=self.inv)
+        else:
+            lw.emit("activation", dst=s, op="copy", data=ps, scale=self.inv)
+        if m is not None:                            # masked-out scores become the fill value
+            lw.emit("tensor_copy_predicated", dst=s, src=float(self.a["fill"]),
+                    predicate=m[:, c0:c0 + w], reverse_pred=True)
+        return s
+
+    def probs_times_v(self, lw, h, p, qn, c0, w):
+        """P V for keys c0..c0+w: P^T blocks (PE transposes) are the stationary operand."""
+        D, P = self.D, self.P
+        pv = lw.psum((qn, D))
+        for j, k0 in enumerate(range(0, w, P)):
+            kk = min(P, w - k0)
+            vb = self.v[(c0 + k0) // P]
+            pt_ps = lw.psum((kk, qn))
+            lw.emit("nc_transpose", dst=pt_ps, data=p[:, k0:k0 + kk])
+            pt = lw.sb((kk, qn), vb.dtype)
+            _evict(lw, pt, pt_ps, j + h)
+            lw.emit("nc_matmul", dst=pv, stationary=pt, moving=vb[:, h * D:(h + 1) * D],
+                    accumulate=j > 0)
+        return pv
+
+    def head(self, lw, h, qt, qn, m, dst):
+        pdt = device_dtype(self.a["prob_dtype"]) if self.a["prob_dtype"] != "float32" \
+            else "float32"
+        chunks = [(c0, min(self.W, self.Sk - c0)) for c0 in range(0, self.Sk, self.W)]
+        if len(chunks) == 1:                         # one chunk: plain softmax, no rescaling
+            s = self.scores(lw, h, qt, qn, m, 0, self.Sk)
+            mx, total = lw.sb((qn, 1), "float32"), lw.sb((qn, 1), "float32")
+            lw.emit("tensor_reduce", dst=mx, op="maximum", data=s, axis=(1,))
+            lw.emit("tensor_scalar", dst=mx, data=mx, op0="multiply", operand0=-1.0)
+            p = lw.sb((qn, self.Sk), pdt)
+            lw.emit("activation", dst=p, op="exp", data=s, bias=mx, reduce_cmd="reset_reduce",
+                    reduce_op="add", reduce_res=total)
+            pv = self.probs_times_v(lw, h, p, qn, 0, self.Sk)
+            lw.emit("tensor_scalar", dst=dst, data=pv, op0="divide", operand0=total)
+            return
+        run_max, run_sum = lw.sb((qn, 1), "float32"), lw.sb((qn, 1), "float32")
+        acc = lw.sb((qn, self.D), "float32")
+        lw.emit("memset", dst=run_max, value=_BIG_NEG)
+        lw.emit("memset", dst=run_sum, value=0.0)
+        lw.emit("memset", dst=acc, value=0.0)
+        for c0, w in chunks:
+            s = self.scores(lw, h, qt, qn, m, c0, w)
+            cmax, neg = lw.sb((qn, 1), "float32"), lw.sb((qn, 1), "float32")
+            lw.emit("tensor_reduce", dst=cmax, op="maximum", data=s, axis=(1,))
+            lw.emit("tensor_tensor", dst=cmax, data1=run_max, data2=cmax, op="maximum")
+            lw.emit("tensor_scalar", dst=neg, data=cmax, op0="multiply", operand0=-1.0)
+            p, csum, alpha = lw.sb((qn, w), pdt), lw.sb((qn, 1), "float32"), \
+                lw.sb((qn, 1), "float32")
+            lw.emit("activation", dst=p, op="exp", data=s, bias=neg, reduce_cmd="reset_reduce",
+                    reduce_op="add", reduce_res=csum)
+            lw.emit("activation", dst=alpha, op="exp", data=run_max, bias=neg)
+            lw.emit("tensor_copy", dst=run_max, src=cmax)
+            lw.emit("tensor_scalar", dst=run_sum, data=run_sum, op0="multiply", operand0=alpha,
+                    op1="add", operand1=csum)
+            pv = self.probs_times_v(lw, h, p, qn, c0, w)
+            lw.emit("tensor_scalar", dst=acc, data=acc, op0="multiply", operand0=alpha)
+            lw.emit("tensor_tensor", dst=acc, data1=acc, data2=pv, op="add")
+        lw.emit("tensor_scalar", dst=dst, data=acc, op0="divide", operand0=run_sum)
