@@ -25,8 +25,13 @@ with long contiguous rows and transposes the per-head [128, D] pieces on the PE 
 """
 from __future__ import annotations
 
+import numpy as np
+
+from ..ir.evaluate import evaluate
 from ..ir.graph import Graph
 from .graph_match import Uses, rebuild
+
+_MASK_FOLD_BYTES = 1 << 22   # masks up to 4 MiB (bool) are folded to a compile-time constant
 
 
 def _permuted(u: Uses, v):
@@ -102,3 +107,67 @@ def fuse_head_layout(graph: Graph) -> Graph:
         if m is not None:
             found[id(m[0])] = (m[1], m[2])
     return rebuild(graph, found, "mh_attention") if found else graph
+
+
+_PURE = frozenset({"constant", "iota", "broadcast", "reshape", "transpose", "convert", "slice",
+                   "compare", "select", "and", "or", "not", "xor", "add", "subtract", "multiply",
+                   "minimum", "maximum", "negate", "abs"})
+
+
+def _constant_inputs(u: Uses, v, limit=64):
+    """The ops ``v`` depends on, in graph order, when all are pure element-wise / layout ops of
+    constants and iotas (no parameter); else None."""
+    seen, todo, ops = set(), [v], []
+    while todo:
+        x = todo.pop()
+        o = u.op(x)
+        if o is None or o.opcode not in _PURE:
+            return None
+        if id(o) in seen:
+            continue
+        seen.add(id(o))
+        ops.append(o)
+        if len(ops) > limit:
+            return None
+        todo.extend(o.inputs)
+    order = {id(o): i for i, o in enumerate(u.order)}
+    return sorted(ops, key=lambda o: order[id(o)])
+
+
+def fold_attention_masks(graph: Graph) -> Graph:
+    """Masks of attention ops computed from constants alone (``tril(ones)``, iota compares) are
+    evaluated at compile time and become a bool constant, so the kernel can see which key blocks
+    are masked out entirely (and skip them) or not at all (and skip the predicated fill)."""
+    u = Uses(graph)
+    u.order = graph.ops
+    found = {}
+    for op in graph.ops:
+        if op.opcode not in ("attention", "mh_attention") or len(op.inputs) != 4:
+            continue
+        mask = op.inputs[3]
+        if u.op(mask, "constant") is not None or mask.type.size > _MASK_FOLD_BYTES:
+            continue
+        deps = _constant_inputs(u, mask)
+        if deps is None:
+            continue
+        sub = Graph("mask")
+        env = {}
+        for o in deps:
+            res = sub.add_op(o.opcode, [env[id(x)] for x in o.inputs], dict(o.attrs), loc=o.loc)
+            env[id(o.result)] = res
+        sub.set_outputs([env[id(mask)]])
+        found[id(op)] = np.asarray(evaluate(sub)[0]).astype(bool)
+    if not found:
+        return graph
+    g = Graph(graph.name)
+    env = {id(p): g.param(p.type, p.name) for p in graph.params}
+    for op in graph.ops:
+        ins = [env[id(x)] for x in op.inputs]
+        if id(op) in found:
+            ins[3] = g.add_op("constant", [], {"value": found[id(op)]}, loc=op.loc)
+        res = g.add_op(op.opcode, ins, dict(op.attrs), loc=op.loc)
+        for r, n in zip(op.results, res if isinstance(res, tuple) else (res,)):
+            env[id(r)] = n
+    g.set_outputs([env[id(v)] for v in graph.outputs])
+    g.prune()
+    return g

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..ir.graph import Graph
 from .graph_match import Uses, rebuild
-from .head_layout import fuse_head_layout
+from .head_layout import fold_attention_masks, fuse_head_layout
 
 
 def _batched(op, lc, rc):
@@ -426,5 +426,5 @@ def fold_layouts(graph: Graph) -> Graph:
 def fuse_patterns(graph: Graph) -> Graph:
     """Every whole-model pattern: layouts, attention (in the heads' row layout when the
     exporter split heads around it), layer norm, then activations."""
-    return fuse_activations(fuse_layer_norm(fuse_head_layout(fuse_attention(
-        fold_layouts(graph)))))
+    return fuse_activations(fuse_layer_norm(fold_attention_masks(fuse_head_layout(
+        fuse_attention(fold_layouts(graph))))))

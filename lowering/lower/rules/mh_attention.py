@@ -20,6 +20,8 @@ separate ops).
 """
 from __future__ import annotations
 
+import numpy as np
+
 from device.errors import UserKernelError
 
 from ..builder import device_dtype
@@ -57,23 +59,55 @@ def lower_mh_attention(lw, op, inputs, sched):
     out = lw.hbm(op.result.type.shape, op.result.type.dtype)
     kt, v_blocks = _load_keys(lw, k[:, ko:ko + E], v[:, vo:vo + E], H, D, P, cdt)
     ctx = _Ctx(a, H, D, Sk, kt, v_blocks, P)
+    known = _constant_mask(mask)
     for q0 in range(0, Sq, P):
         qn = min(P, Sq - q0)
+        span, masked = _key_span(known, q0, qn, Sk, P) if known is not None else ((0, Sk), True)
         q_rows = lw.sb((qn, E), cdt)
         lw.emit("dma_copy", dst=q_rows, src=q[q0:q0 + qn, qo:qo + E])
         m = None
-        if mask is not None:
+        if mask is not None and any(masked if isinstance(masked, list) else [masked]):
             m = lw.sb((qn, Sk), "bool")
-            lw.emit("dma_copy", dst=m, src=mask[q0:q0 + qn, :])
+            lw.emit("dma_copy", dst=m[:, span[0]:span[1]], src=mask[q0:q0 + qn, span[0]:span[1]])
         o = lw.sb((qn, E), device_dtype(op.result.type.dtype))
-        for h in range(H):
-            qt_ps = lw.psum((D, qn))
-            lw.emit("nc_transpose", dst=qt_ps, data=q_rows[:, h * D:(h + 1) * D])
-            qt = lw.sb((D, qn), cdt)
-            _evict(lw, qt, qt_ps, h)
-            ctx.head(lw, h, qt, qn, m, o[:, h * D:(h + 1) * D])
+        # two stages per head, software-pipelined: the scores and softmax of head h + 1 are
+        # emitted before P V of head h, so the in-order engines always have independent work
+        pending = None
+        for h in range(H + 1):
+            staged = None
+            if h < H:
+                qt_ps = lw.psum((D, qn))
+                lw.emit("nc_transpose", dst=qt_ps, data=q_rows[:, h * D:(h + 1) * D])
+                qt = lw.sb((D, qn), cdt)
+                _evict(lw, qt, qt_ps, h)
+                staged = ctx.head(lw, h, qt, qn, m, masked, span, o[:, h * D:(h + 1) * D])
+            if pending is not None:
+                pending()
+            pending = staged
         lw.emit("dma_copy", dst=out[q0:q0 + qn, :], src=o)
     return out
+
+
+def _constant_mask(mask):
+    """The mask's values when it is a compile-time constant (folded by the pattern pass)."""
+    st = getattr(mask, "storage", None)
+    if st is None or st.kind != "const" or st.const is None or mask.offset or \
+            not mask.is_contiguous() or mask.size != st.const.size:
+        return None
+    return np.asarray(st.const).reshape(mask.shape).astype(bool)
+
+
+def _key_span(known, q0, qn, Sk, P):
+    """For a constant mask: the 128-aligned key span [lo, hi) this query block needs, and per
+    128-key block of it whether any score is masked. Key blocks masked out for every query are
+    skipped -- exact, because their probabilities are exp(fill - max) = 0 in f32 -- but only
+    when every query keeps some key (a fully masked row is a uniform softmax over all keys)."""
+    blk = known[q0:q0 + qn]
+    lo, hi = 0, Sk
+    if blk.any(axis=1).all():
+        cols = np.nonzero(blk.any(axis=0))[0]
+        lo, hi = int(cols[0]) // P * P, min(Sk, (int(cols[-1]) // P + 1) * P)
+    return (lo, hi), [not blk[:, k0:k0 + P].all() for k0 in range(lo, hi, P)]
 
 
 def _evict(lw, dst, src, turn):
@@ -111,7 +145,7 @@ class _Ctx:
         self.inv = 1.0 / float(a["divide"])
         self.W = min(512, Sk)                      # keys per PSUM bank of f32 scores
 
-    def scores(self, lw, h, qt, qn, m, c0, w):
+    def scores(self, lw, h, qt, qn, m, masked, c0, w):
         """Scaled, masked f32 scores of keys c0..c0+w for head h."""
         ps = lw.psum((qn, w))
         lw.emit("nc_matmul", dst=ps, stationary=qt, moving=self.kt[:, h * self.Sk + c0:
@@ -123,9 +157,14 @@ class _Ctx:
             lw.emit("tensor_scalar", dst=s, data=r, op0="multiply", operand0=self.inv)
         else:
             lw.emit("activation", dst=s, op="copy", data=ps, scale=self.inv)
-        if m is not None:                            # masked-out scores become the fill value
-            lw.emit("tensor_copy_predicated", dst=s, src=float(self.a["fill"]),
-                    predicate=m[:, c0:c0 + w], reverse_pred=True)
+        if m is None:
+            return s
+        for k0 in range(0, w, self.P):               # masked-out scores become the fill value
+            kk = min(self.P, w - k0)
+            if masked[(c0 + k0 - self.lo) // self.P]:
+                lw.emit("tensor_copy_predicated", dst=s[:, k0:k0 + kk],
+                        src=float(self.a["fill"]), predicate=m[:, c0 + k0:c0 + k0 + kk],
+                        reverse_pred=True)
         return s
 
     def probs_times_v(self, lw, h, p, qn, c0, w):
@@ -143,28 +182,36 @@ class _Ctx:
                     accumulate=j > 0)
         return pv
 
-    def head(self, lw, h, qt, qn, m, dst):
+    def head(self, lw, h, qt, qn, m, masked, span, dst):
+        """Emit head h's scores and softmax; return the P V stage (a thunk) when one key chunk
+        suffices, else emit everything (the running-max loop) and return None."""
+        if not isinstance(masked, list):
+            masked = [masked] * -(-(span[1] - span[0]) // self.P)
+        self.lo = span[0]
         pdt = device_dtype(self.a["prob_dtype"]) if self.a["prob_dtype"] != "float32" \
             else "float32"
-        chunks = [(c0, min(self.W, self.Sk - c0)) for c0 in range(0, self.Sk, self.W)]
+        chunks = [(c0, min(self.W, span[1] - c0)) for c0 in range(span[0], span[1], self.W)]
         if len(chunks) == 1:                         # one chunk: plain softmax, no rescaling
-            s = self.scores(lw, h, qt, qn, m, 0, self.Sk)
+            c0, w = chunks[0]
+            s = self.scores(lw, h, qt, qn, m, masked, c0, w)
             mx, total = lw.sb((qn, 1), "float32"), lw.sb((qn, 1), "float32")
             lw.emit("tensor_reduce", dst=mx, op="maximum", data=s, axis=(1,))
             lw.emit("tensor_scalar", dst=mx, data=mx, op0="multiply", operand0=-1.0)
-            p = lw.sb((qn, self.Sk), pdt)
+            p = lw.sb((qn, w), pdt)
             lw.emit("activation", dst=p, op="exp", data=s, bias=mx, reduce_cmd="reset_reduce",
                     reduce_op="add", reduce_res=total)
-            pv = self.probs_times_v(lw, h, p, qn, 0, self.Sk)
-            lw.emit("tensor_scalar", dst=dst, data=pv, op0="divide", operand0=total)
-            return
+
+            def finish():
+                pv = self.probs_times_v(lw, h, p, qn, c0, w)
+                lw.emit("tensor_scalar", dst=dst, data=pv, op0="divide", operand0=total)
+            return finish
         run_max, run_sum = lw.sb((qn, 1), "float32"), lw.sb((qn, 1), "float32")
         acc = lw.sb((qn, self.D), "float32")
         lw.emit("memset", dst=run_max, value=_BIG_NEG)
         lw.emit("memset", dst=run_sum, value=0.0)
         lw.emit("memset", dst=acc, value=0.0)
         for c0, w in chunks:
-            s = self.scores(lw, h, qt, qn, m, c0, w)
+            s = self.scores(lw, h, qt, qn, m, masked, c0, w)
             cmax, neg = lw.sb((qn, 1), "float32"), lw.sb((qn, 1), "float32")
             lw.emit("tensor_reduce", dst=cmax, op="maximum", data=s, axis=(1,))
             lw.emit("tensor_tensor", dst=cmax, data1=run_max, data2=cmax, op="maximum")
@@ -181,3 +228,4 @@ class _Ctx:
             lw.emit("tensor_scalar", dst=acc, data=acc, op0="multiply", operand0=alpha)
             lw.emit("tensor_tensor", dst=acc, data1=acc, data2=pv, op="add")
         lw.emit("tensor_scalar", dst=dst, data=acc, op0="divide", operand0=run_sum)
+        return None
