@@ -20,6 +20,8 @@ separate ops).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from device.errors import UserKernelError
@@ -70,20 +72,8 @@ def lower_mh_attention(lw, op, inputs, sched):
             m = lw.sb((qn, Sk), "bool")
             lw.emit("dma_copy", dst=m[:, span[0]:span[1]], src=mask[q0:q0 + qn, span[0]:span[1]])
         o = lw.sb((qn, E), device_dtype(op.result.type.dtype))
-        # two stages per head, software-pipelined: the scores and softmax of head h + 1 are
-        # emitted before P V of head h, so the in-order engines always have independent work
-        pending = None
-        for h in range(H + 1):
-            staged = None
-            if h < H:
-                qt_ps = lw.psum((D, qn))
-                lw.emit("nc_transpose", dst=qt_ps, data=q_rows[:, h * D:(h + 1) * D])
-                qt = lw.sb((D, qn), cdt)
-                _evict(lw, qt, qt_ps, h)
-                staged = ctx.head(lw, h, qt, qn, m, masked, span, o[:, h * D:(h + 1) * D])
-            if pending is not None:
-                pending()
-            pending = staged
+        _pipeline([ctx.head(lw, h, q_rows, qn, m, masked, span, o[:, h * D:(h + 1) * D])
+                   for h in range(H)])
         lw.emit("dma_copy", dst=out[q0:q0 + qn, :], src=o)
     return out
 
@@ -108,6 +98,21 @@ def _key_span(known, q0, qn, Sk, P):
         cols = np.nonzero(blk.any(axis=0))[0]
         lo, hi = int(cols[0]) // P * P, min(Sk, (int(cols[-1]) // P + 1) * P)
     return (lo, hi), [not blk[:, k0:k0 + P].all() for k0 in range(lo, hi, P)]
+
+
+def _pipeline(heads):
+    """Software-pipeline the heads: each is a generator that emits one stage per step; at
+    every step the older heads' later stages are emitted before the newer heads' earlier ones,
+    so each in-order engine finds another head's work between two dependent instructions."""
+    live = []
+    for g in list(heads) + [None] * 8:
+        if g is not None:
+            live.append(g)
+        for h in list(live):
+            if next(h, StopIteration) is StopIteration:
+                live.remove(h)
+        if not live and g is None:
+            return
 
 
 def _evict(lw, dst, src, turn):
@@ -146,26 +151,30 @@ class _Ctx:
         self.W = min(512, Sk)                      # keys per PSUM bank of f32 scores
 
     def scores(self, lw, h, qt, qn, m, masked, c0, w):
-        """Scaled, masked f32 scores of keys c0..c0+w for head h."""
+        """Scaled, masked scores of keys c0..c0+w for head h (a generator: two stages)."""
         ps = lw.psum((qn, w))
         lw.emit("nc_matmul", dst=ps, stationary=qt, moving=self.kt[:, h * self.Sk + c0:
                                                                     h * self.Sk + c0 + w])
-        s = lw.sb((qn, w), "float32")
-        if self.a["score_dtype"] != "float32":       # the exported dot rounds its scores
-            r = lw.sb((qn, w), device_dtype(self.a["score_dtype"]))
+        sdt = self.a["score_dtype"]
+        if sdt == "float32":
+            s = lw.sb((qn, w), "float32")
+            lw.emit("activation", dst=s, op="copy", data=ps, scale=self.inv)
+        elif _power_of_two(self.inv):               # rounding commutes with the scaling
+            s = lw.sb((qn, w), device_dtype(sdt))
+            lw.emit("activation", dst=s, op="copy", data=ps, scale=self.inv)
+        else:                                       # the exported dot rounds its scores first
+            r, s = lw.sb((qn, w), device_dtype(sdt)), lw.sb((qn, w), "float32")
             lw.emit("activation", dst=r, op="copy", data=ps)
             lw.emit("tensor_scalar", dst=s, data=r, op0="multiply", operand0=self.inv)
-        else:
-            lw.emit("activation", dst=s, op="copy", data=ps, scale=self.inv)
+        yield s
         if m is None:
-            return s
+            return
         for k0 in range(0, w, self.P):               # masked-out scores become the fill value
             kk = min(self.P, w - k0)
             if masked[(c0 + k0 - self.lo) // self.P]:
                 lw.emit("tensor_copy_predicated", dst=s[:, k0:k0 + kk],
                         src=float(self.a["fill"]), predicate=m[:, c0 + k0:c0 + k0 + kk],
                         reverse_pred=True)
-        return s
 
     def probs_times_v(self, lw, h, p, qn, c0, w):
         """P V for keys c0..c0+w: P^T blocks (PE transposes) are the stationary operand."""
@@ -182,9 +191,14 @@ class _Ctx:
                     accumulate=j > 0)
         return pv
 
-    def head(self, lw, h, qt, qn, m, masked, span, dst):
-        """Emit head h's scores and softmax; return the P V stage (a thunk) when one key chunk
-        suffices, else emit everything (the running-max loop) and return None."""
+    def head(self, lw, h, q_rows, qn, m, masked, span, dst):
+        """Head h of one query block as a generator of pipeline stages."""
+        D = self.D
+        qt_ps = lw.psum((D, qn))
+        lw.emit("nc_transpose", dst=qt_ps, data=q_rows[:, h * D:(h + 1) * D])
+        qt = lw.sb((D, qn), q_rows.dtype)
+        _evict(lw, qt, qt_ps, h)
+        yield
         if not isinstance(masked, list):
             masked = [masked] * -(-(span[1] - span[0]) // self.P)
         self.lo = span[0]
@@ -193,25 +207,32 @@ class _Ctx:
         chunks = [(c0, min(self.W, span[1] - c0)) for c0 in range(span[0], span[1], self.W)]
         if len(chunks) == 1:                         # one chunk: plain softmax, no rescaling
             c0, w = chunks[0]
-            s = self.scores(lw, h, qt, qn, m, masked, c0, w)
+            stages = self.scores(lw, h, qt, qn, m, masked, c0, w)
+            s = next(stages)
+            yield
+            for _ in stages:
+                pass
             mx, total = lw.sb((qn, 1), "float32"), lw.sb((qn, 1), "float32")
-            lw.emit("tensor_reduce", dst=mx, op="maximum", data=s, axis=(1,))
-            lw.emit("tensor_scalar", dst=mx, data=mx, op0="multiply", operand0=-1.0)
+            lw.emit("tensor_reduce", dst=mx, op="maximum", data=s, axis=(1,), negate=True)
             p = lw.sb((qn, w), pdt)
             lw.emit("activation", dst=p, op="exp", data=s, bias=mx, reduce_cmd="reset_reduce",
                     reduce_op="add", reduce_res=total)
-
-            def finish():
-                pv = self.probs_times_v(lw, h, p, qn, c0, w)
-                lw.emit("tensor_scalar", dst=dst, data=pv, op0="divide", operand0=total)
-            return finish
+            yield
+            pv = self.probs_times_v(lw, h, p, qn, c0, w)
+            yield
+            lw.emit("tensor_scalar", dst=dst, data=pv, op0="divide", operand0=total)
+            return
         run_max, run_sum = lw.sb((qn, 1), "float32"), lw.sb((qn, 1), "float32")
         acc = lw.sb((qn, self.D), "float32")
         lw.emit("memset", dst=run_max, value=_BIG_NEG)
         lw.emit("memset", dst=run_sum, value=0.0)
         lw.emit("memset", dst=acc, value=0.0)
         for c0, w in chunks:
-            s = self.scores(lw, h, qt, qn, m, masked, c0, w)
+            stages = self.scores(lw, h, qt, qn, m, masked, c0, w)
+            s = next(stages)
+            yield
+            for _ in stages:
+                pass
             cmax, neg = lw.sb((qn, 1), "float32"), lw.sb((qn, 1), "float32")
             lw.emit("tensor_reduce", dst=cmax, op="maximum", data=s, axis=(1,))
             lw.emit("tensor_tensor", dst=cmax, data1=run_max, data2=cmax, op="maximum")
@@ -224,8 +245,14 @@ class _Ctx:
             lw.emit("tensor_copy", dst=run_max, src=cmax)
             lw.emit("tensor_scalar", dst=run_sum, data=run_sum, op0="multiply", operand0=alpha,
                     op1="add", operand1=csum)
+            yield
             pv = self.probs_times_v(lw, h, p, qn, c0, w)
+            yield
             lw.emit("tensor_scalar", dst=acc, data=acc, op0="multiply", operand0=alpha)
             lw.emit("tensor_tensor", dst=acc, data1=acc, data2=pv, op="add")
         lw.emit("tensor_scalar", dst=dst, data=acc, op0="divide", operand0=run_sum)
-        return None
+
+
+def _power_of_two(x: float) -> bool:
+    m, _ = math.frexp(x)
+    return x > 0 and m == 0.5
