@@ -14,6 +14,7 @@ import numpy as np
 
 from ..ir.graph import Graph
 from .graph_match import Uses, rebuild
+from .ffn_pattern import fuse_ffn
 from .head_layout import fold_attention_masks, fuse_head_layout
 
 
@@ -425,6 +426,6 @@ def fold_layouts(graph: Graph) -> Graph:
 
 def fuse_patterns(graph: Graph) -> Graph:
     """Every whole-model pattern: layouts, attention (in the heads' row layout when the
-    exporter split heads around it), layer norm, then activations."""
-    return fuse_activations(fuse_layer_norm(fold_attention_masks(fuse_head_layout(
-        fuse_attention(fold_layouts(graph))))))
+    exporter split heads around it), layer norm, activations, then feed-forward blocks."""
+    return fuse_ffn(fuse_activations(fuse_layer_norm(fold_attention_masks(fuse_head_layout(
+        fuse_attention(fold_layouts(graph)))))))
