@@ -67,20 +67,20 @@ define("attention", None, {"divide": REQUIRED, "fill": -1e9, "score_dtype": REQU
 
 def _mh_rule(types, attrs):
     if len(types) not in (3, 4):
-        raise RuleError(f"mh_attention takes q, k, v and an optional mask, got {len(types)}")
+        raise RuleError(f"takes q, k, v and an optional mask, got {len(types)} operands")
     H, D = int(attrs["heads"]), int(attrs["head_dim"])
     if H < 1 or D < 1:
-        raise RuleError(f"mh_attention needs heads >= 1 and head_dim >= 1, got {H}, {D}")
+        raise RuleError(f"heads and head_dim must be >= 1, got {H} and {D}")
     for i, (t, off) in enumerate(zip(types[:3], attrs["offsets"])):
         if t.rank != 2 or not 0 <= off or off + H * D > t.shape[1]:
-            raise RuleError(f"mh_attention operand {i} {t} has no columns "
-                            f"[{off}, {off + H * D}) of {H} heads x {D}", i)
+            raise RuleError(f"a 2-D operand with columns [{off}, {off + H * D}) for {H} heads x "
+                            f"{D} is needed, got {t}", i)
     q, k, v = types[:3]
     if k.shape[0] != v.shape[0]:
-        raise RuleError(f"mh_attention keys {k} and values {v} differ in length", 2)
+        raise RuleError(f"keys {k} and values {v} differ in length", 2)
     if len(types) == 4 and (types[3].shape != (q.shape[0], k.shape[0]) or
                             types[3].dtype != "bool"):
-        raise RuleError(f"mh_attention mask must be bool[{q.shape[0]},{k.shape[0]}]", 3)
+        raise RuleError(f"the mask must be bool[{q.shape[0]},{k.shape[0]}]", 3)
     return v.with_shape((q.shape[0], H * D)).with_dtype(attrs["out_dtype"])
 
 

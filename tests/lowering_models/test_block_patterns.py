@@ -1,0 +1,212 @@
+"""Transformer-block patterns: multi-head attention in the projections' row layout
+(``mh_attention``: no head-split transposes, constant masks folded and whole masked key blocks
+skipped) and feed-forward blocks with the hidden activation resident in SBUF (``ffn``). Each is
+compared with JAX or with the graph's NumPy oracle, and the structure that makes it fast is
+checked on the lowered program."""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import neuron
+from device.arch import get_arch
+from device.errors import UserKernelError
+from device.executor import run
+from lowering import Graph, TensorType, evaluate, lower_graph
+from lowering.ir.ops import OPS, RuleError
+from lowering.ir.types import GraphError
+from lowering.lower.patterns import fuse_patterns
+
+
+def mha(x, wqkv, H, causal, mask=None):
+    S, E = x.shape
+    D = E // H
+    q, k, v = jnp.split(x @ wqkv, 3, axis=-1)
+    q, k, v = (t.reshape(S, H, D).transpose(1, 0, 2) for t in (q, k, v))
+    s = (q @ k.transpose(0, 2, 1)).astype(jnp.float32) / np.sqrt(D)
+    if causal:
+        s = jnp.where(jnp.tril(jnp.ones((S, S), bool)), s, -1e9)
+    if mask is not None:
+        s = jnp.where(mask, s, -1e9)
+    return (jax.nn.softmax(s, -1).astype(x.dtype) @ v).transpose(1, 0, 2).reshape(S, E)
+
+
+def _ops(f):
+    return [o.opcode for o in fuse_patterns(f.graph).ops]
+
+
+def _count(prog, name):
+    return sum(1 for i in prog.instrs if i.op.name == name)
+
+
+@pytest.mark.parametrize("dtype,S,E,H,causal", [(jnp.bfloat16, 384, 128, 4, True),
+                                                (jnp.bfloat16, 256, 128, 2, True),
+                                                (np.float32, 200, 96, 2, False),
+                                                (np.float32, 640, 64, 2, True)])
+def test_multi_head_attention_in_row_layout_matches_jax(dtype, S, E, H, causal):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((S, E)).astype(dtype)
+    w = (rng.standard_normal((E, 3 * E)) / np.sqrt(E)).astype(dtype)
+    fn = lambda x, w: mha(x, w, H, causal)
+    f = neuron.from_jax(fn).imported(x, w)
+    ops = _ops(f)
+    assert "mh_attention" in ops and "transpose" not in ops and "slice" not in ops
+    assert ops.count("constant") == (1 if causal else 0)         # the folded causal mask
+    prog = f.program()
+    want = np.asarray(jax.jit(fn)(x, w)).astype(np.float32)
+    tol = 2e-5 if dtype == np.float32 else 3e-2
+    np.testing.assert_allclose(f(x, w).astype(np.float32), want, rtol=tol, atol=tol)
+    np.testing.assert_allclose(f.reference(x, w).astype(np.float32), want, rtol=tol, atol=tol)
+    if causal and S <= 512:                    # key blocks above the diagonal are skipped
+        blocks = -(-S // 128)
+        pv = H * blocks * (blocks + 1) // 2    # P V matmuls: one per (head, kept key block)
+        qk = H * blocks
+        dot_matmuls = _count(prog, "nc_matmul") - qk - pv
+        assert dot_matmuls == -(-E // 128) * -(-3 * E // 512) * blocks
+
+
+def test_a_fully_masked_row_keeps_the_uniform_softmax():
+    """Key blocks are skipped only when every query keeps a key: a row masked everywhere is a
+    uniform softmax over all keys, as in JAX."""
+    rng = np.random.default_rng(3)
+    S, E, H = 256, 64, 2
+    x = rng.standard_normal((S, E)).astype(np.float32)
+    w = (rng.standard_normal((E, 3 * E)) / 8).astype(np.float32)
+    mask = np.tril(np.ones((S, S), bool))
+    mask[5] = False
+    fn = lambda x, w: mha(x, w, H, False, jnp.asarray(mask))
+    f = neuron.from_jax(fn).imported(x, w)
+    assert "mh_attention" in _ops(f)
+    want = np.asarray(jax.jit(fn)(x, w))
+    np.testing.assert_allclose(f(x, w), want, rtol=2e-5, atol=2e-5)
+
+
+def test_a_mask_that_depends_on_an_argument_is_not_folded():
+    rng = np.random.default_rng(4)
+    S, E, H = 128, 64, 2
+    x = rng.standard_normal((S, E)).astype(np.float32)
+    w = (rng.standard_normal((E, 3 * E)) / 8).astype(np.float32)
+    m = rng.random((S, S)) < 0.7
+    m[:, 0] = True
+    fn = lambda x, w, m: mha(x, w, H, False, m)
+    f = neuron.from_jax(fn).imported(x, w, m)
+    ops = _ops(f)
+    assert "mh_attention" in ops and "constant" not in ops
+    np.testing.assert_allclose(f(x, w, m), np.asarray(jax.jit(fn)(x, w, m)), rtol=2e-5,
+                               atol=2e-5)
+
+
+def _mh_graph(S, C, H, D, dtype="bfloat16"):
+    g = Graph("mha")
+    x = g.param(TensorType((S, C), dtype), "qkv")
+    g.set_outputs([g.add_op("mh_attention", [x, x, x], {
+        "heads": H, "head_dim": D, "offsets": (0, H * D, 2 * H * D), "divide": 8.0,
+        "score_dtype": dtype, "prob_dtype": dtype, "out_dtype": dtype})])
+    return g
+
+
+def test_mh_attention_refuses_what_does_not_fit_in_sbuf():
+    g = _mh_graph(8192, 3 * 1024, 16, 64)
+    with pytest.raises(UserKernelError, match=r"mh_attention: .*16 heads x 8192 keys need "
+                                              r"\d+ B of SBUF per partition"):
+        lower_graph(g, "trn1")
+
+
+@pytest.mark.parametrize("build,msg", [
+    (lambda: _mh_graph(16, 20, 2, 4), r"mh_attention: operand 2 %qkv has type bf16\[16,20\] "
+                                      r"\(a 2-D operand with columns \[16, 24\) for 2 heads x 4"),
+    (lambda: _mh_graph(16, 24, 0, 4), r"mh_attention: heads and head_dim must be >= 1, got 0"),
+])
+def test_mh_attention_type_rule_errors(build, msg):
+    with pytest.raises(GraphError, match=msg):
+        build()
+
+
+def test_mh_attention_mask_and_value_errors():
+    t = lambda *s, d="float32": TensorType(s, d)  # noqa: E731
+    rule = OPS["mh_attention"].type_rule
+    a = {"heads": 2, "head_dim": 4, "offsets": (0, 0, 0), "out_dtype": "float32"}
+    with pytest.raises(RuleError, match=r"keys f32\[16,8\] and values f32\[12,8\] differ"):
+        rule([t(16, 8), t(16, 8), t(12, 8)], a)
+    with pytest.raises(RuleError, match=r"the mask must be bool\[10,16\]"):
+        rule([t(10, 8), t(16, 8), t(16, 8), t(10, 16, d="float32")], a)
+    with pytest.raises(RuleError, match=r"takes q, k, v and an optional mask, got 2 operands"):
+        rule([t(10, 8), t(16, 8)], a)
+
+
+def test_ffn_type_rule_errors():
+    t = lambda *s: TensorType(s, "float32")  # noqa: E731
+    rule = OPS["ffn"].type_rule
+    base = {"act": "tanh", "h_dtype": "float32", "y_dtype": "float32", "out_dtype": "float32"}
+    with pytest.raises(RuleError, match=r"do not chain as \[S, D\] @ \[D, F\] @ \[F, E\]"):
+        rule([t(8, 4), t(5, 16), t(16, 4)], base)
+    with pytest.raises(RuleError, match=r"activation 'add' is not a one-operand ScalarE"):
+        rule([t(8, 4), t(4, 16), t(16, 4)], dict(base, act="add"))
+    with pytest.raises(RuleError, match=r"residual .* must be \[8, 4\]"):
+        rule([t(8, 4), t(4, 16), t(16, 4), t(8, 5)], base)
+
+
+def _ffn_graph(S, D, F, E, dtype, act, residual):
+    g = Graph("mlp")
+    x = g.param(TensorType((S, D), dtype), "x")
+    w1, w2 = g.param(TensorType((D, F), dtype), "w1"), g.param(TensorType((F, E), dtype), "w2")
+    dot = lambda a, b: g.add_op("dot", [a, b], {"lhs_contract": [1], "rhs_contract": [0]})  # noqa
+    y = dot(g.add_op(act, [dot(x, w1)]), w2)
+    if residual:
+        r = g.param(TensorType((S, E), dtype), "r")
+        y = g.add_op("add", [r, y])
+    g.set_outputs([y])
+    return g
+
+
+@settings(max_examples=8, deadline=None)
+@given(S=st.integers(1, 300), D=st.integers(1, 200), F=st.integers(1, 300),
+       E=st.integers(1, 600), dtype=st.sampled_from(["float32", "bfloat16"]),
+       act=st.sampled_from(["tanh", "gelu_tanh", "silu", "exp"]), residual=st.booleans())
+def test_ffn_matches_the_chain_it_replaces(S, D, F, E, dtype, act, residual):
+    g = _ffn_graph(S, D, F, E, dtype, act, residual)
+    assert [o.opcode for o in fuse_patterns(g).ops] == ["ffn"]
+    rng = np.random.default_rng(S * 7 + D)
+    xs = [(rng.standard_normal(p.type.shape) / np.sqrt(max(p.type.shape[0], 1)))
+          .astype(p.type.np_dtype) for p in g.params]
+    prog = lower_graph(g, "trn1")
+    got = run(prog, xs)[0].reshape(S, E).astype(np.float32)
+    want = evaluate(g, *xs)[0].astype(np.float32)
+    tol = 1e-4 if dtype == "float32" else 2e-2
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+def test_ffn_keeps_the_hidden_activation_on_chip():
+    S, D, F, E = 256, 128, 512, 128
+    prog = lower_graph(_ffn_graph(S, D, F, E, "bfloat16", "gelu_tanh", True), "trn1")
+    hbm = [s for s in prog.storages if s.buffer.name.endswith("hbm") and s.kind == "tile"
+           and int(np.prod(s.shape)) >= S * F]
+    assert hbm == []
+    assert _count(prog, "nc_transpose") == (S // 128) * (D // 128)     # only x is transposed
+
+
+def test_ffn_too_big_for_sbuf_is_lowered_as_its_chain():
+    small = dataclasses.replace(get_arch("trn1"), sbuf_usable_bytes_per_partition=4096)
+    g = _ffn_graph(130, 64, 300, 70, "float32", "tanh", True)
+    prog = lower_graph(g, small)
+    scratch = [s for s in prog.storages if s.buffer.name.endswith("hbm") and s.kind == "tile"
+               and tuple(s.shape) == (130, 300)]
+    assert scratch                                   # the hidden activation goes through HBM
+    rng = np.random.default_rng(1)
+    xs = [rng.standard_normal(p.type.shape).astype(np.float32) / 8 for p in g.params]
+    np.testing.assert_allclose(run(prog, xs)[0].reshape(130, 70), evaluate(g, *xs)[0],
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_a_hidden_activation_used_elsewhere_is_not_fused():
+    g = Graph("mlp")
+    x = g.param(TensorType((64, 32), "float32"), "x")
+    w1, w2 = g.param(TensorType((32, 48), "float32"), "w1"), \
+        g.param(TensorType((48, 32), "float32"), "w2")
+    h = g.add_op("tanh", [g.add_op("dot", [x, w1], {"lhs_contract": [1], "rhs_contract": [0]})])
+    y = g.add_op("dot", [h, w2], {"lhs_contract": [1], "rhs_contract": [0]})
+    g.set_outputs([y, h])
+    assert "ffn" not in [o.opcode for o in fuse_patterns(g).ops]
