@@ -22,11 +22,7 @@ def lower_layer_norm(lw, op, inputs, sched):
     P = lw.arch.partitions
     vecs = []
     for v in inputs[1:]:                    # scale / offset, broadcast to 128 rows once
-        t = lw.sb((min(P, R), C), "float32")
-        row = lw.contiguous(v).reshape((1, C))
-        lw.emit("dma_copy", dst=t, src=row.broadcast_to((min(P, R), C)) if min(P, R) > 1
-                else row)
-        vecs.append(t)
+        vecs.append(broadcast_rows(lw, v, min(P, R)))
     inv_n, eps = 1.0 / C, float(op.attrs["eps"])
     for r0 in range(0, R, P):
         rt = min(P, R - r0)
@@ -55,3 +51,23 @@ def lower_layer_norm(lw, op, inputs, sched):
         lw.emit("tensor_copy", dst=res, src=d)
         lw.emit("dma_copy", dst=o2[r0:r0 + rt], src=res)
     return out
+
+
+def broadcast_rows(lw, v, rows):
+    """The f32 vector ``v`` (HBM, C elements) as a [rows, C] SBUF tile: read from HBM once into
+    one partition and spread over the partitions by the PE (ones[1, rows]^T @ row, exact in
+    f32) -- a partition-broadcast DMA would move ``rows`` copies through the HBM share."""
+    C = v.size
+    row = lw.sb((1, C), "float32")
+    lw.emit("dma_copy", dst=row, src=lw.contiguous(v).reshape((1, C)))
+    if rows == 1:
+        return row
+    ones, t = lw.sb((1, rows), "float32"), lw.sb((rows, C), "float32")
+    lw.emit("memset", dst=ones, value=1.0)
+    bank = lw.arch.psum_bank_bytes // 4
+    for c0 in range(0, C, bank):
+        cn = min(bank, C - c0)
+        ps = lw.psum((rows, cn))
+        lw.emit("nc_matmul", dst=ps, stationary=ones, moving=row[:, c0:c0 + cn])
+        lw.emit("activation", dst=t[:, c0:c0 + cn], op="copy", data=ps)
+    return t
