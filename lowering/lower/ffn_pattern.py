@@ -57,7 +57,8 @@ def match_ffn(u: Uses, users: dict, d2):
         return None
     operands = [d1.inputs[0], d1.inputs[1], d2.inputs[1]]
     attrs = {"act": act.opcode, "h_dtype": d1.result.type.dtype,
-             "y_dtype": d2.result.type.dtype, "out_dtype": d2.result.type.dtype}
+             "y_dtype": d2.result.type.dtype, "out_dtype": d2.result.type.dtype,
+             "residual": False}
     last = d2
     us = users.get(id(d2.result), [])
     if len(us) == 1 and u.count.get(id(d2.result)) == 1 and us[0].opcode == "add":
@@ -67,6 +68,7 @@ def match_ffn(u: Uses, users: dict, d2):
                 other.type.dtype in _FLOATS:
             operands.append(other)
             attrs["out_dtype"] = add.result.type.dtype
+            attrs["residual"] = True
             last = add
     return last, operands, attrs
 
@@ -80,3 +82,45 @@ def fuse_ffn(graph: Graph) -> Graph:
         if m is not None:
             found[id(m[0])] = (m[1], m[2])
     return rebuild(graph, found, "ffn") if found else graph
+
+
+def fuse_norms(graph: Graph) -> Graph:
+    """A 2-D ``layer_norm`` whose only user is a plain dot (as its left operand) or an ``ffn``
+    (as its x) is folded into that user (``norm_dot`` / ``ffn`` with ``norm_eps``): the
+    normalised rows go from the norm straight to the PE transposes, never to HBM."""
+    u, users = Uses(graph), _users(graph)
+    found = {}
+    for ln in graph.ops:
+        if ln.opcode != "layer_norm" or ln.inputs[0].type.rank != 2:
+            continue
+        us = users.get(id(ln.result), [])
+        if len(us) != 1 or u.count.get(id(ln.result)) != 1 or us[0].inputs[0] is not ln.result:
+            continue
+        user, x, vecs = us[0], ln.inputs[0], list(ln.inputs[1:])
+        norm = {"eps": ln.attrs["eps"], "dtype": ln.result.type.dtype}
+        if _plain_dot(user) and user.inputs[1] is not ln.result:
+            found[id(user)] = ("norm_dot", [x, user.inputs[1]] + vecs,
+                               {"eps": norm["eps"], "norm_dtype": norm["dtype"],
+                                "out_dtype": user.result.type.dtype})
+        elif user.opcode == "ffn" and user.attrs["norm_eps"] is None and \
+                all(v is not ln.result for v in user.inputs[1:]):
+            found[id(user)] = ("ffn", [x] + list(user.inputs[1:]) + vecs,
+                               dict(user.attrs, norm_eps=norm["eps"], norm_dtype=norm["dtype"]))
+    if not found:
+        return graph
+    g = Graph(graph.name)
+    env = {id(p): g.param(p.type, p.name) for p in graph.params}
+    for op in graph.ops:
+        if id(op) in found:
+            opcode, operands, attrs = found[id(op)]
+            env[id(op.result)] = g.add_op(opcode, [env[id(v)] for v in operands], attrs,
+                                          loc=op.loc)
+            continue
+        if not all(id(x) in env for x in op.inputs):
+            continue
+        res = g.add_op(op.opcode, [env[id(x)] for x in op.inputs], dict(op.attrs), loc=op.loc)
+        for r, n in zip(op.results, res if isinstance(res, tuple) else (res,)):
+            env[id(r)] = n
+    g.set_outputs([env[id(v)] for v in graph.outputs])
+    g.prune()
+    return g

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..ir.graph import Graph
 from .graph_match import Uses, rebuild
-from .ffn_pattern import fuse_ffn
+from .ffn_pattern import fuse_ffn, fuse_norms
 from .head_layout import fold_attention_masks, fuse_head_layout
 
 
@@ -426,6 +426,9 @@ def fold_layouts(graph: Graph) -> Graph:
 
 def fuse_patterns(graph: Graph) -> Graph:
     """Every whole-model pattern: layouts, attention (in the heads' row layout when the
-    exporter split heads around it), layer norm, activations, then feed-forward blocks."""
-    return fuse_ffn(fuse_activations(fuse_layer_norm(fold_attention_masks(fuse_head_layout(
-        fuse_attention(fold_layouts(graph)))))))
+    exporter split heads around it), layer norm, activations, feed-forward blocks, then layer
+    norms folded into the products they feed."""
+    for rewrite in (fold_layouts, fuse_attention, fuse_head_layout, fold_attention_masks,
+                    fuse_layer_norm, fuse_activations, fuse_ffn, fuse_norms):
+        graph = rewrite(graph)
+    return graph

@@ -140,13 +140,21 @@ def test_mh_attention_mask_and_value_errors():
 def test_ffn_type_rule_errors():
     t = lambda *s: TensorType(s, "float32")  # noqa: E731
     rule = OPS["ffn"].type_rule
-    base = {"act": "tanh", "h_dtype": "float32", "y_dtype": "float32", "out_dtype": "float32"}
+    base = {"act": "tanh", "h_dtype": "float32", "y_dtype": "float32", "out_dtype": "float32",
+            "residual": False, "norm_eps": None}
     with pytest.raises(RuleError, match=r"do not chain as \[S, D\] @ \[D, F\] @ \[F, E\]"):
         rule([t(8, 4), t(5, 16), t(16, 4)], base)
     with pytest.raises(RuleError, match=r"activation 'add' is not a one-operand ScalarE"):
         rule([t(8, 4), t(4, 16), t(16, 4)], dict(base, act="add"))
     with pytest.raises(RuleError, match=r"residual .* must be \[8, 4\]"):
-        rule([t(8, 4), t(4, 16), t(16, 4), t(8, 5)], base)
+        rule([t(8, 4), t(4, 16), t(16, 4), t(8, 5)], dict(base, residual=True))
+    with pytest.raises(RuleError, match=r"ffn takes x, w1, w2, residual, got 3 operands"):
+        rule([t(8, 4), t(4, 16), t(16, 4)], dict(base, residual=True))
+    with pytest.raises(RuleError, match=r"layer norm scale / offset must be f32\[4\]"):
+        rule([t(8, 4), t(4, 16), t(16, 4), t(5)], dict(base, norm_eps=1e-5))
+    with pytest.raises(RuleError, match=r"norm_dot shapes f32\[8,4\] and f32\[5,16\] do not "
+                                        r"chain"):
+        OPS["norm_dot"].type_rule([t(8, 4), t(5, 16)], {"eps": 1e-5, "out_dtype": "float32"})
 
 
 def _ffn_graph(S, D, F, E, dtype, act, residual):
@@ -210,3 +218,65 @@ def test_a_hidden_activation_used_elsewhere_is_not_fused():
     y = g.add_op("dot", [h, w2], {"lhs_contract": [1], "rhs_contract": [0]})
     g.set_outputs([y, h])
     assert "ffn" not in [o.opcode for o in fuse_patterns(g).ops]
+
+
+def _block(S, E, H, F):
+    def ln(x, g, b):
+        x32 = x.astype(jnp.float32)
+        mu = x32.mean(-1, keepdims=True)
+        var = ((x32 - mu) ** 2).mean(-1, keepdims=True)
+        return ((x32 - mu) * jax.lax.rsqrt(var + 1e-5) * g + b).astype(x.dtype)
+
+    def block(x, wqkv, wo, w1, w2, g1, b1, g2, b2):
+        x = x + mha(ln(x, g1, b1), wqkv, H, True) @ wo
+        return x + jax.nn.gelu(ln(x, g2, b2) @ w1) @ w2
+    return block
+
+
+def test_a_pre_norm_transformer_block_is_five_ops_and_matches_jax():
+    """GPT-2's block shape, small: both layer norms fold into the products they feed, the
+    attention runs in the row layout, the MLP keeps its hidden activation on chip."""
+    S, E, H, F = 256, 128, 2, 512
+    rng = np.random.default_rng(5)
+    bf = jnp.bfloat16
+    w = lambda *s: (rng.standard_normal(s) / np.sqrt(s[0])).astype(bf)  # noqa: E731
+    args = [rng.standard_normal((S, E)).astype(bf), w(E, 3 * E), w(E, E), w(E, F), w(F, E),
+            (1 + rng.standard_normal(E) / 4).astype(np.float32),
+            rng.standard_normal(E).astype(np.float32) / 4]
+    args += [args[5], args[6]]
+    block = _block(S, E, H, F)
+    f = neuron.from_jax(block).imported(*args)
+    assert _ops(f) == ["norm_dot", "constant", "mh_attention", "dot", "add", "ffn"]
+    prog = f.program("trn1")
+    scratch = sorted(int(np.prod(s.shape)) for s in prog.storages
+                     if s.buffer.name.endswith("hbm") and s.kind == "tile")
+    assert scratch == [S * E] * 3 + [S * 3 * E]      # attention, x1, the output; qkv
+    want = np.asarray(jax.jit(block)(*args)).astype(np.float32)
+    np.testing.assert_allclose(f(*args).astype(np.float32), want, rtol=3e-2, atol=3e-2)
+
+
+@pytest.mark.parametrize("sbuf", [None, 2048])
+def test_layer_norms_folded_into_products_match_the_oracle(sbuf):
+    """norm_dot and an ffn with a folded norm, resident and (SBUF too small) as their chains."""
+    arch = get_arch("trn1")
+    if sbuf:
+        arch = dataclasses.replace(arch, sbuf_usable_bytes_per_partition=sbuf)
+    g = Graph("prenorm")
+    f32 = lambda *s: TensorType(s, "float32")  # noqa: E731
+    x, w, sc, of = (g.param(f32(*s), n) for s, n in [((130, 96), "x"), ((96, 200), "w"),
+                                                     ((96,), "g"), ((96,), "b")])
+    w1, w2 = g.param(f32(96, 160), "w1"), g.param(f32(160, 96), "w2")
+    dot = lambda a, b: g.add_op("dot", [a, b], {"lhs_contract": [1], "rhs_contract": [0]})  # noqa
+    ln = lambda: g.add_op("layer_norm", [x, sc, of], {"eps": 1e-5, "out_dtype": "float32"})  # noqa
+    y = g.add_op("add", [dot(g.add_op("silu", [dot(ln(), w1)]), w2), x])
+    g.set_outputs([dot(ln(), w), y])
+    assert sorted(o.opcode for o in fuse_patterns(g).ops) == ["ffn", "norm_dot"]
+    rng = np.random.default_rng(6)
+    xs = [rng.standard_normal(p.type.shape).astype(np.float32) / 4 for p in g.params]
+    prog = lower_graph(g, arch)
+    ln_scratch = [s for s in prog.storages if s.buffer.name.endswith("hbm") and
+                  s.kind == "tile" and tuple(s.shape) == (130, 96) and s not in prog.outputs]
+    assert len(ln_scratch) == (2 if sbuf else 0)     # the chains write the norms to HBM
+    outs = run(prog, xs)
+    for got, want in zip(outs, evaluate(g, *xs)):
+        np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-4, atol=1e-4)

@@ -120,18 +120,23 @@ def _ln_rule(types, attrs):
     return x.with_dtype(attrs["out_dtype"])
 
 
-def _ln_ref(xs, attrs, out):
-    x = np.asarray(xs[0]).astype(np.float32)
+def layer_norm_reference(x, vecs, eps):
+    """(x - mean) / sqrt(var + eps) [* scale [+ offset]] over the last dim, in f32."""
+    x = np.asarray(x).astype(np.float32)
     n = np.float32(x.shape[-1])
     mean = x.sum(-1, keepdims=True, dtype=np.float32) / n
     d = x - mean
     var = (d * d).sum(-1, keepdims=True, dtype=np.float32) / n
-    y = d * (np.float32(1) / np.sqrt(var + np.float32(attrs["eps"])))
-    if len(xs) > 1:
-        y = y * np.asarray(xs[1], np.float32)
-    if len(xs) > 2:
-        y = y + np.asarray(xs[2], np.float32)
-    return finish(y, out)
+    y = d * (np.float32(1) / np.sqrt(var + np.float32(eps)))
+    if len(vecs) > 0:
+        y = y * np.asarray(vecs[0], np.float32)
+    if len(vecs) > 1:
+        y = y + np.asarray(vecs[1], np.float32)
+    return y
+
+
+def _ln_ref(xs, attrs, out):
+    return finish(layer_norm_reference(xs[0], xs[1:], attrs["eps"]), out)
 
 
 define("layer_norm", None, {"eps": REQUIRED, "out_dtype": REQUIRED}, _ln_rule, _ln_ref,
