@@ -5,8 +5,8 @@
     True
 """
 from . import elementwise, layout, matmul, reduce, window  # noqa: F401
-from . import attention, exported, ffn, kernel_call, mh_attention, norms, sort  # noqa: F401  (issue 12)
+from . import attention, conv, exported, ffn, kernel_call, mh_attention, norms, sort  # noqa: F401  (issue 12)
 
-__all__ = ["attention", "elementwise", "exported", "ffn", "kernel_call", "layout", "matmul", "mh_attention",
+__all__ = ["attention", "conv", "elementwise", "exported", "ffn", "kernel_call", "layout", "matmul", "mh_attention",
            "norms", "reduce", "sort",
            "window"]
