@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 import neuron
 from device.arch import get_arch
@@ -280,3 +280,60 @@ def test_layer_norms_folded_into_products_match_the_oracle(sbuf):
     outs = run(prog, xs)
     for got, want in zip(outs, evaluate(g, *xs)):
         np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-4, atol=1e-4)
+
+
+# ---------------------------------------------------------------- convolution
+
+def _conv_fn(strides, pad, rhs_dil, groups, fmt):
+    dn = ("NCHW", "OIHW", "NCHW") if fmt == "NCHW" else ("NHWC", "HWIO", "NHWC")
+    return lambda x, w: jax.lax.conv_general_dilated(
+        x, w, strides, pad, rhs_dilation=rhs_dil, dimension_numbers=dn,
+        feature_group_count=groups)
+
+
+@settings(max_examples=10, deadline=None)
+@given(fmt=st.sampled_from(["NCHW", "NHWC"]), n=st.integers(1, 2), hw=st.integers(3, 12),
+       cg=st.integers(1, 5), og=st.integers(1, 6), groups=st.sampled_from([1, 1, 2]),
+       k=st.integers(1, 3), stride=st.integers(1, 2), dil=st.integers(1, 2),
+       pad=st.integers(0, 2), dtype=st.sampled_from([np.float32, jnp.bfloat16]))
+def test_direct_convolution_matches_jax(fmt, n, hw, cg, og, groups, k, stride, dil, pad,
+                                        dtype):
+    assume((k - 1) * dil + 1 <= hw + 2 * pad)   # at least one output position
+    rng = np.random.default_rng(hw * 31 + cg)
+    C, O = cg * groups, og * groups
+    xs = (n, C, hw, hw + 1) if fmt == "NCHW" else (n, hw, hw + 1, C)
+    ws = (O, cg, k, k) if fmt == "NCHW" else (k, k, cg, O)
+    x = rng.standard_normal(xs).astype(dtype)
+    w = (rng.standard_normal(ws) / k).astype(dtype)
+    fn = _conv_fn((stride, 1), [(pad, pad), (pad, 0)], (dil, 1), groups, fmt)
+    f = neuron.from_jax(fn).imported(x, w)
+    prog = f.program("trn1")
+    assert [i.op.name for i in prog.instrs].count("nc_matmul") > 0
+    assert not [s for s in prog.storages if s.buffer.name.endswith("hbm") and s.kind == "tile"
+                and s not in prog.outputs]             # no HBM scratch between taps
+    want = np.asarray(jax.jit(fn)(x, w)).astype(np.float32)
+    tol = 1e-5 if dtype == np.float32 else 2e-2
+    np.testing.assert_allclose(f(x, w).astype(np.float32), want, rtol=tol, atol=tol)
+
+
+def test_every_conv_schedule_in_the_space_gives_the_same_result():
+    from lowering.lower.driver import groups_of
+    from lowering.lower.rules.conv import ConvSchedule
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((1, 6, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 8, 20)).astype(np.float32) / 3
+    fn = _conv_fn((1, 1), "SAME", (1, 1), 1, "NHWC")
+    graph = neuron.from_jax(fn).imported(x, w).graph
+    (group,) = [g for g in groups_of(graph) if g.root.opcode == "convolution"]
+    arch = get_arch("trn1")
+    space = ConvSchedule.space(group.problem(), arch)
+    assert space[0] == ConvSchedule(rows=6, o_tile=20, direct=True, pos_major=True)
+    assert ConvSchedule(direct=False) in space and len(space) > 6
+    want = np.asarray(jax.jit(fn)(x, w))
+    for sched in space[:8]:
+        prog = lower_graph(graph, arch, schedules={group.key: sched})
+        np.testing.assert_allclose(run(prog, [x, w])[0].reshape(want.shape), want, rtol=1e-5,
+                                   atol=1e-5, err_msg=str(sched))
+    bad = ConvSchedule(rows=20, pos_major=True)
+    assert "rows=20 x 9 output columns = 180 exceed 128 (partitions)" in \
+        bad.check(group.problem(), arch)
