@@ -14,6 +14,7 @@ import numpy as np
 
 from ..ir.graph import Graph
 from .graph_match import Uses, rebuild
+from .activation_fit import fuse_fitted_activations
 from .ffn_pattern import fuse_ffn, fuse_norms
 from .head_layout import fold_attention_masks, fuse_head_layout
 
@@ -429,6 +430,7 @@ def fuse_patterns(graph: Graph) -> Graph:
     exporter split heads around it), layer norm, activations, feed-forward blocks, then layer
     norms folded into the products they feed."""
     for rewrite in (fold_layouts, fuse_attention, fuse_head_layout, fold_attention_masks,
-                    fuse_layer_norm, fuse_activations, fuse_ffn, fuse_norms):
+                    fuse_layer_norm, fuse_activations, fuse_fitted_activations, fuse_ffn,
+                    fuse_norms):
         graph = rewrite(graph)
     return graph
