@@ -19,16 +19,24 @@ from .ffn_pattern import fuse_ffn, fuse_norms
 from .head_layout import fold_attention_masks, fuse_head_layout
 
 
-def _batched(op, lc, rc):
+def _dims(op):
     a = op.attrs
-    return (tuple(a["lhs_batch"]) == (0,) and tuple(a["rhs_batch"]) == (0,)
-            and tuple(a["lhs_contract"]) == (lc,) and tuple(a["rhs_contract"]) == (rc,)
-            and op.inputs[0].type.rank == 3 and op.inputs[1].type.rank == 3)
+    return (tuple(a["lhs_batch"]), tuple(a["rhs_batch"]), tuple(a["lhs_contract"]),
+            tuple(a["rhs_contract"])) if op.inputs[0].type.rank == 3 == \
+        op.inputs[1].type.rank else None
+
+
+# Operand layouts of the two dots, as the permutation that makes them the attention op's
+# [B, Sq, D], [B, D, Sk] and [B, Sk, D]: batched over dim 0 (jnp.matmul / @), or einsum-style
+# over the heads dim 1 of [S, H, D] tensors ("shd,Shd->hsS", "hsS,Shd->hsd": Equinox, Flax).
+_QK_FORMS = {((0,), (0,), (2,), (1,)): (None, None),
+             ((1,), (1,), (2,), (2,)): ((1, 0, 2), (1, 2, 0))}
+_PV_FORMS = {((0,), (0,), (2,), (1,)): None, ((0,), (1,), (2,), (0,)): (1, 0, 2)}
 
 
 def match_attention(u: Uses, pv):
     """The attention operands/attrs ending at ``pv`` (a dot), or None."""
-    if pv.opcode != "dot" or not _batched(pv, 2, 1):
+    if pv.opcode != "dot" or _dims(pv) not in _PV_FORMS:
         return None
     inner = []                                       # values that must have no other users
     p = pv.inputs[0]
@@ -78,26 +86,40 @@ def match_attention(u: Uses, pv):
         x = y
         inner.append(x)
     sc = u.op(x, "divide", "multiply")
-    if sc is None or u.scalar(sc.inputs[1]) in (None, 0.0):
+    if sc is not None and u.scalar(sc.inputs[1]) in (None, 0.0):
         return None
-    k = u.scalar(sc.inputs[1])
-    divide = k if sc.opcode == "divide" else 1.0 / k
-    s = sc.inputs[0]
-    inner.append(s)
+    if sc is not None:
+        k = u.scalar(sc.inputs[1])
+        divide = k if sc.opcode == "divide" else 1.0 / k
+        s = sc.inputs[0]
+        inner.append(s)
+    else:                                            # unscaled scores (q scaled, below)
+        divide, s = 1.0, x
     cs = u.op(s, "convert")
     if cs is not None:
         s = cs.inputs[0]
         inner.append(s)
     qk = u.op(s, "dot")
-    if qk is None or not _batched(qk, 2, 1) or s.type.dtype not in ("float32", "bfloat16",
-                                                                        "float16"):
+    if qk is None or _dims(qk) not in _QK_FORMS or s.type.dtype not in ("float32", "bfloat16",
+                                                                            "float16"):
         return None
+    q = qk.inputs[0]
+    qs = u.op(q, "divide", "multiply")
+    if sc is None and qs is not None and u.count.get(id(q)) == 1 and \
+            u.scalar(qs.inputs[1]) not in (None, 0.0):
+        # q / c before the product (Equinox): taken as the scores / c -- equal up to f32
+        # rounding of the scaled q elements
+        k = u.scalar(qs.inputs[1])
+        divide = k if qs.opcode == "divide" else 1.0 / k
+        q = qs.inputs[0]
     uses = {id(v): 1 for v in inner}
     for v in (e, x if sel is None else sel.result):
         uses[id(v)] = 2                              # reduce + the element-wise user
     if any(u.count.get(id(v), 0) > uses.get(id(v), 1) for v in inner):
         return None
-    operands = [qk.inputs[0], qk.inputs[1], pv.inputs[1]] + ([mask] if mask is not None else [])
+    qp, kp = _QK_FORMS[_dims(qk)]
+    operands = [(q, qp), (qk.inputs[1], kp), (pv.inputs[1], _PV_FORMS[_dims(pv)])] + \
+        ([(mask, None)] if mask is not None else [])
     attrs = {"divide": divide, "fill": fill, "score_dtype": s.type.dtype,
              "prob_dtype": prob_dtype, "out_dtype": pv.result.type.dtype}
     return operands, attrs
@@ -121,7 +143,9 @@ def fuse_attention(graph: Graph) -> Graph:
     for op in graph.ops:
         if id(op) in found:
             operands, attrs = found[id(op)]
-            res = g.add_op("attention", [env[id(v)] for v in operands], attrs, loc=op.loc)
+            ins = [env[id(v)] if perm is None else g.add_op("transpose", [env[id(v)]], {
+                "perm": list(perm)}, loc=op.loc) for v, perm in operands]
+            res = g.add_op("attention", ins, attrs, loc=op.loc)
             env[id(op.result)] = res
             continue
         if not all(id(x) in env for x in op.inputs):

@@ -337,3 +337,23 @@ def test_every_conv_schedule_in_the_space_gives_the_same_result():
     bad = ConvSchedule(rows=20, pos_major=True)
     assert "rows=20 x 9 output columns = 180 exceed 128 (partitions)" in \
         bad.check(group.problem(), arch)
+
+
+def test_einsum_style_attention_with_a_scaled_query_is_one_row_layout_kernel():
+    """Equinox / Flax write heads as [S, H, D] einsums with the query scaled first."""
+    S, E, H = 192, 128, 4
+    D = E // H
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((S, E)).astype(np.float32)
+    ws = [(rng.standard_normal((E, E)) / np.sqrt(E)).astype(np.float32) for _ in range(3)]
+
+    def fn(x, wq, wk, wv):
+        q, k, v = ((x @ w).reshape(S, H, D) for w in (wq, wk, wv))
+        s = jnp.einsum("shd,Shd->hsS", q / np.sqrt(D).astype(np.float32), k)
+        o = jnp.einsum("hsS,Shd->hsd", jax.nn.softmax(s, -1), v)
+        return o.transpose(1, 0, 2).reshape(S, E)
+    f = neuron.from_jax(fn).imported(x, *ws)
+    ops = _ops(f)
+    assert ops.count("mh_attention") == 1 and "transpose" not in ops
+    np.testing.assert_allclose(f(x, *ws), np.asarray(jax.jit(fn)(x, *ws)), rtol=2e-5,
+                               atol=2e-5)
