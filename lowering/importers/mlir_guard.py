@@ -164,10 +164,11 @@ while True:
 """
 
 
-class _Worker:
+class Worker:
     """One persistent checking process; used under a lock, restarted after a death or overrun."""
 
-    def __init__(self):
+    def __init__(self, code: str = _WORKER_CODE):
+        self.code = code             # the worker's program (tests give a stand-in)
         self.proc = None
         self.err = None
         self.lock = threading.Lock()
@@ -186,7 +187,7 @@ class _Worker:
         self._stop()
         self.t0, self.budget, self.ready = time.monotonic(), budget, False
         self.err = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([sys.executable, "-c", _WORKER_CODE, str(budget)],
+        self.proc = subprocess.Popen([sys.executable, "-c", self.code, str(budget)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.err)
 
@@ -270,10 +271,11 @@ class _Worker:
             self._stop()
 
 
-_WORKER = _Worker()
+_WORKER = Worker()
 atexit.register(_WORKER.close)
 _ACCEPTED: collections.OrderedDict = collections.OrderedDict()   # digests, most recent last
 _ACCEPTED_MAX = 1024
+_ACCEPTED_LOCK = threading.Lock()
 
 
 def _diagnostic_line(msg: str):
@@ -281,21 +283,23 @@ def _diagnostic_line(msg: str):
     return int(m.group(1)) if m else None
 
 
-def check_in_worker(data, *, bytecode: bool) -> None:
+def check_in_worker(data, *, bytecode: bool, worker: Worker | None = None) -> None:
     """Parse ``data`` (text or a portable artifact) in the checking worker; return if it parses,
     else raise StableHloImportError: the parser's diagnostic (with its line), or how the worker
     died or that it overran NEURON_EMU_PARSE_SECONDS."""
     from device.settings import settings
+    worker = worker or _WORKER
     raw = data if bytecode else data.encode("utf-8", "surrogatepass")
     key = hashlib.sha256(raw).digest()
-    if key in _ACCEPTED:
-        _ACCEPTED.move_to_end(key)
-        return
+    with _ACCEPTED_LOCK:
+        if key in _ACCEPTED:
+            _ACCEPTED.move_to_end(key)
+            return
     s = settings()
     what = "StableHLO artifact" if bytecode else "StableHLO text"
     budget = max(s.host_memory_bytes, _MIN_WORKER_BYTES)
     try:
-        status, msg = _WORKER.request(b"b" if bytecode else b"t", raw, budget, s.parse_seconds)
+        status, msg = worker.request(b"b" if bytecode else b"t", raw, budget, s.parse_seconds)
     except TimeoutError:
         raise _error(f"jaxlib did not parse the {what} within {s.parse_seconds:g} s in the "
                      f"checking worker process; refusing it (raise NEURON_EMU_PARSE_SECONDS=<s> "
@@ -311,9 +315,10 @@ def check_in_worker(data, *, bytecode: bool) -> None:
         if bytecode:
             raise _error(f"cannot deserialize the StableHLO artifact: {msg[:600]}")
         raise _error(f"cannot parse StableHLO: {msg[:600]}", _diagnostic_line(msg))
-    _ACCEPTED[key] = True
-    if len(_ACCEPTED) > _ACCEPTED_MAX:
-        _ACCEPTED.popitem(last=False)
+    with _ACCEPTED_LOCK:
+        _ACCEPTED[key] = True
+        if len(_ACCEPTED) > _ACCEPTED_MAX:
+            _ACCEPTED.popitem(last=False)
 
 
 def warm_up() -> None:
