@@ -104,6 +104,7 @@ class ImportedFunction:
         from device.arch import get_arch
         from lowering.tune import tune
         arch = get_arch(target or self.target)
+        self._check_budget(arch, False)          # a program that cannot fit is not tuned
         plan = tune(self.graph, arch, budget_s=budget_s, executor=executor, db=db,
                     progress=progress)
         self._plans[arch.name] = plan.schedules
