@@ -134,7 +134,11 @@ def dot_with_algorithm(emit, lhs, rhs, algorithm, out_dtype: str, **dims):
 # ---------------------------------------------------------------- argmax by meaning
 
 # Ordinary values only (no NaN): TensorFlow's tie-breaking reducer (``Ge``/``Eq``/``Min``) and
-# JAX's differ only on NaN, which :func:`lowering.importers.regions.arg_reducer` checks.
+# JAX's differ only on NaN, which :func:`lowering.importers.regions.arg_reducer` checks. On NaN,
+# TF's reducer is not associative, so XLA's answer depends on its reduction order, which XLA
+# leaves unspecified (its CPU backend goes left to right and skips NaNs: [1, nan, 3] -> 3 at 2).
+# The argmax op we lower to gives JAX's meaning (the first NaN wins), which is the answer of one
+# such order (that NaN combined last, on the right).
 _PROBE_VALUES = (-2.0, 0.0, 1.5)
 _PROBE_INDEX = ((0, 3), (3, 0), (2, 2))
 

@@ -113,8 +113,8 @@ def prescan(text: str) -> None:
             if abs(v) > MAX_RANK:
                 line = masked.count("\n", 0, tok.start()) + 1
                 raise _error(f"dimension index {v} in '{key}' is out of range: no tensor has "
-                             f"more than {MAX_RANK} dimensions (refused before jaxlib's parser, "
-                             f"which allocates by this value)", line)
+                             f"more than {MAX_RANK} dimensions (refused before jaxlib parses "
+                             f"the text: its parsers may allocate by this value)", line)
 
 
 # ---------------------------------------------------------------- 2. the worker process

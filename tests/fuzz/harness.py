@@ -30,6 +30,9 @@ def _project_errors():
 
 
 def _inputs(graph, rng):
+    """Random arguments for ``graph``: integers with their edge values mixed in; floats standard
+    normal, with a fraction NEURON_FUZZ_SPECIAL_FLOATS (default 0) of NaN/inf/-0/huge values."""
+    special = float(os.environ.get("NEURON_FUZZ_SPECIAL_FLOATS") or 0)
     xs = []
     for p in graph.params:
         t = p.type
@@ -44,7 +47,11 @@ def _inputs(graph, rng):
             v = np.where(mask, rng.choice(edge, t.shape), v)
             xs.append(v.astype(dt))
         else:
-            xs.append(rng.standard_normal(t.shape).astype(np.float32).astype(dt))
+            v = rng.standard_normal(t.shape).astype(np.float32)
+            if special:                         # NaN, infinities, signed zeros, huge values
+                edge = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 3e38, -3e38], np.float32)
+                v = np.where(rng.random(t.shape) < special, rng.choice(edge, t.shape), v)
+            xs.append(v.astype(dt))
     return xs
 
 
