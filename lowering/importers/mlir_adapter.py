@@ -41,7 +41,8 @@ def parse_module(source, trusted: bool = False):
     checking worker process first (:mod:`lowering.importers.mlir_guard`), so input that crashes
     jaxlib's parser is an error here, not the end of this process. jaxlib objects (``Lowered``,
     ``ir.Module``) and ``trusted`` text (printed by jax in this process) are parsed directly."""
-    if isinstance(source, (str, bytes, bytearray)) and not trusted:
+    if not trusted and (isinstance(source, str) or isinstance(source, (bytes, bytearray))
+                        and bytes(source[:4]) == b"ML\xefR"):
         warm_up()                              # the worker's jax import overlaps ours
     ir, passmanager, stablehlo, jax_mlir = _mlir()
     if hasattr(source, "compiler_ir"):                       # jax.stages.Lowered

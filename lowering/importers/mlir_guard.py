@@ -44,6 +44,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 
 from .hlo_syntax import HloImportError
 
@@ -174,6 +175,9 @@ class Worker:
         self.lock = threading.Lock()
         self.started = 0.0           # seconds the last start took (reported by benchmarks)
         self.budget, self.ready, self.t0 = None, False, 0.0
+        if hasattr(os, "register_at_fork"):          # a forked child must not share our pipes
+            me = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: me() is not None and me().forget())
 
     def spawn(self, budget: int):
         """Start the worker if none runs (or its memory cap differs); do not wait for it, so the
@@ -269,6 +273,18 @@ class Worker:
     def close(self):
         with self.lock:
             self._stop()
+
+    def forget(self):
+        """In a forked child: the worker (and maybe the lock) belong to the parent; drop our
+        copies of its pipes without touching it, and start afresh on the next request."""
+        self.lock = threading.Lock()
+        if self.proc is not None:
+            for f in (self.proc.stdin, self.proc.stdout):
+                try:
+                    f.close()
+                except OSError:
+                    pass
+        self.proc, self.ready = None, False
 
 
 _WORKER = Worker()

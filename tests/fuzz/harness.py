@@ -19,7 +19,8 @@ import numpy as np
 FUZZ_ENV = {"NEURON_EMU_HOST_MEMORY": "512M", "NEURON_EMU_MAX_INSTRUCTIONS": "50000",
             "NEURON_EMU_MAX_LOOP_TRIPS": "100000", "NEURON_EMU_LOOP_SECONDS": "10",
             "NEURON_EMU_MAX_CONSTANT_ELEMENTS": "4000000", "NEURON_EMU_MAX_UNROLL": "100000",
-            "NEURON_EMU_WARN_UNINIT": "0"}
+            "NEURON_EMU_WARN_UNINIT": "0",
+            "NEURON_FUZZ_SPECIAL_FLOATS": "0.05"}   # NaN/inf/-0/huge among the float inputs
 FEED_LIMIT = 1 << 20          # elements of all parameters together that the harness will make
 
 

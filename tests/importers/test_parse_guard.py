@@ -166,6 +166,40 @@ def test_accepted_inputs_are_remembered(stand_in):
         check_in_worker(_fresh("ok"), bytecode=False, worker=stand_in)
 
 
+def test_threads_share_one_worker(stand_in):
+    from concurrent.futures import ThreadPoolExecutor
+    texts = [_fresh("ok") for _ in range(16)] + [_fresh("bad") for _ in range(4)]
+
+    def check(t):
+        try:
+            check_in_worker(t, bytecode=False, worker=stand_in)
+            return "ok"
+        except StableHloImportError as e:
+            return "bad" if e.line == 4 else str(e)
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(check, texts))
+    assert got == [t.split()[0] for t in texts]
+
+
+def test_a_forked_child_gets_its_own_worker(stand_in):
+    check_in_worker(_fresh("ok"), bytecode=False, worker=stand_in)
+    parent_worker = stand_in.proc.pid
+    pid = os.fork()
+    if pid == 0:                                            # the child: never share the pipes
+        code = 1
+        try:
+            assert stand_in.proc is None
+            check_in_worker(_fresh("ok"), bytecode=False, worker=stand_in)
+            code = 0 if stand_in.proc.pid != parent_worker else 2
+            stand_in.close()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    check_in_worker(_fresh("ok"), bytecode=False, worker=stand_in)   # ours still answers
+    assert stand_in.proc.pid == parent_worker
+
+
 # ---------------------------------------------------------------- the real worker
 def test_real_worker_refuses_an_oversize_parse_within_the_memory_budget(monkeypatch):
     """The seed-2 crash, past the pre-scan: jaxlib asks for ~17 GB; under the worker's
