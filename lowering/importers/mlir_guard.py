@@ -190,6 +190,8 @@ class Worker:
             return
         self._stop()
         self.t0, self.budget, self.ready = time.monotonic(), budget, False
+        if self.err is not None:
+            self.err.close()
         self.err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen([sys.executable, "-c", self.code, str(budget)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -241,8 +243,10 @@ class Worker:
         how = f"signal {-code}" if code < 0 else f"exit code {code}"
         tail = ""
         if self.err is not None:
-            self.err.seek(0)
+            self.err.seek(max(0, self.err.seek(0, os.SEEK_END) - 4096))     # its last words
             lines = self.err.read().decode(errors="replace").strip().splitlines()
+            self.err.close()
+            self.err = None
             tail = f"; it said: {lines[-1][:300]}" if lines else ""
         self._stop()
         return RuntimeError(f"died {when} ({how}{tail})")
