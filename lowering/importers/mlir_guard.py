@@ -65,8 +65,9 @@ def _error(message, line=None):
 
 # ---------------------------------------------------------------- 1. the pre-scan
 
-# attribute names whose integers are dimension indices (not sizes: window_dimensions is excluded)
-_DIM_KEY = re.compile(r"(?<![\w.])((?:\w*_)?(?:dim|dims|dimension|dimensions|dim_numbers|"
+# attribute names whose integers are dimension indices (not sizes: window_dimensions is excluded);
+# not SSA values or symbols such as %dim (MLIR names tensor.dim results so)
+_DIM_KEY = re.compile(r"(?<![\w.%$#@^!])((?:\w*_)?(?:dim|dims|dimension|dimensions|dim_numbers|"
                       r"dimension_numbers)|permutation)\s*=\s*")
 _NOT_INDICES = {"window_dimensions"}
 _STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')

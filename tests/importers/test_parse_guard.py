@@ -72,6 +72,8 @@ def test_prescan_refuses_every_spelling_of_a_dimension_index(fragment, key):
     "dense<100000> : tensor<i64>",
     "dims = [1, 0] : (tensor<100000x3xf32>) -> tensor<3x100000xf32>",   # sizes after the value
     f"dims = [{MAX_RANK}]",
+    "%dim = stablehlo.constant dense<100000> : tensor<i64>",   # an SSA name, not an attribute
+    "%dim_0 = arith.constant 99999 : index",
 ])
 def test_prescan_leaves_sizes_strings_and_in_range_indices_alone(fragment):
     prescan(f"%0 = stablehlo.op {fragment}")
