@@ -1,9 +1,11 @@
 """The one adapter module over the MLIR Python bindings that ship in jaxlib (unstable API).
 
-Everything that touches ``jax.extend.mlir`` lives here: context set-up, parsing text / modules /
-portable artifacts, running ``chlo-legalize-to-stablehlo``, and reading types, attributes and
-constants into plain Python and NumPy. :mod:`lowering.stablehlo_import` maps the ops onto the
-graph IR using only these helpers.
+Everything in this process that touches ``jax.extend.mlir`` lives here: context set-up, parsing
+text / modules / portable artifacts, running ``chlo-legalize-to-stablehlo``, and reading types,
+attributes and constants into plain Python and NumPy. :mod:`lowering.importers.stablehlo` maps
+the ops onto the graph IR using only these helpers. Untrusted text and bytes reach this
+process's jaxlib only after :mod:`lowering.importers.mlir_guard`'s checking worker (the other
+program that uses the bindings, in its own process) has parsed them.
 
     >>> # g = parse_stablehlo(jax.jit(f).lower(x).as_text())
 """
