@@ -183,6 +183,7 @@ def test_threads_share_one_worker(stand_in):
     assert got == [t.split()[0] for t in texts]
 
 
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")   # the child touches no jax
 def test_a_forked_child_gets_its_own_worker(stand_in):
     check_in_worker(_fresh("ok"), bytecode=False, worker=stand_in)
     parent_worker = stand_in.proc.pid
