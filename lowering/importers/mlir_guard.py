@@ -278,6 +278,9 @@ class Worker:
     def close(self):
         with self.lock:
             self._stop()
+            if self.err is not None:
+                self.err.close()
+                self.err = None
 
     def forget(self):
         """In a forked child: the worker (and maybe the lock) belong to the parent; drop our
