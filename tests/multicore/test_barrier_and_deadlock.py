@@ -64,19 +64,48 @@ def test_core_barrier_is_refused_on_neuroncore_v2_and_at_lnc1():
     assert e.rule == "lnc"
 
 
-@nki.jit(target="trn2")
-def barrier_on_sbuf(a):
-    out = nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)
-    t = nl.ndarray(a.shape, a.dtype, buffer=nl.sbuf)
-    nisa.core_barrier(data=t, cores=[0, 1])
-    return out
+def _exchange_through_hbm_ordered_by(where):
+    def kernel(a):
+        """As above, but the barrier's handle is a tile in ``where`` rather than the scratch."""
+        out = nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)
+        scratch = nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)
+        pid = nl.program_id(0)
+        r = a.shape[0] // 2
+        t = nl.ndarray((r, a.shape[1]), a.dtype, buffer=nl.sbuf)
+        handle = nl.ndarray((1, 1), nl.int32, buffer=where)
+        nisa.dma_copy(dst=t, src=a[pid * r:(pid + 1) * r])
+        nisa.dma_copy(dst=scratch[pid * r:(pid + 1) * r], src=t)
+        nisa.core_barrier(data=handle, cores=[0, 1])
+        nisa.dma_copy(dst=t, src=scratch[(1 - pid) * r:(2 - pid) * r])
+        nisa.dma_copy(dst=out[pid * r:(pid + 1) * r], src=t)
+        return out
+    return nki.jit(kernel, target="trn2")
 
 
-def test_core_barrier_data_must_be_shared_hbm():
-    e = expect_error(lambda: barrier_on_sbuf[2](A), HardwareRuleError,
-                     where=line_of(barrier_on_sbuf, "core_barrier("),
-                     says=("is in sbuf", "nl.shared_hbm"))
-    assert (e.rule, e.operand, e.value, e.limit) == ("buffer", "data", "sbuf", "shared_hbm")
+def test_core_barrier_on_an_sbuf_tile_orders_the_cores_too():
+    # the NKI library's MoE kernels pass an SBUF tile as the barrier's data
+    out = _exchange_through_hbm_ordered_by(nl.sbuf)[2](A)
+    np.testing.assert_array_equal(out, np.concatenate([A[4:], A[:4]]))
+
+
+@pytest.mark.parametrize("where", ["psum", "hbm"])
+def test_core_barrier_data_must_be_memory_both_cores_share(where):
+    k = _exchange_through_hbm_ordered_by(getattr(nl, where))
+    e = expect_error(lambda: k[2](A), HardwareRuleError, where=line_of(k, "core_barrier("),
+                     says=(f"is in {where}", "nl.shared_hbm (or an SBUF tile)"))
+    assert (e.rule, e.operand, e.value, e.limit) == ("buffer", "data", where, "shared_hbm or sbuf")
+
+
+def test_core_barrier_over_one_core_may_be_written_as_a_bare_int():
+    @nki.jit(target="trn2")
+    def one_core(a):
+        out = nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)
+        t = nl.ndarray(a.shape, a.dtype, buffer=nl.sbuf)
+        nisa.dma_copy(dst=t, src=a)
+        nisa.dma_copy(dst=out, src=t)
+        nisa.core_barrier(out, (0))             # noqa: the library's spelling of cores=(0,)
+        return out
+    np.testing.assert_array_equal(one_core(A), A)
 
 
 @nki.jit(target="trn2")
