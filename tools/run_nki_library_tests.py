@@ -111,7 +111,12 @@ def main(argv=None) -> int:
         return 1
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1, sort_keys=True))
-    return report(results)
+    rc = report(results)
+    if proc.returncode < 0:         # the OS killed pytest itself: later tests never ran
+        print(f"\nwarning: pytest was killed by signal {-proc.returncode} (out of host memory?); "
+              f"the tests after the last one listed did not run")
+        rc = 1
+    return rc
 
 
 def kernel_of(nodeid: str) -> str:

@@ -125,3 +125,26 @@ def test_runner_gives_each_test_process_one_blas_thread_unless_told(tmp_path, mo
     monkeypatch.setenv("OMP_NUM_THREADS", "3")            # the user's own choice is kept
     out = _run(root)
     assert out.returncode == 0 and "tests: 1/1 passed" in out.stdout, out.stdout + out.stderr
+
+
+TEST_KILLED = '''
+import os, signal, pytest
+@pytest.mark.fast
+def test_ok():
+    pass
+@pytest.mark.fast
+def test_dies():
+    os.kill(os.getpid(), signal.SIGKILL)       # as the OOM killer would
+'''
+
+
+def test_runner_reports_a_test_whose_process_was_killed(tmp_path):
+    root = _checkout(tmp_path)
+    d = root / "test" / "integration" / "core"
+    for f in d.iterdir():
+        f.unlink()
+    (d / "test_killed.py").write_text(TEST_KILLED)
+    out = _run(root, "-j", "2")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "the test process died (killed by the OS" in out.stdout, out.stdout
+    assert "tests: 1/2 passed" in out.stdout, out.stdout
