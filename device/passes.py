@@ -60,8 +60,8 @@ def live_ranges(program: Program):
     return rng
 
 
-def psum_live_ranges(program: Program):
-    """PSUM storage id -> (first, last) position, with loop bodies laid out in line.
+def body_live_ranges(program: Program):
+    """On-chip storage id -> (first, last) position, with loop bodies laid out in line.
 
     A device loop (``fori_loop``/``while_loop``) is one instruction whose footprint is its whole
     body, so ``live_ranges`` sees every tile of the body live at once. Here each body instruction
@@ -82,7 +82,7 @@ def psum_live_ranges(program: Program):
             body = ins.args.get("body") if isinstance(ins.args.get("body"), list) else None
             if body is None:
                 for v in ins.reads() + ins.writes():
-                    if v.storage.buffer.kind == "psum":
+                    if v.storage.buffer.on_chip:
                         note(v.storage.id, pos, pos)
                         used.add(v.storage.id)
                 pos += 1
@@ -118,13 +118,12 @@ def check_capacity(program: Program, warn: bool = True):
     arch = program.arch
     by_id = {s.id: s for s in program.storages}
     rng = live_ranges(program)
-    # PSUM is counted at body positions (SBUF keeps instruction indices: the spill plan uses them);
-    # each buffer's sweep only meets its own tiles, so the two scales never compare
-    prng = psum_live_ranges(program)
+    # capacity is counted at body positions (the same as instruction indices when there is no
+    # device loop); the spill plan, which moves data between instructions, keeps ``rng``
+    prng = body_live_ranges(program)
     events = []
     for sid, (a, b) in rng.items():
-        if by_id[sid].buffer.kind == "psum":
-            a, b = prng.get(sid, (a, b))
+        a, b = prng.get(sid, (a, b))
         events.append((a, 0, sid))
         events.append((b, 1, sid))
     events.sort()

@@ -1,5 +1,5 @@
-"""PSUM banks inside device loops: a body's tiles are live between their own uses, not all at
-once (a device loop is one instruction whose footprint is its whole body)."""
+"""PSUM banks and SBUF bytes inside device loops: a body's tiles are live between their own uses,
+not all at once (a device loop is one instruction whose footprint is its whole body)."""
 import numpy as np
 import pytest
 
@@ -92,3 +92,25 @@ def test_a_tile_from_outside_the_loop_stays_live_through_the_whole_body(outside)
             k(A)
     else:
         np.testing.assert_allclose(k(A), 18 * A.T, rtol=1e-5)
+
+
+def test_sbuf_tiles_used_one_after_another_in_a_loop_body_fit():
+    # eight 64 KB-per-partition tiles, 512 KB in all, far beyond the SBUF, but one at a time
+    def kernel(a):
+        out = nl.ndarray((128, 128), nl.float32, buffer=nl.shared_hbm)
+        acc = nl.ndarray((128, 128), nl.float32, buffer=nl.sbuf)
+        nisa.memset(dst=acc, value=0.0)
+
+        def body(i):
+            for _ in range(8):
+                big = nl.ndarray((128, 16384), nl.float32, buffer=nl.sbuf)
+                nisa.dma_copy(dst=big[:, 0:128], src=a)
+                nisa.tensor_tensor(dst=acc, data1=acc, data2=big[:, 0:128], op=nl.add)
+        nl.fori_loop(0, 2, body)
+        nisa.dma_copy(dst=out, src=acc)
+        return out
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # and no spill either
+        got = nki.jit(kernel, target="trn2")(A)
+    np.testing.assert_allclose(got, 16 * A, rtol=1e-6)
