@@ -13,11 +13,27 @@ Loop orders (``order``):
   tile is loaded, transposed and multiplied against the whole block; lhs is read (and transposed)
   ``ceil(N / (n_tile * n_group))`` times.
 
+Which operand is stationary (``stationary``):
+
+- ``"lhs"`` (the default): as above; the PE array holds [K, <=128] lhsT tiles, so a problem with
+  M < 128 uses only M of the 128 PE columns, and every matmul streams up to ``n_tile`` of N.
+- ``"rhs"``: out^T = B^T A^T. rhs column tiles [K, <=128] are the stationary side, loaded as
+  they lie in HBM (no transpose), and a block of ``n_group * n_tile`` lhs rows, transposed on
+  the PE once, stays in SBUF as the moving side (``n_tile`` of M per matmul). The result tiles
+  hold out^T and are transposed back on the PE before the usual eviction. The PE time is
+  ``ceil(N/128) * M`` moving columns per K tile instead of ``ceil(M/128) * N``: it wins for
+  skinny M (e.g. M=64, N=8192), where the default leaves half the array idle. Only loop order
+  "n" (the moving block outermost) exists for it; rhs is read ``ceil(M / (n_tile*n_group))``
+  times.
+
     >>> from device.arch import get_arch
     >>> p = MatmulProblem(1, 4096, 8192, 8192, "bfloat16")
     >>> s = MatmulSchedule(m_group=8)
     >>> s.check(p, get_arch("trn1")) is None, s.hbm_bytes(p) // 2**20   # MiB moved
     (True, 640)
+    >>> skinny = MatmulProblem(1, 64, 4096, 8192, "float32")
+    >>> MatmulSchedule("n", stationary="rhs") in MatmulSchedule.space(skinny, get_arch("trn1"))
+    True
 """
 from __future__ import annotations
 
@@ -83,7 +99,8 @@ class MatmulSchedule(Schedule):
     tile (order m), ``n_group`` column tiles of rhs kept in SBUF (order n), ``n_tile`` moving
     free size (<= gemm_moving_fmax, one PSUM bank of fp32), ``lhs_chunk`` lhs elements per
     partition per row load (long DMA rows), ``psum_bufs`` PSUM accumulators rotated (0: a fresh
-    one per output tile)."""
+    one per output tile), ``stationary`` which operand the PE holds ("lhs" or "rhs": see the
+    module doc)."""
 
     kind = "matmul"
     order: str = "m"
@@ -92,6 +109,7 @@ class MatmulSchedule(Schedule):
     n_tile: int = 512
     lhs_chunk: int = 4096
     psum_bufs: int = 0
+    stationary: str = "lhs"
 
     def knobs(self) -> dict:
         # knobs at their untuned value are left out of the key when they do not apply, so
@@ -103,7 +121,15 @@ class MatmulSchedule(Schedule):
             k.pop("m_group")
         if not self.psum_bufs:
             k.pop("psum_bufs")
+        if self.stationary == "lhs":
+            k.pop("stationary")
         return k
+
+    @property
+    def closed_form(self) -> bool:
+        """Whether the tuner's closed-form matmul price describes this schedule's program
+        (the swapped form is priced by lowering it: lowering/tune/pricer.py)."""
+        return self.stationary == "lhs"
 
     @classmethod
     def default(cls, problem, arch):
@@ -130,6 +156,11 @@ class MatmulSchedule(Schedule):
                     if g <= ntiles(n_tile):
                         out.append(cls("n", m_group=4, n_group=g, n_tile=n_tile,
                                        lhs_chunk=chunk))
+        if swap_helps(problem, arch):
+            for g in (1, 2, 4, 8):
+                for n_tile in (arch.gemm_moving_fmax, 256, 128):
+                    if g == 1 or n_tile * (g - 1) < problem.M:      # the block has g tiles
+                        out.append(cls("n", n_group=g, n_tile=n_tile, stationary="rhs"))
         return out
 
     def sbuf_bytes(self, problem) -> int:
@@ -137,6 +168,8 @@ class MatmulSchedule(Schedule):
         isz, K = problem.itemsize, problem.K
         ktiles = max(1, math.ceil(K / 128))
         row = min(self.lhs_chunk, max(K, 1)) * isz
+        if self.stationary == "rhs":        # lhsT block, rhs stationary tiles, result transpose
+            return ktiles * (self.n_group * self.n_tile + 512) * isz + row + 2 * self.n_tile * 4
         if self.order == "m":
             return self.m_group * K * isz + row + self.n_tile * isz + self.n_tile * 4
         return ktiles * self.n_group * self.n_tile * isz + K * isz + row + self.n_tile * 4
@@ -145,7 +178,9 @@ class MatmulSchedule(Schedule):
         """Bytes this schedule reads from HBM for the operands, plus the result it writes."""
         isz, P = problem.itemsize, 128
         a, b = problem.M * problem.K * isz, problem.K * problem.N * isz
-        if self.order == "m":
+        if self.stationary == "rhs":
+            reads = a + b * math.ceil(problem.M / (self.n_tile * self.n_group))
+        elif self.order == "m":
             reads = a + b * math.ceil(problem.M / (P * self.m_group))
         else:
             reads = b + a * math.ceil(problem.N / (self.n_tile * self.n_group))
@@ -154,6 +189,11 @@ class MatmulSchedule(Schedule):
     def check(self, problem, arch):
         if self.order not in ("m", "n"):
             return f"order={self.order!r} is not 'm' or 'n'"
+        if self.stationary not in ("lhs", "rhs"):
+            return f"stationary={self.stationary!r} is not 'lhs' or 'rhs'"
+        if self.stationary == "rhs" and self.order != "n":
+            return ("stationary='rhs' keeps the transposed lhs block resident: it has loop "
+                    "order 'n' only")
         if not 1 <= self.n_tile <= arch.gemm_moving_fmax:
             return f"n_tile={self.n_tile} exceeds the moving free size {arch.gemm_moving_fmax}"
         if self.n_tile * 4 > arch.psum_bank_bytes:
@@ -197,17 +237,35 @@ def lower_dot(lw, op, inputs, sched, evict=None):
     cdt = compute_dtype(a.dtype, b.dtype)
     for bi in range(B):
         ev = None if evict is None else (lambda ps, *t, bi=bi: evict(ps, bi, *t))
-        if sched.order == "m":
+        if sched.stationary == "rhs" and K > 0:
+            _matmul_swapped(lw, a[bi], b[bi], None if o is None else o[bi], cdt, sched, ev)
+        elif sched.order == "m":
             _matmul_m(lw, a[bi], b[bi], None if o is None else o[bi], cdt, sched, ev)
         else:
             _matmul_n(lw, a[bi], b[bi], None if o is None else o[bi], cdt, sched, ev)
     return out
 
 
-def _load_lhsT(lw, a, m0: int, mt: int, cdt: str, chunk: int):
+def pe_columns(problem: MatmulProblem, arch, stationary: str) -> int:
+    """Moving columns the PE streams per K tile (its time, CM 2.2: max(N, mm_init) cycles per
+    matmul) with ``stationary`` held: ceil(M/128) stationary tiles x N, or ceil(N/128) x M."""
+    P, init = arch.partitions, arch.mm_init_cycles
+    held, streamed = (problem.M, problem.N) if stationary == "lhs" else (problem.N, problem.M)
+    full, rem = divmod(streamed, arch.gemm_moving_fmax)
+    cols = full * max(arch.gemm_moving_fmax, init) + (max(rem, init) if rem else 0)
+    return math.ceil(held / P) * cols
+
+
+def swap_helps(problem: MatmulProblem, arch) -> bool:
+    """Whether the swapped form can save PE time (candidates() offers it only then)."""
+    return problem.K > 0 and pe_columns(problem, arch, "rhs") < pe_columns(problem, arch, "lhs")
+
+
+def _load_lhsT(lw, a, m0: int, mt: int, cdt: str, chunk: int, into=None):
     """lhsT tiles [kt, mt] for rows m0:m0+mt of ``a``: load whole rows (long contiguous DMA rows),
     then transpose 128-column slices on the PE (CM rule 11: load + PE transpose beats a DMA
-    transpose on v2). Exact: a transpose copies values, and they already have dtype ``cdt``."""
+    transpose on v2). Exact: a transpose copies values, and they already have dtype ``cdt``.
+    ``into``: the k-th tile is copied out of PSUM into ``into[k]`` instead of a fresh tile."""
     K, P = a.shape[1], lw.arch.partitions
     tiles = []
     for c0 in range(0, K, chunk):
@@ -218,7 +276,7 @@ def _load_lhsT(lw, a, m0: int, mt: int, cdt: str, chunk: int):
             kt = min(P, kc - k0)
             pt = lw.psum((kt, mt))
             lw.emit("nc_transpose", dst=pt, data=row[:, k0:k0 + kt])
-            st = lw.sb((kt, mt), cdt)
+            st = lw.sb((kt, mt), cdt) if into is None else into[len(tiles)]
             lw.emit("tensor_copy", dst=st, src=pt)
             tiles.append(st)
     return tiles
@@ -302,3 +360,55 @@ def _matmul_n(lw, a, b, out, cdt, sched, evict=None):
                             moving=mv[:, n0 - b0:n0 - b0 + nt], accumulate=ki > 0)
                 _finish_tile(lw, ps, out, m0, mt, n0, nt, K, evict)
                 pool.turn += 1
+
+
+def _matmul_swapped(lw, a, b, out, cdt, sched, evict=None):
+    """stationary='rhs': out^T = b^T a^T (see the module doc). For each block of
+    ``n_group * n_tile`` lhs rows, their transposes stay in SBUF as moving tiles; each rhs
+    column tile [kt, <=128] is loaded once per block as the stationary side; each PSUM result
+    [<=128 of N, <=n_tile of M] is copied out in fp32 (exact) and transposed back on the PE in
+    128-column pieces, which are evicted like the default's tiles (same values, same rounding)."""
+    M, K = a.shape
+    N, P = b.shape[1], lw.arch.partitions
+    nts = sched.n_tile
+    block = nts * sched.n_group
+    ktiles = [(k0, min(P, K - k0)) for k0 in range(0, K, P)]
+    pool = _PsumPool(lw, sched.psum_bufs)
+    for b0 in range(0, M, block):
+        bw = min(block, M - b0)
+        mv = [lw.sb((kt, bw), cdt) for _, kt in ktiles]
+        for m0 in range(b0, b0 + bw, P):
+            mt = min(P, b0 + bw - m0)
+            _load_lhsT(lw, a, m0, mt, cdt, sched.lhs_chunk,
+                       into=[t[:, m0 - b0:m0 - b0 + mt] for t in mv])
+        wide = lw.arch.gemm_moving_fmax       # rhs loaded in long rows, sliced 128 at a time
+        for w0 in range(0, N, wide):
+            ww = min(wide, N - w0)
+            rhs = []
+            for k0, kt in ktiles:
+                t = lw.sb((kt, ww), cdt)
+                lw.emit("dma_copy", dst=t, src=b[k0:k0 + kt, w0:w0 + ww])
+                rhs.append(t)
+            for n0 in range(w0, w0 + ww, P):
+                nt = min(P, w0 + ww - n0)
+                st = [t[:, n0 - w0:n0 - w0 + nt] for t in rhs]
+                _swapped_tiles(lw, st, mv, b0, bw, n0, nt, out, K, sched, pool, evict)
+
+
+def _swapped_tiles(lw, st, mv, b0, bw, n0, nt, out, K, sched, pool, evict):
+    """The results of one stationary rhs column tile against the resident lhsT block."""
+    P, nts = lw.arch.partitions, sched.n_tile
+    for s0 in range(b0, b0 + bw, nts):
+        sw = min(nts, b0 + bw - s0)
+        ps = pool.tile(0, nt, sw)
+        for ki in range(len(st)):
+            lw.emit("nc_matmul", dst=ps, stationary=st[ki],
+                    moving=mv[ki][:, s0 - b0:s0 - b0 + sw], accumulate=ki > 0)
+        pool.turn += 1
+        outT = lw.sb((nt, sw), "float32")
+        lw.emit("tensor_copy", dst=outT, src=ps)
+        for c0 in range(0, sw, P):
+            ct = min(P, sw - c0)
+            back = lw.psum((ct, nt))
+            lw.emit("nc_transpose", dst=back, data=outT[:, c0:c0 + ct])
+            _finish_tile(lw, back, out, s0 + c0, ct, n0, nt, K, evict)
