@@ -17,7 +17,7 @@ from device.arch import get_arch
 from device.executor import run
 from lowering import Graph, TensorType, broadcast_binary, evaluate, lower_graph, plan
 from lowering.lower import (FusedMatmulSchedule, IllegalSchedule, MatmulProblem, MatmulSchedule,
-                            ReduceSchedule, StreamSchedule, from_key)
+                            ReduceProblem, ReduceSchedule, StreamSchedule, from_key)
 from neuron.testing import assert_close
 
 NP = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16}
@@ -169,3 +169,51 @@ def test_swapped_stationary_is_offered_for_skinny_matmuls_and_saves_pe_time():
         warnings.simplefilter("ignore")
         got = run(prog, xs)
     assert_close(got[0], evaluate(g, *xs)[0], rtol=1e-5, atol=1e-5)
+
+
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=3), st.integers(1, 300),
+       st.sampled_from(["add", "max"]), st.sampled_from(["float32", "bfloat16"]),
+       st.integers(0, 2), st.integers(1, 2), st.integers(0, 10 ** 6), st.data())
+def test_any_reduce_axis_matches_numpy(dims_sizes, lead, kind, dt, first, count, seed, draw):
+    """Any block of axes reduced, with any schedule of the space (axis='partition' included when
+    it applies): the result matches the reference."""
+    shape = tuple([lead] + dims_sizes)
+    first = min(first, len(shape) - 1)
+    dims = list(range(first, min(first + count, len(shape))))
+    g = Graph("red")
+    x = g.param(TensorType(shape, dt), "x")
+    g.set_outputs([g.add_op("reduce", [x], {"dims": dims, "kind": kind})])
+    (group,) = plan(g)
+    arch = get_arch("inf2")
+    space = ReduceSchedule.space(group.problem(), arch)
+    assert all(s.check(group.problem(), arch) is None for s in space)
+    sched = draw.draw(st.sampled_from(space))
+    xs = [data(np.random.default_rng(seed), shape, dt)]
+    got = execute(g, xs, "inf2", {group.key: sched})
+    ref = evaluate(g, *xs)[0]
+    tol = 2e-2 if dt == "bfloat16" else 1e-4
+    assert_close(got[0].reshape(ref.shape), ref, rtol=tol, atol=tol)
+
+
+def test_reduce_partition_axis_is_offered_only_where_it_applies():
+    arch = get_arch("inf2")
+    column_sum = ReduceProblem(512, 4096, 4, "add", "float32", inner=512)
+    assert ReduceSchedule(axis="partition") in ReduceSchedule.space(column_sum, arch)
+    why = {p.kind + p.dtype + str(p.inner): ReduceSchedule(axis="partition").check(p, arch)
+           for p in (ReduceProblem(512, 4096, 4, "max", "float32", 512),
+                     ReduceProblem(512, 4096, 4, "add", "int32", 512),
+                     ReduceProblem(512, 4096, 4, "add", "float32", 1))}
+    assert "a max reduction cannot" in why["maxfloat32512"]
+    assert "the operand is int32" in why["addint32512"]
+    assert "innermost" in why["addfloat321"]
+    assert "not 'free' or 'partition'" in ReduceSchedule(axis="rows").check(column_sum, arch)
+    assert ReduceSchedule().key() == '{"chunk": 4096, "kind": "reduce"}'
+    s = ReduceSchedule(axis="partition")
+    assert from_key(s.key()) == s
+    g = Graph("colsum")
+    x = g.param(TensorType((4096, 512), "float32"), "x")
+    g.set_outputs([g.add_op("reduce", [x], {"dims": [0], "kind": "add"})])
+    (group,) = plan(g)
+    prog = lower_graph(g, "inf2", schedules={group.key: s})
+    names = [i.op.name for i in prog.instrs]
+    assert names.count("nc_matmul") == 32 and "tensor_reduce" not in names
