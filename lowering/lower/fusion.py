@@ -44,7 +44,14 @@ from ..ir.ops import OPS
 from .rules.layout import broadcast_view, lower_broadcast
 from .rules.matmul import MatmulProblem, MatmulSchedule, lower_dot
 from .schedule import NoKnobs
-from .stream import StreamProblem, StreamSchedule, chunks, flat_tile
+from .stream import StreamProblem, StreamSchedule, check_split, chunks, flat_tile, split_choices
+
+
+@dataclasses.dataclass(frozen=True)
+class FusedMatmulProblem(MatmulProblem):
+    """A dot with an epilogue: the dot's problem and the group's internal edge count."""
+
+    edges: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +61,13 @@ class FusedMatmulSchedule(MatmulSchedule):
 
     kind = "fused_matmul"
     row_cache: int = 32 * 1024
+    split: tuple = ()
+
+    def knobs(self) -> dict:
+        k = super().knobs()
+        if not any(self.split):
+            k.pop("split")
+        return k
 
     @classmethod
     def default(cls, problem, arch):
@@ -61,10 +75,21 @@ class FusedMatmulSchedule(MatmulSchedule):
 
     @classmethod
     def candidates(cls, problem, arch):
-        return [cls(**s.knobs()) for s in MatmulSchedule.candidates(problem, arch)]
+        out = [cls(**s.knobs()) for s in MatmulSchedule.candidates(problem, arch)]
+        base = cls.default(problem, arch).knobs()
+        return out + [cls(**base, split=s) for s in split_choices(getattr(problem, "edges", 0))]
+
+    @property
+    def closed_form(self) -> bool:
+        return super().closed_form and not any(self.split)
+
+    def matmul_knobs(self) -> dict:
+        """The knobs of the dot itself (for the dot's part of a split group)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(MatmulSchedule)}
 
     def check(self, problem, arch):
-        why = MatmulSchedule.check(self, problem, arch)
+        why = check_split(self.split, getattr(problem, "edges", 0)) or \
+            MatmulSchedule.check(self, problem, arch)
         if why is None and self.sbuf_bytes(problem) + self.row_cache > \
                 arch.sbuf_usable_bytes_per_partition:
             return f"the row cache of {self.row_cache} B does not fit beside the matmul tiles"
@@ -109,12 +134,16 @@ class Group:
     def problem(self):
         """The schedule's problem for this group (None for rules without knobs)."""
         cls = self.schedule_class()
+        if cls is FusedMatmulSchedule:
+            return FusedMatmulProblem(**dataclasses.asdict(MatmulProblem.of(self.dot)),
+                                      edges=len(self.ops) - 1)
         if issubclass(cls, MatmulSchedule):
             return MatmulProblem.of(self.dot or self.root)
         if cls is StreamSchedule:
             return StreamProblem(self.root.result.type.size, len(self.ops) + 1,
                                  max(v.type.np_dtype.itemsize for op in self.ops
-                                     for v in (*op.inputs, op.result)))
+                                     for v in (*op.inputs, op.result)),
+                                 len(self.ops) - 1 if self.fused else 0)
         from .rules.reduce import ReduceProblem, ReduceSchedule
         if cls is ReduceSchedule:
             return ReduceProblem.of(self.root)
@@ -260,8 +289,57 @@ def _load(lw, leaves, sl, cache, row_cache):
     return tiles
 
 
+def split_parts(group: Group, split) -> list[list]:
+    """The sub-groups of ``group`` when the results of the members flagged in ``split`` (one
+    flag per member but the root, in group order) are materialised: connected pieces of the
+    group's tree without those edges, each in graph order, ordered by their roots."""
+    part = {id(op): [op] for op in group.ops}
+    inside = {id(op.result): op for op in group.ops[:-1]}
+    cut = {id(op.result) for op, s in zip(group.ops, split) if s}
+    for op in group.ops:                       # graph order: producers before their users
+        for v in op.inputs:
+            p = inside.get(id(v))
+            if p is not None and id(v) not in cut and part[id(p)] is not part[id(op)]:
+                merged = part[id(op)] + part[id(p)]
+                for m in merged:
+                    part[id(m)] = merged
+    order = {id(op): i for i, op in enumerate(group.ops)}
+    parts = {id(p): p for p in part.values()}.values()
+    return sorted((sorted(p, key=lambda m: order[id(m)]) for p in parts),
+                  key=lambda p: order[id(p[-1])])
+
+
+def _part_schedule(lw, part: Group, sched):
+    """The schedule of one part of a split group, from the group's knobs."""
+    if isinstance(sched, FusedMatmulSchedule) and part.dot is not None:
+        knobs = sched.matmul_knobs()
+        if part.fused:
+            return FusedMatmulSchedule(**knobs, row_cache=sched.row_cache)
+        return MatmulSchedule(**knobs)
+    if part.schedule_class() is StreamSchedule:
+        if isinstance(sched, StreamSchedule):
+            return StreamSchedule(sched.free, sched.bufs, sched.row_cache)
+        return StreamSchedule()
+    return part.default_schedule(lw.arch)
+
+
+def _lower_split(lw, group: Group, env: dict, sched) -> None:
+    for ops in split_parts(group, sched.split):
+        part = make_group(ops)
+        psched = _part_schedule(lw, part, sched)
+        if part.fused:
+            lower_group(lw, part, env, psched)
+            continue
+        op = part.root                          # one op on its own: its rule, as the driver would
+        with lw.at(op.loc):
+            env[id(op.result)] = OPS[op.opcode].lower(lw, op, [env[id(v)] for v in op.inputs],
+                                                      psched)
+
+
 def lower_group(lw, group: Group, env: dict, sched) -> None:
     """Lower a fused group; its root's value is stored in ``env``."""
+    if any(getattr(sched, "split", ())):
+        return _lower_split(lw, group, env, sched)
     ops = list(group.ops)
     root = group.root
     shape = tuple(root.result.type.shape)

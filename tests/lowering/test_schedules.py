@@ -217,3 +217,36 @@ def test_reduce_partition_axis_is_offered_only_where_it_applies():
     prog = lower_graph(g, "inf2", schedules={group.key: s})
     names = [i.op.name for i in prog.instrs]
     assert names.count("nc_matmul") == 32 and "tensor_reduce" not in names
+
+
+def test_split_points_are_knobs_of_fused_groups():
+    from lowering.lower.fusion import split_parts
+    g = Graph("bias")
+    x = g.param(TensorType((4096, 16), "float32"), "x")
+    b = g.param(TensorType((16,), "float32"), "b")
+    g.set_outputs([g.add_op("exp", [broadcast_binary(g, "add", x, b)])])
+    (group,) = plan(g)
+    prob = group.problem()
+    assert prob.edges == 2
+    space = StreamSchedule.space(prob, get_arch("inf2"))
+    splits = [s.split for s in space if s.split]
+    assert splits == [(True, False), (False, True), (True, True)]
+    assert [[op.opcode for op in p] for p in split_parts(group, (True, False))] == \
+        [["broadcast"], ["add", "exp"]]
+    assert [[op.opcode for op in p] for p in split_parts(group, (False, True))] == \
+        [["broadcast", "add"], ["exp"]]
+    assert "2 booleans" in StreamSchedule(split=(True,)).check(prob, get_arch("inf2"))
+    s = StreamSchedule(split=(True, False))
+    assert from_key(s.key()) == s and "split" not in StreamSchedule().key()
+    prog = lower_graph(g, "inf2", schedules={group.key: s})
+    loads = [i for i in prog.instrs if i.op.name == "dma_copy"]
+    fused = [i for i in lower_graph(g, "inf2").instrs if i.op.name == "dma_copy"]
+    assert len(loads) < len(fused)        # flat [128, 2048] tiles once the bias is materialised
+    xs = [data(np.random.default_rng(1), (4096, 16), "float32"),
+          data(np.random.default_rng(2), (16,), "float32")]
+    same_bits(execute(g, xs, "inf2"), execute(g, xs, "inf2", {group.key: s}))
+    mm = dot_graph(0, 64, 32, 48, "float32", epilogue=True)
+    (group,) = plan(mm)
+    fs = FusedMatmulSchedule.space(group.problem(), get_arch("inf2"))
+    assert any(s.split and s.split[0] for s in fs)             # the dot alone, then its epilogue
+    assert not FusedMatmulSchedule(split=(True, True, True)).closed_form
