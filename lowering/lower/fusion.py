@@ -29,6 +29,13 @@ Here ops are grouped instead:
     >>> plan(g)[0].key
     'fused_matmul-e272fa70708e'
 
+Two more shapes of group, whose untuned lowering is the unfused program:
+
+- a float ``reduce`` over trailing axes joins the element-wise group just before it when that
+  group's result is read by the reduce alone (FusedReduceSchedule): with ``resident=True`` the
+  producer's tiles are reduced where they are computed and the value never goes to HBM;
+- any fused group can be cut at chosen edges (``split`` of its schedule, :func:`split_parts`).
+
 Which ops may join a group is a fact of the op table (``OpDef.fusible``: the op has a tile
 body), so a new element-wise op fuses as soon as it is defined with one.
 """
@@ -40,60 +47,14 @@ import math
 
 from device.errors import UserKernelError
 
-from ..ir.ops import OPS
+from ..ir.ops import OPS, REDUCE_KINDS
+from .fused_schedules import (FusedMatmulProblem, FusedMatmulSchedule, FusedReduceProblem,
+                              FusedReduceSchedule)
 from .rules.layout import broadcast_view, lower_broadcast
 from .rules.matmul import MatmulProblem, MatmulSchedule, lower_dot
+from .rules.reduce import ReduceProblem, ReduceSchedule
 from .schedule import NoKnobs
-from .stream import StreamProblem, StreamSchedule, check_split, chunks, flat_tile, split_choices
-
-
-@dataclasses.dataclass(frozen=True)
-class FusedMatmulProblem(MatmulProblem):
-    """A dot with an epilogue: the dot's problem and the group's internal edge count."""
-
-    edges: int = 0
-
-
-@dataclasses.dataclass(frozen=True)
-class FusedMatmulSchedule(MatmulSchedule):
-    """A dot with an element-wise epilogue: the matmul knobs plus ``row_cache``, the SBUF bytes
-    per partition for row-vector leaves (a bias) kept across output tiles."""
-
-    kind = "fused_matmul"
-    row_cache: int = 32 * 1024
-    split: tuple = ()
-
-    def knobs(self) -> dict:
-        k = super().knobs()
-        if not any(self.split):
-            k.pop("split")
-        return k
-
-    @classmethod
-    def default(cls, problem, arch):
-        return cls(**MatmulSchedule.default(problem, arch).knobs())
-
-    @classmethod
-    def candidates(cls, problem, arch):
-        out = [cls(**s.knobs()) for s in MatmulSchedule.candidates(problem, arch)]
-        base = cls.default(problem, arch).knobs()
-        return out + [cls(**base, split=s) for s in split_choices(getattr(problem, "edges", 0))]
-
-    @property
-    def closed_form(self) -> bool:
-        return super().closed_form and not any(self.split)
-
-    def matmul_knobs(self) -> dict:
-        """The knobs of the dot itself (for the dot's part of a split group)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(MatmulSchedule)}
-
-    def check(self, problem, arch):
-        why = check_split(self.split, getattr(problem, "edges", 0)) or \
-            MatmulSchedule.check(self, problem, arch)
-        if why is None and self.sbuf_bytes(problem) + self.row_cache > \
-                arch.sbuf_usable_bytes_per_partition:
-            return f"the row cache of {self.row_cache} B does not fit beside the matmul tiles"
-        return why
+from .stream import StreamProblem, StreamSchedule, chunks, flat_tile
 
 
 def _is_elementwise(op) -> bool:
@@ -128,6 +89,8 @@ class Group:
 
     def schedule_class(self):
         if self.fused:
+            if self.root.opcode == "reduce":
+                return FusedReduceSchedule
             return FusedMatmulSchedule if self.dot is not None else StreamSchedule
         return OPS[self.root.opcode].schedule or NoKnobs
 
@@ -144,7 +107,9 @@ class Group:
                                  max(v.type.np_dtype.itemsize for op in self.ops
                                      for v in (*op.inputs, op.result)),
                                  len(self.ops) - 1 if self.fused else 0)
-        from .rules.reduce import ReduceProblem, ReduceSchedule
+        if cls is FusedReduceSchedule:
+            return FusedReduceProblem(**dataclasses.asdict(ReduceProblem.of(self.root)),
+                                      tiles=len(self.ops) + 1)
         if cls is ReduceSchedule:
             return ReduceProblem.of(self.root)
         return None
@@ -205,8 +170,40 @@ def plan(graph, fuse: bool = True) -> list[Group]:
                 members[id(op)] += members.pop(id(d))
                 fused.add(id(d))
     order = {id(op): i for i, op in enumerate(graph.ops)}
-    return [make_group(sorted(members[id(op)], key=lambda m: order[id(m)]))
-            for op in graph.ops if id(op) not in fused]
+    groups = [sorted(members[id(op)], key=lambda m: order[id(m)])
+              for op in graph.ops if id(op) not in fused]
+    return [make_group(g) for g in _pair_reduces(groups, uses, outputs)]
+
+
+def _pair_reduces(groups, uses, outputs):
+    """Join a float reduce over trailing axes with the element-wise group just before it that
+    produces its operand, when nothing else reads that value: the pair is one group
+    (FusedReduceSchedule) whose ``resident`` knob keeps the value in SBUF. Only adjacent groups
+    pair, so the untuned lowering (the two loops through HBM) is the same program as before."""
+    out = []
+    for g in groups:
+        red = g[0] if len(g) == 1 else None
+        prev = out[-1] if out else None
+        if red is not None and red.opcode == "reduce" and prev is not None \
+                and not prev[-1].multi and red.inputs[0] is prev[-1].result \
+                and uses[id(red.inputs[0])] == 1 and id(red.inputs[0]) not in outputs \
+                and prev[-1].opcode != "reduce" and _resident_fits(prev, red):
+            out[-1] = prev + g
+        else:
+            out.append(g)
+    return out
+
+
+def _resident_fits(producer, red) -> bool:
+    """The producer streams element-wise (no dot) and the reduce folds float values over the
+    trailing axes (rows on the partitions in both loops, no transposing load)."""
+    dims = sorted(red.attrs["dims"])
+    t = red.inputs[0].type
+    return (all(_is_elementwise(op) or op.opcode == "broadcast" for op in producer)
+            and any(_is_elementwise(op) for op in producer)
+            and t.dtype in ("float32", "bfloat16", "float16") and bool(dims)
+            and dims == list(range(t.rank - len(dims), t.rank)) and t.size > 0
+            and red.result.type.dtype == t.dtype)
 
 
 # ---------------------------------------------------------------- lowering a fused group
@@ -323,6 +320,55 @@ def _part_schedule(lw, part: Group, sched):
     return part.default_schedule(lw.arch)
 
 
+def _lower_reduce_pair(lw, group: Group, env: dict, sched) -> None:
+    """A reduce with its producer: two loops through HBM (resident=False: the programs of the
+    two groups unfused), or one loop whose producer tiles are reduced where they are computed.
+    Each producer tile rounds as it would be stored, and the reduce folds the same [rows,
+    chunk] tiles in the same order, so both give the same bits."""
+    red, prod = group.root, make_group(group.ops[:-1])
+    rsched = ReduceSchedule(sched.chunk, sched.axis)
+    if not sched.resident:
+        psched = _part_schedule(lw, prod, None)
+        if prod.fused:
+            lower_group(lw, prod, env, psched)
+        else:
+            with lw.at(prod.root.loc):
+                env[id(prod.root.result)] = OPS[prod.root.opcode].lower(
+                    lw, prod.root, [env[id(v)] for v in prod.root.inputs], psched)
+        with lw.at(red.loc):
+            env[id(red.result)] = OPS["reduce"].lower(lw, red, [env[id(red.inputs[0])]], rsched)
+        return
+    shape = tuple(red.inputs[0].type.shape)
+    k = len(red.attrs["dims"])
+    R, C = math.prod(shape[:len(shape) - k]), math.prod(shape[len(shape) - k:])
+    P, F = lw.arch.partitions, sched.chunk
+    leaves, done = _leaves(lw, prod.ops, env, (R, C))
+    cache = {}
+    alu = REDUCE_KINDS[red.attrs["kind"]].alu
+    with lw.at(red.loc):
+        out = lw.hbm(red.result.type.shape, red.result.type.dtype)
+        o = out.reshape((R, 1))
+    for r0 in range(0, R, P):
+        rt = min(P, R - r0)
+        with lw.at(red.loc):
+            acc = lw.sb((rt, 1), "float32")
+        for j, c0 in enumerate(range(0, C, F)):
+            ct = min(F, C - c0)
+            sl = lambda v, r0=r0, rt=rt, c0=c0, ct=ct: v[r0:r0 + rt, c0:c0 + ct]  # noqa: E731
+            t = _run_members(lw, prod.ops, done, _load(lw, leaves, sl, cache, sched.row_cache),
+                             (rt, ct))
+            with lw.at(red.loc):
+                part = acc if j == 0 else lw.sb((rt, 1), "float32")
+                lw.emit("tensor_reduce", dst=part, op=alu, data=t, axis=(1,))
+                if j:
+                    lw.emit("tensor_tensor", dst=acc, data1=acc, data2=part, op=alu)
+        with lw.at(red.loc):
+            res = lw.sb((rt, 1), out.dtype)
+            lw.emit("tensor_copy", dst=res, src=acc)
+            lw.emit("dma_copy", dst=o[r0:r0 + rt], src=res)
+    env[id(red.result)] = out
+
+
 def _lower_split(lw, group: Group, env: dict, sched) -> None:
     for ops in split_parts(group, sched.split):
         part = make_group(ops)
@@ -340,6 +386,8 @@ def lower_group(lw, group: Group, env: dict, sched) -> None:
     """Lower a fused group; its root's value is stored in ``env``."""
     if any(getattr(sched, "split", ())):
         return _lower_split(lw, group, env, sched)
+    if isinstance(sched, FusedReduceSchedule):
+        return _lower_reduce_pair(lw, group, env, sched)
     ops = list(group.ops)
     root = group.root
     shape = tuple(root.result.type.shape)

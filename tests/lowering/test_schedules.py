@@ -250,3 +250,72 @@ def test_split_points_are_knobs_of_fused_groups():
     fs = FusedMatmulSchedule.space(group.problem(), get_arch("inf2"))
     assert any(s.split and s.split[0] for s in fs)             # the dot alone, then its epilogue
     assert not FusedMatmulSchedule(split=(True, True, True)).closed_form
+
+
+def sum_of_squares(R, C, dt, kind="add", second_user=False):
+    g = Graph("sumsq")
+    x = g.param(TensorType((R, C), dt), "x")
+    b = g.param(TensorType((C,), dt), "b")
+    y = broadcast_binary(g, "subtract", x, b)
+    sq = g.add_op("multiply", [y, y])
+    r = g.add_op("reduce", [sq], {"dims": [1], "kind": kind})
+    g.set_outputs([r, sq] if second_user else [r])
+    return g
+
+
+@given(st.integers(1, 300), st.integers(1, 5000), st.sampled_from(["float32", "bfloat16"]),
+       st.sampled_from(["add", "max", "min"]), st.integers(0, 10 ** 6), st.data())
+def test_any_resident_reduce_schedule_gives_the_same_bits(R, C, dt, kind, seed, draw):
+    """A reduce paired with its producer: every schedule of the space, resident or through
+    HBM, gives the default's bits, which match the reference."""
+    g = sum_of_squares(R, C, dt, kind)
+    group = plan(g)[-1]
+    assert [op.opcode for op in group.ops] == ["multiply", "reduce"]
+    arch = get_arch("inf2")
+    space = group.schedule_class().space(group.problem(), arch)
+    assert space[0] == group.default_schedule(arch) and not space[0].resident
+    sched = draw.draw(st.sampled_from(space))
+    rng = np.random.default_rng(seed)
+    xs = [data(rng, (R, C), dt), data(rng, (C,), dt)]
+    base = execute(g, xs, "inf2")
+    same_bits(base, execute(g, xs, "inf2", {group.key: sched}))
+    ref = evaluate(g, *xs)[0]
+    tol = 2e-2 if dt == "bfloat16" else 1e-4
+    assert_close(base[0].reshape(ref.shape), ref, rtol=tol, atol=tol)
+
+
+def test_resident_reduce_pairs_only_a_single_use_producer_and_keeps_it_on_chip():
+    from lowering.lower.fused_schedules import FusedReduceProblem, FusedReduceSchedule
+    ops = lambda g: [[op.opcode for op in grp.ops] for grp in plan(g)]  # noqa: E731
+    assert ops(sum_of_squares(64, 32, "float32")) == [["broadcast", "subtract"],
+                                                      ["multiply", "reduce"]]
+    assert ["reduce"] in ops(sum_of_squares(64, 32, "float32", second_user=True))
+    assert ["reduce"] in ops(sum_of_squares(64, 32, "int32"))        # integer reduce: its own
+    arch = get_arch("inf2")
+    prob = FusedReduceProblem(2048, 8192, 4, "add", "float32", 1, tiles=24)
+    big = FusedReduceSchedule(chunk=16384, resident=True)
+    assert "exceed" in big.check(prob, arch) and big not in FusedReduceSchedule.space(prob, arch)
+    assert "axis='free'" in FusedReduceSchedule(axis="partition", resident=True).check(prob, arch)
+    s = FusedReduceSchedule(resident=True)
+    assert from_key(s.key()) == s and "resident" not in FusedReduceSchedule().key()
+    g = sum_of_squares(2048, 1024, "float32")
+    group = plan(g)[-1]
+    on, off, default = (lower_graph(g, "trn1", schedules=sch) for sch in (
+        {group.key: FusedReduceSchedule(resident=True)},
+        {group.key: FusedReduceSchedule(resident=False)}, None))
+    assert str(off) == str(default)                       # the default: the two loops via HBM
+    hbm = lambda p: [s.shape for s in p.storages if not s.buffer.on_chip and s.kind == "tile"]  # noqa
+    assert (2048, 1024) in hbm(off) and hbm(on).count((2048, 1024)) == hbm(off).count((2048, 1024)) - 1
+
+
+def test_the_tuner_finds_the_layout_knobs():
+    from lowering.tune import tune
+    cases = [(sum_of_squares(1024, 512, "float32"), lambda s: s.resident)]
+    col = Graph("colsum")
+    x = col.param(TensorType((1024, 256), "float32"), "x")
+    col.set_outputs([col.add_op("reduce", [x], {"dims": [0], "kind": "add"})])
+    cases.append((col, lambda s: s.axis == "partition"))
+    for g, want in cases:
+        plan_ = tune(g, "inf2", db=False)
+        best = plan_.results[-1]
+        assert want(best.schedule) and best.ns < best.default_ns and best.verified
