@@ -66,7 +66,7 @@ class FusedMatmulSchedule(MatmulSchedule):
     def check(self, problem, arch):
         why = check_split(self.split, getattr(problem, "edges", 0)) or \
             MatmulSchedule.check(self, problem, arch)
-        if why is None and self.sbuf_bytes(problem) + self.row_cache > \
+        if why is None and self.sbuf_bytes(problem, arch) + self.row_cache > \
                 arch.sbuf_usable_bytes_per_partition:
             return f"the row cache of {self.row_cache} B does not fit beside the matmul tiles"
         return why

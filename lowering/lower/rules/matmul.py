@@ -21,10 +21,11 @@ Which operand is stationary (``stationary``):
   they lie in HBM (no transpose), and a block of ``n_group * n_tile`` lhs rows, transposed on
   the PE once, stays in SBUF as the moving side (``n_tile`` of M per matmul). The result tiles
   hold out^T and are transposed back on the PE before the usual eviction. The PE time is
-  ``ceil(N/128) * M`` moving columns per K tile instead of ``ceil(M/128) * N``: it wins for
-  skinny M (e.g. M=64, N=8192), where the default leaves half the array idle. Only loop order
-  "n" (the moving block outermost) exists for it; rhs is read ``ceil(M / (n_tile*n_group))``
-  times.
+  ``ceil(N/128) * M`` moving columns per K tile instead of ``ceil(M/128) * N``: it saves PE
+  time for skinny M (e.g. M=64 or 130, N=8192), where the default leaves PE columns idle, and
+  wins when the PE is the bottleneck (fp32 on trn2; on trn1 such shapes are HBM-bound, so the
+  tuner keeps the default). Only loop order "n" (the moving block outermost) exists for it;
+  rhs is read ``ceil(M / (n_tile*n_group))`` times.
 
     >>> from device.arch import get_arch
     >>> p = MatmulProblem(1, 4096, 8192, 8192, "bfloat16")
@@ -163,13 +164,14 @@ class MatmulSchedule(Schedule):
                         out.append(cls("n", n_group=g, n_tile=n_tile, stationary="rhs"))
         return out
 
-    def sbuf_bytes(self, problem) -> int:
+    def sbuf_bytes(self, problem, arch) -> int:
         """SBUF bytes per partition that the schedule keeps live at its peak."""
         isz, K = problem.itemsize, problem.K
         ktiles = max(1, math.ceil(K / 128))
         row = min(self.lhs_chunk, max(K, 1)) * isz
         if self.stationary == "rhs":        # lhsT block, rhs stationary tiles, result transpose
-            return ktiles * (self.n_group * self.n_tile + 512) * isz + row + 2 * self.n_tile * 4
+            return (ktiles * (self.n_group * self.n_tile + arch.gemm_moving_fmax) * isz + row
+                    + 2 * self.n_tile * 4)
         if self.order == "m":
             return self.m_group * K * isz + row + self.n_tile * isz + self.n_tile * 4
         return ktiles * self.n_group * self.n_tile * isz + K * isz + row + self.n_tile * 4
@@ -208,7 +210,7 @@ class MatmulSchedule(Schedule):
             banks = max(banks, self.psum_bufs * live)
         if banks > arch.psum_banks:
             return f"{banks} PSUM banks live (m_group={self.m_group}); the core has {arch.psum_banks}"
-        need, have = self.sbuf_bytes(problem), arch.sbuf_usable_bytes_per_partition
+        need, have = self.sbuf_bytes(problem, arch), arch.sbuf_usable_bytes_per_partition
         if need > have:
             return f"needs {need} B of SBUF per partition; {have} B are usable"
         return None
@@ -249,7 +251,7 @@ def lower_dot(lw, op, inputs, sched, evict=None):
 def pe_columns(problem: MatmulProblem, arch, stationary: str) -> int:
     """Moving columns the PE streams per K tile (its time, CM 2.2: max(N, mm_init) cycles per
     matmul) with ``stationary`` held: ceil(M/128) stationary tiles x N, or ceil(N/128) x M."""
-    P, init = arch.partitions, arch.mm_init_cycles
+    P, init = arch.gemm_stationary_fmax, arch.mm_init_cycles
     held, streamed = (problem.M, problem.N) if stationary == "lhs" else (problem.N, problem.M)
     full, rem = divmod(streamed, arch.gemm_moving_fmax)
     cols = full * max(arch.gemm_moving_fmax, init) + (max(rem, init) if rem else 0)
@@ -369,7 +371,7 @@ def _matmul_swapped(lw, a, b, out, cdt, sched, evict=None):
     [<=128 of N, <=n_tile of M] is copied out in fp32 (exact) and transposed back on the PE in
     128-column pieces, which are evicted like the default's tiles (same values, same rounding)."""
     M, K = a.shape
-    N, P = b.shape[1], lw.arch.partitions
+    N, P, S = b.shape[1], lw.arch.partitions, lw.arch.gemm_stationary_fmax
     nts = sched.n_tile
     block = nts * sched.n_group
     ktiles = [(k0, min(P, K - k0)) for k0 in range(0, K, P)]
@@ -389,8 +391,8 @@ def _matmul_swapped(lw, a, b, out, cdt, sched, evict=None):
                 t = lw.sb((kt, ww), cdt)
                 lw.emit("dma_copy", dst=t, src=b[k0:k0 + kt, w0:w0 + ww])
                 rhs.append(t)
-            for n0 in range(w0, w0 + ww, P):
-                nt = min(P, w0 + ww - n0)
+            for n0 in range(w0, w0 + ww, S):
+                nt = min(S, w0 + ww - n0)
                 st = [t[:, n0 - w0:n0 - w0 + nt] for t in rhs]
                 _swapped_tiles(lw, st, mv, b0, bw, n0, nt, out, K, sched, pool, evict)
 
