@@ -5,7 +5,8 @@ default schedule and with a few others from ``MatmulSchedule.space``; the SDK tu
 hand-optimised kernel takes 6.97 ms for the same math (published trn1 number).
 
 Then one case per layout knob whose non-default value the model prices faster (``--knobs``
-only prints these): the stationary operand of a skinny fp32 matmul (M=64 and M=130 leave PE
+only prints these): the rhs of q @ k^T (k lies [S, D]: transposed on the PE instead of by a
+DMA with element-sized rows), the stationary operand of a skinny fp32 matmul (M=64 and M=130 leave PE
 columns idle; on trn2, whose HBM keeps up, the PE is the bottleneck), the partition axis of a
 leading-axis sum, a fusion split point (a row bias on narrow rows: fused, every tile is
 [128, 16]; split at the broadcast, the add streams [128, 2048] tiles), and the on-chip residency
@@ -79,6 +80,15 @@ def _dot(M, K, N, dt):
     return g
 
 
+def _qk(H, S, D):
+    g = Graph("qk")
+    q = g.param(TensorType((H, S, D), "bfloat16"), "q")
+    k = g.param(TensorType((H, S, D), "bfloat16"), "k")
+    g.set_outputs([g.add_op("dot", [q, k], {"lhs_contract": [2], "rhs_contract": [2],
+                                            "lhs_batch": [0], "rhs_batch": [0]})])
+    return g
+
+
 def _colsum(R, C):
     g = Graph("colsum")
     x = g.param(TensorType((R, C), "float32"), "x")
@@ -107,6 +117,8 @@ def _sum_of_squares(R, C):
 def knob_examples():
     """Default vs one non-default value of each layout knob, both drawn from the group's space."""
     cases = [
+        ("q @ k^T, 4 heads 512x128 bf16", "trn1", _qk(4, 512, 128),
+         lambda s: s.rhs_load == "pe" and s.order == "m" and s.m_group == 4),
         ("dot 64x4096x8192 fp32", "trn2", _dot(64, 4096, 8192, "float32"),
          lambda s: s.stationary == "rhs" and s.n_tile == 512 and s.n_group == 1),
         ("dot 130x4096x8192 fp32", "trn2", _dot(130, 4096, 8192, "float32"),

@@ -38,13 +38,15 @@ def data(rng, shape, dt):
     return (rng.standard_normal(shape) * 0.5).astype(NP[dt])
 
 
-def dot_graph(B, M, K, N, dt, epilogue=False):
+def dot_graph(B, M, K, N, dt, epilogue=False, rhs_t=False):
+    """[B,] M x K @ K x N (rhs_t: the rhs lies [B,] N x K, as k in q @ k^T)."""
     g = Graph("mm")
     lead = (B,) if B else ()
     x = g.param(TensorType(lead + (M, K), dt), "x")
-    w = g.param(TensorType(lead + (K, N), dt), "w")
+    w = g.param(TensorType(lead + ((N, K) if rhs_t else (K, N)), dt), "w")
     bd = [0] if B else []
-    y = g.add_op("dot", [x, w], {"lhs_contract": [len(lead) + 1], "rhs_contract": [len(lead)],
+    y = g.add_op("dot", [x, w], {"lhs_contract": [len(lead) + 1],
+                                 "rhs_contract": [len(lead) + int(rhs_t)],
                                  "lhs_batch": bd, "rhs_batch": bd})
     if epilogue:
         b = g.param(TensorType((N,), dt), "b")
@@ -55,9 +57,9 @@ def dot_graph(B, M, K, N, dt, epilogue=False):
 
 @given(st.integers(0, 2), st.integers(1, 300), st.integers(1, 400), st.integers(1, 700),
        st.sampled_from(["float32", "bfloat16"]), st.sampled_from(["inf2", "trn2"]),
-       st.booleans(), st.integers(0, 10 ** 6), st.data())
-def test_any_matmul_schedule_matches_numpy(B, M, K, N, dt, target, epilogue, seed, draw):
-    g = dot_graph(B, M, K, N, dt, epilogue)
+       st.booleans(), st.booleans(), st.integers(0, 10 ** 6), st.data())
+def test_any_matmul_schedule_matches_numpy(B, M, K, N, dt, target, epilogue, rhs_t, seed, draw):
+    g = dot_graph(B, M, K, N, dt, epilogue, rhs_t)
     (group,) = plan(g)
     arch = get_arch(target)
     space = group.schedule_class().space(group.problem(), arch)
@@ -319,3 +321,21 @@ def test_the_tuner_finds_the_layout_knobs():
         plan_ = tune(g, "inf2", db=False)
         best = plan_.results[-1]
         assert want(best.schedule) and best.ns < best.default_ns and best.verified
+
+
+def test_rhs_lying_n_by_k_is_transposed_on_the_pe_when_asked():
+    arch = get_arch("trn1")
+    g = dot_graph(2, 200, 130, 300, "bfloat16", rhs_t=True)
+    (group,) = plan(g)
+    prob = group.problem()
+    assert prob.rhs_t and not plan(dot_graph(2, 200, 130, 300, "bfloat16"))[0].problem().rhs_t
+    pe = [s for s in MatmulSchedule.space(prob, arch) if s.rhs_load == "pe"]
+    assert pe and not pe[0].closed_form and from_key(pe[0].key()) == pe[0]
+    plain = plan(dot_graph(0, 64, 32, 48, "float32"))[0].problem()
+    assert "this one is [K, N]" in MatmulSchedule(rhs_load="pe").check(plain, arch)
+    assert "not 'dma' or 'pe'" in MatmulSchedule(rhs_load="sp").check(prob, arch)
+    prog = lower_graph(g, "trn1", schedules={group.key: pe[0]})
+    default = lower_graph(g, "trn1")
+    element_rows = lambda p: [i for i in p.instrs if i.op.name == "dma_copy"  # noqa: E731
+                              and i.args["src"].pattern[-1][0] != 1]  # innermost stride
+    assert element_rows(default) and not element_rows(prog)   # no element-sized DMA rows

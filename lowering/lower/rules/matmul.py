@@ -60,6 +60,7 @@ class MatmulProblem:
     K: int
     N: int
     dtype: str
+    rhs_t: bool = False      # rhs lies [N, K] in HBM (contraction innermost: k of q @ k^T)
 
     @classmethod
     def of(cls, op) -> "MatmulProblem":
@@ -70,8 +71,10 @@ class MatmulProblem:
         size = lambda t, dims: math.prod(t.shape[d] for d in dims)  # noqa: E731
         lf = [d for d in range(lhs.rank) if d not in lb + lc]
         rf = [d for d in range(rhs.rank) if d not in rb + rc]
+        ident = list(range(rhs.rank))
         return cls(size(lhs, lb), size(lhs, lf), size(lhs, lc), size(rhs, rf),
-                   compute_dtype(_dev(lhs.dtype), _dev(rhs.dtype)))
+                   compute_dtype(_dev(lhs.dtype), _dev(rhs.dtype)),
+                   rb + rf + rc == ident and rb + rc + rf != ident)
 
     @property
     def itemsize(self) -> int:
@@ -101,7 +104,9 @@ class MatmulSchedule(Schedule):
     free size (<= gemm_moving_fmax, one PSUM bank of fp32), ``lhs_chunk`` lhs elements per
     partition per row load (long DMA rows), ``psum_bufs`` PSUM accumulators rotated (0: a fresh
     one per output tile), ``stationary`` which operand the PE holds ("lhs" or "rhs": see the
-    module doc)."""
+    module doc), ``rhs_load`` how an rhs lying [N, K] in HBM gets K onto the partitions: "dma"
+    (one transposing DMA of the whole operand, element-sized rows) or "pe" (rows loaded as they
+    lie and transposed on the PE, like lhs; CM rule 11)."""
 
     kind = "matmul"
     order: str = "m"
@@ -111,6 +116,7 @@ class MatmulSchedule(Schedule):
     lhs_chunk: int = 4096
     psum_bufs: int = 0
     stationary: str = "lhs"
+    rhs_load: str = "dma"
 
     def knobs(self) -> dict:
         # knobs at their untuned value are left out of the key when they do not apply, so
@@ -124,13 +130,15 @@ class MatmulSchedule(Schedule):
             k.pop("psum_bufs")
         if self.stationary == "lhs":
             k.pop("stationary")
+        if self.rhs_load == "dma":
+            k.pop("rhs_load")
         return k
 
     @property
     def closed_form(self) -> bool:
         """Whether the tuner's closed-form matmul price describes this schedule's program
         (the swapped form is priced by lowering it: lowering/tune/pricer.py)."""
-        return self.stationary == "lhs"
+        return self.stationary == "lhs" and self.rhs_load == "dma"
 
     @classmethod
     def default(cls, problem, arch):
@@ -162,6 +170,13 @@ class MatmulSchedule(Schedule):
                 for n_tile in (arch.gemm_moving_fmax, 256, 128):
                     if g == 1 or n_tile * (g - 1) < problem.M:      # the block has g tiles
                         out.append(cls("n", n_group=g, n_tile=n_tile, stationary="rhs"))
+        if problem.rhs_t:                   # a few loop shapes with the rhs transposed on the PE
+            base = out[0].knobs()
+            out += [cls(**{**base, "m_group": g}, rhs_load="pe")
+                    for g in (base.get("m_group", 4), 1, 2, 4, 8) if g <= mtiles]
+            out += [dataclasses.replace(s, rhs_load="pe") for s in out
+                    if s.stationary == "rhs" or (s.order == "n" and s.n_tile == arch.gemm_moving_fmax
+                                                  and s.lhs_chunk == 4096)]
         return out
 
     def sbuf_bytes(self, problem, arch) -> int:
@@ -173,7 +188,8 @@ class MatmulSchedule(Schedule):
             return (ktiles * (self.n_group * self.n_tile + arch.gemm_moving_fmax) * isz + row
                     + 2 * self.n_tile * 4)
         if self.order == "m":
-            return self.m_group * K * isz + row + self.n_tile * isz + self.n_tile * 4
+            cols = ktiles * self.n_tile * isz + row if self.rhs_load == "pe" else 0
+            return self.m_group * K * isz + row + self.n_tile * isz + self.n_tile * 4 + cols
         return ktiles * self.n_group * self.n_tile * isz + K * isz + row + self.n_tile * 4
 
     def hbm_bytes(self, problem) -> int:
@@ -193,6 +209,10 @@ class MatmulSchedule(Schedule):
             return f"order={self.order!r} is not 'm' or 'n'"
         if self.stationary not in ("lhs", "rhs"):
             return f"stationary={self.stationary!r} is not 'lhs' or 'rhs'"
+        if self.rhs_load not in ("dma", "pe"):
+            return f"rhs_load={self.rhs_load!r} is not 'dma' or 'pe'"
+        if self.rhs_load == "pe" and not getattr(problem, "rhs_t", False):
+            return "rhs_load='pe' applies to an rhs lying [N, K] in HBM; this one is [K, N]"
         if self.stationary == "rhs" and self.order != "n":
             return ("stationary='rhs' keeps the transposed lhs block resident: it has loop "
                     "order 'n' only")
@@ -232,19 +252,24 @@ def lower_dot(lw, op, inputs, sched, evict=None):
     K = math.prod(lhs.shape[d] for d in lc)
     N = math.prod(rhs.shape[d] for d in rf)
     a = materialize_perm(lw, lhs, lb + lf + lc).reshape((B, M, K))
-    b = materialize_perm(lw, rhs, rb + rc + rf).reshape((B, K, N))
+    if sched.rhs_load == "pe":
+        bT = materialize_perm(lw, rhs, rb + rf + rc).reshape((B, N, K))
+        rhs_of = lambda bi: Rhs(bT=bT[bi], chunk=sched.lhs_chunk)  # noqa: E731
+    else:
+        b = materialize_perm(lw, rhs, rb + rc + rf).reshape((B, K, N))
+        rhs_of = lambda bi: Rhs(b=b[bi])  # noqa: E731
     out_type = op.result.type
     out = lw.hbm(out_type.shape, out_type.dtype) if evict is None else None
     o = out.reshape((B, M, N)) if evict is None else None
-    cdt = compute_dtype(a.dtype, b.dtype)
+    cdt = compute_dtype(a.dtype, rhs.dtype)
     for bi in range(B):
         ev = None if evict is None else (lambda ps, *t, bi=bi: evict(ps, bi, *t))
         if sched.stationary == "rhs" and K > 0:
-            _matmul_swapped(lw, a[bi], b[bi], None if o is None else o[bi], cdt, sched, ev)
+            _matmul_swapped(lw, a[bi], rhs_of(bi), None if o is None else o[bi], cdt, sched, ev)
         elif sched.order == "m":
-            _matmul_m(lw, a[bi], b[bi], None if o is None else o[bi], cdt, sched, ev)
+            _matmul_m(lw, a[bi], rhs_of(bi), None if o is None else o[bi], cdt, sched, ev)
         else:
-            _matmul_n(lw, a[bi], b[bi], None if o is None else o[bi], cdt, sched, ev)
+            _matmul_n(lw, a[bi], rhs_of(bi), None if o is None else o[bi], cdt, sched, ev)
     return out
 
 
@@ -284,6 +309,33 @@ def _load_lhsT(lw, a, m0: int, mt: int, cdt: str, chunk: int, into=None):
     return tiles
 
 
+class Rhs:
+    """The rhs of one product as [K, N]: ``b`` as it lies, or ``bT`` = [N, K] (rhs_load='pe')
+    whose columns are built by loading rows and transposing them on the PE."""
+
+    def __init__(self, b=None, bT=None, chunk=4096):
+        self.b, self.bT, self.chunk = b, bT, chunk
+        self.K, self.N = b.shape if b is not None else bT.shape[::-1]
+
+    def columns(self, lw, n0: int, nw: int, cdt: str) -> list:
+        """SBUF tiles [kt, nw] (one per K tile of 128) of columns n0:n0+nw."""
+        P = lw.arch.partitions
+        ks = [(k0, min(P, self.K - k0)) for k0 in range(0, self.K, P)]
+        if self.bT is None:
+            tiles = []
+            for k0, kt in ks:
+                t = lw.sb((kt, nw), cdt)
+                lw.emit("dma_copy", dst=t, src=self.b[k0:k0 + kt, n0:n0 + nw])
+                tiles.append(t)
+            return tiles
+        tiles = [lw.sb((kt, nw), cdt) for _, kt in ks]
+        for j0 in range(0, nw, P):
+            jt = min(P, nw - j0)
+            _load_lhsT(lw, self.bT, n0 + j0, jt, cdt, self.chunk,
+                       into=[t[:, j0:j0 + jt] for t in tiles])
+        return tiles
+
+
 class _PsumPool:
     def __init__(self, lw, bufs):
         self.lw, self.bufs, self.ring, self.turn = lw, bufs, {}, 0
@@ -311,7 +363,7 @@ def _matmul_m(lw, a, b, out, cdt, sched, evict=None):
     """out[M, N] = a[M, K] @ b[K, N], order m: M blocked in groups of ``m_group`` row tiles that
     share each loaded rhs tile, K accumulated in PSUM."""
     M, K = a.shape
-    N, P = b.shape[1], lw.arch.partitions
+    N, P = b.N, lw.arch.partitions
     mtiles = [(m0, min(P, M - m0)) for m0 in range(0, M, P)]
     group, nts = sched.m_group, sched.n_tile
     pool = _PsumPool(lw, sched.psum_bufs)
@@ -320,11 +372,15 @@ def _matmul_m(lw, a, b, out, cdt, sched, evict=None):
         lhsT = [_load_lhsT(lw, a, m0, mt, cdt, sched.lhs_chunk) for m0, mt in ms]
         for n0 in range(0, N, nts):
             nt = min(nts, N - n0)
+            cols = None if b.bT is None else b.columns(lw, n0, nt, cdt)
             ps = [pool.tile(j, mt, nt) for j, (_, mt) in enumerate(ms)]
             for ki, k0 in enumerate(range(0, K, P)):
                 kt = min(P, K - k0)
-                mv = lw.sb((kt, nt), cdt)
-                lw.emit("dma_copy", dst=mv, src=b[k0:k0 + kt, n0:n0 + nt])
+                if cols is None:            # loaded tile by tile, next to the matmuls using it
+                    mv = lw.sb((kt, nt), cdt)
+                    lw.emit("dma_copy", dst=mv, src=b.b[k0:k0 + kt, n0:n0 + nt])
+                else:
+                    mv = cols[ki]
                 for j in range(len(ms)):
                     # explicit accumulate: the PSUM tile may hold an earlier result when this
                     # code runs again (a loop body), so the first K tile must overwrite
@@ -339,18 +395,13 @@ def _matmul_n(lw, a, b, out, cdt, sched, evict=None):
     """Order n: a block of ``n_group`` rhs column tiles stays in SBUF; every lhs row tile is
     loaded, transposed on the PE and multiplied against the whole block."""
     M, K = a.shape
-    N, P = b.shape[1], lw.arch.partitions
+    N, P = b.N, lw.arch.partitions
     nts = sched.n_tile
     block = nts * sched.n_group
     pool = _PsumPool(lw, sched.psum_bufs)
     for b0 in range(0, N, block):
         bw = min(block, N - b0)
-        rhs = []
-        for k0 in range(0, K, P):
-            kt = min(P, K - k0)
-            t = lw.sb((kt, bw), cdt)
-            lw.emit("dma_copy", dst=t, src=b[k0:k0 + kt, b0:b0 + bw])
-            rhs.append(t)
+        rhs = b.columns(lw, b0, bw, cdt)
         for m0 in range(0, M, P):
             mt = min(P, M - m0)
             lhsT = _load_lhsT(lw, a, m0, mt, cdt, sched.lhs_chunk)
@@ -371,7 +422,7 @@ def _matmul_swapped(lw, a, b, out, cdt, sched, evict=None):
     [<=128 of N, <=n_tile of M] is copied out in fp32 (exact) and transposed back on the PE in
     128-column pieces, which are evicted like the default's tiles (same values, same rounding)."""
     M, K = a.shape
-    N, P, S = b.shape[1], lw.arch.partitions, lw.arch.gemm_stationary_fmax
+    N, P, S = b.N, lw.arch.partitions, lw.arch.gemm_stationary_fmax
     nts = sched.n_tile
     block = nts * sched.n_group
     ktiles = [(k0, min(P, K - k0)) for k0 in range(0, K, P)]
@@ -386,11 +437,7 @@ def _matmul_swapped(lw, a, b, out, cdt, sched, evict=None):
         wide = lw.arch.gemm_moving_fmax       # rhs loaded in long rows, sliced 128 at a time
         for w0 in range(0, N, wide):
             ww = min(wide, N - w0)
-            rhs = []
-            for k0, kt in ktiles:
-                t = lw.sb((kt, ww), cdt)
-                lw.emit("dma_copy", dst=t, src=b[k0:k0 + kt, w0:w0 + ww])
-                rhs.append(t)
+            rhs = b.columns(lw, w0, ww, cdt)
             for n0 in range(w0, w0 + ww, S):
                 nt = min(S, w0 + ww - n0)
                 st = [t[:, n0 - w0:n0 - w0 + nt] for t in rhs]
