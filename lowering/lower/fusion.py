@@ -65,7 +65,8 @@ def _is_elementwise(op) -> bool:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Group:
-    """Ops lowered together (graph order, the root last: the only value written to HBM).
+    """Ops lowered together (graph order, the root last: the value written to HBM; ``stores``:
+    member results also written because something outside reads them, only in a reduce pair).
 
     ``key`` is structural: the group's text with values renamed in order of appearance, external
     inputs with their types, and the family; two groups with the same key lower to the same
@@ -74,6 +75,12 @@ class Group:
     ops: tuple
     text: str
     key: str
+    stores: tuple = ()
+
+    @property
+    def outputs(self) -> tuple:
+        """The values the group writes to HBM: the root's, then ``stores``."""
+        return (self.root.result, *self.stores)
 
     @property
     def root(self):
@@ -118,7 +125,7 @@ class Group:
         return self.schedule_class().default(self.problem(), arch)
 
 
-def make_group(ops) -> Group:
+def make_group(ops, stores=()) -> Group:
     names: dict[int, str] = {}
     ext: list[str] = []
 
@@ -135,11 +142,13 @@ def make_group(ops) -> Group:
         for k, r in enumerate(op.results):
             names[id(r)] = f"%v{len(names) - len(ext)}"
         lines.append(op.text(name_of))
+    if stores:
+        lines.append("store " + ", ".join(names[id(v)] for v in stores))
     text = "(" + ", ".join(ext) + ") {\n  " + "\n  ".join(lines) + "\n}"
     grp = Group(tuple(ops), text, "")
     family = grp.schedule_class().kind if OPS[ops[-1].opcode].lower else ops[-1].opcode
     digest = hashlib.sha1(f"{family}\n{text}".encode()).hexdigest()[:12]
-    return Group(tuple(ops), text, f"{family}-{digest}")
+    return Group(tuple(ops), text, f"{family}-{digest}", tuple(stores))
 
 
 def plan(graph, fuse: bool = True) -> list[Group]:
@@ -172,25 +181,29 @@ def plan(graph, fuse: bool = True) -> list[Group]:
     order = {id(op): i for i, op in enumerate(graph.ops)}
     groups = [sorted(members[id(op)], key=lambda m: order[id(m)])
               for op in graph.ops if id(op) not in fused]
-    return [make_group(g) for g in _pair_reduces(groups, uses, outputs)]
+    return [make_group(g, stores) for g, stores in _pair_reduces(groups, uses, outputs)]
 
 
 def _pair_reduces(groups, uses, outputs):
     """Join a float reduce over trailing axes with the element-wise group just before it that
-    produces its operand, when nothing else reads that value: the pair is one group
-    (FusedReduceSchedule) whose ``resident`` knob keeps the value in SBUF. Only adjacent groups
-    pair, so the untuned lowering (the two loops through HBM) is the same program as before."""
+    produces its operand: the pair is one group (FusedReduceSchedule) whose ``resident`` knob
+    keeps the value in SBUF for the reduce. When other ops (or the graph's outputs) read the
+    value too, the pair also stores it (``Group.stores``): the reduce still saves its HBM read.
+    Only adjacent groups pair, so the untuned lowering (the two loops through HBM) is the same
+    program as before. Returns [(ops, stores)]."""
     out = []
     for g in groups:
         red = g[0] if len(g) == 1 else None
-        prev = out[-1] if out else None
+        prev = out[-1][0] if out else None
         if red is not None and red.opcode == "reduce" and prev is not None \
-                and not prev[-1].multi and red.inputs[0] is prev[-1].result \
-                and uses[id(red.inputs[0])] == 1 and id(red.inputs[0]) not in outputs \
-                and prev[-1].opcode != "reduce" and _resident_fits(prev, red):
-            out[-1] = prev + g
+                and not out[-1][1] and not prev[-1].multi \
+                and red.inputs[0] is prev[-1].result and prev[-1].opcode != "reduce" \
+                and _resident_fits(prev, red):
+            v = red.inputs[0]
+            shared = uses[id(v)] > 1 or id(v) in outputs
+            out[-1] = (prev + g, (v,) if shared else ())
         else:
-            out.append(g)
+            out.append((g, ()))
     return out
 
 
@@ -345,6 +358,13 @@ def _lower_reduce_pair(lw, group: Group, env: dict, sched) -> None:
     leaves, done = _leaves(lw, prod.ops, env, (R, C))
     cache = {}
     alu = REDUCE_KINDS[red.attrs["kind"]].alu
+    keep = None
+    if group.stores:                            # read elsewhere too: store it from the tiles
+        v = prod.root.result
+        with lw.at(prod.root.loc):
+            keep = lw.hbm(v.type.shape, v.type.dtype)
+        env[id(v)] = keep
+        keep = keep.reshape((R, C))
     with lw.at(red.loc):
         out = lw.hbm(red.result.type.shape, red.result.type.dtype)
         o = out.reshape((R, 1))
@@ -357,6 +377,9 @@ def _lower_reduce_pair(lw, group: Group, env: dict, sched) -> None:
             sl = lambda v, r0=r0, rt=rt, c0=c0, ct=ct: v[r0:r0 + rt, c0:c0 + ct]  # noqa: E731
             t = _run_members(lw, prod.ops, done, _load(lw, leaves, sl, cache, sched.row_cache),
                              (rt, ct))
+            if keep is not None:
+                with lw.at(prod.root.loc):
+                    lw.emit("dma_copy", dst=sl(keep), src=t)
             with lw.at(red.loc):
                 part = acc if j == 0 else lw.sb((rt, 1), "float32")
                 lw.emit("tensor_reduce", dst=part, op=alu, data=t, axis=(1,))

@@ -266,13 +266,15 @@ def sum_of_squares(R, C, dt, kind="add", second_user=False):
 
 
 @given(st.integers(1, 300), st.integers(1, 5000), st.sampled_from(["float32", "bfloat16"]),
-       st.sampled_from(["add", "max", "min"]), st.integers(0, 10 ** 6), st.data())
-def test_any_resident_reduce_schedule_gives_the_same_bits(R, C, dt, kind, seed, draw):
-    """A reduce paired with its producer: every schedule of the space, resident or through
-    HBM, gives the default's bits, which match the reference."""
-    g = sum_of_squares(R, C, dt, kind)
+       st.sampled_from(["add", "max", "min"]), st.booleans(), st.integers(0, 10 ** 6), st.data())
+def test_any_resident_reduce_schedule_gives_the_same_bits(R, C, dt, kind, shared, seed, draw):
+    """A reduce paired with its producer (whose value may be read elsewhere too): every
+    schedule of the space, resident or through HBM, gives the default's bits, which match the
+    reference."""
+    g = sum_of_squares(R, C, dt, kind, second_user=shared)
     group = plan(g)[-1]
     assert [op.opcode for op in group.ops] == ["multiply", "reduce"]
+    assert len(group.outputs) == 1 + shared
     arch = get_arch("inf2")
     space = group.schedule_class().space(group.problem(), arch)
     assert space[0] == group.default_schedule(arch) and not space[0].resident
@@ -281,17 +283,18 @@ def test_any_resident_reduce_schedule_gives_the_same_bits(R, C, dt, kind, seed, 
     xs = [data(rng, (R, C), dt), data(rng, (C,), dt)]
     base = execute(g, xs, "inf2")
     same_bits(base, execute(g, xs, "inf2", {group.key: sched}))
-    ref = evaluate(g, *xs)[0]
-    tol = 2e-2 if dt == "bfloat16" else 1e-4
-    assert_close(base[0].reshape(ref.shape), ref, rtol=tol, atol=tol)
+    for got, ref in zip(base, evaluate(g, *xs)):
+        tol = 2e-2 if dt == "bfloat16" else 1e-4
+        assert_close(got.reshape(ref.shape), ref, rtol=tol, atol=tol)
 
 
-def test_resident_reduce_pairs_only_a_single_use_producer_and_keeps_it_on_chip():
+def test_resident_reduce_pairs_with_its_producer_and_keeps_the_value_on_chip():
     from lowering.lower.fused_schedules import FusedReduceProblem, FusedReduceSchedule
     ops = lambda g: [[op.opcode for op in grp.ops] for grp in plan(g)]  # noqa: E731
     assert ops(sum_of_squares(64, 32, "float32")) == [["broadcast", "subtract"],
                                                       ["multiply", "reduce"]]
-    assert ["reduce"] in ops(sum_of_squares(64, 32, "float32", second_user=True))
+    shared = plan(sum_of_squares(64, 32, "float32", second_user=True))[-1]
+    assert shared.stores == (shared.ops[0].result,) and "store %v" in shared.text
     assert ["reduce"] in ops(sum_of_squares(64, 32, "int32"))        # integer reduce: its own
     arch = get_arch("inf2")
     prob = FusedReduceProblem(2048, 8192, 4, "add", "float32", 1, tiles=24)
@@ -312,7 +315,8 @@ def test_resident_reduce_pairs_only_a_single_use_producer_and_keeps_it_on_chip()
 
 def test_the_tuner_finds_the_layout_knobs():
     from lowering.tune import tune
-    cases = [(sum_of_squares(1024, 512, "float32"), lambda s: s.resident)]
+    cases = [(sum_of_squares(1024, 512, "float32", second_user=u), lambda s: s.resident)
+             for u in (False, True)]
     col = Graph("colsum")
     x = col.param(TensorType((1024, 256), "float32"), "x")
     col.set_outputs([col.add_op("reduce", [x], {"dims": [0], "kind": "add"})])
