@@ -31,9 +31,10 @@ Here ops are grouped instead:
 
 Two more shapes of group, whose untuned lowering is the unfused program:
 
-- a float ``reduce`` over trailing axes joins the element-wise group just before it when that
-  group's result is read by the reduce alone (FusedReduceSchedule): with ``resident=True`` the
-  producer's tiles are reduced where they are computed and the value never goes to HBM;
+- a float ``reduce`` over trailing axes joins the element-wise group just before it that
+  computes its operand (FusedReduceSchedule): with ``resident=True`` the producer's tiles are
+  reduced where they are computed, so the value is never read back from HBM (nor written,
+  unless something else reads it: then the group ``stores`` it from the same tiles);
 - any fused group can be cut at chosen edges (``split`` of its schedule, :func:`split_parts`).
 
 Which ops may join a group is a fact of the op table (``OpDef.fusible``: the op has a tile
@@ -345,11 +346,8 @@ def _lower_reduce_pair(lw, group: Group, env: dict, sched) -> None:
         if prod.fused:
             lower_group(lw, prod, env, psched)
         else:
-            with lw.at(prod.root.loc):
-                env[id(prod.root.result)] = OPS[prod.root.opcode].lower(
-                    lw, prod.root, [env[id(v)] for v in prod.root.inputs], psched)
-        with lw.at(red.loc):
-            env[id(red.result)] = OPS["reduce"].lower(lw, red, [env[id(red.inputs[0])]], rsched)
+            _lower_alone(lw, prod.root, env, psched)
+        _lower_alone(lw, red, env, rsched)
         return
     shape = tuple(red.inputs[0].type.shape)
     k = len(red.attrs["dims"])
@@ -398,11 +396,14 @@ def _lower_split(lw, group: Group, env: dict, sched) -> None:
         psched = _part_schedule(lw, part, sched)
         if part.fused:
             lower_group(lw, part, env, psched)
-            continue
-        op = part.root                          # one op on its own: its rule, as the driver would
-        with lw.at(op.loc):
-            env[id(op.result)] = OPS[op.opcode].lower(lw, op, [env[id(v)] for v in op.inputs],
-                                                      psched)
+        else:
+            _lower_alone(lw, part.root, env, psched)
+
+
+def _lower_alone(lw, op, env, sched) -> None:
+    """One op on its own with its rule, as the driver lowers a group of one."""
+    with lw.at(op.loc):
+        env[id(op.result)] = OPS[op.opcode].lower(lw, op, [env[id(v)] for v in op.inputs], sched)
 
 
 def lower_group(lw, group: Group, env: dict, sched) -> None:
