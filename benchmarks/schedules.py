@@ -6,7 +6,8 @@ hand-optimised kernel takes 6.97 ms for the same math (published trn1 number).
 
 Then one case per layout knob whose non-default value the model prices faster (``--knobs``
 only prints these): the rhs of q @ k^T (k lies [S, D]: transposed on the PE instead of by a
-DMA with element-sized rows), the stationary operand of a skinny fp32 matmul (M=64 and M=130 leave PE
+DMA with element-sized rows), the lhs of x^T @ y (x lies [K, M]: its tiles are lhsT as they
+lie), the stationary operand of a skinny fp32 matmul (M=64 and M=130 leave PE
 columns idle; on trn2, whose HBM keeps up, the PE is the bottleneck), the partition axis of a
 leading-axis sum, a fusion split point (a row bias on narrow rows: fused, every tile is
 [128, 16]; split at the broadcast, the add streams [128, 2048] tiles), and the on-chip residency
@@ -89,6 +90,14 @@ def _qk(H, S, D):
     return g
 
 
+def _xty(K, M, N):
+    g = Graph("xty")
+    x = g.param(TensorType((K, M), "bfloat16"), "x")
+    y = g.param(TensorType((K, N), "bfloat16"), "y")
+    g.set_outputs([g.add_op("dot", [x, y], {"lhs_contract": [0], "rhs_contract": [0]})])
+    return g
+
+
 def _colsum(R, C):
     g = Graph("colsum")
     x = g.param(TensorType((R, C), "float32"), "x")
@@ -119,6 +128,8 @@ def knob_examples():
     cases = [
         ("q @ k^T, 4 heads 512x128 bf16", "trn1", _qk(4, 512, 128),
          lambda s: s.rhs_load == "pe" and s.order == "m" and s.m_group == 4),
+        ("x^T @ y, x 4096x1024, y 4096x1024 bf16", "trn1", _xty(4096, 1024, 1024),
+         lambda s: s.lhs_load == "direct" and s.order == "m" and s.m_group == 4),
         ("dot 64x4096x8192 fp32", "trn2", _dot(64, 4096, 8192, "float32"),
          lambda s: s.stationary == "rhs" and s.n_tile == 512 and s.n_group == 1),
         ("dot 130x4096x8192 fp32", "trn2", _dot(130, 4096, 8192, "float32"),

@@ -38,14 +38,15 @@ def data(rng, shape, dt):
     return (rng.standard_normal(shape) * 0.5).astype(NP[dt])
 
 
-def dot_graph(B, M, K, N, dt, epilogue=False, rhs_t=False):
-    """[B,] M x K @ K x N (rhs_t: the rhs lies [B,] N x K, as k in q @ k^T)."""
+def dot_graph(B, M, K, N, dt, epilogue=False, rhs_t=False, lhs_t=False):
+    """[B,] M x K @ K x N (rhs_t: the rhs lies [B,] N x K, as k in q @ k^T; lhs_t: the lhs lies
+    [B,] K x M, as x in x^T @ y)."""
     g = Graph("mm")
     lead = (B,) if B else ()
-    x = g.param(TensorType(lead + (M, K), dt), "x")
+    x = g.param(TensorType(lead + ((K, M) if lhs_t else (M, K)), dt), "x")
     w = g.param(TensorType(lead + ((N, K) if rhs_t else (K, N)), dt), "w")
     bd = [0] if B else []
-    y = g.add_op("dot", [x, w], {"lhs_contract": [len(lead) + 1],
+    y = g.add_op("dot", [x, w], {"lhs_contract": [len(lead) + int(not lhs_t)],
                                  "rhs_contract": [len(lead) + int(rhs_t)],
                                  "lhs_batch": bd, "rhs_batch": bd})
     if epilogue:
@@ -57,9 +58,10 @@ def dot_graph(B, M, K, N, dt, epilogue=False, rhs_t=False):
 
 @given(st.integers(0, 2), st.integers(1, 300), st.integers(1, 400), st.integers(1, 700),
        st.sampled_from(["float32", "bfloat16"]), st.sampled_from(["inf2", "trn2"]),
-       st.booleans(), st.booleans(), st.integers(0, 10 ** 6), st.data())
-def test_any_matmul_schedule_matches_numpy(B, M, K, N, dt, target, epilogue, rhs_t, seed, draw):
-    g = dot_graph(B, M, K, N, dt, epilogue, rhs_t)
+       st.booleans(), st.sampled_from(["mk,kn", "mk,nk", "km,kn"]), st.integers(0, 10 ** 6),
+       st.data())
+def test_any_matmul_schedule_matches_numpy(B, M, K, N, dt, target, epilogue, layout, seed, draw):
+    g = dot_graph(B, M, K, N, dt, epilogue, rhs_t=layout == "mk,nk", lhs_t=layout == "km,kn")
     (group,) = plan(g)
     arch = get_arch(target)
     space = group.schedule_class().space(group.problem(), arch)
@@ -343,3 +345,25 @@ def test_rhs_lying_n_by_k_is_transposed_on_the_pe_when_asked():
     element_rows = lambda p: [i for i in p.instrs if i.op.name == "dma_copy"  # noqa: E731
                               and i.args["src"].pattern[-1][0] != 1]  # innermost stride
     assert element_rows(default) and not element_rows(prog)   # no element-sized DMA rows
+
+
+def test_lhs_lying_k_by_m_is_loaded_as_lhsT_when_asked():
+    arch = get_arch("trn1")
+    g = dot_graph(0, 200, 300, 100, "float32", lhs_t=True)
+    (group,) = plan(g)
+    prob = group.problem()
+    assert prob.lhs_t and not prob.rhs_t
+    direct = [s for s in MatmulSchedule.space(prob, arch) if s.lhs_load == "direct"]
+    assert direct and not direct[0].closed_form and from_key(direct[0].key()) == direct[0]
+    plain = plan(dot_graph(0, 64, 32, 48, "float32"))[0].problem()
+    assert "this one is [M, K]" in MatmulSchedule(lhs_load="direct").check(plain, arch)
+    assert "not 'dma' or 'direct'" in MatmulSchedule(lhs_load="pe").check(prob, arch)
+    prog = lower_graph(g, "trn1", schedules={group.key: direct[0]})
+    names = [i.op.name for i in prog.instrs]
+    assert "nc_transpose" not in names and "nc_transpose" in [
+        i.op.name for i in lower_graph(g, "trn1").instrs]
+    xs = [data(np.random.default_rng(3), (300, 200), "float32"),
+          data(np.random.default_rng(4), (300, 100), "float32")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        same_bits(run(prog, xs), execute(g, xs, "trn1"))

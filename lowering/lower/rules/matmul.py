@@ -47,6 +47,7 @@ from . import integers as I
 from ..registry import lowers
 from ..schedule import Schedule
 from .layout import materialize_perm
+from .matmul_tiles import Lhs, Rhs
 
 _DEFAULT_LHS_BUDGET = 64 * 1024   # bytes per partition the untuned lowering gave hoisted lhsT
 
@@ -61,6 +62,7 @@ class MatmulProblem:
     N: int
     dtype: str
     rhs_t: bool = False      # rhs lies [N, K] in HBM (contraction innermost: k of q @ k^T)
+    lhs_t: bool = False      # lhs lies [K, M] in HBM (contraction outermost: x^T of x^T @ y)
 
     @classmethod
     def of(cls, op) -> "MatmulProblem":
@@ -71,10 +73,11 @@ class MatmulProblem:
         size = lambda t, dims: math.prod(t.shape[d] for d in dims)  # noqa: E731
         lf = [d for d in range(lhs.rank) if d not in lb + lc]
         rf = [d for d in range(rhs.rank) if d not in rb + rc]
-        ident = list(range(rhs.rank))
+        ident, lid = list(range(rhs.rank)), list(range(lhs.rank))
         return cls(size(lhs, lb), size(lhs, lf), size(lhs, lc), size(rhs, rf),
                    compute_dtype(_dev(lhs.dtype), _dev(rhs.dtype)),
-                   rb + rf + rc == ident and rb + rc + rf != ident)
+                   rb + rf + rc == ident and rb + rc + rf != ident,
+                   lb + lc + lf == lid and lb + lf + lc != lid)
 
     @property
     def itemsize(self) -> int:
@@ -106,7 +109,10 @@ class MatmulSchedule(Schedule):
     one per output tile), ``stationary`` which operand the PE holds ("lhs" or "rhs": see the
     module doc), ``rhs_load`` how an rhs lying [N, K] in HBM gets K onto the partitions: "dma"
     (one transposing DMA of the whole operand, element-sized rows) or "pe" (rows loaded as they
-    lie and transposed on the PE, like lhs; CM rule 11)."""
+    lie and transposed on the PE, like lhs; CM rule 11), ``lhs_load`` how an lhs lying [K, M]
+    becomes lhsT tiles: "dma" (transposed to [M, K] by one DMA with element-sized rows, then
+    back on the PE like any lhs) or "direct" (its [K, M] tiles are lhsT already: loaded as they
+    lie)."""
 
     kind = "matmul"
     order: str = "m"
@@ -117,6 +123,7 @@ class MatmulSchedule(Schedule):
     psum_bufs: int = 0
     stationary: str = "lhs"
     rhs_load: str = "dma"
+    lhs_load: str = "dma"
 
     def knobs(self) -> dict:
         # knobs at their untuned value are left out of the key when they do not apply, so
@@ -132,13 +139,15 @@ class MatmulSchedule(Schedule):
             k.pop("stationary")
         if self.rhs_load == "dma":
             k.pop("rhs_load")
+        if self.lhs_load == "dma":
+            k.pop("lhs_load")
         return k
 
     @property
     def closed_form(self) -> bool:
         """Whether the tuner's closed-form matmul price describes this schedule's program
         (the swapped form is priced by lowering it: lowering/tune/pricer.py)."""
-        return self.stationary == "lhs" and self.rhs_load == "dma"
+        return self.stationary == "lhs" and self.rhs_load == "dma" and self.lhs_load == "dma"
 
     @classmethod
     def default(cls, problem, arch):
@@ -177,6 +186,9 @@ class MatmulSchedule(Schedule):
             out += [dataclasses.replace(s, rhs_load="pe") for s in out
                     if s.stationary == "rhs" or (s.order == "n" and s.n_tile == arch.gemm_moving_fmax
                                                   and s.lhs_chunk == 4096)]
+        if problem.lhs_t:                   # lhsT tiles loaded as they lie (no row chunks)
+            out += [dataclasses.replace(s, lhs_load="direct") for s in out
+                    if s.lhs_chunk == 4096 and s.n_tile == arch.gemm_moving_fmax]
         return out
 
     def sbuf_bytes(self, problem, arch) -> int:
@@ -213,6 +225,10 @@ class MatmulSchedule(Schedule):
             return f"rhs_load={self.rhs_load!r} is not 'dma' or 'pe'"
         if self.rhs_load == "pe" and not getattr(problem, "rhs_t", False):
             return "rhs_load='pe' applies to an rhs lying [N, K] in HBM; this one is [K, N]"
+        if self.lhs_load not in ("dma", "direct"):
+            return f"lhs_load={self.lhs_load!r} is not 'dma' or 'direct'"
+        if self.lhs_load == "direct" and not getattr(problem, "lhs_t", False):
+            return "lhs_load='direct' applies to an lhs lying [K, M] in HBM; this one is [M, K]"
         if self.stationary == "rhs" and self.order != "n":
             return ("stationary='rhs' keeps the transposed lhs block resident: it has loop "
                     "order 'n' only")
@@ -251,7 +267,12 @@ def lower_dot(lw, op, inputs, sched, evict=None):
     M = math.prod(lhs.shape[d] for d in lf)
     K = math.prod(lhs.shape[d] for d in lc)
     N = math.prod(rhs.shape[d] for d in rf)
-    a = materialize_perm(lw, lhs, lb + lf + lc).reshape((B, M, K))
+    if sched.lhs_load == "direct":
+        aT = materialize_perm(lw, lhs, lb + lc + lf).reshape((B, K, M))
+        lhs_of = lambda bi: Lhs(aT=aT[bi])  # noqa: E731
+    else:
+        a = materialize_perm(lw, lhs, lb + lf + lc).reshape((B, M, K))
+        lhs_of = lambda bi: Lhs(a=a[bi], chunk=sched.lhs_chunk)  # noqa: E731
     if sched.rhs_load == "pe":
         bT = materialize_perm(lw, rhs, rb + rf + rc).reshape((B, N, K))
         rhs_of = lambda bi: Rhs(bT=bT[bi], chunk=sched.lhs_chunk)  # noqa: E731
@@ -261,15 +282,15 @@ def lower_dot(lw, op, inputs, sched, evict=None):
     out_type = op.result.type
     out = lw.hbm(out_type.shape, out_type.dtype) if evict is None else None
     o = out.reshape((B, M, N)) if evict is None else None
-    cdt = compute_dtype(a.dtype, rhs.dtype)
+    cdt = compute_dtype(lhs.dtype, rhs.dtype)
     for bi in range(B):
         ev = None if evict is None else (lambda ps, *t, bi=bi: evict(ps, bi, *t))
         if sched.stationary == "rhs" and K > 0:
-            _matmul_swapped(lw, a[bi], rhs_of(bi), None if o is None else o[bi], cdt, sched, ev)
+            _matmul_swapped(lw, lhs_of(bi), rhs_of(bi), None if o is None else o[bi], cdt, sched, ev)
         elif sched.order == "m":
-            _matmul_m(lw, a[bi], rhs_of(bi), None if o is None else o[bi], cdt, sched, ev)
+            _matmul_m(lw, lhs_of(bi), rhs_of(bi), None if o is None else o[bi], cdt, sched, ev)
         else:
-            _matmul_n(lw, a[bi], rhs_of(bi), None if o is None else o[bi], cdt, sched, ev)
+            _matmul_n(lw, lhs_of(bi), rhs_of(bi), None if o is None else o[bi], cdt, sched, ev)
     return out
 
 
@@ -286,54 +307,6 @@ def pe_columns(problem: MatmulProblem, arch, stationary: str) -> int:
 def swap_helps(problem: MatmulProblem, arch) -> bool:
     """Whether the swapped form can save PE time (candidates() offers it only then)."""
     return problem.K > 0 and pe_columns(problem, arch, "rhs") < pe_columns(problem, arch, "lhs")
-
-
-def _load_lhsT(lw, a, m0: int, mt: int, cdt: str, chunk: int, into=None):
-    """lhsT tiles [kt, mt] for rows m0:m0+mt of ``a``: load whole rows (long contiguous DMA rows),
-    then transpose 128-column slices on the PE (CM rule 11: load + PE transpose beats a DMA
-    transpose on v2). Exact: a transpose copies values, and they already have dtype ``cdt``.
-    ``into``: the k-th tile is copied out of PSUM into ``into[k]`` instead of a fresh tile."""
-    K, P = a.shape[1], lw.arch.partitions
-    tiles = []
-    for c0 in range(0, K, chunk):
-        kc = min(chunk, K - c0)
-        row = lw.sb((mt, kc), cdt)
-        lw.emit("dma_copy", dst=row, src=a[m0:m0 + mt, c0:c0 + kc])
-        for k0 in range(0, kc, P):
-            kt = min(P, kc - k0)
-            pt = lw.psum((kt, mt))
-            lw.emit("nc_transpose", dst=pt, data=row[:, k0:k0 + kt])
-            st = lw.sb((kt, mt), cdt) if into is None else into[len(tiles)]
-            lw.emit("tensor_copy", dst=st, src=pt)
-            tiles.append(st)
-    return tiles
-
-
-class Rhs:
-    """The rhs of one product as [K, N]: ``b`` as it lies, or ``bT`` = [N, K] (rhs_load='pe')
-    whose columns are built by loading rows and transposing them on the PE."""
-
-    def __init__(self, b=None, bT=None, chunk=4096):
-        self.b, self.bT, self.chunk = b, bT, chunk
-        self.K, self.N = b.shape if b is not None else bT.shape[::-1]
-
-    def columns(self, lw, n0: int, nw: int, cdt: str) -> list:
-        """SBUF tiles [kt, nw] (one per K tile of 128) of columns n0:n0+nw."""
-        P = lw.arch.partitions
-        ks = [(k0, min(P, self.K - k0)) for k0 in range(0, self.K, P)]
-        if self.bT is None:
-            tiles = []
-            for k0, kt in ks:
-                t = lw.sb((kt, nw), cdt)
-                lw.emit("dma_copy", dst=t, src=self.b[k0:k0 + kt, n0:n0 + nw])
-                tiles.append(t)
-            return tiles
-        tiles = [lw.sb((kt, nw), cdt) for _, kt in ks]
-        for j0 in range(0, nw, P):
-            jt = min(P, nw - j0)
-            _load_lhsT(lw, self.bT, n0 + j0, jt, cdt, self.chunk,
-                       into=[t[:, j0:j0 + jt] for t in tiles])
-        return tiles
 
 
 class _PsumPool:
@@ -362,14 +335,14 @@ def _finish_tile(lw, ps, out, m0, mt, n0, nt, K, evict):
 def _matmul_m(lw, a, b, out, cdt, sched, evict=None):
     """out[M, N] = a[M, K] @ b[K, N], order m: M blocked in groups of ``m_group`` row tiles that
     share each loaded rhs tile, K accumulated in PSUM."""
-    M, K = a.shape
+    M, K = a.M, a.K
     N, P = b.N, lw.arch.partitions
     mtiles = [(m0, min(P, M - m0)) for m0 in range(0, M, P)]
     group, nts = sched.m_group, sched.n_tile
     pool = _PsumPool(lw, sched.psum_bufs)
     for g in range(0, len(mtiles), group):
         ms = mtiles[g:g + group]
-        lhsT = [_load_lhsT(lw, a, m0, mt, cdt, sched.lhs_chunk) for m0, mt in ms]
+        lhsT = [a.lhsT(lw, m0, mt, cdt) for m0, mt in ms]
         for n0 in range(0, N, nts):
             nt = min(nts, N - n0)
             cols = None if b.bT is None else b.columns(lw, n0, nt, cdt)
@@ -394,7 +367,7 @@ def _matmul_m(lw, a, b, out, cdt, sched, evict=None):
 def _matmul_n(lw, a, b, out, cdt, sched, evict=None):
     """Order n: a block of ``n_group`` rhs column tiles stays in SBUF; every lhs row tile is
     loaded, transposed on the PE and multiplied against the whole block."""
-    M, K = a.shape
+    M, K = a.M, a.K
     N, P = b.N, lw.arch.partitions
     nts = sched.n_tile
     block = nts * sched.n_group
@@ -404,7 +377,7 @@ def _matmul_n(lw, a, b, out, cdt, sched, evict=None):
         rhs = b.columns(lw, b0, bw, cdt)
         for m0 in range(0, M, P):
             mt = min(P, M - m0)
-            lhsT = _load_lhsT(lw, a, m0, mt, cdt, sched.lhs_chunk)
+            lhsT = a.lhsT(lw, m0, mt, cdt)
             for n0 in range(b0, b0 + bw, nts):
                 nt = min(nts, b0 + bw - n0)
                 ps = pool.tile(0, mt, nt)
@@ -421,7 +394,7 @@ def _matmul_swapped(lw, a, b, out, cdt, sched, evict=None):
     column tile [kt, <=128] is loaded once per block as the stationary side; each PSUM result
     [<=128 of N, <=n_tile of M] is copied out in fp32 (exact) and transposed back on the PE in
     128-column pieces, which are evicted like the default's tiles (same values, same rounding)."""
-    M, K = a.shape
+    M, K = a.M, a.K
     N, P, S = b.N, lw.arch.partitions, lw.arch.gemm_stationary_fmax
     nts = sched.n_tile
     block = nts * sched.n_group
@@ -432,8 +405,7 @@ def _matmul_swapped(lw, a, b, out, cdt, sched, evict=None):
         mv = [lw.sb((kt, bw), cdt) for _, kt in ktiles]
         for m0 in range(b0, b0 + bw, P):
             mt = min(P, b0 + bw - m0)
-            _load_lhsT(lw, a, m0, mt, cdt, sched.lhs_chunk,
-                       into=[t[:, m0 - b0:m0 - b0 + mt] for t in mv])
+            a.lhsT(lw, m0, mt, cdt, into=[t[:, m0 - b0:m0 - b0 + mt] for t in mv])
         wide = lw.arch.gemm_moving_fmax       # rhs loaded in long rows, sliced 128 at a time
         for w0 in range(0, N, wide):
             ww = min(wide, N - w0)
