@@ -45,7 +45,7 @@ from .groups import standalone, tunable
 from .jobs import run_jobs
 from .verify import verify
 
-TIMING_MODEL_VERSION = "timing-2026.12b"   # bump when device/timing or isa costs change meaning
+TIMING_MODEL_VERSION = "timing-2026.12c"   # bump when device/timing or isa costs change meaning
 SPACE_VERSION = "space-2"                  # bump when a Schedule's candidates() change
 EXHAUSTIVE = 4096
 
