@@ -26,7 +26,8 @@ Search: successive halving on the timing model. Every config is priced by *trunc
 (``neuron.truncated``: the kernel traced with its outermost ``affine_range``/``sequential_range``
 loop and one loop inside it cut to ``keep`` + 1 iterations, priced, extrapolated to the full trip
 counts; exact when the loop body reaches a periodic steady state, which ``keep=(1, 2)`` lets the
-inner loop do). The ``confirm`` cheapest are priced again in full when their program has at most
+inner loop do; a program of at most ``full_below`` instructions is priced in full). The
+``confirm`` cheapest are priced again in full when their program has at most
 ``full_limit`` instructions; the winner is verified against ``reference=``. Jobs go to
 ``executor=`` (any ``concurrent.futures.Executor``) as small picklable tuples; a kernel defined
 in a script run as ``__main__`` is found by the script's path in spawned or remote workers.
@@ -50,7 +51,7 @@ from lowering.tune import TIMING_MODEL_VERSION, TuningDB
 from lowering.tune.tuner import arch_hash
 from nki.tracing import ArraySpec, Kernel
 
-from .truncated import price
+from .truncated import FULL_BELOW, price
 
 
 @dataclasses.dataclass
@@ -68,7 +69,7 @@ class Autotuner:
 
     def __init__(self, kernel: Kernel, configs=None, space=None, key=(), reference=None,
                  prune_configs_by=None, restore_value=(), target=None, db=None, executor=None,
-                 keep=(1, 2), confirm=2, full_limit=20000):
+                 keep=(1, 2), confirm=2, full_limit=20000, full_below=FULL_BELOW):
         if not isinstance(kernel, Kernel):
             kernel = Kernel(kernel)
         given = [c is not None for c in (configs, space)]
@@ -80,6 +81,7 @@ class Autotuner:
         self.restore_value = tuple(restore_value)
         self.target, self.db, self.executor = target, db, executor
         self.keep, self.confirm, self.full_limit = keep, confirm, full_limit
+        self.full_below = full_below
         self.best: dict = {}          # signature -> config
         self.results: dict = {}       # signature -> [ConfigResult]
         self.timings: dict = {}
@@ -154,7 +156,8 @@ class Autotuner:
         configs = self._configs(args, kwargs)
         ref = kernel_ref(self.kernel)
         sargs, skw = _specs(args), _specs(kwargs)
-        outs = self._map([(ref, c, sargs, skw, arch.name, self.keep) for c in configs])
+        outs = self._map([(ref, c, sargs, skw, arch.name, (self.keep, self.full_below))
+                          for c in configs])
         results = [ConfigResult(c, p.ns if p else None, err, "", p.how if p else "",
                                 p.instructions if p else 0.0) for c, (p, err) in zip(configs, outs)]
         order = {id(r): i for i, r in enumerate(results)}
@@ -331,9 +334,9 @@ def _price_job(ref, config, args, kwargs, target, how):
 
 def autotune(configs=None, *, space=None, key=(), reference=None, prune_configs_by=None,
              restore_value=(), target=None, db=None, executor=None, keep=(1, 2), confirm=2,
-             full_limit=20000):
+             full_limit=20000, full_below=FULL_BELOW):
     """Decorator: see the module doc."""
     def wrap(kernel):
         return Autotuner(kernel, configs, space, key, reference, prune_configs_by, restore_value,
-                         target, db, executor, keep, confirm, full_limit)
+                         target, db, executor, keep, confirm, full_limit, full_below)
     return wrap

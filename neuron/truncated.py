@@ -8,12 +8,14 @@ loops (``nki.loopcut``: the outermost loop, and one loop inside it) running ``ke
 iterations; the programs with ``keep`` or ``keep + 1`` iterations of each are cut out of that
 trace, priced with ``device.timing.schedule``, and the full time is their multilinear
 extrapolation. A kernel whose loops cannot be cut (or whose cut loop's trip count varies) is
-priced in full, and the result says so (``how``).
+priced in full, and the result says so (``how``); so is a small one (``full_below``
+instructions), whose short loops are latency-bound rather than in a steady state.
 
     >>> import nki
     >>> from benchmarks.kernels.matmul_stages import nki_matmul_fully_optimized_ as mm
     >>> specs = [nki.ArraySpec((1024, 512), "bfloat16"), nki.ArraySpec((1024, 2048), "bfloat16")]
-    >>> fast = price_truncated(mm, specs, {"TILES_M": 2, "TILES_N": 1, "TILES_K": 2}, "trn1")
+    >>> fast = price_truncated(mm, specs, {"TILES_M": 2, "TILES_N": 1, "TILES_K": 2}, "trn1",
+    ...                        full_below=0)
     >>> full = price_full(mm, specs, {"TILES_M": 2, "TILES_N": 1, "TILES_K": 2}, "trn1")
     >>> fast.how.split(":")[0], round(fast.ns / full.ns, 2), fast.traced < full.traced
     ('truncated keep=1', 1.0, True)
@@ -55,8 +57,13 @@ def _weights(keep: int, full: int):
     return {keep: keep + 1 - full, keep + 1: full - keep}
 
 
-def price_truncated(kernel, args, kwargs, target, keep=1) -> Price:
-    """Extrapolated price from a trace with the kernel's main loops cut (see the module doc)."""
+FULL_BELOW = 4096
+
+
+def price_truncated(kernel, args, kwargs, target, keep=1, full_below: int = FULL_BELOW) -> Price:
+    """Extrapolated price from a trace with the kernel's main loops cut (see the module doc).
+    A kernel whose full program has at most ``full_below`` instructions is priced in full: its
+    loops are short and latency-bound (not yet a periodic steady state), and it is cheap."""
     if getattr(kernel, "lnc", 1) != 1:             # two cores' streams: price in full
         return price_full(kernel, args, kwargs, target)
     skip: set = set()
@@ -81,6 +88,8 @@ def price_truncated(kernel, args, kwargs, target, keep=1) -> Price:
     full = cut.full_trips()
     keeps = cut.keeps[:len(full)]
     tags = cut.tags(len(prog.instrs))
+    if _extrapolated_count(tags, keeps, full) <= full_below:
+        return price_full(kernel, args, kwargs, target)
     ns = count = 0.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -108,11 +117,24 @@ def price_truncated(kernel, args, kwargs, target, keep=1) -> Price:
     return Price(ns, f"truncated keep={kept}: {where}", len(prog.instrs), count)
 
 
+def _extrapolated_count(tags, keeps, full) -> float:
+    total = 0.0
+    for corner in itertools.product(*((k, k + 1) for k in keeps)):
+        w = 1.0
+        for c, n, k in zip(corner, full, keeps):
+            w *= _weights(k, n)[c]
+        if w:
+            total += w * sum(1 for t in tags if all(x < c for x, c in zip(t, corner)))
+    return total
+
+
 def price(kernel, args, kwargs, target, how) -> Price:
-    """``how``: 'full', or the iterations truncated pricing keeps (an int, or one per cut loop)."""
+    """``how``: 'full', or (keep, full_below) of truncated pricing (keep: the iterations it
+    keeps, an int or one per cut loop)."""
     if how == "full":
         return price_full(kernel, args, kwargs, target)
-    return price_truncated(kernel, args, kwargs, target, keep=how)
+    keep, full_below = how
+    return price_truncated(kernel, args, kwargs, target, keep=keep, full_below=full_below)
 
 
 __all__ = ["Price", "price", "price_full", "price_truncated"]

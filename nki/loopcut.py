@@ -15,9 +15,11 @@ Which loops are cut (at most two "sites", a site being the source line of the lo
 * **B**: inside A, the first ``sequential_range`` loop, or ``affine_range`` loop directly in A,
   whose trip count exceeds ``keep + 1``.
 
-``static_range`` and Python ``range`` loops are never cut. A site's trip count must be the same
-at every entry (``LoopCut.valid``), else extrapolation does not apply and the caller prices the
-full program. A site whose cutting breaks the kernel (it built state a later loop indexes) is
+``static_range`` and Python ``range`` loops are never cut. Every affine/sequential loop's trip
+count must be the same at every entry (``LoopCut.valid``: a triangular nest's iterations differ),
+else extrapolation does not apply and the caller prices the full program. What it cannot see:
+Python branches on the loop index (a remainder handled in the last iteration only) are priced
+as if every iteration took the common path. A site whose cutting breaks the kernel (it built state a later loop indexes) is
 named in ``skip`` on a retry. ``keep`` is one count for every site or one per site (A, B).
 
     >>> import nki, nki.language as nl, nki.isa as nisa
@@ -68,7 +70,7 @@ class LoopCut:
         self.marks: list = []        # (instruction count, site, iteration or -1 at exit)
         self.active: list = []       # sites of the cut loops being iterated
         self.depth = 0               # affine/sequential loops being iterated (cut or not)
-        self.entered: list = []      # per active wrapped loop: its depth-1 ancestor is A?
+        self.seen: dict = {}         # every affine/sequential loop site -> its trip counts
 
     def __enter__(self):
         if getattr(_local, "cut", None) is not None:
@@ -98,6 +100,8 @@ class LoopCut:
         return len(self.sites) - 1
 
     def loop(self, r, kind, loc):
+        if loc is not None:
+            self.seen.setdefault((loc.file, loc.line), set()).add(len(r))
         direct_in_a = bool(self.active == [0] and self.depth == 1)
         site = self._site(loc, kind, len(r), direct_in_a)
         return self._iterate(r, site)
@@ -128,8 +132,10 @@ class LoopCut:
     # -- afterwards -----------------------------------------------------------------------------
     @property
     def valid(self) -> bool:
-        """Every cut loop had one trip count (the extrapolation's premise)."""
-        return all(len(t) == 1 for t in self.trips)
+        """Every loop (cut or not) had one trip count wherever it was entered: the kept
+        iterations look like the dropped ones (the extrapolation's premise)."""
+        return all(len(t) == 1 for t in self.trips) and all(len(t) == 1
+                                                            for t in self.seen.values())
 
     def full_trips(self) -> tuple:
         return tuple(next(iter(t)) for t in self.trips)
