@@ -175,7 +175,7 @@ def tune(graph, target=None, *, budget_s: float = 60.0, executor: Executor | Non
     arch = get_arch(target)
     store = _open_db(db)
     results, schedules, seen = [], {}, {}
-    groups = [g for g in groups_of(graph, fuse) if tunable(g)]
+    groups = [g for g in groups_of(graph, fuse) if tunable(g, arch)]
     for group in groups:
         if group.key in seen:                  # the same structure again: the same answer
             continue
