@@ -209,25 +209,33 @@ def _tune_group(group, arch, store, executor, budget_s, top_k, verify_top, progr
     full = {k: ns for k, (ns, how) in known.items() if how == "full"}
     todo = [s.key() for s in _search_order(space, problem, arch, budget_s)
             if s.key() not in fast]
-    priced = 0
+    priced, busy = 0, {}
     for i in range(0, len(todo), 64):          # in slices, so the budget is honoured
         if i and time.perf_counter() - t0 > budget_s:
             break
         got = run_jobs(sa, todo[i:i + 64], arch.name, "fast", executor, progress)
         fast.update({k: v[0] for k, v in got.items()})
         priced += len(got)
+        exact = {k: v[0] for k, v in got.items() if v[2] == "full"}   # the fast pricer fell
+        full.update(exact)                                           # back to the full model
+        busy.update({k: v[1] for k, v in got.items() if v[2] == "full"})
         if store is not None:
-            store.put_candidates([(ckey, k, ns, "fast") for k, (ns, _) in got.items()])
-    ranked = sorted(fast, key=lambda k: (fast[k], order.get(k, 1 << 30)))
-    confirm = list(dict.fromkeys([default.key()] + ranked[:top_k]))
+            store.put_candidates([(ckey, k, ns, "fast") for k, (ns, _, _) in got.items()] +
+                                 [(ckey, k, ns, "full") for k, ns in exact.items()])
+    # estimates and exact prices are ranked apart: a closed form's bias must not hide (or
+    # promote) the candidates it cannot describe, which were priced exactly already
+    estimated = [k for k in fast if k not in full]
+    ranked = sorted(estimated, key=lambda k: (fast[k], order.get(k, 1 << 30)))
+    exact_ranked = sorted((k for k in fast if k in full),
+                          key=lambda k: (full[k], order.get(k, 1 << 30)))
+    confirm = list(dict.fromkeys([default.key()] + ranked[:top_k] + exact_ranked[:top_k]))
     need = [k for k in confirm if k not in full]
-    busy = {}
     got = run_jobs(sa, need, arch.name, "full", executor)
-    for k, (ns, b) in got.items():
+    for k, (ns, b, _) in got.items():
         full[k] = ns
         busy[k] = b
     if store is not None and got:
-        store.put_candidates([(ckey, k, ns, "full") for k, (ns, _) in got.items()])
+        store.put_candidates([(ckey, k, ns, "full") for k, (ns, _, _) in got.items()])
     default_ns = full[default.key()]
     ranking = sorted(((k, full[k]) for k in confirm), key=lambda kv: (kv[1], order.get(kv[0], 0)))
     rejected, winner, how = [], None, ""
