@@ -30,3 +30,53 @@ def test_exactly_priced_candidates_are_confirmed_beside_biased_estimates(monkeyp
     assert len(ranked) == len(set(ranked)) >= 3
     exact = price_full(standalone(plan(dot())[0]), special, get_arch("trn1")).total_ns
     assert dict(res.ranking)[special.key()] == exact
+
+
+def test_search_module_doctest():
+    import doctest
+    from lowering.tune import search as search_mod
+    result = doctest.testmod(search_mod)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def _space():
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class S:
+        a: int = 0
+        b: int = 0
+        c: int = 0
+
+        def knobs(self):
+            return dataclasses.asdict(self)
+    return [S(a, b, c) for a in range(24) for b in range(24) for c in range(24)]
+
+
+def test_a_large_space_is_seeded_reproducibly_and_searched_locally():
+    from lowering.tune.search import EXHAUSTIVE, search, seeds
+    space = _space()
+    assert len(space) > EXHAUSTIVE
+    assert seeds(space) == seeds(list(space))                    # same space, same sample
+    assert seeds(space)[0] == space[0]
+    calls = []
+
+    def price(batch):
+        calls.append(len(batch))
+        return {s: abs(s.a - 20) + abs(s.b - 2) * 3 + abs(s.c - 13) for s in batch}
+    seen = search(space, price, lambda: False)
+    assert min(seen, key=seen.get) == space[0].__class__(20, 2, 13)
+    assert len(seen) < len(space) // 4 and max(calls) <= 64
+
+
+def test_the_budget_stops_the_search_with_the_best_so_far():
+    from lowering.tune.search import search
+    space = _space()
+    batches = []
+
+    def price(batch):
+        batches.append(batch)
+        return {s: -s.a for s in batch}
+    seen = search(space, price, lambda: len(batches) >= 2)
+    assert len(batches) == 2 and len(seen) == sum(map(len, batches))
+    assert space[0] in seen                                      # the default comes first
