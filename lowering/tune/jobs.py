@@ -16,7 +16,7 @@ from concurrent.futures import Executor
 from device.arch import get_arch
 
 from ..lower.schedule import from_key
-from .pricer import price_fast, price_full
+from .pricer import price_fast, price_full, price_truncated
 
 CHUNK = 16
 
@@ -27,17 +27,24 @@ def job_args(sa, schedule_keys, target, how):
 
 def price_chunk(sa_bytes, schedule_keys, target, how):
     """Worker entry point: [(schedule_key, ns, busy, how)] for each key (``how`` asked: fast|
-    full; the answer's ``how`` is 'full' when the fast pricer fell back to the full model)."""
+    full|confirm; the answer's ``how`` says which pricer answered: 'fast', 'full' or
+    'truncated')."""
     if not schedule_keys:
         return []
     sa = pickle.loads(sa_bytes)
     arch = get_arch(target)
-    fn = price_fast if how == "fast" else price_full
+    fn = {"fast": price_fast, "full": price_full, "confirm": price_confirm}[how]
     out = []
     for k in schedule_keys:
         est = fn(sa, from_key(k), arch)
         out.append((k, est.total_ns, est.busy, est.how))
     return out
+
+
+def price_confirm(sa, schedule, arch):
+    """The full model's price, extrapolated from truncated problems when the group is big."""
+    est = price_truncated(sa, schedule, arch)
+    return est if est is not None else price_full(sa, schedule, arch)
 
 
 def run_jobs(sa, schedule_keys, target, how, executor: Executor | None, progress=None):

@@ -1,5 +1,8 @@
 """The tuner's search: candidates the fast pricer cannot describe (priced by the full model
 already) are ranked with exact prices, never behind a biased closed form."""
+import pytest
+from hypothesis import given, settings, strategies as st
+
 from device.arch import get_arch
 from lowering import Graph, TensorType, plan
 from lowering.lower import MatmulSchedule
@@ -18,10 +21,12 @@ def dot(M=512, K=1024, N=1024):
 def test_exactly_priced_candidates_are_confirmed_beside_biased_estimates(monkeypatch):
     special = MatmulSchedule(m_group=1, n_tile=128)          # a slow candidate, priced exactly
 
+    closed_form = jobs.price_fast
+
     def biased(sa, s, arch):
         if s == special:
             return price_full(sa, s, arch)                    # how='full': the fall-back path
-        est = price_full(sa, s, arch)
+        est = closed_form(sa, s, arch)
         return Estimate(est.total_ns * 0.01, est.busy, "fast")   # a closed form biased low
     monkeypatch.setattr(jobs, "price_fast", biased)
     res = tune(dot(), "trn1", db=False, top_k=2).results[0]
@@ -80,3 +85,27 @@ def test_the_budget_stops_the_search_with_the_best_so_far():
     seen = search(space, price, lambda: len(batches) >= 2)
     assert len(batches) == 2 and len(seen) == sum(map(len, batches))
     assert space[0] in seen                                      # the default comes first
+
+
+@given(mb=st.integers(7, 9), nb=st.integers(7, 9), k=st.sampled_from([2048, 2200]),
+       sched=st.sampled_from([MatmulSchedule(m_group=1, n_tile=128),
+                              MatmulSchedule(m_group=2, n_tile=128),
+                              MatmulSchedule(order="n", n_group=1, n_tile=128)]))
+@settings(max_examples=4, deadline=None)
+def test_truncated_confirmation_matches_the_full_model(mb, nb, k, sched):
+    from lowering.tune.pricer import price_truncated
+    unit_m = 128 * (sched.m_group if sched.order == "m" else 1)
+    unit_n = 128 * (sched.n_group if sched.order == "n" else 1)
+    sa = standalone(plan(dot(mb * unit_m + 40, k, nb * unit_n + 72))[0])
+    est = price_truncated(sa, sched, get_arch("trn1"))
+    assert est is not None and est.how == "truncated"
+    assert est.total_ns == pytest.approx(price_full(sa, sched, get_arch("trn1")).total_ns,
+                                         rel=0.02)
+
+
+def test_short_loops_are_not_truncated():
+    from lowering.tune.pricer import price_truncated
+    sa = standalone(plan(dot(512, 2048, 512))[0])                 # 4 x 4 tiles
+    assert price_truncated(sa, MatmulSchedule(m_group=1, n_tile=128), get_arch("trn1")) is None
+    sa = standalone(plan(dot(1024, 128, 1024))[0])                # 8 x 8 tiles, one K tile
+    assert price_truncated(sa, MatmulSchedule(m_group=1, n_tile=128), get_arch("trn1")) is None
