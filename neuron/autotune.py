@@ -268,14 +268,15 @@ def _specs(x):
 
 
 def kernel_ref(kernel) -> tuple:
-    """How a worker finds the kernel: by module and name, and for a kernel defined in a script
-    run as ``__main__`` also by the script's path (a spawned or remote worker has another
-    ``__main__``)."""
+    """How a worker finds the kernel: by module and name, else by its file's path (a script run
+    as ``__main__`` -- a spawned or remote worker has another ``__main__`` -- or a file loaded
+    by path, as ``neuron tune FILE.py:KERNEL`` does)."""
+    import inspect
     fn = kernel.fn
-    path = ""
-    if fn.__module__ == "__main__":
-        import inspect
+    try:
         path = os.path.abspath(inspect.getfile(fn))
+    except TypeError:                          # defined interactively: by name only
+        path = ""
     return (fn.__module__, fn.__qualname__, path, kernel.lnc)
 
 
@@ -287,20 +288,23 @@ def load_kernel(ref) -> Kernel:
     k = _LOADED.get(ref)
     if k is not None:
         return k
+    import importlib
+    import importlib.util
+    import sys
     module, qualname, path, lnc = ref
     obj = None
     if module == "__main__":
-        import sys
         obj = _lookup(sys.modules.get("__main__"), qualname)
-        if obj is None or _fn(obj).__code__.co_filename != path:
-            import importlib.util
-            spec = importlib.util.spec_from_file_location("__neuron_tune_main__", path)
-            mod = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(mod)       # as multiprocessing's spawn does: a guarded
-            obj = _lookup(mod, qualname)       # ``if __name__ == "__main__"`` block is skipped
     else:
-        import importlib
-        obj = _lookup(importlib.import_module(module), qualname)
+        try:
+            obj = _lookup(importlib.import_module(module), qualname)
+        except ImportError:                    # a module loaded from a file (neuron tune)
+            obj = None
+    if (obj is None or _fn(obj).__code__.co_filename != path) and path:
+        spec = importlib.util.spec_from_file_location("__neuron_tune_main__", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)           # as multiprocessing's spawn does: a guarded
+        obj = _lookup(mod, qualname)           # ``if __name__ == "__main__"`` block is skipped
     if obj is None:
         raise UserKernelError(f"neuron.autotune worker: cannot find kernel {qualname} in "
                               f"{path or module}")

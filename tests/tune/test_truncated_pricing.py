@@ -179,8 +179,10 @@ def test_a_kernel_from_a_script_run_as_main_is_found_by_its_path(tmp_path):
     assert isinstance(k, Kernel) and k.fn.__name__ == "double"
     assert load_kernel(ref) is k                           # loaded once per process
     assert k.trace(nki.ArraySpec((128, 512), "float32"), target="trn1").instrs
-    assert kernel_ref(blocked_matmul) == (blocked_matmul.fn.__module__,
-                                          "nki_matmul_fully_optimized_", "", 1)
+    module, name, where, lnc = kernel_ref(blocked_matmul)
+    assert (module, name, lnc) == (blocked_matmul.fn.__module__, "nki_matmul_fully_optimized_", 1)
+    assert where.endswith("matmul_stages.py")
+    assert load_kernel(("no_such_module_xyz", "double", str(path), 1)).fn.__name__ == "double"
     with pytest.raises(UserKernelError, match="cannot find kernel nope"):
         load_kernel(("__main__", "nope", str(path), 1))
 
@@ -202,3 +204,15 @@ def test_warm_model_autotune_does_not_lower_the_model(tmp_path, monkeypatch):
     x = np.ones((512, 256), np.float32)
     w = np.ones((256, 1024), np.float32)
     assert np.allclose(np.asarray(f(x.astype("bfloat16") if False else x, w), np.float32), 256)
+
+
+def test_neuron_tune_cli_tunes_an_autotuned_tile_kernel_in_spawned_workers(tmp_path, capsys):
+    from neuron.cli import main
+    path = tmp_path / "kern.py"
+    path.write_text(SCRIPT.replace("configs=[dict(F=128)]",
+                                   "configs=[dict(F=128), dict(F=256), dict(F=512)]"))
+    code = main(["tune", f"{path}:double", "128x2048:float32", "--target", "trn1",
+                 "--workers", "2"])
+    out = capsys.readouterr().out
+    assert code == 0 and "<- best" in out
+    assert out.count("us  {'F'") == 3 and "failed" not in out
