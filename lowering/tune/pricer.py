@@ -30,6 +30,7 @@ from device.program import Program
 from device.timing import schedule as timing_schedule
 
 from ..lower.rules.matmul import MatmulProblem, MatmulSchedule, compute_dtype  # noqa: F401
+from ..lower.schedule import IllegalSchedule
 
 
 @dataclasses.dataclass
@@ -224,7 +225,10 @@ def price_truncated(standalone, schedule, arch):
                 return None
             w = (k + 1 - trips[0] if a == k else trips[0] - k) * \
                 (k + 1 - trips[1] if b == k else trips[1] - k)
-            est = price_full(small, schedule, arch)
+            try:
+                est = price_full(small, schedule, arch)
+            except IllegalSchedule:            # legal only at full size: price it whole
+                return None
             total += w * est.total_ns
             for eng, v in est.busy.items():
                 busy[eng] = busy.get(eng, 0.0) + w * v
