@@ -155,6 +155,8 @@ class Autotuner:
         t0 = time.perf_counter()
         configs = self._configs(args, kwargs)
         ref = kernel_ref(self.kernel)
+        _LOADED[ref] = Kernel(self.kernel.fn, lnc=self.kernel.lnc)   # this process (and
+        # forked workers) use the live kernel; other workers find it by ``ref``
         sargs, skw = _specs(args), _specs(kwargs)
         outs = self._map([(ref, c, sargs, skw, arch.name, (self.keep, self.full_below))
                           for c in configs])
@@ -300,7 +302,7 @@ def load_kernel(ref) -> Kernel:
             obj = _lookup(importlib.import_module(module), qualname)
         except ImportError:                    # a module loaded from a file (neuron tune)
             obj = None
-    if (obj is None or _fn(obj).__code__.co_filename != path) and path:
+    if (obj is None or _fn(obj).__code__.co_filename != path) and os.path.isfile(path):
         spec = importlib.util.spec_from_file_location("__neuron_tune_main__", path)
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)           # as multiprocessing's spawn does: a guarded
