@@ -1,6 +1,6 @@
 """Predicted vs published timings for every anchor, in-sample and leave-one-out (cost model sec. 4).
 
-    python benchmarks/calibrate.py            # everything (~200 s of CPU on one core)
+    python benchmarks/calibrate.py            # everything (~300 s of CPU on one core)
     python benchmarks/calibrate.py --quick    # skip the slowest cases
 
 trn1 (measured device latencies, MMh matmul stages, MB fused-Mamba text and scaling table, PG

@@ -10,8 +10,17 @@ device/arch.py are documented figures plus estimates; this table shows how they 
   latency must stay under, so a faithful model predicts at or below them), for the kernels we
   rewrote in our own words (adaptive average pooling, rmsnorm + projection); their kernels'
   code differs from ours, so a budget bounds our prediction only loosely.
-* LIB: the nki-library RMSNorm-Quant design's target latencies (trn2, LNC=2: each of the two
-  physical cores normalises half the rows; we price one core's half).
+* LIB: the nki-library RMSNorm-Quant design's target latencies (trn2, LNC=2), priced two ways:
+  each of the two physical cores normalising half the rows (the kernel's SPMD sharding), and one
+  physical core doing all the rows. The kernel is VectorE-bound (per element: ScalarE squares and
+  sums once; VectorE applies 1/rms and gamma, finds |max|, scales to fp8: three passes at the
+  documented 128 elem/cycle base rate), ~3.0-3.3 ns per row element on one core. The targets
+  work out at 6.0-7.0 ns per element of a half, 2x what the documented VectorE rates allow for
+  the sharded run; the one measured trn2 VectorE figure (KO's 10.55% active, fully optimised
+  stage, modelled 8.0%) leaves room for VectorE being at most ~1.3x slower than modelled, not
+  2x. The targets sit at 0.91-1.01x of the model's time for all the rows on one core, so they
+  are consistent with one physical core's time for the whole tensor, not with a modelling
+  error of the per-element costs (a target is a ceiling; both columns are printed).
 """
 from __future__ import annotations
 
@@ -47,6 +56,13 @@ RMSNORM_TARGETS = [("Llama3.3 70B", 2048, 8192, 458.2), ("Llama3.3 70B", 32768, 
                    ("Llama3.1 405B", 2048, 16384, 866.81), ("Llama3.1 405B", 32768, 16384, 13214.40)]
 
 
+KIND_NOTE = {
+    "target": "RMSNorm-Quant targets, LNC=2 sharded (S/2 rows per physical core)",
+    "target-1core": "RMSNorm-Quant targets, all S rows on one physical core",
+    "budget": "nki-samples budgets",
+}
+
+
 def _spec(*shape, dtype="float32"):
     return nki.ArraySpec(shape, dtype)
 
@@ -71,12 +87,13 @@ def rows():
             return {e: 100 * tl.busy_ns[e] / tl.total_ns for e in ("DMA", "PE", "DVE")}, tl
         yield (f"matmul fp32 {stage}", (dma, pe, dve), "%", "measured", "KO", active)
     for name, seq, hid, target in RMSNORM_TARGETS:
-        def rq(seq=seq, hid=hid):
-            prog = rmsnorm_quant.trace(_spec(seq // 2, hid, dtype="bfloat16"),
-                                       _spec(1, hid, dtype="bfloat16"), target="trn2")
-            return schedule(prog, keep_events=False).total_ns
-        yield (f"rmsnorm-quant {name} S={seq // 1024}K H={hid}", target, "us", "target", "LIB",
-               rq)
+        for rows, kind, how in ((seq // 2, "target", "LNC2 half"), (seq, "target-1core", "1 core")):
+            def rq(rows=rows, hid=hid):
+                prog = rmsnorm_quant.trace(_spec(rows, hid, dtype="bfloat16"),
+                                           _spec(1, hid, dtype="bfloat16"), target="trn2")
+                return schedule(prog, keep_events=False).total_ns
+            yield (f"rmsnorm-quant {name.split()[-1]} S={seq // 1024}K H={hid} {how}", target,
+                   "us", kind, "LIB", rq)
     for seq, dim, dh, dt, budget in QKV_BUDGETS:
         def qkv(seq=seq, dim=dim, dh=dh, dt=dt):
             prog = rmsnorm_qkv.trace(_spec(seq, dim, dtype=dt), _spec(dim, dh, dtype=dt),
@@ -94,11 +111,11 @@ def rows():
 def report(quick=False):
     print("trn2 (constants: documented figures + estimates; no trn2 latency was fitted)")
     print(f"{'anchor (trn2)':44s} {'published':>12s} {'predicted':>12s} {'pred/pub':>9s} "
-          f"{'kind':>9s} {'s':>6s}  source")
-    ratios = {"target": [], "budget": []}
+          f"{'kind':>12s} {'s':>6s}  source")
+    ratios = {"target": [], "target-1core": [], "budget": []}
     measured = []                       # (label, relative error) of measured trn2 figures
     for label, pub, unit, kind, src, fn in rows():
-        if quick and label.endswith("tiled"):
+        if quick and (label.endswith("tiled") or (kind == "target-1core" and "S=32K" in label)):
             continue
         t0 = time.perf_counter()
         got = fn()
@@ -121,7 +138,7 @@ def report(quick=False):
             ratios[kind].append(r)
         else:
             measured.append((label, r - 1))
-        print(f"{label:44s} {pub:9.2f} {unit} {pred:9.2f} {unit} {r:9.2f} {kind:>9s} {dt:6.1f}  "
+        print(f"{label:44s} {pub:9.2f} {unit} {pred:9.2f} {unit} {r:9.2f} {kind:>12s} {dt:6.1f}  "
               f"{src}{'  (over budget)' if kind == 'budget' and r > 1.05 else ''}")
     if measured:
         errs = sorted(abs(e) for _, e in measured)
@@ -132,5 +149,5 @@ def report(quick=False):
               f"trn2's DMA curve shift, nothing else was fitted on trn2; no leave-one-out)")
     for kind, rs in ratios.items():
         if rs:
-            print(f"  {kind}s: predicted/published from {min(rs):.2f} to {max(rs):.2f} "
+            print(f"  {KIND_NOTE[kind]}: predicted/published from {min(rs):.2f} to {max(rs):.2f} "
                   f"({sum(r <= 1.05 for r in rs)}/{len(rs)} at or under)")

@@ -8,9 +8,11 @@ spills, or the allocator errors"):
   ``psum_banks`` live banks), user-placed tiles (``address=``) that overlap while both are live,
   and SBUF tiles that cannot fit even after spilling (the operands of one instruction, plus the
   user-placed tiles, exceed the usable bytes per partition).
-* Automatically placed SBUF tiles that over-subscribe the SBUF are *spilled*: a Belady plan evicts
-  the live tile whose next use is farthest; it is saved to HBM after its last write (unless the
-  HBM copy is still current) and reloaded before its next use. The plan is
+* Automatically placed SBUF tiles that over-subscribe the SBUF are *spilled*: a Belady plan
+  weighted by cost evicts the live tile whose eviction moves the fewest bytes per byte of space
+  freed, relative to how far off its next use is (farthest next use first when costs are equal);
+  it is saved to HBM after its last write (unless the HBM copy is still current, or it only holds
+  a load of an unchanged input) and reloaded before its next use. The plan is
   ``program.info.spills`` (a list of ``Spill``), priced by device/timing.py as extra DMA
   traffic, and each spilled allocation site gets one ``SpillWarning``. Execution is unaffected
   (spilling preserves the data).
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from .errors import HardwareRuleError, SpillWarning
 from .program import Program
 from .settings import settings
+from .timing_parts import rematerialisable
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class Spill:
     last_use: int              # its last use before the eviction (its space is free after this)
     evict_at: int              # the instruction whose tiles needed the space
     save_after: "int | None"   # its last write before the eviction; None = HBM copy still current
+                               # (or the tile only holds a load of an unchanged kernel input)
     reload_before: int         # its next use (it is reloaded before this instruction)
     bytes: int                 # bytes of one save or reload transfer (all partitions)
 
@@ -148,7 +152,9 @@ def _capacity_error(arch, buf, need, st, idx, cap, what=""):
 
 
 def _plan_spills(program, cap, hard, rng, pinned):
-    """Belady's plan over the automatically placed SBUF tiles: (spills, resident peak)."""
+    """Belady's plan over the automatically placed SBUF tiles, weighted by what an eviction costs
+    (``_evict_score``): (spills, resident peak)."""
+    remat = rematerialisable(program)
     uses: dict = {}
     tiles: dict = {}
     for ins in program.instrs:
@@ -186,14 +192,17 @@ def _plan_spills(program, cap, hard, rng, pinned):
             for sid in resident:
                 if sid not in ops:
                     u = uses[sid]
-                    cands.append((u[bisect.bisect_right(u, i)], sid))
-            cands.sort(reverse=True)
-            for _, sid in cands:
+                    nxt = u[bisect.bisect_right(u, i)]
+                    cands.append((_evict_score(tiles[sid], sid in dirty and sid not in remat,
+                                               nxt - i), -nxt, sid))
+            cands.sort()
+            for _, _, sid in cands:
                 if used <= cap:
                     break
                 st = tiles[sid]
                 used -= resident.pop(sid)
-                evicted[sid] = (last_seen[sid], i, dirty.pop(sid, None),
+                save = dirty.pop(sid, None)
+                evicted[sid] = (last_seen[sid], i, None if sid in remat else save,
                                 st.bytes_per_partition * st.partitions)
             if used > hard:
                 worst = max(ops.values(), key=lambda s: s.bytes_per_partition)
@@ -216,6 +225,20 @@ def _plan_spills(program, cap, hard, rng, pinned):
                 used -= resident.pop(sid)
                 dirty.pop(sid, None)
     return spills, peak + pinned
+
+
+def _evict_score(st, dirty, distance):
+    """Traffic an eviction of ``st`` costs per byte of space it frees in each partition, over the
+    distance (instructions) to its next use; the victims are taken lowest first.
+
+    The traffic is its bytes over all its partitions, once for the reload and once more for the
+    save when its HBM copy is stale (a load of an unchanged input is loaded again, not saved):
+    a 1-partition row and a 128-partition tile of the same width free the same SBUF range, at
+    1/128 of the traffic. With equal costs this is Belady's order (farthest next use first),
+    which minimises the number of reloads; with unequal costs a compiler's spiller weighs them
+    (spill weights), rather than paying a save and a reload where a clean tile frees the same
+    space."""
+    return st.partitions * (2 if dirty else 1) / max(1, distance)
 
 
 def _warn_spills(program, spills, demand, cap):

@@ -20,11 +20,11 @@ The model (cost model CM 2.1-2.6, constants in ``device/arch.py``):
   first use and gives them back when its last use is done; a tile that does not fit waits for the
   earliest releases (in program order, as a static allocator reuses space). A new tile written by
   a compute instruction reuses the space of an input that instruction reads for the last time.
-* Spills (device/passes.py plans them, Belady): a spilled tile is saved to HBM by a DMA after its
-  last write, its space is released after its last use before the eviction (and the save), and a
-  reload DMA (which needs the space again) runs before its next use, which waits for it. A tile
-  that only ever holds a load of a kernel input is not saved: it is loaded again from the input
-  (rematerialisation).
+* Spills (device/passes.py plans them, cost-weighted Belady): a spilled tile is saved to HBM by
+  a DMA after its last write, its space is released after its last use before the eviction (and
+  the save), and a reload DMA (which needs the space again) runs before its next use, which
+  waits for it. A tile that only ever holds a load of a kernel input is not saved: it is loaded
+  again from the input (rematerialisation).
 
 Every event records *why* it started when it did (``cause``) and which earlier event decided it
 (``pred``); ``device.critical_path.explain`` walks those links back from the last event, so the
@@ -55,7 +55,7 @@ from .arch import Arch
 from .isa.costs import DmaCost, dma_efficiency
 from .passes import auto_sbuf_capacity, spill_plan
 from .program import Program
-from .timing_parts import (Fluid, Tracker, footprint, interleave, rematerialisable, sbuf_plan,
+from .timing_parts import (Fluid, Tracker, footprint, interleave, sbuf_plan,
                            scan_program, shared_ports, take_space, union_length)
 
 ENGINES = ("PE", "ACT", "DVE", "POOL", "SP")
@@ -174,7 +174,6 @@ class Scheduler:
         peak = program.info.peak
         self.sb_cap = (auto_sbuf_capacity(program, peak) if peak is not None
                        else arch.sbuf_usable_bytes_per_partition)
-        self.remat = rematerialisable(program) if self.spills else set()
         self.saved_at: dict = {}                     # storage id -> end of its latest save DMA
         self.spill_end: dict = {}                    # id(spill) -> (end of its save DMA, eid)
         self.spill_n = [0, 0, 0]                     # transfers, save bytes, reload bytes
@@ -242,9 +241,6 @@ class Scheduler:
         """A compiler spill transfer of the whole tile (save: SBUF -> HBM, reload: back)."""
         arch = self.arch
         st = sp.storage
-        if kind == "save" and st.id in self.remat:   # a load of an input: reload it, no save
-            self.spill_end[id(sp)] = (0.0, -1)
-            return
         self.spill_n[0] += 1
         key = (core_id, "DMA", ("spill", self.spill_n[0]))
         fp = (st.id, 0, st.shape[0], 0, st.bytes_per_partition)

@@ -50,7 +50,7 @@ from .jobs import run_jobs
 from .search import search
 from .verify import verify
 
-TIMING_MODEL_VERSION = "timing-2026.12b"   # bump when device/timing or isa costs change meaning
+TIMING_MODEL_VERSION = "timing-2026.12c"   # bump when device/timing or isa costs change meaning
 SPACE_VERSION = "space-1"                  # bump when a Schedule's candidates() change
 CLOSE = 0.02             # confirmed within this of the default: decided by the full model
 

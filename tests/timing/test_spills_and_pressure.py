@@ -216,3 +216,36 @@ def test_a_spilled_load_of_an_input_is_reloaded_not_saved(write_input):
         assert len(saves) == 1 and tl.spill_save_bytes == TILE_BYTES
     else:                      # rematerialised: the reload reads the input again
         assert saves == [] and tl.spill_save_bytes == 0
+
+
+def _cheap_victim():
+    """acc (128 partitions, dirty) and row (1 partition: a load of an input) both hold 60 KiB of
+    every partition's address range; b makes three (180 KiB > 176 KiB on trn1). Belady alone
+    evicts acc (next use 5, farther than row's 4): a 7.5 MiB save and a 7.5 MiB reload. Evicting
+    row frees the same 60 KiB per partition for one 60 KiB reload of the input, no save."""
+    p = Program("cheap_victim", "trn1")
+    src = p.alloc((1, COLS), "float32", "hbm", name="src", kind="input", loc=None)
+    out = p.alloc((128, COLS), "float32", "hbm", name="out", loc=None)
+    out_row = p.alloc((1, COLS), "float32", "hbm", name="out_row", loc=None)
+    acc = p.alloc((128, COLS), "float32", "sbuf", name="acc", loc=None)
+    row = p.alloc((1, COLS), "float32", "sbuf", name="row", loc=None)
+    b = p.alloc((128, COLS), "float32", "sbuf", name="b", loc=None)
+    p.emit("memset", dst=acc, value=1.0, loc=None)                                 # 0
+    p.emit("dma_copy", dst=row, src=src, loc=None)                                 # 1
+    p.emit("memset", dst=b, value=2.0, loc=None)                                   # 2
+    p.emit("dma_copy", dst=out, src=b, loc=None)                                   # 3
+    p.emit("dma_copy", dst=out_row, src=row, loc=None)                             # 4
+    p.emit("dma_copy", dst=out, src=acc, loc=None)                                 # 5
+    return p
+
+
+def test_the_spiller_weighs_what_an_eviction_moves():
+    p = _cheap_victim()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SpillWarning)
+        check_capacity(p)
+    got = [(s.storage.name, s.evict_at, s.reload_before) for s in p.info.spills]
+    assert got == [("row", 2, 4)]
+    tl = schedule(p)
+    assert (tl.spill_save_bytes, tl.spill_reload_bytes) == (0, COLS * 4)
+
