@@ -203,7 +203,7 @@ def test_warm_model_autotune_does_not_lower_the_model(tmp_path, monkeypatch):
     monkeypatch.undo()
     x = np.ones((512, 256), np.float32)
     w = np.ones((256, 1024), np.float32)
-    assert np.allclose(np.asarray(f(x.astype("bfloat16") if False else x, w), np.float32), 256)
+    assert np.allclose(np.asarray(f(x, w), np.float32), 256)        # and it still computes
 
 
 def test_neuron_tune_cli_tunes_an_autotuned_tile_kernel_in_spawned_workers(tmp_path, capsys):
