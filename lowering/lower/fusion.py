@@ -118,7 +118,8 @@ class Group:
         from .rules.reduce import ReduceProblem, ReduceSchedule
         if cls is ReduceSchedule:
             return ReduceProblem.of(self.root)
-        return None
+        of = getattr(cls, "problem_of", None)     # rule families that build their own problem
+        return of(self.root) if of is not None else None
 
     def default_schedule(self, arch):
         return self.schedule_class().default(self.problem(), arch)

@@ -13,53 +13,30 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import Graph
+from .graph_match import Uses, rebuild
+from .activation_fit import fuse_fitted_activations
+from .ffn_pattern import fuse_ffn, fuse_norms
+from .head_layout import fold_attention_masks, fuse_head_layout
 
 
-class _Uses:
-    def __init__(self, graph):
-        self.producer, self.count = {}, {}
-        for op in graph.ops:
-            for r in op.results:
-                self.producer[id(r)] = op
-            for x in op.inputs:
-                self.count[id(x)] = self.count.get(id(x), 0) + 1
-        for v in graph.outputs:
-            self.count[id(v)] = self.count.get(id(v), 0) + 1
-
-    def op(self, v, *opcodes):
-        o = self.producer.get(id(v))
-        return o if o is not None and (not opcodes or o.opcode in opcodes) else None
-
-    def through(self, v):
-        """Follow broadcast / reshape producers back to the value they spread."""
-        while True:
-            o = self.op(v, "broadcast", "reshape")
-            if o is None:
-                return v
-            v = o.inputs[0]
-
-    def scalar(self, v):
-        """The value of a (converted, broadcast) scalar constant, or None."""
-        v = self.through(v)
-        o = self.op(v, "convert")
-        if o is not None:
-            v = self.through(o.inputs[0])
-        c = self.op(v, "constant")
-        if c is None or np.asarray(c.attrs["value"]).size != 1:
-            return None
-        return float(np.asarray(c.attrs["value"]).reshape(()))
-
-
-def _batched(op, lc, rc):
+def _dims(op):
     a = op.attrs
-    return (tuple(a["lhs_batch"]) == (0,) and tuple(a["rhs_batch"]) == (0,)
-            and tuple(a["lhs_contract"]) == (lc,) and tuple(a["rhs_contract"]) == (rc,)
-            and op.inputs[0].type.rank == 3 and op.inputs[1].type.rank == 3)
+    return (tuple(a["lhs_batch"]), tuple(a["rhs_batch"]), tuple(a["lhs_contract"]),
+            tuple(a["rhs_contract"])) if op.inputs[0].type.rank == 3 == \
+        op.inputs[1].type.rank else None
 
 
-def match_attention(u: _Uses, pv):
+# Operand layouts of the two dots, as the permutation that makes them the attention op's
+# [B, Sq, D], [B, D, Sk] and [B, Sk, D]: batched over dim 0 (jnp.matmul / @), or einsum-style
+# over the heads dim 1 of [S, H, D] tensors ("shd,Shd->hsS", "hsS,Shd->hsd": Equinox, Flax).
+_QK_FORMS = {((0,), (0,), (2,), (1,)): (None, None),
+             ((1,), (1,), (2,), (2,)): ((1, 0, 2), (1, 2, 0))}
+_PV_FORMS = {((0,), (0,), (2,), (1,)): None, ((0,), (1,), (2,), (0,)): (1, 0, 2)}
+
+
+def match_attention(u: Uses, pv):
     """The attention operands/attrs ending at ``pv`` (a dot), or None."""
-    if pv.opcode != "dot" or not _batched(pv, 2, 1):
+    if pv.opcode != "dot" or _dims(pv) not in _PV_FORMS:
         return None
     inner = []                                       # values that must have no other users
     p = pv.inputs[0]
@@ -109,26 +86,40 @@ def match_attention(u: _Uses, pv):
         x = y
         inner.append(x)
     sc = u.op(x, "divide", "multiply")
-    if sc is None or u.scalar(sc.inputs[1]) in (None, 0.0):
+    if sc is not None and u.scalar(sc.inputs[1]) in (None, 0.0):
         return None
-    k = u.scalar(sc.inputs[1])
-    divide = k if sc.opcode == "divide" else 1.0 / k
-    s = sc.inputs[0]
-    inner.append(s)
+    if sc is not None:
+        k = u.scalar(sc.inputs[1])
+        divide = k if sc.opcode == "divide" else 1.0 / k
+        s = sc.inputs[0]
+        inner.append(s)
+    else:                                            # unscaled scores (q scaled, below)
+        divide, s = 1.0, x
     cs = u.op(s, "convert")
     if cs is not None:
         s = cs.inputs[0]
         inner.append(s)
     qk = u.op(s, "dot")
-    if qk is None or not _batched(qk, 2, 1) or s.type.dtype not in ("float32", "bfloat16",
-                                                                        "float16"):
+    if qk is None or _dims(qk) not in _QK_FORMS or s.type.dtype not in ("float32", "bfloat16",
+                                                                            "float16"):
         return None
+    q = qk.inputs[0]
+    qs = u.op(q, "divide", "multiply")
+    if sc is None and qs is not None and u.count.get(id(q)) == 1 and \
+            u.scalar(qs.inputs[1]) not in (None, 0.0):
+        # q / c before the product (Equinox): taken as the scores / c -- equal up to f32
+        # rounding of the scaled q elements
+        k = u.scalar(qs.inputs[1])
+        divide = k if qs.opcode == "divide" else 1.0 / k
+        q = qs.inputs[0]
     uses = {id(v): 1 for v in inner}
     for v in (e, x if sel is None else sel.result):
         uses[id(v)] = 2                              # reduce + the element-wise user
     if any(u.count.get(id(v), 0) > uses.get(id(v), 1) for v in inner):
         return None
-    operands = [qk.inputs[0], qk.inputs[1], pv.inputs[1]] + ([mask] if mask is not None else [])
+    qp, kp = _QK_FORMS[_dims(qk)]
+    operands = [(q, qp), (qk.inputs[1], kp), (pv.inputs[1], _PV_FORMS[_dims(pv)])] + \
+        ([(mask, None)] if mask is not None else [])
     attrs = {"divide": divide, "fill": fill, "score_dtype": s.type.dtype,
              "prob_dtype": prob_dtype, "out_dtype": pv.result.type.dtype}
     return operands, attrs
@@ -137,7 +128,7 @@ def match_attention(u: _Uses, pv):
 def fuse_attention(graph: Graph) -> Graph:
     """``graph`` with every attention chain replaced by an ``attention`` op (or ``graph``
     itself when there is none)."""
-    u = _Uses(graph)
+    u = Uses(graph)
     found = {}
     for op in graph.ops:
         m = match_attention(u, op)
@@ -152,7 +143,9 @@ def fuse_attention(graph: Graph) -> Graph:
     for op in graph.ops:
         if id(op) in found:
             operands, attrs = found[id(op)]
-            res = g.add_op("attention", [env[id(v)] for v in operands], attrs, loc=op.loc)
+            ins = [env[id(v)] if perm is None else g.add_op("transpose", [env[id(v)]], {
+                "perm": list(perm)}, loc=op.loc) for v, perm in operands]
+            res = g.add_op("attention", ins, attrs, loc=op.loc)
             env[id(op.result)] = res
             continue
         if not all(id(x) in env for x in op.inputs):
@@ -196,7 +189,7 @@ def _row_vector(u, v, n):
     return src if src.type.shape == (n,) and src.type.dtype == "float32" else None
 
 
-def match_layer_norm(u: _Uses, op):
+def match_layer_norm(u: Uses, op):
     """(operands, attrs, last op) for a layer norm whose normalising multiply is ``op``."""
     if op.opcode != "multiply" or op.result.type.dtype != "float32":
         return None
@@ -256,30 +249,13 @@ def match_layer_norm(u: _Uses, op):
 
 def fuse_layer_norm(graph: Graph) -> Graph:
     """``graph`` with layer-norm chains replaced by ``layer_norm`` ops (one on-chip pass)."""
-    u = _Uses(graph)
+    u = Uses(graph)
     found = {}
     for op in graph.ops:
         m = match_layer_norm(u, op)
         if m is not None:
             found[id(m[2])] = m[:2]
-    return _rebuild(graph, found, "layer_norm") if found else graph
-
-
-def _rebuild(graph, found, opcode):
-    g = Graph(graph.name)
-    env = {id(p): g.param(p.type, p.name) for p in graph.params}
-    for op in graph.ops:
-        if id(op) in found:
-            operands, attrs = found[id(op)]
-            env[id(op.result)] = g.add_op(opcode, [env[id(v)] for v in operands], attrs,
-                                          loc=op.loc)
-            continue
-        res = g.add_op(op.opcode, [env[id(x)] for x in op.inputs], dict(op.attrs), loc=op.loc)
-        for r, n in zip(op.results, res if isinstance(res, tuple) else (res,)):
-            env[id(r)] = n
-    g.set_outputs([env[id(v)] for v in graph.outputs])
-    g.prune()
-    return g
+    return rebuild(graph, found, "layer_norm") if found else graph
 
 
 # ---------------------------------------------------------------- activations
@@ -331,7 +307,7 @@ def _is_sigmoid_of(u, h, x):
         u.count.get(id(v)) == 1 for v in (div.inputs[1], den[1], ex.inputs[0]))
 
 
-def match_activation(u: _Uses, op):
+def match_activation(u: Uses, op):
     """('gelu_tanh' | 'silu', x) when ``op`` ends x * 0.5 (1 + tanh(c (x + k x^3))) or
     x * logistic(x); else None. The chain's intermediates may have no other users."""
     if op.opcode != "multiply":
@@ -368,7 +344,7 @@ def match_activation(u: _Uses, op):
 
 def fuse_activations(graph: Graph) -> Graph:
     """``graph`` with GELU (tanh form) and SiLU chains replaced by one ScalarE activation."""
-    u = _Uses(graph)
+    u = Uses(graph)
     found = {}
     for op in graph.ops:
         m = match_activation(u, op)
@@ -415,7 +391,7 @@ def fold_layouts(graph: Graph) -> Graph:
     compile time) so the matmul loads them with the contraction dim on the partitions, without
     an element-strided DMA; splat constants become one value broadcast (an immediate for the
     fused element-wise code instead of a full array in HBM)."""
-    u = _Uses(graph)
+    u = Uses(graph)
     swap, fold = {}, set()
     for op in graph.ops:
         if op.opcode == "transpose" and tuple(op.attrs["perm"]) == (1, 0):
@@ -474,5 +450,11 @@ def fold_layouts(graph: Graph) -> Graph:
 
 
 def fuse_patterns(graph: Graph) -> Graph:
-    """Every whole-model pattern: layouts, attention, layer norm, then activations."""
-    return fuse_activations(fuse_layer_norm(fuse_attention(fold_layouts(graph))))
+    """Every whole-model pattern: layouts, attention (in the heads' row layout when the
+    exporter split heads around it), layer norm, activations, feed-forward blocks, then layer
+    norms folded into the products they feed."""
+    for rewrite in (fold_layouts, fuse_attention, fuse_head_layout, fold_attention_masks,
+                    fuse_layer_norm, fuse_activations, fuse_fitted_activations, fuse_ffn,
+                    fuse_norms):
+        graph = rewrite(graph)
+    return graph

@@ -12,12 +12,21 @@ rounded to ``prob_dtype``, then the second dot accumulated in f32.
     >>> OPS['attention'].type_rule([q, kt, v], {'divide': 2.0, 'fill': -1e9, 'score_dtype':
     ...     'float32', 'prob_dtype': 'float32', 'out_dtype': 'float32'})
     TensorType(shape=(2, 8, 4), dtype='float32')
+
+``mh_attention`` is the same per head, with q, k and v as [S, C] row-major tensors whose
+columns ``offsets[i] + h * head_dim ...`` hold head ``h`` (the fused QKV projection's result
+as it is), and the result [Sq, heads * head_dim]:
+
+    >>> qkv = TensorType((16, 24), 'bfloat16')
+    >>> OPS['mh_attention'].type_rule([qkv] * 3, {'heads': 2, 'head_dim': 4, 'offsets':
+    ...     (0, 8, 16), 'out_dtype': 'bfloat16'})
+    TensorType(shape=(16, 8), dtype='bfloat16')
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..types import numpy_dtype
+from ..types import TensorType, numpy_dtype
 from .table import OPS, REQUIRED, RuleError, define, finish
 
 
@@ -52,6 +61,50 @@ define("attention", None, {"divide": REQUIRED, "fill": -1e9, "score_dtype": REQU
                            "prob_dtype": REQUIRED, "out_dtype": REQUIRED}, _rule, _ref,
        "softmax(q @ k_t / divide, masked) @ v over batch dim 0 (formed by the pattern pass)")
 
+
+
+# ---------------------------------------------------------------- multi-head, row layout
+
+def _mh_rule(types, attrs):
+    if len(types) not in (3, 4):
+        raise RuleError(f"takes q, k, v and an optional mask, got {len(types)} operands")
+    H, D = int(attrs["heads"]), int(attrs["head_dim"])
+    if H < 1 or D < 1:
+        raise RuleError(f"heads and head_dim must be >= 1, got {H} and {D}")
+    for i, (t, off) in enumerate(zip(types[:3], attrs["offsets"])):
+        if t.rank != 2 or not 0 <= off or off + H * D > t.shape[1]:
+            raise RuleError(f"a 2-D operand with columns [{off}, {off + H * D}) for {H} heads x "
+                            f"{D} is needed, got {t}", i)
+    q, k, v = types[:3]
+    if k.shape[0] != v.shape[0]:
+        raise RuleError(f"keys {k} and values {v} differ in length", 2)
+    if len(types) == 4 and (types[3].shape != (q.shape[0], k.shape[0]) or
+                            types[3].dtype != "bool"):
+        raise RuleError(f"the mask must be bool[{q.shape[0]},{k.shape[0]}]", 3)
+    return v.with_shape((q.shape[0], H * D)).with_dtype(attrs["out_dtype"])
+
+
+def _heads(x, off, H, D):
+    x = np.asarray(x)
+    return x[:, off:off + H * D].reshape(x.shape[0], H, D).transpose(1, 0, 2)
+
+
+def _mh_ref(xs, attrs, out):
+    H, D = int(attrs["heads"]), int(attrs["head_dim"])
+    q, k, v = (_heads(x, o, H, D) for x, o in zip(xs[:3], attrs["offsets"]))
+    per_head = TensorType((H, q.shape[1], D), "float32")
+    o = _ref([q, k.transpose(0, 2, 1), v] + list(xs[3:]), attrs, per_head)
+    return finish(o.transpose(1, 0, 2).reshape(q.shape[1], H * D), out)
+
+
+define("mh_attention", None, {"heads": REQUIRED, "head_dim": REQUIRED, "offsets": (0, 0, 0),
+                              "divide": REQUIRED, "fill": -1e9, "score_dtype": REQUIRED,
+                              "prob_dtype": REQUIRED, "out_dtype": REQUIRED}, _mh_rule, _mh_ref,
+       "attention of ``heads`` heads read from and written to the [S, heads * head_dim] row "
+       "layout (columns ``offsets[i]`` onward of q, k, v): what the exporters' head-split "
+       "reshape / transpose chains around an attention mean, without the transposes (formed "
+       "by the pattern pass)")
+
 __all__ = ["OPS"]
 
 
@@ -67,18 +120,23 @@ def _ln_rule(types, attrs):
     return x.with_dtype(attrs["out_dtype"])
 
 
-def _ln_ref(xs, attrs, out):
-    x = np.asarray(xs[0]).astype(np.float32)
+def layer_norm_reference(x, vecs, eps):
+    """(x - mean) / sqrt(var + eps) [* scale [+ offset]] over the last dim, in f32."""
+    x = np.asarray(x).astype(np.float32)
     n = np.float32(x.shape[-1])
     mean = x.sum(-1, keepdims=True, dtype=np.float32) / n
     d = x - mean
     var = (d * d).sum(-1, keepdims=True, dtype=np.float32) / n
-    y = d * (np.float32(1) / np.sqrt(var + np.float32(attrs["eps"])))
-    if len(xs) > 1:
-        y = y * np.asarray(xs[1], np.float32)
-    if len(xs) > 2:
-        y = y + np.asarray(xs[2], np.float32)
-    return finish(y, out)
+    y = d * (np.float32(1) / np.sqrt(var + np.float32(eps)))
+    if len(vecs) > 0:
+        y = y * np.asarray(vecs[0], np.float32)
+    if len(vecs) > 1:
+        y = y + np.asarray(vecs[1], np.float32)
+    return y
+
+
+def _ln_ref(xs, attrs, out):
+    return finish(layer_norm_reference(xs[0], xs[1:], attrs["eps"]), out)
 
 
 define("layer_norm", None, {"eps": REQUIRED, "out_dtype": REQUIRED}, _ln_rule, _ln_ref,

@@ -34,5 +34,9 @@ def _gelu_tanh(x):
 define("gelu_tanh", 1, {}, floats, unary_ref(_gelu_tanh),
        "x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (jax.nn.gelu's default)",
        act="gelu_apprx_tanh")
+define("gelu", 1, {}, floats, unary_ref(lambda x: 0.5 * x * (1 + _erf(x.astype(np.float64) /
+                                                                    math.sqrt(2)))),
+       "x/2 (1 + erf(x / sqrt(2))) (torch.nn.GELU's default, jax.nn.gelu(approximate=False))",
+       act="gelu")
 define("silu", 1, {}, floats, unary_ref(lambda x: x / (1 + np.exp(-x.astype(np.float64)))),
        "x * sigmoid(x)", act="silu")

@@ -5,7 +5,8 @@
     True
 """
 from . import elementwise, layout, matmul, reduce, window  # noqa: F401
-from . import attention, exported, kernel_call, norms, sort  # noqa: F401  (issue 12 rules)
+from . import attention, conv, exported, ffn, kernel_call, mh_attention, norms, sort  # noqa: F401  (issue 12)
 
-__all__ = ["attention", "elementwise", "exported", "kernel_call", "layout", "matmul", "norms", "reduce", "sort",
+__all__ = ["attention", "conv", "elementwise", "exported", "ffn", "kernel_call", "layout", "matmul", "mh_attention",
+           "norms", "reduce", "sort",
            "window"]

@@ -15,7 +15,7 @@ from ...ir.ops import OPS
 from ..registry import tile_rule
 
 
-@tile_rule("erf", "tan", "gelu_tanh", "silu", psum_reader=True)
+@tile_rule("erf", "tan", "gelu", "gelu_tanh", "silu", psum_reader=True)
 def table_activation(lw, op, t, d):
     lw.emit("activation", dst=d, op=OPS[op.opcode].act, data=t[0])
 

@@ -22,36 +22,62 @@ def lower_layer_norm(lw, op, inputs, sched):
     P = lw.arch.partitions
     vecs = []
     for v in inputs[1:]:                    # scale / offset, broadcast to 128 rows once
-        t = lw.sb((min(P, R), C), "float32")
-        row = lw.contiguous(v).reshape((1, C))
-        lw.emit("dma_copy", dst=t, src=row.broadcast_to((min(P, R), C)) if min(P, R) > 1
-                else row)
-        vecs.append(t)
-    inv_n, eps = 1.0 / C, float(op.attrs["eps"])
+        vecs.append(broadcast_rows(lw, v, min(P, R)))
     for r0 in range(0, R, P):
         rt = min(P, R - r0)
         raw = lw.sb((rt, C), x.dtype)
         lw.emit("dma_copy", dst=raw, src=x2[r0:r0 + rt])
-        xf = raw
-        if x.dtype != "float32":
-            xf = lw.sb((rt, C), "float32")
-            lw.emit("tensor_copy", dst=xf, src=raw)
-        mean, var, rstd = (lw.sb((rt, 1), "float32") for _ in range(3))
-        lw.emit("tensor_reduce", dst=mean, op="add", data=xf, axis=(1,))
-        lw.emit("tensor_scalar", dst=mean, data=mean, op0="multiply", operand0=inv_n)
-        d, sq = lw.sb((rt, C), "float32"), lw.sb((rt, C), "float32")
-        lw.emit("tensor_scalar", dst=d, data=xf, op0="subtract", operand0=mean)
-        lw.emit("tensor_tensor", dst=sq, data1=d, data2=d, op="multiply")
-        lw.emit("tensor_reduce", dst=var, op="add", data=sq, axis=(1,))
-        lw.emit("tensor_scalar", dst=var, data=var, op0="multiply", operand0=inv_n,
-                op1="add", operand1=eps)
-        lw.emit("activation", dst=rstd, op="rsqrt", data=var)
-        lw.emit("tensor_scalar", dst=d, data=d, op0="multiply", operand0=rstd)
-        if len(vecs) > 0:
-            lw.emit("tensor_tensor", dst=d, data1=d, data2=vecs[0][:rt], op="multiply")
-        if len(vecs) > 1:
-            lw.emit("tensor_tensor", dst=d, data1=d, data2=vecs[1][:rt], op="add")
-        res = lw.sb((rt, C), device_dtype(op.result.type.dtype))
-        lw.emit("tensor_copy", dst=res, src=d)
+        res = normalise_rows(lw, raw, float(op.attrs["eps"]), vecs, op.result.type.dtype)
         lw.emit("dma_copy", dst=o2[r0:r0 + rt], src=res)
     return out
+
+
+def normalise_rows(lw, raw, eps, vecs, out_dtype):
+    """Layer-normalise the rows of the SBUF tile ``raw`` [rt, C] (f32 statistics; ``vecs``: the
+    scale / offset tiles from :func:`broadcast_rows`); the result tile is in ``out_dtype``.
+
+    Three passes on VectorE and one on ScalarE: the row sums read the narrow input as it is,
+    d = x - mean, the squares of d and their row sum in one ScalarE instruction, then
+    (d * rstd) * scale in one and + offset (rounding to the result dtype) in another."""
+    rt, C = raw.shape
+    inv_n = 1.0 / C
+    mean, var, rstd = (lw.sb((rt, 1), "float32") for _ in range(3))
+    lw.emit("tensor_reduce", dst=mean, op="add", data=raw, axis=(1,))
+    lw.emit("tensor_scalar", dst=mean, data=mean, op0="multiply", operand0=inv_n)
+    d, sq = lw.sb((rt, C), "float32"), lw.sb((rt, C), "float32")
+    lw.emit("tensor_scalar", dst=d, data=raw, op0="subtract", operand0=mean)
+    lw.emit("activation", dst=sq, op="square", data=d, reduce_cmd="reset_reduce",
+            reduce_op="add", reduce_res=var)
+    lw.emit("tensor_scalar", dst=var, data=var, op0="multiply", operand0=inv_n,
+            op1="add", operand1=eps)
+    lw.emit("activation", dst=rstd, op="rsqrt", data=var)
+    res = lw.sb((rt, C), device_dtype(out_dtype))
+    if not vecs:
+        lw.emit("tensor_scalar", dst=res, data=d, op0="multiply", operand0=rstd)
+        return res
+    last = res if len(vecs) == 1 else d
+    lw.emit("scalar_tensor_tensor", dst=last, data=d, op0="multiply", operand0=rstd,
+            op1="multiply", operand1=vecs[0][:rt])
+    if len(vecs) > 1:
+        lw.emit("tensor_tensor", dst=res, data1=d, data2=vecs[1][:rt], op="add")
+    return res
+
+
+def broadcast_rows(lw, v, rows):
+    """The f32 vector ``v`` (HBM, C elements) as a [rows, C] SBUF tile: read from HBM once into
+    one partition and spread over the partitions by the PE (ones[1, rows]^T @ row, exact in
+    f32) -- a partition-broadcast DMA would move ``rows`` copies through the HBM share."""
+    C = v.size
+    row = lw.sb((1, C), "float32")
+    lw.emit("dma_copy", dst=row, src=lw.contiguous(v).reshape((1, C)))
+    if rows == 1:
+        return row
+    ones, t = lw.sb((1, rows), "float32"), lw.sb((rows, C), "float32")
+    lw.emit("memset", dst=ones, value=1.0)
+    bank = lw.arch.psum_bank_bytes // 4
+    for c0 in range(0, C, bank):
+        cn = min(bank, C - c0)
+        ps = lw.psum((rows, cn))
+        lw.emit("nc_matmul", dst=ps, stationary=ones, moving=row[:, c0:c0 + cn])
+        lw.emit("activation", dst=t[:, c0:c0 + cn], op="copy", data=ps)
+    return t

@@ -3,7 +3,8 @@
 reduce_window and convolution decompose into graph ops that already have rules (pad, strided
 slice, dot, add/max) and lower those: a window of k positions is k strided slices combined; a
 convolution is one ``dot`` per kernel position (contracting the input features), accumulated in
-fp32, which is the im2col product computed a kernel column at a time.
+fp32, which is the im2col product computed a kernel column at a time. 2-D float convolutions
+take the direct form of :mod:`.conv` instead by default (its ConvSchedule chooses).
 
 ``while`` runs on the device: the carried values live in HBM state tensors; the condition is
 lowered once before the loop and once at the end of the body, and a ``register_load`` of the
@@ -21,6 +22,7 @@ from ...ir.ops.window import conv_params
 from ...ir.types import TensorType, is_float
 from ..builder import graph_type
 from . import integers as I
+from .conv import ConvSchedule, lower_direct
 from ..registry import lowers
 
 
@@ -73,11 +75,13 @@ def lower_reduce_window(lw, op, inputs, sched):
     return _decompose(lw, [x], [t], build)
 
 
-@lowers("convolution")
+@lowers("convolution", schedule=ConvSchedule)
 def lower_convolution(lw, op, inputs, sched):
     (lhs, rhs), attrs, out_type = inputs, op.attrs, op.result.type
     I.refuse_inexact(lw, "convolution", (lhs.dtype, rhs.dtype, out_type.dtype),
                      "TensorE multiplies in floating point and accumulates in fp32")
+    if isinstance(sched, ConvSchedule) and sched.direct:
+        return lower_direct(lw, op, inputs, sched)
     lt, rt = graph_type(lhs), graph_type(rhs)
     p = conv_params(lt, rt, attrs)
     rank = lt.rank
