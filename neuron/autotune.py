@@ -21,6 +21,16 @@ names extra arguments whose *values* are part of the cache key (shapes, dtypes, 
 timing-model version always are). ``prune_configs_by={'early_config_prune': f(configs, args),
 'perf_model': f(**config) -> estimate, 'top_k': n}`` as in Triton. ``restore_value``: names of
 arguments the kernel writes in place; verification runs on copies, so they are never modified.
+
+Search: successive halving on the timing model. Every config is priced by *truncated pricing*
+(``neuron.truncated``: the kernel traced with its outermost ``affine_range``/``sequential_range``
+loop and one loop inside it cut to ``keep`` + 1 iterations, priced, extrapolated to the full trip
+counts; exact when the loop body reaches a periodic steady state, which ``keep=(1, 2)`` lets the
+inner loop do; a program of at most ``full_below`` instructions is priced in full). The
+``confirm`` cheapest are priced again in full when their program has at most
+``full_limit`` instructions; the winner is verified against ``reference=``. Jobs go to
+``executor=`` (any ``concurrent.futures.Executor``) as small picklable tuples; a kernel defined
+in a script run as ``__main__`` is found by the script's path in spawned or remote workers.
 """
 from __future__ import annotations
 
@@ -29,16 +39,18 @@ import hashlib
 import itertools
 import json
 import time
-import warnings
+
+import os
 
 import numpy as np
 
 from device.arch import get_arch
 from device.errors import UserKernelError
-from device.timing import schedule as timing_schedule
 from lowering.tune import TIMING_MODEL_VERSION, TuningDB
 from lowering.tune.tuner import arch_hash
 from nki.tracing import ArraySpec, Kernel
+
+from .truncated import FULL_BELOW, price
 
 
 @dataclasses.dataclass
@@ -47,13 +59,16 @@ class ConfigResult:
     ns: float | None
     error: str = ""
     verified: str = ""
+    how: str = ""                 # 'full' | 'truncated keep=..: loops' | 'cached'
+    instructions: float = 0.0     # of the full program (extrapolated when truncated)
 
 
 class Autotuner:
     """The object ``@neuron.autotune`` returns: call it like the kernel."""
 
     def __init__(self, kernel: Kernel, configs=None, space=None, key=(), reference=None,
-                 prune_configs_by=None, restore_value=(), target=None, db=None, executor=None):
+                 prune_configs_by=None, restore_value=(), target=None, db=None, executor=None,
+                 keep=(1, 2), confirm=2, full_limit=20000, full_below=FULL_BELOW):
         if not isinstance(kernel, Kernel):
             kernel = Kernel(kernel)
         given = [c is not None for c in (configs, space)]
@@ -64,6 +79,8 @@ class Autotuner:
         self.prune = dict(prune_configs_by or {})
         self.restore_value = tuple(restore_value)
         self.target, self.db, self.executor = target, db, executor
+        self.keep, self.confirm, self.full_limit = keep, confirm, full_limit
+        self.full_below = full_below
         self.best: dict = {}          # signature -> config
         self.results: dict = {}       # signature -> [ConfigResult]
         self.timings: dict = {}
@@ -115,7 +132,13 @@ class Autotuner:
 
     # -- tuning -------------------------------------------------------------------------------
     def tune(self, *args, target=None, **kwargs) -> dict:
-        """Tune for these arguments (arrays or ArraySpecs); returns the best config."""
+        """Tune for these arguments (arrays or ArraySpecs); returns the best config.
+
+        Successive halving on the timing model: every config is priced by truncated pricing
+        (``neuron.truncated``: main loops cut to a few iterations, extrapolated; exact when the
+        loop body's steady state is periodic), the ``confirm`` cheapest are priced again in full
+        when their program has at most ``full_limit`` instructions, and the winner is run
+        against ``reference=`` before it is used or cached."""
         arch = get_arch(target or self.target)
         sig = self.signature(args, kwargs, arch)
         if sig in self.best:
@@ -125,28 +148,36 @@ class Autotuner:
             hit = store.best("kernel|" + sig)
             if hit is not None:
                 self.best[sig] = json.loads(hit["schedule"])
-                self.results[sig] = [ConfigResult(self.best[sig], hit["ns"], "", hit["verified"])]
+                self.results[sig] = [ConfigResult(self.best[sig], hit["ns"], "", hit["verified"],
+                                                  "cached")]
                 return self.best[sig]
         t0 = time.perf_counter()
-        results = []
         configs = self._configs(args, kwargs)
-        if self.executor is not None:
-            futs = [self.executor.submit(_price_job, self.kernel, c,
-                                         _specs(args), _specs(kwargs), arch.name)
-                    for c in configs]
-            outs = [f.result() for f in futs]
-        else:
-            outs = [_price_job(self.kernel, c, _specs(args), _specs(kwargs), arch.name)
-                    for c in configs]
-        for c, (ns, err) in zip(configs, outs):
-            results.append(ConfigResult(c, ns, err))
-        ranked = sorted((r for r in results if r.ns is not None),
-                        key=lambda r: (r.ns, configs.index(r.config)))
-        if not ranked:
+        ref = kernel_ref(self.kernel)
+        _LOADED[ref] = Kernel(self.kernel.fn, lnc=self.kernel.lnc)   # this process (and
+        # forked workers) use the live kernel; other workers find it by ``ref``
+        sargs, skw = _specs(args), _specs(kwargs)
+        outs = self._map([(ref, c, sargs, skw, arch.name, (self.keep, self.full_below))
+                          for c in configs])
+        results = [ConfigResult(c, p.ns if p else None, err, "", p.how if p else "",
+                                p.instructions if p else 0.0) for c, (p, err) in zip(configs, outs)]
+        order = {id(r): i for i, r in enumerate(results)}
+
+        def ranked():
+            return sorted((r for r in results if r.ns is not None),
+                          key=lambda r: (r.ns, order[id(r)]))
+        top = [r for r in ranked()[:self.confirm]
+               if r.how != "full" and r.instructions <= self.full_limit]
+        for r, (p, err) in zip(top, self._map([(ref, r.config, sargs, skw, arch.name, "full")
+                                                for r in top])):
+            if p is not None:
+                r.ns, r.how = p.ns, "full"
+        best = ranked()
+        if not best:
             raise UserKernelError("neuron.autotune: every configuration failed: " +
                                   "; ".join(f"{r.config}: {r.error}" for r in results))
         winner = None
-        for r in ranked[:3]:
+        for r in best[:3]:
             r.verified = self._verify(r.config, args, kwargs, arch)
             if not r.verified.startswith("failed"):
                 winner = r
@@ -154,14 +185,27 @@ class Autotuner:
         if winner is None:
             raise UserKernelError("neuron.autotune: the three best configurations failed "
                                   "verification: " + "; ".join(f"{r.config}: {r.verified}"
-                                                                for r in ranked[:3]))
+                                                                for r in best[:3]))
         self.best[sig] = winner.config
         self.results[sig] = results
         self.timings[sig] = time.perf_counter() - t0
         if store is not None:
             store.put_best("kernel|" + sig, json.dumps(winner.config, sort_keys=True), winner.ns,
-                           ranked[-1].ns, winner.verified, {"configs": len(configs)})
+                           best[-1].ns, winner.verified, {"configs": len(configs)})
         return winner.config
+
+    def _map(self, jobs):
+        """Run pricing jobs here or on ``self.executor`` (a lost job is redone here)."""
+        if self.executor is None or len(jobs) <= 1:
+            return [_price_job(*j) for j in jobs]
+        futs = [self.executor.submit(_price_job, *j) for j in jobs]
+        out = []
+        for j, f in zip(jobs, futs):
+            try:
+                out.append(f.result())
+            except Exception:              # noqa: BLE001 - a crashed worker: price it here
+                out.append(_price_job(*j))
+        return out
 
     def _verify(self, config, args, kwargs, arch) -> str:
         if self.reference is None:
@@ -204,7 +248,8 @@ class Autotuner:
             for r in sorted(results, key=lambda r: (r.ns is None, r.ns or 0)):
                 t = f"{r.ns / 1e3:10.1f} us" if r.ns is not None else f"failed: {r.error}"
                 mark = " <- best" if r.config == best else ""
-                lines.append(f"  {t}  {r.config} {r.verified}{mark}")
+                how = f" [{r.how}]" if r.how else ""
+                lines.append(f"  {t}  {r.config}{how} {r.verified}{mark}")
         return "\n".join(lines)
 
     # -- calling ------------------------------------------------------------------------------
@@ -223,22 +268,80 @@ def _specs(x):
     return [ArraySpec(a.shape, a.dtype) if hasattr(a, "shape") else a for a in x]
 
 
-def _price_job(kernel, config, args, kwargs, target):
-    """Worker entry: (modelled ns, '') or (None, error) for one config (picklable arguments)."""
+def kernel_ref(kernel) -> tuple:
+    """How a worker finds the kernel: by module and name, else by its file's path (a script run
+    as ``__main__`` -- a spawned or remote worker has another ``__main__`` -- or a file loaded
+    by path, as ``neuron tune FILE.py:KERNEL`` does)."""
+    import inspect
+    fn = kernel.fn
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            prog = Kernel(kernel.fn, lnc=kernel.lnc).trace(*args, target=target, **kwargs,
-                                                            **config)
-            return timing_schedule(prog, keep_events=False).total_ns, ""
+        path = os.path.abspath(inspect.getfile(fn))
+    except TypeError:                          # defined interactively: by name only
+        path = ""
+    return (fn.__module__, fn.__qualname__, path, kernel.lnc)
+
+
+_LOADED: dict = {}
+
+
+def load_kernel(ref) -> Kernel:
+    """The Kernel ``kernel_ref`` names, in this process."""
+    k = _LOADED.get(ref)
+    if k is not None:
+        return k
+    import importlib
+    import importlib.util
+    import sys
+    module, qualname, path, lnc = ref
+    obj = None
+    if module == "__main__":
+        obj = _lookup(sys.modules.get("__main__"), qualname)
+    else:
+        try:
+            obj = _lookup(importlib.import_module(module), qualname)
+        except ImportError:                    # a module loaded from a file (neuron tune)
+            obj = None
+    if (obj is None or _fn(obj).__code__.co_filename != path) and os.path.isfile(path):
+        spec = importlib.util.spec_from_file_location("__neuron_tune_main__", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)           # as multiprocessing's spawn does: a guarded
+        obj = _lookup(mod, qualname)           # ``if __name__ == "__main__"`` block is skipped
+    if obj is None:
+        raise UserKernelError(f"neuron.autotune worker: cannot find kernel {qualname} in "
+                              f"{path or module}")
+    k = _LOADED[ref] = Kernel(_fn(obj), lnc=lnc)
+    return k
+
+
+def _lookup(mod, qualname):
+    obj = mod
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def _fn(obj):
+    obj = getattr(obj, "kernel", obj)          # an Autotuner wraps the Kernel
+    return getattr(obj, "fn", obj)
+
+
+def _price_job(ref, config, args, kwargs, target, how):
+    """Worker entry: (Price, '') or (None, error) for one config (picklable arguments;
+    ``how``: 'full' or the iterations truncated pricing keeps)."""
+    try:
+        kernel = load_kernel(ref)
+        return price(kernel, args, {**kwargs, **config}, target, how), ""
     except Exception as e:               # noqa: BLE001 - an illegal config is a result
-        return None, f"{type(e).__name__}: {str(e).splitlines()[0]}"
+        return None, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
 
 
 def autotune(configs=None, *, space=None, key=(), reference=None, prune_configs_by=None,
-             restore_value=(), target=None, db=None, executor=None):
+             restore_value=(), target=None, db=None, executor=None, keep=(1, 2), confirm=2,
+             full_limit=20000, full_below=FULL_BELOW):
     """Decorator: see the module doc."""
     def wrap(kernel):
         return Autotuner(kernel, configs, space, key, reference, prune_configs_by, restore_value,
-                         target, db, executor)
+                         target, db, executor, keep, confirm, full_limit, full_below)
     return wrap

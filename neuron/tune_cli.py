@@ -55,6 +55,21 @@ def run(opts, load_kernel, parse_spec) -> int:
         # spawn, not fork: the parent may hold threads (jax, BLAS) that a fork would copy mid-use
         executor = ProcessPoolExecutor(opts.workers,
                                        mp_context=multiprocessing.get_context("spawn"))
+    from .autotune import Autotuner
+    if isinstance(fn, Autotuner):                  # a tile kernel's own knobs (@neuron.autotune)
+        try:
+            if executor is not None:
+                fn.executor = executor
+            if opts.db:
+                fn.db = opts.db
+            fn.tune(*specs, target=opts.target)
+        finally:
+            if executor is not None:
+                executor.shutdown()
+            if client is not None:
+                client.close()
+        print(fn.tuning_report())
+        return 0
     bar = _progress()
     try:
         db = TuningDB(opts.db) if opts.db else None

@@ -43,6 +43,7 @@ class Trace:
         self.graph = None           # lowering.Graph of whole-tensor nl ops, created on first use
         self.graph_values = {}      # storage id -> graph Value
         self.identity_cache = {}
+        self.graph_only = False     # record whole-tensor ops without lowering them (autotune)
 
 
 def current(api: str = "this API") -> Trace:
@@ -230,12 +231,13 @@ class Kernel:
         """Run the kernel's Python body once under the current trace (subclasses: legacy grids)."""
         return self.fn(**call_args)
 
-    def _trace(self, arch, args, kwargs):
+    def _trace(self, arch, args, kwargs, lower_graph=True):
         program = Program(self.fn.__name__, arch)
         bound, call_args = self._bind(program, args, kwargs)
         outs_all, shared, ranges = [], [], []
         for pid in range(self.lnc):
             tr = Trace(program, self.lnc, pid)
+            tr.graph_only = not lower_graph
             prev = getattr(_local, "trace", None)
             _local.trace = tr
             first = len(program.instrs)
@@ -269,6 +271,8 @@ class Kernel:
                         stack.extend(ins.args["body"])
                 ranges.append((first, len(program.instrs)))
             outs_all.append(ret)
+        if program.info.pure_graph and not lower_graph:
+            return program                     # the graph is all the caller wants (autotune)
         if program.info.pure_graph:
             from nki.whole_tensor import relower
             graph = program.info.graph
@@ -319,7 +323,12 @@ class Kernel:
         traces use it. Tile kernels are tuned over their own knobs with ``neuron.autotune``."""
         from lowering.tune import tune
         arch = get_arch(target or self.target)
-        prog = _filtered(lambda a, k: self.trace(*a, target=arch, **k), args, kwargs)
+
+        def graph_only(a, k):              # the graph without lowering it (a warm tune is a
+            _refuse_lists(self.fn, a, k)    # few database lookups, not a re-lowering)
+            check_arguments(self.fn, a, k, _to_numpy)
+            return self._trace(arch, a, k, lower_graph=False)
+        prog = _filtered(graph_only, args, kwargs)
         if not prog.info.pure_graph:
             raise UserKernelError(
                 f"{self.fn.__name__} is a tile kernel (or mixes tiles with whole-tensor ops): "

@@ -99,9 +99,12 @@ def graph_op(trace, name, inputs, attrs, dtype=None):
     n_instrs = len(trace.program.instrs)
     for op in g.ops[n_before:]:
         op.loc = op.loc or loc
-        env = {id(v): s.views[id(v)] for v in op.inputs}
-        lower_op(lw, op, env)
-        out = env[id(op.result)]
+        if trace.graph_only:          # only the graph is wanted (autotune): no lowering
+            out = lw.hbm(tuple(op.result.type.shape) or (1,), op.result.type.dtype)
+        else:
+            env = {id(v): s.views[id(v)] for v in op.inputs}
+            lower_op(lw, op, env)
+            out = env[id(op.result)]
         s.views[id(op.result)] = out
         s.values[out.storage.id] = op.result
     s.lowered += len(trace.program.instrs) - n_instrs

@@ -56,9 +56,19 @@ def standalone(group: Group, name: str = "group") -> Standalone:
     return Standalone(g, sub)
 
 
-def tunable(group: Group) -> bool:
-    """Groups whose rule has knobs worth searching."""
-    return issubclass(group.schedule_class(), (MatmulSchedule, StreamSchedule, ReduceSchedule))
+def tunable(group: Group, arch=None) -> bool:
+    """Groups whose rule has knobs (any Schedule class with fields, so a rule family's new
+    Schedule is searched without touching the tuner); with ``arch``, also more than one legal
+    candidate for this group's problem."""
+    cls = group.schedule_class()
+    if not dataclasses.fields(cls):
+        return False
+    if arch is None:
+        return True
+    try:
+        return len(cls.space(group.problem(), arch)) > 1
+    except (AttributeError, TypeError):      # a class whose problem() is not known here
+        return issubclass(cls, (MatmulSchedule, StreamSchedule, ReduceSchedule))
 
 
 def reduced_sizes(size: int, tile: int) -> int:

@@ -16,7 +16,7 @@ from concurrent.futures import Executor
 from device.arch import get_arch
 
 from ..lower.schedule import from_key
-from .pricer import price_fast, price_full
+from .pricer import price_fast, price_full, price_truncated
 
 CHUNK = 16
 
@@ -26,27 +26,36 @@ def job_args(sa, schedule_keys, target, how):
 
 
 def price_chunk(sa_bytes, schedule_keys, target, how):
-    """Worker entry point: [(schedule_key, ns, busy)] for each key (``how``: fast|full)."""
+    """Worker entry point: [(schedule_key, ns, busy, how)] for each key (``how`` asked: fast|
+    full|confirm; the answer's ``how`` says which pricer answered: 'fast', 'full' or
+    'truncated')."""
     if not schedule_keys:
         return []
     sa = pickle.loads(sa_bytes)
     arch = get_arch(target)
-    fn = price_fast if how == "fast" else price_full
+    fn = {"fast": price_fast, "full": price_full, "confirm": price_confirm}[how]
     out = []
     for k in schedule_keys:
         est = fn(sa, from_key(k), arch)
-        out.append((k, est.total_ns, est.busy))
+        out.append((k, est.total_ns, est.busy, est.how))
     return out
 
 
+def price_confirm(sa, schedule, arch):
+    """The full model's price, extrapolated from truncated problems when the group is big."""
+    est = price_truncated(sa, schedule, arch)
+    return est if est is not None else price_full(sa, schedule, arch)
+
+
 def run_jobs(sa, schedule_keys, target, how, executor: Executor | None, progress=None):
-    """Price ``schedule_keys`` (in chunks through ``executor``, or here); {key: (ns, busy)}."""
+    """Price ``schedule_keys`` (in chunks through ``executor``, or here);
+    {key: (ns, busy, how)}."""
     chunks = [schedule_keys[i:i + CHUNK] for i in range(0, len(schedule_keys), CHUNK)]
     results = {}
     if executor is None or len(chunks) <= 1:
         for ch in chunks:
-            for k, ns, busy in price_chunk(*job_args(sa, ch, target, how)):
-                results[k] = (ns, busy)
+            for k, ns, busy, got in price_chunk(*job_args(sa, ch, target, how)):
+                results[k] = (ns, busy, got)
             if progress:
                 progress(len(ch))
         return results
@@ -57,8 +66,8 @@ def run_jobs(sa, schedule_keys, target, how, executor: Executor | None, progress
             rows = fut.result()
         except Exception:            # noqa: BLE001 - a lost worker: redo its chunk here
             rows = price_chunk(payload, ch, target, how)
-        for k, ns, busy in rows:
-            results[k] = (ns, busy)
+        for k, ns, busy, got in rows:
+            results[k] = (ns, busy, got)
         if progress:
             progress(len(ch))
     return results

@@ -30,6 +30,7 @@ from device.program import Program
 from device.timing import schedule as timing_schedule
 
 from ..lower.rules.matmul import MatmulProblem, MatmulSchedule, compute_dtype  # noqa: F401
+from ..lower.schedule import IllegalSchedule
 
 
 @dataclasses.dataclass
@@ -181,3 +182,55 @@ def price_fast(standalone, schedule, arch) -> Estimate:
                                "bool_" if out == "bool" else ddt.normalize(out)
                                if g.dot is g.root else None)
     return price_full(standalone, schedule, arch)
+
+
+TRUNCATE_MIN = 6        # loops shorter than this (in blocks) are priced in full
+TRUNCATE_SAMPLE = 3     # the truncated loops run this many and one more iterations
+TRUNCATE_INSTRUCTIONS = 1024   # smaller programs are latency-bound, not periodic: priced whole
+
+
+def price_truncated(standalone, schedule, arch):
+    """The full model's price of a matmul group extrapolated from truncated problems: the same
+    schedule on the group with its outer loop (M groups in order m, N blocks in order n) and
+    inner loop (N tiles, M tiles) cut to 3 and 4 iterations (remainders kept), bilinear in the
+    two trip counts (exact once the loop body is periodic). None when either loop is short, the
+    program is small (about ``TRUNCATE_INSTRUCTIONS`` instructions: latency-bound, not yet
+    periodic, and cheap to price whole) or the group's axes cannot be cut."""
+    from .verify import rebuild, roles
+    if not isinstance(schedule, MatmulSchedule):
+        return None
+    g = standalone.group
+    if g.dot is None:
+        return None
+    p = g.problem()
+    P = arch.partitions
+    if schedule.order == "m":
+        axes = (("M", p.M, P * schedule.m_group), ("N", p.N, schedule.n_tile))
+    else:
+        axes = (("N", p.N, schedule.n_tile * schedule.n_group), ("M", p.M, P))
+    trips = [size // unit for _, size, unit in axes]
+    tiles = p.B * -(-p.M // P) * -(-p.N // schedule.n_tile) * (-(-p.K // P) + 3)
+    if min(trips) < TRUNCATE_MIN or tiles < TRUNCATE_INSTRUCTIONS:
+        return None
+    r = roles(standalone)
+    if r is None:
+        return None
+    total, busy = 0.0, {}
+    k = TRUNCATE_SAMPLE
+    for a in (k, k + 1):
+        for b in (k, k + 1):
+            sizes = {name: k * unit + size % unit
+                     for (name, size, unit), k in zip(axes, (a, b))}
+            small = rebuild(standalone, r, sizes)
+            if small is None:
+                return None
+            w = (k + 1 - trips[0] if a == k else trips[0] - k) * \
+                (k + 1 - trips[1] if b == k else trips[1] - k)
+            try:
+                est = price_full(small, schedule, arch)
+            except IllegalSchedule:            # legal only at full size: price it whole
+                return None
+            total += w * est.total_ns
+            for eng, v in est.busy.items():
+                busy[eng] = busy.get(eng, 0.0) + w * v
+    return Estimate(total, busy, "truncated")

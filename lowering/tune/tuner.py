@@ -7,11 +7,15 @@ independently and the search is a sum of spaces, not a product):
 1. **Cache.** The key is the group's structural key + target + arch-table hash + timing-model
    and search-space versions. A verified best row is used as it is: nothing is priced.
 2. **Search.** The legal space (``Schedule.space``; the default is candidate 0) is priced with
-   the fast pricer: exhaustively when it has at most ``EXHAUSTIVE`` candidates, else by a
-   best-first local search from the default and the fast pricer's seed over neighbouring knob
-   values, within ``budget_s`` (the best so far is always returned).
+   the fast pricer: exhaustively when it has at most ``search.EXHAUSTIVE`` candidates, else
+   from seeds (the default, its one-knob neighbours, a seeded sample) by local search over
+   neighbouring knob values (``lowering.tune.search``), within ``budget_s`` (the best so far
+   is always returned).
 3. **Confirm.** The ``top_k`` cheapest candidates and the default are priced with the full
-   event scheduler; the ranking is by that price, ties broken by canonical (space) order.
+   event scheduler -- for a big matmul group on problems with its two loops cut to 3 and 4
+   iterations, extrapolated bilinearly (``pricer.price_truncated``, within ~1% of the full
+   run; a candidate within ``CLOSE`` of the default is then priced in full) -- and ranked by
+   that price, ties broken by canonical (space) order.
 4. **Verify.** Candidates are run on the emulator in ranking order (``verify_top`` of them,
    default 3, fresh buffers, compared with the NumPy reference); a failing candidate is recorded
    and the next promoted. A candidate slower than the default is never chosen, and an
@@ -43,11 +47,12 @@ from ..lower.schedule import from_key
 from .db import TuningDB
 from .groups import standalone, tunable
 from .jobs import run_jobs
+from .search import search
 from .verify import verify
 
 TIMING_MODEL_VERSION = "timing-2026.12c"   # bump when device/timing or isa costs change meaning
 SPACE_VERSION = "space-2"                  # bump when a Schedule's candidates() change
-EXHAUSTIVE = 4096
+CLOSE = 0.02             # confirmed within this of the default: decided by the full model
 
 
 def arch_hash(arch) -> str:
@@ -175,7 +180,7 @@ def tune(graph, target=None, *, budget_s: float = 60.0, executor: Executor | Non
     arch = get_arch(target)
     store = _open_db(db)
     results, schedules, seen = [], {}, {}
-    groups = [g for g in groups_of(graph, fuse) if tunable(g)]
+    groups = [g for g in groups_of(graph, fuse) if tunable(g, arch)]
     for group in groups:
         if group.key in seen:                  # the same structure again: the same answer
             continue
@@ -207,27 +212,48 @@ def _tune_group(group, arch, store, executor, budget_s, top_k, verify_top, progr
     known = store.candidates(ckey) if store is not None else {}
     fast = {k: ns for k, (ns, how) in known.items() if how == "fast"}
     full = {k: ns for k, (ns, how) in known.items() if how == "full"}
-    todo = [s.key() for s in _search_order(space, problem, arch, budget_s)
-            if s.key() not in fast]
-    priced = 0
-    for i in range(0, len(todo), 64):          # in slices, so the budget is honoured
-        if i and time.perf_counter() - t0 > budget_s:
-            break
-        got = run_jobs(sa, todo[i:i + 64], arch.name, "fast", executor, progress)
+    priced, busy = 0, {}
+
+    def price(batch):
+        nonlocal priced
+        keys = [s.key() for s in batch]
+        todo = [k for k in keys if k not in fast]
+        got = run_jobs(sa, todo, arch.name, "fast", executor, progress) if todo else {}
         fast.update({k: v[0] for k, v in got.items()})
         priced += len(got)
-        if store is not None:
-            store.put_candidates([(ckey, k, ns, "fast") for k, (ns, _) in got.items()])
-    ranked = sorted(fast, key=lambda k: (fast[k], order.get(k, 1 << 30)))
-    confirm = list(dict.fromkeys([default.key()] + ranked[:top_k]))
+        exact = {k: v[0] for k, v in got.items() if v[2] == "full"}   # the fast pricer fell
+        full.update(exact)                                           # back to the full model
+        busy.update({k: v[1] for k, v in got.items() if v[2] == "full"})
+        if store is not None and got:
+            store.put_candidates([(ckey, k, ns, "fast") for k, (ns, _, _) in got.items()] +
+                                 [(ckey, k, ns, "full") for k, ns in exact.items()])
+        return {s: fast[k] for s, k in zip(batch, keys)}
+
+    search(space, price, lambda: time.perf_counter() - t0 > budget_s)
+    # estimates and exact prices are ranked apart: a closed form's bias must not hide (or
+    # promote) the candidates it cannot describe, which were priced exactly already
+    estimated = [k for k in fast if k not in full]
+    ranked = sorted(estimated, key=lambda k: (fast[k], order.get(k, 1 << 30)))
+    exact_ranked = sorted((k for k in fast if k in full),
+                          key=lambda k: (full[k], order.get(k, 1 << 30)))
+    confirm = list(dict.fromkeys([default.key()] + ranked[:top_k] + exact_ranked[:top_k]))
     need = [k for k in confirm if k not in full]
-    busy = {}
-    got = run_jobs(sa, need, arch.name, "full", executor)
-    for k, (ns, b) in got.items():
+    got = run_jobs(sa, need, arch.name, "confirm", executor)
+    truncated = {k for k, v in got.items() if v[2] == "truncated"}
+    dk = default.key()
+    # truncated confirmation is within ~1% of the full model: a candidate that close to the
+    # default is decided by the full model, so a tuned group is never slower than the default
+    d_ns = got[dk][0] if dk in got else full[dk]
+    close = [k for k in confirm if k != dk and k in got and
+             (1 - CLOSE) * d_ns <= got[k][0] <= (1 + CLOSE) * d_ns]
+    again = [k for k in ([dk] if close and dk in truncated else []) + close if k in truncated]
+    if again:
+        got.update(run_jobs(sa, again, arch.name, "full", executor))
+    for k, (ns, b, _) in got.items():
         full[k] = ns
         busy[k] = b
     if store is not None and got:
-        store.put_candidates([(ckey, k, ns, "full") for k, (ns, _) in got.items()])
+        store.put_candidates([(ckey, k, ns, "full") for k, (ns, _, _) in got.items()])
     default_ns = full[default.key()]
     ranking = sorted(((k, full[k]) for k in confirm), key=lambda kv: (kv[1], order.get(kv[0], 0)))
     rejected, winner, how = [], None, ""
@@ -251,14 +277,3 @@ def _tune_group(group, arch, store, executor, budget_s, top_k, verify_top, progr
         store.put_best(ckey, winner, res.ns, default_ns, how,
                        {"ranking": ranking, "space": len(space), "rejected": rejected})
     return res
-
-
-def _search_order(space, problem, arch, budget_s):
-    """Exhaustive in canonical order when the space is small enough; otherwise the default,
-    then a best-first walk over neighbours (one knob changed) from the default."""
-    if len(space) <= EXHAUSTIVE:
-        return space
-    # large spaces: best-first from the default by knob distance (documented strategy; the
-    # budget stops it, and the default is always first)
-    d = space[0].knobs()
-    return sorted(space, key=lambda s: sum(v != d.get(k) for k, v in s.knobs().items()))

@@ -103,8 +103,8 @@ def _work(sa: Standalone) -> int:
 
 def reduce_problem(sa: Standalone, schedule):
     """(a smaller Standalone running the same schedule structure, description) or None."""
-    roles = _roles(sa)
-    if roles is None:
+    roles_ = roles(sa)
+    if roles_ is None:
         return None
     sizes = {}
     g = sa.group
@@ -118,11 +118,11 @@ def reduce_problem(sa: Standalone, schedule):
                  "K": min(p.K, schedule.lhs_chunk + 256 + p.K % 128)}
     elif isinstance(schedule, (StreamSchedule, ReduceSchedule)):
         tile = 128 * (schedule.free if isinstance(schedule, StreamSchedule) else 1)
-        first = _first_size(sa, roles)
-        sizes = {"S0": max(1, reduced_sizes(first, max(1, tile // max(1, _inner(sa, roles)))))}
+        first = _first_size(sa, roles_)
+        sizes = {"S0": max(1, reduced_sizes(first, max(1, tile // max(1, _inner(sa, roles_)))))}
     else:
         return None
-    new = _rebuild(sa, roles, sizes)
+    new = rebuild(sa, roles_, sizes)
     if new is None:
         return None
     if [p.type for p in new.graph.params] == [p.type for p in sa.graph.params]:
@@ -141,7 +141,7 @@ def _inner(sa, roles):
     return int(np.prod(shape[1:])) if len(shape) > 1 else 1
 
 
-def _roles(sa: Standalone):
+def roles(sa: Standalone):
     """Axis roles of every value: 'B', 'M', 'K', 'N' for matmul groups, 'S0'.. (root axes) for
     element-wise/reduce groups; None when an op's axes cannot be related."""
     roles: dict[int, list] = {}
@@ -188,7 +188,7 @@ def _roles(sa: Standalone):
     return roles
 
 
-def _rebuild(sa: Standalone, roles, sizes):
+def rebuild(sa: Standalone, roles, sizes):
     def shape_of(v):
         r = roles.get(id(v))
         if r is None:

@@ -15,6 +15,7 @@ from device.errors import UserKernelError, user_loc
 from device import limits as _limits
 from device.tensor import BUFFERS, HBM, PSUM, SBUF, SHARED_HBM, Buffer, View, as_buffer
 
+from .. import loopcut as _loopcut
 from ..tracing import current, maybe_current
 from .control import dynamic_range  # noqa: F401  (re-exported: nl.dynamic_range)
 
@@ -313,13 +314,20 @@ def rand(shape, dtype=float32, buffer=sbuf, name="", **_legacy):
 def affine_range(start, stop=None, step=1, **_legacy):
     """Deprecated alias of ``range`` (NKI 0.6 unrolls every loop at trace time). The trip count
     is bounded by NEURON_EMU_MAX_UNROLL, checked before the first iteration is traced."""
+    return _loopcut.wrap(static_range(start, stop, step), "affine")
+
+
+def sequential_range(start, stop=None, step=1, **_legacy):
+    """Like ``affine_range``; its iterations depend on each other (a loop-carried value)."""
+    return _loopcut.wrap(static_range(start, stop, step), "sequential")
+
+
+def static_range(start, stop=None, step=1, **_legacy):
+    """A loop unrolled at trace time (never cut for truncated pricing: ``nki.loopcut``)."""
     r = range(start, stop, step) if stop is not None else range(start)
     _limits.check_unroll(len(r), f"affine_range({', '.join(map(str, (r.start, r.stop, r.step)))})",
                  loc=user_loc())
     return r
-
-
-sequential_range = static_range = affine_range
 # ``nl.range`` (used by nki-library) is Python's range: every NKI 0.6 loop unrolls at trace time
 range = _builtins.range  # noqa: A001
 
