@@ -38,9 +38,8 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import time
-
 import os
+import time
 
 import numpy as np
 
