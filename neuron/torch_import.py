@@ -91,6 +91,10 @@ class TorchFunction(JaxFunction):
         else:
             raise TypeError(f"from_torch takes a torch.nn.Module or a torch.export."
                             f"ExportedProgram, got {type(module_or_program).__name__}")
+        from torchax.ops import ops_registry
+
+        from .torch_kernel import install_torchax_lowerings
+        install_torchax_lowerings(ops_registry)     # NKI kernel operators -> kernel calls
         weights, jax_fn = tx.exported_program_to_jax(ep)
         self.exported_program = ep
 
