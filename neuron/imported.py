@@ -170,7 +170,10 @@ def _looks_like_path(text: str) -> bool:
 def load_stablehlo(source=None, target=None, *, path=None) -> ImportedFunction:
     """Import StableHLO as a callable: MLIR text (a ``str`` is always text), a portable artifact
     (``bytes``), a jaxlib ``ir.Module`` or a ``jax.stages.Lowered``; a file as a
-    ``pathlib.Path`` or by ``path=`` (``.mlir`` text or a bytecode artifact)."""
+    ``pathlib.Path`` or by ``path=`` (``.mlir`` text or a bytecode artifact). A directory
+    written by torch_xla's ``StableHLOGraphModule.save`` is imported with its weights bound
+    by the export's input locations (called with the module's inputs only; see
+    :mod:`neuron.torch_xla_import`)."""
     from lowering import HloImportError
     from lowering import parse_stablehlo
     if (source is None) == (path is None):
@@ -178,6 +181,10 @@ def load_stablehlo(source=None, target=None, *, path=None) -> ImportedFunction:
     src = "<stablehlo>"
     if path is None and isinstance(source, os.PathLike):
         path = source
+    if path is not None and os.path.isdir(path):
+        from .torch_xla_import import is_saved_dir, load_saved_dir
+        if is_saved_dir(path):          # torch_xla's StableHLOGraphModule.save(dir)
+            return load_saved_dir(path, target)
     if path is not None:
         src = os.fspath(path)
         data = _read_path(path, "load_stablehlo", binary=True)
