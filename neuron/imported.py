@@ -22,6 +22,9 @@ from lowering import simplify
 from lowering import lower_graph
 from nki.tracing import ArraySpec, as_numpy, filtered_call
 
+from .torch_xla_import import bind_arrays, full_arguments, is_saved_dir, locations, \
+    read_saved_dir, user_count
+
 
 class ImportedFunction:
     """A graph imported from HLO: call it, ``.lower()`` it, ``.profile()`` it, ``.reference()``."""
@@ -181,10 +184,11 @@ def load_stablehlo(source=None, target=None, *, path=None) -> ImportedFunction:
     src = "<stablehlo>"
     if path is None and isinstance(source, os.PathLike):
         path = source
-    if path is not None and os.path.isdir(path):
-        from .torch_xla_import import is_saved_dir, load_saved_dir
-        if is_saved_dir(path):          # torch_xla's StableHLOGraphModule.save(dir)
-            return load_saved_dir(path, target)
+    if path is not None and os.path.isdir(path) and is_saved_dir(path):
+        module, meta, state, consts = read_saved_dir(path)   # torch_xla's .save(dir)
+        f = bind_torch_xla(load_stablehlo(path=module, target=target), meta, state, consts)
+        f.source = os.fspath(path)
+        return f
     if path is not None:
         src = os.fspath(path)
         data = _read_path(path, "load_stablehlo", binary=True)
@@ -197,6 +201,28 @@ def load_stablehlo(source=None, target=None, *, path=None) -> ImportedFunction:
                           f"pathlib.Path(...) or path=... to read a file", e.line) from None
         raise
     return ImportedFunction(simplify(graph), src, target)
+
+
+class TorchXlaFunction(ImportedFunction):
+    """torch_xla's StableHLO called with the module's inputs only: weights and constants are
+    bound by the export's ``input_locations`` (see :mod:`neuron.torch_xla_import`)."""
+
+    def __init__(self, imported: ImportedFunction, meta, state_dict, constants):
+        super().__init__(imported.graph, imported.source, imported.target)
+        self.locations = locations(meta)
+        self.n_user = user_count(self.locations, meta)
+        self.bound = bind_arrays(self.locations, self.graph.params, state_dict, constants)
+
+    def _check_args(self, args):
+        if len(args) != self.n_user:
+            raise TypeError(f"{self.graph.name} takes {self.n_user} inputs (the module's), got "
+                            f"{len(args)}")
+        return super()._check_args(full_arguments(self.locations, self.bound, args))
+
+
+def bind_torch_xla(imported: ImportedFunction, meta, state_dict, constants) -> TorchXlaFunction:
+    """``imported`` (torch_xla's ``@main``) with its weights bound from the export's metadata."""
+    return TorchXlaFunction(imported, meta, state_dict, list(constants))
 
 
 def _decode(data: bytes, src: str) -> str:

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .imported import JaxFunction
+from .imported import JaxFunction, bind_torch_xla, load_stablehlo
+from .torch_xla_import import graph_module_parts, is_graph_module
 
 TORCH_VERSION, TORCHAX_VERSION = "2.13.0", "0.0.13"
 
@@ -127,7 +128,7 @@ def from_torch(module_or_program, *example_inputs, target=None):
     ``ExportedProgram``; the result runs on the emulator like ``neuron.from_jax``. torch_xla's
     ``StableHLOGraphModule`` (from ``exported_program_to_stablehlo``) is accepted too, its
     weights bound by the export's input locations (:mod:`neuron.torch_xla_import`)."""
-    from .torch_xla_import import from_graph_module, is_graph_module
     if is_graph_module(module_or_program):
-        return from_graph_module(module_or_program, target)
+        source, meta, state, consts = graph_module_parts(module_or_program)
+        return bind_torch_xla(load_stablehlo(source, target=target), meta, state, consts)
     return TorchFunction(module_or_program, example_inputs, target)

@@ -11,7 +11,7 @@ never read are listed in ``unused_inputs``. ``StableHLOGraphModule.save(dir)`` w
 ``functions/<name>.meta`` (that metadata as JSON), ``functions/<name>.mlir`` (text, when kept)
 and ``.bytecode``, ``data/<state_dict key>`` and ``constants/<i>`` (``np.save`` files).
 
-:func:`load_torch_xla` binds each argument by its location, so the result is called with the
+``neuron.imported.TorchXlaFunction`` binds each argument by its location, so the result is called with the
 user's inputs only, in the order the PyTorch module takes them; weights stay HBM inputs of the
 program, as on the device. ``neuron.load_stablehlo(path=saved_dir)`` and
 ``neuron.from_torch(stablehlo_graph_module)`` both come here.
@@ -35,54 +35,6 @@ import os
 
 import numpy as np
 
-from .imported import ImportedFunction
-
-
-class TorchXlaFunction(ImportedFunction):
-    """An imported torch_xla StableHLO function called with the user's inputs only; the
-    weights and constants are bound by the export's ``input_locations``."""
-
-    def __init__(self, imported: ImportedFunction, locations, state_dict, constants,
-                 n_user: int):
-        super().__init__(imported.graph, imported.source, imported.target)
-        self.locations, self.n_user = locations, n_user
-        params = self.graph.params
-        if len(locations) != len(params):
-            raise ValueError(f"torch_xla metadata lists {len(locations)} input locations but "
-                             f"@main takes {len(params)} arguments")
-        self.bound = {}                   # argument index -> bound array (weights, constants)
-        for i, ((kind, pos, name), p) in enumerate(zip(locations, params)):
-            if kind == "input_arg":
-                continue
-            if kind == "parameter":
-                if name not in state_dict:
-                    raise KeyError(f"argument {i} of @main is parameter {name!r}, which is not "
-                                   f"in the saved state dict ({len(state_dict)} entries)")
-                arr, what = np.asarray(state_dict[name]), f"parameter {name!r}"
-            elif kind == "constant":
-                if not 0 <= pos < len(constants):
-                    raise IndexError(f"argument {i} of @main is constant {pos}, but the "
-                                     f"export has {len(constants)} additional constants")
-                arr, what = np.asarray(constants[pos]), f"constant {pos}"
-            else:
-                raise ValueError(f"argument {i} of @main has input location type {kind!r} "
-                                 f"(torch_xla writes parameter, input_arg or constant)")
-            if tuple(arr.shape) != tuple(p.type.shape):
-                raise ValueError(f"{what} has shape {tuple(arr.shape)} but argument {i} of "
-                                 f"@main is {p.type}")
-            self.bound[i] = arr.astype(p.type.np_dtype, copy=False)
-
-    def _check_args(self, args):
-        if len(args) != self.n_user:
-            raise TypeError(f"{self.graph.name} takes {self.n_user} inputs (the module's), got "
-                            f"{len(args)}")
-        full = [self.bound.get(i) for i in range(len(self.locations))]
-        for i, (kind, pos, _) in enumerate(self.locations):
-            if kind == "input_arg":
-                a = args[pos]
-                full[i] = a.detach().cpu().numpy() if hasattr(a, "detach") else a
-        return super()._check_args(full)
-
 
 def _field(obj, name, default=None):
     if isinstance(obj, dict):
@@ -90,7 +42,8 @@ def _field(obj, name, default=None):
     return getattr(obj, name, default)
 
 
-def _locations(meta):
+def locations(meta) -> list[tuple[str, int, str]]:
+    """``(type, position, name)`` per argument of @main, from the metadata (JSON or in memory)."""
     out = []
     for loc in _field(meta, "input_locations") or []:
         kind = _field(loc, "type_")
@@ -99,18 +52,53 @@ def _locations(meta):
     return out
 
 
-def _n_user(locations, meta) -> int:
-    positions = {pos for kind, pos, _ in locations if kind == "input_arg"}
+def user_count(locs, meta) -> int:
+    """How many inputs the module takes: the used ones and those listed as unused."""
+    positions = {pos for kind, pos, _ in locs if kind == "input_arg"}
     for item in _field(meta, "unused_inputs") or []:
         loc = item[0] if isinstance(item, (list, tuple)) else item
         positions.add(int(_field(loc, "position", -1)))
     return max(positions) + 1 if positions else 0
 
 
-def bind(imported: ImportedFunction, meta, state_dict, constants) -> TorchXlaFunction:
-    """``imported`` (torch_xla's ``@main``) called with the user's inputs only."""
-    locs = _locations(meta)
-    return TorchXlaFunction(imported, locs, state_dict, list(constants), _n_user(locs, meta))
+def bind_arrays(locs, params, state_dict, constants) -> dict:
+    """Argument index -> the array bound to it (parameters and constants), checked against
+    @main's parameter types."""
+    if len(locs) != len(params):
+        raise ValueError(f"torch_xla metadata lists {len(locs)} input locations but @main takes "
+                         f"{len(params)} arguments")
+    bound = {}
+    for i, ((kind, pos, name), p) in enumerate(zip(locs, params)):
+        if kind == "input_arg":
+            continue
+        if kind == "parameter":
+            if name not in state_dict:
+                raise KeyError(f"argument {i} of @main is parameter {name!r}, which is not in "
+                               f"the saved state dict ({len(state_dict)} entries)")
+            arr, what = np.asarray(state_dict[name]), f"parameter {name!r}"
+        elif kind == "constant":
+            if not 0 <= pos < len(constants):
+                raise IndexError(f"argument {i} of @main is constant {pos}, but the export has "
+                                 f"{len(constants)} additional constants")
+            arr, what = np.asarray(constants[pos]), f"constant {pos}"
+        else:
+            raise ValueError(f"argument {i} of @main has input location type {kind!r} "
+                             f"(torch_xla writes parameter, input_arg or constant)")
+        if tuple(arr.shape) != tuple(p.type.shape):
+            raise ValueError(f"{what} has shape {tuple(arr.shape)} but argument {i} of @main is "
+                             f"{p.type}")
+        bound[i] = arr.astype(p.type.np_dtype, copy=False)
+    return bound
+
+
+def full_arguments(locs, bound, args) -> list:
+    """@main's arguments: the bound arrays with the user's ``args`` at their locations."""
+    full = [bound.get(i) for i in range(len(locs))]
+    for i, (kind, pos, _) in enumerate(locs):
+        if kind == "input_arg":
+            a = args[pos]
+            full[i] = a.detach().cpu().numpy() if hasattr(a, "detach") else a
+    return full
 
 
 def is_saved_dir(path) -> bool:
@@ -124,9 +112,8 @@ def _load_arrays(d):
     return {name: np.load(os.path.join(d, name), allow_pickle=False) for name in os.listdir(d)}
 
 
-def load_saved_dir(path, target=None, function: str | None = None) -> TorchXlaFunction:
-    """A directory written by torch_xla's ``StableHLOGraphModule.save``, weights bound."""
-    from .imported import load_stablehlo
+def read_saved_dir(path, function: str | None = None):
+    """``(module file, meta, state dict, constants)`` of a saved torch_xla directory."""
     fdir = os.path.join(path, "functions")
     metas = sorted(n[:-5] for n in os.listdir(fdir) if n.endswith(".meta"))
     if not metas:
@@ -138,26 +125,21 @@ def load_saved_dir(path, target=None, function: str | None = None) -> TorchXlaFu
     with open(os.path.join(fdir, name + ".meta")) as f:
         meta = json.load(f)
     text = os.path.join(fdir, name + ".mlir")
-    imported = load_stablehlo(path=text if os.path.exists(text) else
-                              os.path.join(fdir, name + ".bytecode"), target=target)
+    module = text if os.path.exists(text) else os.path.join(fdir, name + ".bytecode")
     consts = _load_arrays(os.path.join(path, "constants"))
     ordered = [consts[k] for k in sorted(consts, key=int)]
-    f = bind(imported, meta, _load_arrays(os.path.join(path, "data")), ordered)
-    f.source = os.fspath(path)
-    return f
-
-
-def from_graph_module(program, target=None) -> TorchXlaFunction:
-    """torch_xla's in-memory ``StableHLOGraphModule`` (what ``exported_program_to_stablehlo``
-    returns), weights bound. Reads its bundle: the default function's text (or bytecode),
-    metadata, state dict and additional constants."""
-    from .imported import load_stablehlo
-    bundle = program._bundle            # torch_xla keeps the exported bundle here
-    func = bundle.stablehlo_funcs[0]
-    source = func.text if func.text is not None else func.bytecode
-    imported = load_stablehlo(source, target=target)
-    return bind(imported, func.meta, dict(bundle.state_dict), bundle.additional_constants)
+    return module, meta, _load_arrays(os.path.join(path, "data")), ordered
 
 
 def is_graph_module(obj) -> bool:
+    """Whether ``obj`` looks like torch_xla's in-memory ``StableHLOGraphModule``."""
     return hasattr(obj, "get_stablehlo_text") and hasattr(obj, "_bundle")
+
+
+def graph_module_parts(program):
+    """``(text or bytecode, meta, state dict, constants)`` of a ``StableHLOGraphModule``: its
+    bundle's default function, state dict and additional constants."""
+    bundle = program._bundle            # torch_xla keeps the exported bundle here
+    func = bundle.stablehlo_funcs[0]
+    source = func.text if func.text is not None else func.bytecode
+    return source, func.meta, dict(bundle.state_dict), list(bundle.additional_constants)
