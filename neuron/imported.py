@@ -19,6 +19,7 @@ from device.executor import run
 from device.passes import verify_program
 from lowering import evaluate, parse_hlo
 from lowering import simplify
+from lowering.importers.wide_ints import fold_wide_integers
 from lowering import lower_graph
 from nki.tracing import ArraySpec, as_numpy, filtered_call
 
@@ -161,7 +162,7 @@ def load_hlo(text=None, target=None, *, path=None) -> ImportedFunction:
                                  f"pass pathlib.Path(...) or path=... to read a file",
                                  e.line) from None
         raise
-    return ImportedFunction(simplify(graph), src, target)
+    return ImportedFunction(simplify(fold_wide_integers(graph, HloImportError)), src, target)
 
 
 def _looks_like_path(text: str) -> bool:
@@ -178,7 +179,7 @@ def load_stablehlo(source=None, target=None, *, path=None) -> ImportedFunction:
     by the export's input locations (called with the module's inputs only; see
     :mod:`neuron.torch_xla_import`)."""
     from lowering import HloImportError
-    from lowering import parse_stablehlo
+    from lowering import StableHloImportError, parse_stablehlo
     if (source is None) == (path is None):
         raise TypeError("load_stablehlo takes a module or a path= (one of them)")
     src = "<stablehlo>"
@@ -200,7 +201,8 @@ def load_stablehlo(source=None, target=None, *, path=None) -> ImportedFunction:
             raise type(e)(f"{e.reason}; a str is read as MLIR text, never as a file name: pass "
                           f"pathlib.Path(...) or path=... to read a file", e.line) from None
         raise
-    return ImportedFunction(simplify(graph), src, target)
+    return ImportedFunction(simplify(fold_wide_integers(graph, StableHloImportError)), src,
+                            target)
 
 
 class TorchXlaFunction(ImportedFunction):
