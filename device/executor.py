@@ -14,6 +14,8 @@ instruction and its source line.
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from .errors import UserKernelError
@@ -35,8 +37,9 @@ def run(program: Program, inputs, memory: Memory | None = None, return_memory: b
     ``NEURON_EMU_EXECUTOR=reference``, or when a ``memory`` is given, instruction by instruction.
     """
     s = settings()
-    from .limits import check_host_memory
-    check_host_memory(program)                       # before a single byte is allocated
+    if _emulation_bytes(program) > s.host_memory_bytes:   # before a single byte is allocated
+        from .limits import check_host_memory
+        check_host_memory(program)                   # raises, naming the budget
     if len(inputs) != len(program.inputs):
         raise ValueError(f"program {program.name} takes {len(program.inputs)} inputs, got {len(inputs)}")
     if memory is None and s.executor != "reference":
@@ -46,6 +49,20 @@ def run(program: Program, inputs, memory: Memory | None = None, return_memory: b
         if res is not None:
             return res if return_memory else res[0]
     return run_reference(program, inputs, memory, return_memory)
+
+
+_NEED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _emulation_bytes(program: Program) -> int:
+    """``limits.emulation_bytes``, worked out once per program (it walks every storage, which
+    cost a small imported model more than running it)."""
+    got = _NEED.get(program)
+    key = (len(program.storages), len(program.instrs))
+    if got is None or got[0] != key:
+        from .limits import emulation_bytes
+        got = _NEED[program] = (key, emulation_bytes(program))
+    return got[1]
 
 
 def run_reference(program: Program, inputs, memory: Memory | None = None,

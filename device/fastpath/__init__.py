@@ -3,13 +3,17 @@
 ``device.executor.run`` uses it by default. ``NEURON_EMU_EXECUTOR`` picks the executor:
 
 * ``fast`` (default): plans (``plan.Plan``), with each PSUM accumulation group run as one fp32
-  matmul; every other instruction gives the reference's bytes, matmul results stay within the
-  bound stated in ``groups``;
+  matmul, and runs of groups whose operands are ready as one large GEMM (``batches``); every
+  other instruction gives the reference's bytes, matmul results stay within the bound stated in
+  ``groups``;
 * ``exact``: plans, with every ``nc_matmul`` rounded where the reference rounds (byte for byte);
 * ``reference``: the instruction-by-instruction executor (the living definition), for debugging.
 
-Programs whose addresses or control flow depend on run-time values (dynamic offsets, on-device
-loops, LNC=2 core exchanges) always run on the reference executor (``analysis.unsupported_reason``).
+Device loops (``while_loop``/``fori_loop``) run their body's decoded steps (loop-invariant ones
+in the first iteration only, ``invariant``); instructions with
+run-time addresses run their own ``run`` on the plan's memory. Programs the analysis cannot
+follow (a dynamic read of partly written data, a loop whose iterations warn, LNC=2 core
+exchanges) run on the reference executor (``analysis.unsupported_reason``).
 
     >>> import numpy as np
     >>> from device.program import Program
@@ -25,8 +29,8 @@ from __future__ import annotations
 
 import weakref
 
-from .analysis import unsupported_reason
-from .plan import Plan
+from .analysis import analyse, unsupported_reason
+from .plan import Plan, ZeroTrips
 
 _PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
@@ -34,18 +38,16 @@ _PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 def plan_for(program, mode: str = "fast", precise: bool = True):
     """The cached plan of ``program`` (built on first use), or None if it needs the reference."""
     per = _PLANS.get(program)
-    if per is None:
-        per = _PLANS[program] = {"_n": len(program.instrs),
-                                 "_unsupported": unsupported_reason(program)}
-    elif per["_n"] != len(program.instrs):     # the program grew since: decode again
-        per.clear()
-        per.update({"_n": len(program.instrs), "_unsupported": unsupported_reason(program)})
+    if per is None or per["_n"] != len(program.instrs):   # new, or grew since: decode again
+        facts = analyse(program)
+        per = _PLANS[program] = {"_n": len(program.instrs), "_facts": facts,
+                                 "_unsupported": unsupported_reason(program, facts)}
     if per["_unsupported"] is not None:
         return None
     key = (mode, precise)
     plan = per.get(key)
     if plan is None:
-        plan = per[key] = Plan(program, mode, precise)
+        plan = per[key] = Plan(program, mode, precise, facts=per["_facts"])
     return plan
 
 
@@ -57,5 +59,7 @@ def run(program, inputs, mode: str = "fast", precise: bool = True, warn_uninit: 
         return None
     try:
         return plan.run(inputs, warn_uninit)
+    except ZeroTrips:
+        return None
     finally:
         plan.lock.release()

@@ -10,7 +10,8 @@ with static addresses they can be computed once when the plan is built:
 * ``fill``: storages some read may see before they are written (they get their sentinel or
   constant contents each run; the others need no initialisation at all);
 * ``mm_add``: ``nc_matmul`` index -> whether it adds to the PSUM contents: True, False or a
-  (M, N) bool mask when only some elements hold an open accumulation group;
+  (M, N) bool mask when only some elements hold an open accumulation group (inside a loop body
+  the key is (loop index, body position, 0 for the first iteration or 1 for the others));
 * ``first``/``last``: the first and last instruction that touches each storage (liveness).
 
     >>> from device.program import Program
@@ -29,13 +30,16 @@ import numpy as np
 from ..memory import storage_units
 from ..tensor import View
 
-# Programs with these instructions (or dynamic addresses, or two cores) keep the reference
-# executor: their reads and writes depend on run-time values or on another core's progress.
-DYNAMIC_OPS = frozenset({"fori_loop", "while_loop", "sendrecv", "core_barrier", "nc_matmul_mx"})
+# Programs with these instructions (or two cores) keep the reference executor: they depend on
+# another core's progress. Loops and dynamic addresses are planned when the analysis can show
+# what they touch (``Facts.unsupported`` says why not).
+DYNAMIC_OPS = frozenset({"sendrecv", "core_barrier", "nc_matmul_mx"})
+LOOP_OPS = frozenset({"fori_loop", "while_loop"})
 
 
-def unsupported_reason(program) -> str | None:
-    """Why the fast path cannot run ``program`` (None when it can)."""
+def unsupported_reason(program, facts=None) -> str | None:
+    """Why the fast path cannot run ``program`` (None when it can); ``facts``: its analysis,
+    if already made."""
     if program.info.lnc > 1:
         return "an LNC=2 program (two instruction streams)"
     for ins in program.instrs:
@@ -43,10 +47,24 @@ def unsupported_reason(program) -> str | None:
             return f"instruction {ins.op.name}"
         if int(ins.args.get("_core", 0)):
             return "a second core's instruction stream"
-        for v in all_views(ins):
-            if v.dyn is not None:
-                return f"a dynamic address in {ins.op.name}"
-    return None
+        if ins.op.name in LOOP_OPS:
+            for b in ins.args["body"]:
+                if b.op.name in DYNAMIC_OPS or b.op.name in LOOP_OPS:
+                    return f"instruction {b.op.name} inside {ins.op.name}"
+    return (facts or analyse(program)).unsupported
+
+
+def is_dynamic(ins) -> bool:
+    """Whether an instruction's addresses depend on run-time values."""
+    return any(v.dyn is not None for v in all_views(ins))
+
+
+def loop_views(ins) -> list:
+    """Every tensor a loop instruction or its body names."""
+    out = all_views(ins)
+    for b in ins.args["body"]:
+        out.extend(all_views(b))
+    return out
 
 
 def all_views(ins) -> list:
@@ -57,6 +75,9 @@ def all_views(ins) -> list:
             out.append(v)
         elif isinstance(v, (list, tuple)):
             out.extend(x for x in v if isinstance(x, View))
+    for v in list(out):                    # a run-time address reads its offset tensor
+        if v.dyn is not None and isinstance(v.dyn[1], View):
+            out.append(v.dyn[1])
     return out
 
 
@@ -93,6 +114,14 @@ def strided(flat: np.ndarray, v: View, dtype=None) -> np.ndarray:
                                                strides=[s * it for s, _ in v.pattern])
     return np.ndarray(v.shape, flat.dtype, buffer=flat, offset=v.offset * it,
                       strides=tuple(s * it for s, _ in v.pattern))
+
+
+def differs(a, b) -> bool:
+    """Whether two ``mm_add`` facts (bools or masks) differ."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and
+                    np.array_equal(a, b))
+    return a != b
 
 
 def mask_view(mask: np.ndarray, v: View) -> np.ndarray:
@@ -165,6 +194,8 @@ class Facts:
         self.views: list = []          # instr index -> every tensor it names (all_views)
         self.writes: list = []         # instr index -> storage ids it writes
         self.unwritten_outputs: dict = {}   # output storage id -> its written mask, if partial
+        self.unsupported = None        # why the reference must run the program, if it must
+        self.needs_trips: set = set()  # loops whose facts assume at least one iteration
 
 
 def analyse(program) -> Facts:
@@ -189,8 +220,53 @@ def analyse(program) -> Facts:
                 warned.add((v.storage.id, loc))
                 f.warnings.setdefault(idx, []).append((v.storage, n, loc))
 
+    def refuse(why):
+        if f.unsupported is None:
+            f.unsupported = why
+
+    def visit(idx, key, ins):
+        """One instruction's reads, writes and PSUM flags; ``key`` names its facts."""
+        writes = ins.writes()
+        for v in ins.reads():
+            if v.dyn is not None:          # where it reads is known at run time only
+                if not cov(v.storage).full:
+                    refuse(f"a dynamic read of partly written {v.storage.name} in {ins.op.name}")
+                continue
+            # an output also listed as an input (a predicated copy, a shuffle keeping some
+            # partitions) is merged through Memory.array, which does not warn
+            read(idx, v, ins.loc, warn=not any(v is w for w in writes))
+        if ins.op.name == "nc_matmul":
+            dst = ins.args["dst"]
+            if dst.dyn is not None:
+                refuse("a matmul into a dynamic PSUM address")
+                return
+            flags = opened.get(dst.storage.id)
+            if flags is None:
+                flags = opened[dst.storage.id] = _Flags()
+            acc = ins.args.get("accumulate")
+            add = flags.region(dst) if acc is None else bool(acc)
+            f.mm_add[key] = add
+            if add is not False:           # the reference reads the old PSUM value (loc None)
+                read(idx, dst, None)
+            cov(dst.storage).write(dst)
+            flags.set(dst, True)
+            return
+        for v in writes:
+            if v.dyn is not None:          # written where run-time values say
+                if not cov(v.storage).full or v.storage.id in opened:
+                    refuse(f"a dynamic write to partly written {v.storage.name} in "
+                           f"{ins.op.name}")
+                continue
+            cov(v.storage).write(v)
+            flags = opened.get(v.storage.id)
+            if flags is not None:
+                flags.set(v, False)
+
+    pending: dict = {}                 # storage id -> the loop (that may run zero times)
+                                       # that writes part of it
     for idx, ins in enumerate(program.instrs):
-        views = all_views(ins)
+        loop = ins.op.name in LOOP_OPS
+        views = loop_views(ins) if loop else all_views(ins)
         f.views.append(views)
         for v in views:
             sid = v.storage.id
@@ -198,30 +274,28 @@ def analyse(program) -> Facts:
                 f.storages[sid] = v.storage
                 f.first[sid] = idx
             f.last[sid] = idx
-        writes = ins.writes()
-        for v in ins.reads():
-            # an output also listed as an input (a predicated copy, a shuffle keeping some
-            # partitions) is merged through Memory.array, which does not warn
-            read(idx, v, ins.loc, warn=not any(v is w for w in writes))
-        f.writes.append({v.storage.id for v in writes})
-        if ins.op.name == "nc_matmul":
-            dst = ins.args["dst"]
-            flags = opened.get(dst.storage.id)
-            if flags is None:
-                flags = opened[dst.storage.id] = _Flags()
-            acc = ins.args.get("accumulate")
-            add = flags.region(dst) if acc is None else bool(acc)
-            f.mm_add[idx] = add
-            if add is not False:           # the reference reads the old PSUM value (loc None)
-                read(idx, dst, None)
-            cov(dst.storage).write(dst)
-            flags.set(dst, True)
+            if sid in pending:              # right only if that loop ran at least once:
+                loop_at = pending[sid]      # the plan reruns on the reference if it did not
+                if any(k < loop_at for k in f.warnings) or any(
+                        b.op.name == "device_print" for b in program.instrs[:loop_at]):
+                    refuse(f"{v.storage.name} is used after a loop that writes part of it")
+                f.needs_trips.add(loop_at)
+        if not loop:
+            f.writes.append({v.storage.id for v in ins.writes()})
+            visit(idx, idx, ins)
             continue
-        for v in writes:
-            cov(v.storage).write(v)
-            flags = opened.get(v.storage.id)
-            if flags is not None:
-                flags.set(v, False)
+        body = ins.args["body"]
+        written = {v.storage.id: v.storage for b in body for v in b.writes()}
+        f.writes.append(set(written))
+        for sid, st in written.items():
+            if not cov(st).full or sid in opened or st.buffer.kind == "psum":
+                pending[sid] = idx         # unless the body alone uses it (checked above)
+        n_warn = len(f.warnings)
+        for rnd in range(2):               # the first iteration, then every later one (which
+            for j, b in enumerate(body):   # sees what the one before wrote: the same state)
+                visit(idx, (idx, j, rnd), b)
+        if len(f.warnings) != n_warn:
+            refuse(f"{ins.op.name} whose body reads uninitialised data")
     for st in program.outputs:             # unwritten parts of an output are returned as sentinels
         c = cov(st)
         if st.id not in inputs and not c.full:

@@ -42,7 +42,12 @@ def storer(dt: str, precise: bool, rounded: bool = False):
             with np.errstate(over="ignore", invalid="ignore"):
                 np.copyto(a, vals, casting="unsafe")
     else:
+        same = dtypes.to_numpy(dt) if dt in dtypes.INTS else None
+
         def store(a, vals):
+            if same is not None and getattr(vals, "dtype", None) == same:
+                a[...] = vals             # ints already of the dtype: saturating is the identity
+                return
             r = dtypes.round_to(vals, dt, precise)
             a[...] = np.broadcast_to(r, a.shape).astype(a.dtype, copy=False)
     return store
@@ -104,11 +109,19 @@ def memset(ins, ctx):
 def tensor_tensor(ins, ctx):
     dst, a, b = ins.args["dst"], ins.args["data1"], ins.args["data2"]
     op = A.alu(ins.args["op"])
-    if ins.engine == "POOL" and op.kind == "arith":        # GpSimd's native int path: use run
-        return None
     X, Y, D = ctx.get(a), ctx.get(b), ctx.get(dst)
     sa, sb, shape = _as2d(a), _as2d(b), dst.shape
     store = storer(dst.dtype, ctx.precise)
+    if ins.engine == "POOL" and op.kind == "arith" and op.name not in ("power", "divide") and \
+            all(v.dtype in ("int32", "uint32") for v in (dst, a, b)):
+        npdt = dtypes.to_numpy(dst.dtype)           # GpSimd's native int path: wraps mod 2**32
+
+        def run():
+            with np.errstate(all="ignore"):
+                r = np.asarray(op.fn(X().reshape(sa).astype(np.int64),
+                                     Y().reshape(sb).astype(np.int64)))
+            store(D(), A.wrap_int(r, npdt).reshape(shape))
+        return run
     if op.kind == "bitvec":
         def run():
             store(D(), np.asarray(A.apply_alu(op, X().reshape(sa), Y().reshape(sb))).reshape(shape))
@@ -263,6 +276,31 @@ def nc_matmul(ins, ctx):
     return run
 
 
+def tensor_copy_predicated(ins, ctx):
+    """dst = src where the predicate is non-zero (xor reverse_pred), else dst unchanged."""
+    a = ins.args
+    dst, src, pred = a["dst"], a["src"], a["predicate"]
+    D, Pr, shape = ctx.get(dst), ctx.get(pred), dst.shape
+    p2 = _as2d(pred)
+    rev = bool(a.get("reverse_pred"))
+    if isinstance(src, View):
+        S, s2 = ctx.get(src), _as2d(src)
+        new = lambda: S().reshape(s2)                  # noqa: E731
+    else:
+        c = np.asarray(dtypes.round_to(np.float32(src), dst.dtype, ctx.precise))
+        new = lambda: c                                 # noqa: E731
+
+    def run():
+        keep = Pr().reshape(p2) != 0
+        if rev:
+            keep = ~keep
+        d = D()
+        cur = d.reshape(keep.shape)
+        d[...] = np.where(keep, np.asarray(new()).astype(cur.dtype, copy=False),
+                          cur).reshape(shape)
+    return run
+
+
 _F32_UFUNCS = (np.add, np.multiply, np.subtract, np.maximum, np.minimum)
 
 
@@ -306,4 +344,5 @@ KERNELS = {
     "tensor_tensor": tensor_tensor, "tensor_scalar": tensor_scalar, "activation": activation,
     "tensor_reduce": tensor_reduce, "reciprocal": reciprocal, "nc_transpose": nc_transpose,
     "nc_matmul": nc_matmul, "tensor_tensor_scan": tensor_tensor_scan,
+    "tensor_copy_predicated": tensor_copy_predicated,
 }

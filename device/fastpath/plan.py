@@ -2,13 +2,14 @@
 
 What the reference executor redoes on every instruction of every call, the plan does once:
 
-* operand views: on-chip tensors live in arrays the plan owns, so their strided NumPy views are
-  built at decode time; HBM views are cut from the call's arrays when the instruction runs;
+* operand views: on-chip tensors and HBM scratch live in arrays the plan owns, so their strided
+  NumPy views are built at decode time; views of inputs and outputs are cut from the call's
+  arrays when the instruction runs;
 * bookkeeping: uninitialised-read warnings, sentinel fills and PSUM ``accumulate=None`` decisions
   come from ``analysis.analyse`` (no per-element masks at run time);
-* memory: on-chip tensors whose lifetimes do not overlap share one array (the live set is bounded
-  by SBUF/PSUM), HBM scratch is freed after its last use, inputs the program never writes are used
-  in place (no copy) and outputs are returned without a copy;
+* memory: plan-owned tensors whose lifetimes do not overlap share one array (the arrays held
+  are the largest live set), inputs the program never writes are used in place (no copy) and
+  outputs are returned without a copy;
 * dispatch: one closure per instruction (``kernels.KERNELS``), or the entry's own ``run`` on the
   plan's memory for instructions without a fast kernel; in ``fast`` mode each PSUM accumulation
   group runs as one fp32 matmul (``groups``).
@@ -23,13 +24,15 @@ import warnings
 
 import numpy as np
 
-from .. import dtypes
+from .. import dtypes, dynamic
 from ..errors import UninitializedReadWarning
 from ..lints import check_outputs_written
 from ..memory import Memory, uninitialized_read
 from ..tensor import View
+from . import batches as B
 from . import groups as G
-from .analysis import analyse
+from .analysis import LOOP_OPS, analyse, differs, is_dynamic
+from .invariant import invariant_positions
 from .kernels import KERNELS
 
 
@@ -64,6 +67,8 @@ class PlanMemory(Memory):
         return a
 
     def write(self, v, values, rounded=False):
+        if v.dyn is not None:                     # a run-time address: resolved as Memory does
+            return dynamic.write(self, v, values, rounded)
         a = self.array(v)
         vals = np.asarray(values)
         if not rounded:
@@ -105,7 +110,7 @@ class _Ctx:
         bounds of odd views, negative strides or empty ones, at run time)."""
         st = v.storage
         dt = self.np_dtype(v)
-        if st.buffer.on_chip:
+        if st.id in self.plan.onchip:
             a = self._onchip(v, dt)
             return lambda: a
         it = dt.itemsize
@@ -124,12 +129,20 @@ class _Ctx:
 
 
 class Plan:
-    def __init__(self, program, mode: str = "fast", precise: bool = True):
+    def __init__(self, program, mode: str = "fast", precise: bool = True, facts=None):
         self.program, self.mode, self.precise = program, mode, precise
         self.lock = threading.Lock()
-        self.facts = f = analyse(program)
+        self.facts = f = facts or analyse(program)
         instrs = program.instrs
         self.groups = G.find_groups(program, f) if mode == "fast" else {}
+        self.writes_at = {}                        # storage id -> indices of instrs writing it
+        for idx, sids in enumerate(f.writes):      # (a loop writes what its body writes)
+            for sid in sids:
+                self.writes_at.setdefault(sid, []).append(idx)
+        # runs of groups as one GEMM; DMAs only they read (through forwarding) are not run
+        self.batches, self.dead = B.plan_batches(program, f, self.groups, self.writes_at) \
+            if self.groups else ([], set())
+        batched = {end for b in self.batches for end in b.ends}
         last = dict(f.last)
         for end, members in self.groups.items():   # a fused group reads its operands at its end
             for m in members:
@@ -139,16 +152,19 @@ class Plan:
         inputs = {s.id for s in program.inputs}
         outputs = {s.id for s in program.outputs}
         fill_ids = {s.id for s in f.fill}
-        self.written = {v.storage.id for ins in instrs for v in ins.writes()}
-        # on-chip storages share arrays when their lifetimes do not overlap
+        self.written = {sid for sids in f.writes for sid in sids}
+        # on-chip tiles and HBM scratch live in arrays the plan owns (so their views are built
+        # once), shared between storages whose lifetimes do not overlap: the arrays held are
+        # the program's largest live set, as when each run allocated and freed them
         onchip, pool, by_first, by_last = {}, {}, {}, {}
         for sid, st in f.storages.items():
-            if st.buffer.on_chip:
+            if st.buffer.on_chip or (sid not in inputs and sid not in outputs):
                 by_first.setdefault(f.first[sid], []).append(st)
                 by_last.setdefault(last[sid], []).append(st)
         self.build_mem = PlanMemory(precise, onchip, set())
         # low-precision matmul operands get an fp32 image, converted once per write (groups)
-        shadowed = G.shadowed_storages(self.groups, instrs, self.build_mem)
+        shadowed = G.shadowed_storages({e: m for e, m in self.groups.items() if e not in batched},
+                                       instrs, self.build_mem)
         self.shadows = shadows = {}
         pre = {}                                   # instr index -> steps run before it
         for idx in range(len(instrs)):
@@ -167,33 +183,27 @@ class Plan:
                 if st.id in shadows:
                     pool.setdefault((st.size, "shadow"), []).append(shadows[st.id])
         self.onchip = onchip
-        self.writes_at = {}                        # storage id -> indices of instrs writing it
-        for idx, ins in enumerate(instrs):
-            for v in ins.writes():
-                self.writes_at.setdefault(v.storage.id, []).append(idx)
         self.no_fill = {sid for sid in f.storages if sid not in fill_ids}
-        hbm_free = {}
-        for sid, st in f.storages.items():
-            if not st.buffer.on_chip and sid not in inputs and sid not in outputs:
-                hbm_free.setdefault(last[sid], []).append(st)
         self.ctx = ctx = _Ctx(self)
         in_group = {m for members in self.groups.values() for m in members}
+        batch_at = {}
+        for b in self.batches:
+            batch_at.update(B.batch_steps(b, self.groups, instrs, ctx))
         steps = []
         for idx, ins in enumerate(instrs):
             for fn in pre.get(idx, ()):
                 steps.append((-1, fn))
-            if idx in self.groups:
+            if idx in batch_at:
+                steps.append((idx, batch_at[idx]))
+            elif idx in self.groups:
                 steps.append((idx, G.fused_matmul(self.groups[idx], instrs, ctx)))
-            elif idx in in_group:
+            elif idx in in_group or idx in self.dead:
                 if idx in f.warnings:              # its warnings still come at its place
                     steps.append((idx, _noop))
+            elif ins.op.name in LOOP_OPS:
+                steps.append((idx, _loop(ins, idx, ctx, f.mm_add, idx in f.needs_trips)))
             else:
-                build = KERNELS.get(ins.op.name)
-                ctx.idx = idx
-                fn = build(ins, ctx) if build is not None else None
-                steps.append((idx, fn if fn is not None else _generic(ins, idx, ctx, f.mm_add)))
-            for st in hbm_free.get(idx, ()):
-                steps.append((-1, _freer(ctx, st)))
+                steps.append((idx, _step(ins, idx, ctx, f.mm_add)))
         self.steps = steps
         self.fns = [fn for _, fn in steps]
 
@@ -250,8 +260,58 @@ def _filler(a, st):
     return lambda: fresh_contents(a, st)
 
 
-def _freer(ctx, st):
-    return lambda: ctx.mem.free(st)
+def _step(ins, key, ctx, mm_add):
+    """The instruction's fast kernel, else its own ``run`` on the plan's memory (always for
+    run-time addresses, which ``Memory`` resolves)."""
+    build = None if is_dynamic(ins) else KERNELS.get(ins.op.name)
+    ctx.idx = key
+    fn = build(ins, ctx) if build is not None else None
+    return fn if fn is not None else _generic(ins, key, ctx, mm_add)
+
+
+class ZeroTrips(Exception):
+    """A loop the plan's facts assume runs at least once did not run: the call reruns on the
+    reference executor (nothing the caller sees was changed; no warning was raised before)."""
+
+
+def _loop(ins, idx, ctx, mm_add, needs_trips=False):
+    """The loop instruction's own ``run`` (its trip count, registers and budget), over a body
+    of decoded steps instead of instructions. A matmul whose ``accumulate=None`` opens a group
+    in the first iteration and adds in the others gets one step for each case; loop-invariant
+    instructions (``invariant``) run in the first iteration only."""
+    body = ins.args["body"]
+    first = [_step(b, (idx, j, 0), ctx, mm_add) for j, b in enumerate(body)]
+    skip = invariant_positions(body)              # same result every iteration: run once
+    later = [_noop if j in skip else _step(b, (idx, j, 1), ctx, mm_add)
+             if b.op.name == "nc_matmul" and differs(mm_add[(idx, j, 0)], mm_add[(idx, j, 1)])
+             else first[j] for j, b in enumerate(body)]
+    state = [0]                                    # iterations run in this execution
+    steps = [types.SimpleNamespace(op=types.SimpleNamespace(run=_pick(state, a, b)))
+             for a, b in zip(first, later)]
+    if steps:
+        steps.append(types.SimpleNamespace(op=types.SimpleNamespace(run=_count(state))))
+    loop = types.SimpleNamespace(op=ins.op, args=dict(ins.args, body=steps), loc=ins.loc,
+                                 engine=ins.engine)
+    run = ins.op.run
+
+    def execute():
+        state[0] = 0
+        run(loop, ctx.mem)
+        if needs_trips and not state[0]:
+            raise ZeroTrips(ins.op.name)
+    return execute
+
+
+def _pick(state, first, later):
+    if first is later:
+        return lambda _ins, _mem: first()
+    return lambda _ins, _mem: (later if state[0] else first)()
+
+
+def _count(state):
+    def count(_ins, _mem):
+        state[0] += 1
+    return count
 
 
 def _generic(ins, idx, ctx, mm_add):

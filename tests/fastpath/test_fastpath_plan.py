@@ -2,6 +2,9 @@
 inputs read in place, outputs not aliased, memory shared between tiles with disjoint lifetimes."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import ml_dtypes
 import numpy as np
 import pytest
@@ -13,6 +16,9 @@ import nki.language as nl
 from device import executor, fastpath
 from device.fastpath import plan_for
 from device.settings import settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fastpath_helpers import check  # noqa: E402
 
 
 @nki.jit
@@ -104,7 +110,7 @@ def test_tiles_with_disjoint_lifetimes_share_memory():
     assert len(tiles) == 10 and len(arrays) < len(tiles)
 
 
-def test_dynamic_programs_keep_the_reference_executor():
+def test_dynamic_addresses_run_on_the_plan():
     @nki.jit
     def gather(table, idx):
         ids = nl.ndarray((4, 1), dtype=idx.dtype, buffer=nl.sbuf)
@@ -118,9 +124,34 @@ def test_dynamic_programs_keep_the_reference_executor():
     table = np.arange(80, dtype=np.float32).reshape(10, 8)
     idx = np.array([[3], [0], [9], [3]], np.int32)
     prog = gather.trace(table, idx)
-    assert fastpath.analysis.unsupported_reason(prog) == "a dynamic address in dma_copy"
-    assert plan_for(prog) is None
+    assert fastpath.analysis.unsupported_reason(prog) is None
+    assert plan_for(prog) is not None
     np.testing.assert_array_equal(gather(table, idx), table[idx[:, 0]])
+    check(prog, [table, idx])
+
+
+def test_dynamic_reads_of_partly_written_data_keep_the_reference_executor():
+    @nki.jit
+    def gather_half(table, idx):
+        ids = nl.ndarray((4, 1), dtype=idx.dtype, buffer=nl.sbuf)
+        nisa.dma_copy(dst=ids, src=idx)
+        half = nl.ndarray((10, 8), dtype=table.dtype, buffer=nl.hbm)
+        nisa.dma_copy(dst=half[0:5, :], src=table[0:5, :])
+        out = nl.ndarray((4, 8), dtype=table.dtype, buffer=nl.shared_hbm)
+        t = nl.ndarray((4, 8), dtype=table.dtype, buffer=nl.sbuf)
+        nisa.dma_copy(dst=t, src=half.ap([[8, 4], [1, 8]], vector_offset=ids, indirect_dim=0))
+        nisa.dma_copy(dst=out, src=t)
+        return out
+
+    table = np.arange(80, dtype=np.float32).reshape(10, 8)
+    idx = np.array([[3], [0], [1], [3]], np.int32)
+    prog = gather_half.trace(table, idx)
+    load = next(i for i in prog.instrs if i.args["src"].storage.name == "table")
+    half = load.args["dst"].storage.name
+    assert fastpath.analysis.unsupported_reason(prog) == \
+        f"a dynamic read of partly written {half} in dma_copy"
+    assert plan_for(prog) is None
+    np.testing.assert_array_equal(gather_half(table, idx), table[idx[:, 0]])
 
 
 def test_uninitialised_reads_warn_as_the_reference_does():
@@ -136,3 +167,27 @@ def test_uninitialised_reads_warn_as_the_reference_does():
     with pytest.warns(UserWarning, match=r"read of 256 uninitialized element\(s\) of 't'"):
         y = k(x)
     assert np.isnan(y[:, 2:]).all() and (y[:, :2] == 1).all()
+
+
+def test_dynamic_writes_run_on_the_plan_and_give_the_reference_bytes():
+    @nki.jit(target="trn3")
+    def scatter(a, idx):
+        out = nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)
+        t = nl.ndarray(a.shape, a.dtype, buffer=nl.sbuf)
+        nisa.dma_copy(dst=t, src=a)
+        ix = nl.ndarray(idx.shape, idx.dtype, buffer=nl.sbuf)
+        nisa.dma_copy(dst=ix, src=idx)
+        nisa.tensor_scalar(dst=t.indirect(ix, num_elem=3), data=t[:, 0:3], op0=nl.multiply,
+                           operand0=-1.0)
+        nisa.dma_copy(dst=out, src=t)
+        return out
+
+    idx = np.array([[5], [0], [7]] + [[1]] * 13, np.uint16)
+    a = np.arange(32, dtype=np.float32).reshape(2, 16)
+    prog = scatter.trace(a, idx)
+    assert plan_for(prog) is not None
+    got = check(prog, [a, idx])[0]
+    want = a.copy()
+    for i, o in enumerate([5, 0, 7]):
+        want[:, o] = -a[:, i]
+    np.testing.assert_array_equal(got, want)
