@@ -18,11 +18,12 @@ from .autotune import Autotuner, autotune
 from .imported import ImportedFunction, JaxFunction, from_jax, load_hlo, load_stablehlo
 from .jax_kernel import JaxKernel, jax_kernel
 from .torch_import import TorchFunction, from_torch
+from .torch_kernel import TorchKernel, torch_kernel
 
 __version__ = "0.1.0"
 __all__ = ["jit", "simulate", "Kernel", "ArraySpec", "load_hlo", "load_stablehlo", "from_jax",
            "autotune", "Autotuner", "from_torch", "TorchFunction", "jax_kernel",
-           "JaxKernel",
+           "JaxKernel", "torch_kernel", "TorchKernel",
            "ImportedFunction", "JaxFunction", "HardwareRuleError", "UserKernelError", "SpillWarning",
            "KernelLintWarning", "UninitializedReadWarning", "ReduceRegisterWarning",
            "UnwrittenOutputWarning"]

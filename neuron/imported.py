@@ -19,8 +19,12 @@ from device.executor import run
 from device.passes import verify_program
 from lowering import evaluate, parse_hlo
 from lowering import simplify
+from lowering.importers.wide_ints import fold_wide_integers
 from lowering import lower_graph
 from nki.tracing import ArraySpec, as_numpy, filtered_call
+
+from .torch_xla_import import bind_arrays, full_arguments, is_saved_dir, locations, \
+    read_saved_dir, user_count
 
 
 class ImportedFunction:
@@ -159,7 +163,7 @@ def load_hlo(text=None, target=None, *, path=None) -> ImportedFunction:
                                  f"pass pathlib.Path(...) or path=... to read a file",
                                  e.line) from None
         raise
-    return ImportedFunction(simplify(graph), src, target)
+    return ImportedFunction(simplify(fold_wide_integers(graph, HloImportError)), src, target)
 
 
 def _looks_like_path(text: str) -> bool:
@@ -173,18 +177,25 @@ def load_stablehlo(source=None, target=None, *, path=None) -> ImportedFunction:
     (``bytes``), a jaxlib ``ir.Module`` or a ``jax.stages.Lowered``; a file as a
     ``pathlib.Path`` or by ``path=`` (``.mlir`` text or a bytecode artifact). Text and bytes are
     untrusted: jaxlib parses them in a checking worker process first (a module that crashes
-    jaxlib is an error, not the end of the caller)."""
+    jaxlib is an error, not the end of the caller). A directory written by torch_xla's
+    ``StableHLOGraphModule.save`` is imported with its weights bound by the export's input
+    locations (called with the module's inputs only; see :mod:`neuron.torch_xla_import`)."""
     return _import_stablehlo(source, target, path, trusted=False)
 
 
 def _import_stablehlo(source, target, path, *, trusted: bool) -> ImportedFunction:
     from lowering import HloImportError
-    from lowering import parse_stablehlo
+    from lowering import StableHloImportError, parse_stablehlo
     if (source is None) == (path is None):
         raise TypeError("load_stablehlo takes a module or a path= (one of them)")
     src = "<stablehlo>"
     if path is None and isinstance(source, os.PathLike):
         path = source
+    if path is not None and os.path.isdir(path) and is_saved_dir(path):
+        module, meta, state, consts = read_saved_dir(path)   # torch_xla's .save(dir)
+        f = bind_torch_xla(load_stablehlo(path=module, target=target), meta, state, consts)
+        f.source = os.fspath(path)
+        return f
     if path is not None:
         src = os.fspath(path)
         data = _read_path(path, "load_stablehlo", binary=True)
@@ -196,7 +207,30 @@ def _import_stablehlo(source, target, path, *, trusted: bool) -> ImportedFunctio
             raise type(e)(f"{e.reason}; a str is read as MLIR text, never as a file name: pass "
                           f"pathlib.Path(...) or path=... to read a file", e.line) from None
         raise
-    return ImportedFunction(simplify(graph), src, target)
+    return ImportedFunction(simplify(fold_wide_integers(graph, StableHloImportError)), src,
+                            target)
+
+
+class TorchXlaFunction(ImportedFunction):
+    """torch_xla's StableHLO called with the module's inputs only: weights and constants are
+    bound by the export's ``input_locations`` (see :mod:`neuron.torch_xla_import`)."""
+
+    def __init__(self, imported: ImportedFunction, meta, state_dict, constants):
+        super().__init__(imported.graph, imported.source, imported.target)
+        self.locations = locations(meta)
+        self.n_user = user_count(self.locations, meta)
+        self.bound = bind_arrays(self.locations, self.graph.params, state_dict, constants)
+
+    def _check_args(self, args):
+        if len(args) != self.n_user:
+            raise TypeError(f"{self.graph.name} takes {self.n_user} inputs (the module's), got "
+                            f"{len(args)}")
+        return super()._check_args(full_arguments(self.locations, self.bound, args))
+
+
+def bind_torch_xla(imported: ImportedFunction, meta, state_dict, constants) -> TorchXlaFunction:
+    """``imported`` (torch_xla's ``@main``) with its weights bound from the export's metadata."""
+    return TorchXlaFunction(imported, meta, state_dict, list(constants))
 
 
 def _decode(data: bytes, src: str) -> str:

@@ -103,8 +103,12 @@ class JaxKernel:
         res = self.kernel(*arrays)
         return list(res) if isinstance(res, (tuple, list)) else [res]
 
+    def bind(self, *xs):
+        """The kernel's results as a list of JAX arrays (the primitive bound on ``xs``)."""
+        return _primitive().bind(*xs, key=self.key)
+
     def __call__(self, *xs):
-        outs = _primitive().bind(*xs, key=self.key)
+        outs = self.bind(*xs)
         return outs[0] if len(outs) == 1 else tuple(outs)
 
 

@@ -10,7 +10,7 @@ torch_xla pins a CUDA torch build of several GB.
 
 Pinned pair: torch 2.13.0 and torchax 0.0.13 (the ``[torch]`` extra). torchax 0.0.13 names
 some named-tensor ATen overloads that torch 2.13 removed (``aten.prod.dim_Dimname`` ...) in
-dictionaries it builds at import time; :func:`_import_torchax` lets exactly those lookups
+dictionaries it builds at import time; :func:`import_torchax` lets exactly those lookups
 resolve to inert placeholders while torchax is imported (no model can call a removed overload).
 
     >>> import torch, neuron                                    # doctest: +SKIP
@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .imported import JaxFunction
+from .imported import JaxFunction, bind_torch_xla, load_stablehlo
+from .torch_xla_import import graph_module_parts, is_graph_module
 
 TORCH_VERSION, TORCHAX_VERSION = "2.13.0", "0.0.13"
 
@@ -37,7 +38,7 @@ class _RemovedOverload:
         return f"<removed aten overload {self.name}>"
 
 
-def _import_torchax():
+def import_torchax():
     try:
         import torch
         import torch._ops as torch_ops
@@ -80,7 +81,7 @@ class TorchFunction(JaxFunction):
     ``.lower``, ``.profile``, ``.reference`` and ``.imported`` work as for ``from_jax``."""
 
     def __init__(self, module_or_program, example_inputs, target=None):
-        torch, tx = _import_torchax()
+        torch, tx = import_torchax()
         if isinstance(module_or_program, torch.export.ExportedProgram):
             ep = module_or_program
         elif isinstance(module_or_program, torch.nn.Module):
@@ -91,6 +92,10 @@ class TorchFunction(JaxFunction):
         else:
             raise TypeError(f"from_torch takes a torch.nn.Module or a torch.export."
                             f"ExportedProgram, got {type(module_or_program).__name__}")
+        from torchax.ops import ops_registry
+
+        from .torch_kernel import install_torchax_lowerings
+        install_torchax_lowerings(ops_registry)     # NKI kernel operators -> kernel calls
         weights, jax_fn = tx.exported_program_to_jax(ep)
         self.exported_program = ep
 
@@ -118,7 +123,12 @@ class TorchFunction(JaxFunction):
         return super().profile(*[_to_array(a) for a in args], target=target)
 
 
-def from_torch(module_or_program, *example_inputs, target=None) -> TorchFunction:
+def from_torch(module_or_program, *example_inputs, target=None):
     """Import a PyTorch module (exported with ``torch.export`` on ``example_inputs``) or an
-    ``ExportedProgram``; the result runs on the emulator like ``neuron.from_jax``."""
+    ``ExportedProgram``; the result runs on the emulator like ``neuron.from_jax``. torch_xla's
+    ``StableHLOGraphModule`` (from ``exported_program_to_stablehlo``) is accepted too, its
+    weights bound by the export's input locations (:mod:`neuron.torch_xla_import`)."""
+    if is_graph_module(module_or_program):
+        source, meta, state, consts = graph_module_parts(module_or_program)
+        return bind_torch_xla(load_stablehlo(source, target=target), meta, state, consts)
     return TorchFunction(module_or_program, example_inputs, target)

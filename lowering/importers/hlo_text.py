@@ -35,7 +35,8 @@ __all__ = ["parse_hlo", "HloImportError"]
 
 HLO_DTYPES = {
     "pred": "bool", "s8": "int8", "s16": "int16", "s32": "int32", "s64": "int64",
-    "u8": "uint8", "u16": "uint16", "u32": "uint32", "f16": "float16", "bf16": "bfloat16",
+    "u8": "uint8", "u16": "uint16", "u32": "uint32", "u64": "uint64", "f16": "float16",
+    "bf16": "bfloat16",
     "f32": "float32", "f64": "float64", "f8e4m3": "float8_e4m3", "f8e5m2": "float8_e5m2",
 }
 _PLAIN = by_spelling("hlo")       # opcodes that map one-to-one onto a graph op (from the op table)

@@ -20,7 +20,7 @@ from .mlir_guard import StableHloImportError, check_in_worker, prescan, warm_up
 
 _ELEMENT = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "f64": "float64",
             "i1": "bool", "i8": "int8", "i16": "int16", "i32": "int32", "i64": "int64",
-            "ui8": "uint8", "ui16": "uint16", "ui32": "uint32",
+            "ui8": "uint8", "ui16": "uint16", "ui32": "uint32", "ui64": "uint64",
             "f8E4M3": "float8_e4m3", "f8E5M2": "float8_e5m2"}
 
 

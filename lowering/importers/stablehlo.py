@@ -53,6 +53,14 @@ class _Const:
         self.array, self.value = array, None
 
 
+class _TupleValue(tuple):
+    """A ``stablehlo.tuple`` (torch_xla returns main's results as one): its elements."""
+
+
+def _flat(values):
+    return [x for v in values for x in (_flat(v) if isinstance(v, _TupleValue) else [v])]
+
+
 class _Importer(ExportedStableHloOps):
     def __init__(self, module, name):
         self.funcs = S.functions(module)
@@ -71,7 +79,7 @@ class _Importer(ExportedStableHloOps):
         for i, a in enumerate(blk.arguments):
             shape, dt = S.tensor_type(a.type)
             args.append(self.g.param(TensorType(shape, dt), f"arg{i}"))
-        outs = self._block(blk, args, 0)
+        outs = _flat(self._block(blk, args, 0))
         self.g.set_outputs([self._value(v) for v in outs])
         self.g.prune()
         return self.g
@@ -203,6 +211,12 @@ class _Importer(ExportedStableHloOps):
             raise self.error(op, f"unsupported StableHLO op '{name}'")
         out = handler(op, xs) if short not in ("while", "case") else handler(op, xs, depth)
         return list(out) if isinstance(out, (list, tuple)) else [out]
+
+    def _op_tuple(self, op, xs):
+        return [_TupleValue(xs)]
+
+    def _op_get_tuple_element(self, op, xs):
+        return xs[0][op.attributes["index"].value]
 
     def _op_constant(self, op, xs):
         shape, dt = S.tensor_type(op.results[0].type)

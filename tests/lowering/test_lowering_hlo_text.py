@@ -243,7 +243,7 @@ ENTRY main {
      r"unsupported attribute 'algorithm' on HLO opcode 'exponential' in instruction 'y'"),
     ("f32[4,8]{1,0} exponential", "f32[4,9]{1,0} exponential",
      r"instruction 'y' declares f32\[4,9\] but exp computes f32\[4,8\] \(line 4\)"),
-    ("f32[4,8]{1,0} parameter", "u64[4,8]{1,0} parameter", r"element type 'u64' .* not supported"),
+    ("f32[4,8]{1,0} parameter", "c64[4,8]{1,0} parameter", r"element type 'c64' .* not supported"),
 ])
 def test_malformed_text(old, new, pattern):
     assert old in GOOD

@@ -49,7 +49,8 @@ def kernel_entry(key: str) -> KernelEntry:
     if entry is None:
         known = ", ".join(sorted(KERNELS)) or "none"
         raise RuleError(f"NKI kernel {key!r} is not registered in this process (wrap it with "
-                        f"neuron.jax_kernel before importing the model; registered: {known})")
+                        f"neuron.jax_kernel or neuron.torch_kernel before importing the model; "
+                        f"registered: {known})")
     return entry
 
 
@@ -72,7 +73,8 @@ def import_kernel_call(key: str, emit, xs, out_types: list[TensorType]):
     from ...importers.hlo_syntax import HloImportError
     if key not in KERNELS:
         raise HloImportError(f"custom call names NKI kernel {key!r}, which is not registered in "
-                             f"this process (wrap the kernel with neuron.jax_kernel first)")
+                             f"this process (wrap the kernel with neuron.jax_kernel or "
+                             f"neuron.torch_kernel first)")
     res = emit("kernel_call", xs, kernel=key)
     res = list(res) if isinstance(res, tuple) else [res]
     got = [r.type for r in res]
