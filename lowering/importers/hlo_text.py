@@ -24,7 +24,7 @@ import numpy as np
 
 from ..ir.graph import Graph, Value
 from ..ir.ops import REDUCE_KINDS, by_spelling
-from ..ir.types import GraphError, TensorType, numpy_dtype
+from ..ir.types import GraphError, TensorType
 from .hlo_exported import EXPORTED_TUPLE_OPS, KNOWN_ATTRS_EXPORTED, ExportedHloOps
 from .hlo_more import KNOWN_ATTRS_MORE, TUPLE_OPS, MoreOps
 from .hlo_syntax import HloImportError, Instr, Module, is_decimal, parse_literal, parse_module
