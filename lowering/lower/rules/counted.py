@@ -20,12 +20,12 @@ Loops that do not match keep the general ``while_loop`` form (``window.lower_whi
 
     >>> from lowering.ir.types import TensorType
     >>> from lowering.ir.graph import Graph
-    >>> g = Graph("b"); t = g.param(TensorType((), "int32"))
+    >>> g = Graph("b"); x, t = (g.param(TensorType((), "int32")) for _ in range(2))
     >>> z = g.add_op("constant", [], {"value": np.asarray(0, np.int32)})
     >>> neg = g.add_op("compare", [t, z], {"direction": "LT"})
-    >>> g.set_outputs([g.add_op("select", [neg, z, t])])
-    >>> [op.opcode for op in specialise(g, 0, 0, 9).ops]      # t >= 0: the select is t
-    []
+    >>> g.set_outputs([g.add_op("select", [neg, x, t]), t])
+    >>> s = specialise(g, 1, 0, 9); s.outputs[0] is s.params[1]     # t >= 0: the select is t
+    True
 """
 from __future__ import annotations
 
@@ -203,6 +203,10 @@ def lower_counted(lw, op, inputs, facts):
             new = lw.lower_subgraph(spec, state)
         finally:
             lw.induction = saved
+        if loop_body and loop_body[0].op.name == "register_store" and not any(
+                getattr(getattr(v, "storage", None), "id", None) == kview.storage.id
+                for ins in loop_body[1:] for v in ins.reads()):
+            del loop_body[0]                  # every use went through the register itself
         others = [i for i in range(len(state)) if i != k]
         owned = {state[i].storage.id for i in others if not passthrough[i]}
         staged = []
