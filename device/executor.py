@@ -130,6 +130,7 @@ def run_streams(streams: dict, mem: Memory) -> None:
             except Blocked as b:
                 _nested(b, ins)
                 blocked[core] = b
+                moved = moved or getattr(b, "progress", False)     # a device loop ran on inside
                 break
             blocked.pop(core, None)
             pcs[core] += 1

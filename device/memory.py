@@ -137,6 +137,9 @@ def _as_bytes_of(v: View) -> View:
     a, b = v.itemsize, dtypes.itemsize(v.storage.dtype)
     if a == b:
         return View(v.storage, v.offset, v.pattern)
+    if a % b == 0:          # each view element is k whole storage elements: exact, one more axis
+        k = a // b          # (an int32 .ap over bf16 reads 2 bf16s per element, not 1 + a gap)
+        return View(v.storage, v.offset * k, [(s * k, c) for s, c in v.pattern] + [(1, k)])
     scale = a / b
     pat = [(int(s * scale) if s else 0, c) for s, c in v.pattern[:-1]]
     s, c = v.pattern[-1]

@@ -60,6 +60,46 @@ def live_ranges(program: Program):
     return rng
 
 
+def body_live_ranges(program: Program):
+    """On-chip storage id -> (first, last) position, with loop bodies laid out in line.
+
+    A device loop (``fori_loop``/``while_loop``) is one instruction whose footprint is its whole
+    body, so ``live_ranges`` sees every tile of the body live at once. Here each body instruction
+    has its own position: a tile allocated inside the body (``_local``; a fresh one per
+    iteration) lives between its uses there, while a tile from outside that the body uses is
+    live for the whole loop (its value may be carried from one iteration to the next)."""
+    rng: dict = {}
+    pos = 0
+
+    def note(sid, a, b):
+        old = rng.get(sid)
+        rng[sid] = (a, b) if old is None else (min(old[0], a), max(old[1], b))
+
+    def walk(instrs) -> set:
+        nonlocal pos
+        used = set()
+        for ins in instrs:
+            body = ins.args.get("body") if isinstance(ins.args.get("body"), list) else None
+            if body is None:
+                for v in ins.reads() + ins.writes():
+                    if v.storage.buffer.on_chip:
+                        note(v.storage.id, pos, pos)
+                        used.add(v.storage.id)
+                pos += 1
+                continue
+            start = pos
+            pos += 1
+            inner = walk(body)
+            local = ins.args.get("_local") or frozenset()
+            for sid in inner - local:
+                note(sid, start, pos - 1)
+            used |= inner - local
+        return used
+
+    walk(program.instrs)
+    return rng
+
+
 def auto_sbuf_capacity(program: Program, peak: dict) -> int:
     """Bytes per partition the compiler hands to automatically placed SBUF tiles before it spills:
     its share (``sbuf_alloc_fraction``) of the usable SBUF minus the peak of the user-placed
@@ -78,8 +118,12 @@ def check_capacity(program: Program, warn: bool = True):
     arch = program.arch
     by_id = {s.id: s for s in program.storages}
     rng = live_ranges(program)
+    # capacity is counted at body positions (the same as instruction indices when there is no
+    # device loop); the spill plan, which moves data between instructions, keeps ``rng``
+    prng = body_live_ranges(program)
     events = []
     for sid, (a, b) in rng.items():
+        a, b = prng.get(sid, (a, b))
         events.append((a, 0, sid))
         events.append((b, 1, sid))
     events.sort()
@@ -111,7 +155,8 @@ def check_capacity(program: Program, warn: bool = True):
             if buf == "psum" and banks > arch.psum_banks:
                 raise HardwareRuleError(
                     "psum-banks", f"{banks} PSUM banks are live when {st.name} becomes live; the "
-                    f"PSUM has {arch.psum_banks} banks of {arch.psum_bank_bytes} bytes", operand=st.name,
+                    f"PSUM has {arch.psum_banks} banks of {arch.psum_bank_bytes} bytes. Live PSUM "
+                    f"tiles: {_live_psum(live, by_id, prng)}", operand=st.name,
                     value=banks, limit=arch.psum_banks, loc=st.loc)
         else:
             live.discard(sid)
@@ -285,6 +330,14 @@ def _check_overlap(st, live, by_id, arch):
                 f"[{q0},{q1}) bytes [{g0},{g1}) (allocated at {o.loc})", operand=st.name,
                 value=(f0, f1), limit=(g0, g1), loc=st.loc)
     # (an address past the end of the buffer is refused at allocation: rules._check_address)
+
+
+def _live_psum(live, by_id, rng) -> str:
+    """The live PSUM tiles, each with its shape, dtype, allocation line and last use."""
+    tiles = sorted((by_id[i] for i in live if by_id[i].buffer.kind == "psum"),
+                   key=lambda st: rng[st.id][0])
+    return "; ".join(f"{st.name} {st.dtype}[{','.join(map(str, st.shape))}] allocated at "
+                     f"{st.loc} (in use at positions {rng[st.id][0]}-{rng[st.id][1]})" for st in tiles)
 
 
 def verify_program(program: Program):

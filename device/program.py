@@ -140,8 +140,10 @@ class Program:
     def emit(self, opname: str, loc: SourceLoc | None = None, engine: str | None = None,
              name: str | None = None, **args) -> Instr:
         from .isa import OPS
+        from .isa.rules import check_in_bounds
         op = OPS[opname]
         ins = Instr(op, engine or op.engine, args, loc or user_loc(2), name)
+        check_in_bounds(ins)
         op.check(ins, self.arch)
         if op.pick_engine is not None:
             ins.engine = op.pick_engine(ins, self.arch)

@@ -35,6 +35,7 @@ class Settings:
     max_constant_elements: int  # NEURON_EMU_MAX_CONSTANT_ELEMENTS: one imported literal/splat (64M)
     legacy_report: bool    # NEURON_EMU_LEGACY_REPORT: legacy kernels list constructs to port
     executor: str = "fast"  # NEURON_EMU_EXECUTOR: fast (default) | exact | reference (device.fastpath)
+    parse_seconds: float = 60.0  # NEURON_EMU_PARSE_SECONDS: jaxlib's parse of untrusted StableHLO
 
 
 _SUFFIX = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -76,6 +77,7 @@ def settings() -> Settings:
         max_constant_elements=_count("NEURON_EMU_MAX_CONSTANT_ELEMENTS", 64 << 20),
         legacy_report=_flag("NEURON_EMU_LEGACY_REPORT", False),
         executor=_executor(),
+        parse_seconds=float(_count("NEURON_EMU_PARSE_SECONDS", 60)),
     )
 
 

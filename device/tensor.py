@@ -495,14 +495,11 @@ class View:
             raise UserKernelError(".ap takes scalar_offset or vector_offset, not both")
         if scalar_offset is not None or vector_offset is not None:
             dyn = _dynamic_offset(self, pattern, scalar_offset, vector_offset, int(indirect_dim or 0))
-        v = View(st, off, pattern, dt, dyn)
-        lo, hi = v.element_span()
-        total = st.size * dtypes.itemsize(st.dtype) // dtypes.itemsize(dt)
-        if dyn is None and (lo < 0 or hi >= total):
-            raise HardwareRuleError("access-out-of-bound", f".ap pattern {pattern} offset {off} "
-                                    f"reaches elements [{lo}, {hi}] of {st.name} which has {total}",
-                                    operand=st.name, value=(lo, hi), limit=total)
-        return v
+        # An access pattern is a descriptor: like NKI, building one that overruns its tensor is
+        # not an error until an instruction uses it (device.isa.rules.check_in_bounds names the
+        # operand; memory reads check again). Library kernels build the AP of a guarded-off
+        # iteration before the guard (nki-library output_projection_tkg).
+        return View(st, off, pattern, dt, dyn)
 
 
 def _dynamic_offset(base: "View", pattern, scalar_offset, vector_offset, indirect_dim):

@@ -104,6 +104,7 @@ class ImportedFunction:
         from device.arch import get_arch
         from lowering.tune import tune
         arch = get_arch(target or self.target)
+        self._check_budget(arch, False)          # a program that cannot fit is not tuned
         plan = tune(self.graph, arch, budget_s=budget_s, executor=executor, db=db,
                     progress=progress)
         self._plans[arch.name] = plan.schedules
@@ -170,7 +171,13 @@ def _looks_like_path(text: str) -> bool:
 def load_stablehlo(source=None, target=None, *, path=None) -> ImportedFunction:
     """Import StableHLO as a callable: MLIR text (a ``str`` is always text), a portable artifact
     (``bytes``), a jaxlib ``ir.Module`` or a ``jax.stages.Lowered``; a file as a
-    ``pathlib.Path`` or by ``path=`` (``.mlir`` text or a bytecode artifact)."""
+    ``pathlib.Path`` or by ``path=`` (``.mlir`` text or a bytecode artifact). Text and bytes are
+    untrusted: jaxlib parses them in a checking worker process first (a module that crashes
+    jaxlib is an error, not the end of the caller)."""
+    return _import_stablehlo(source, target, path, trusted=False)
+
+
+def _import_stablehlo(source, target, path, *, trusted: bool) -> ImportedFunction:
     from lowering import HloImportError
     from lowering import parse_stablehlo
     if (source is None) == (path is None):
@@ -183,7 +190,7 @@ def load_stablehlo(source=None, target=None, *, path=None) -> ImportedFunction:
         data = _read_path(path, "load_stablehlo", binary=True)
         source = data if data.startswith(b"ML\xefR") else _decode(data, src)
     try:
-        graph = parse_stablehlo(source, origin=src)
+        graph = parse_stablehlo(source, origin=src, trusted=trusted)
     except HloImportError as e:
         if path is None and isinstance(source, str) and _looks_like_path(source):
             raise type(e)(f"{e.reason}; a str is read as MLIR text, never as a file name: pass "
@@ -223,8 +230,10 @@ class JaxFunction:
         f = self._cache.get(key)
         if f is None:
             lowered = jax.jit(self.fn).lower(*arrays)
-            # with debug info, each instruction's location is the user's JAX line
-            f = load_stablehlo(lowered.as_text(debug_info=True), target=self.target)
+            # with debug info, each instruction's location is the user's JAX line; jax printed
+            # this text here and now, so jaxlib may parse it in-process (no checking worker)
+            f = _import_stablehlo(lowered.as_text(debug_info=True), self.target, None,
+                                  trusted=True)
             f.source = f"from_jax({self.__name__})"
             self._cache[key] = f
         return f

@@ -261,8 +261,12 @@ class Kernel:
             if self.lnc > 1:
                 # Each core's instructions carry its program id so the timing model can run the two
                 # instruction streams on two NeuronCores that share only HBM.
-                for ins in program.instrs[first:]:
+                stack = list(program.instrs[first:])
+                while stack:                       # device loop bodies too (a barrier in a loop)
+                    ins = stack.pop()
                     ins.args["_core"] = pid
+                    if isinstance(ins.args.get("body"), list):
+                        stack.extend(ins.args["body"])
                 ranges.append((first, len(program.instrs)))
             outs_all.append(ret)
         if program.info.pure_graph:

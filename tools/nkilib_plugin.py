@@ -260,14 +260,19 @@ def pytest_runtest_call(item):
 
 
 def pytest_runtest_logreport(report):
-    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+    crashed = report.when == "???"          # pytest-xdist: the worker died running this test
+    if report.when == "call" or crashed or (report.when == "setup" and report.outcome != "passed"):
         msg = ""
-        if report.outcome == "failed":
+        if crashed:
+            msg = ("the test process died (killed by the OS, e.g. out of host memory): "
+                   + _first_line(report))
+        elif report.outcome == "failed":
             msg = _first_line(report)
         elif report.outcome == "skipped":
             msg = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else ""
-        _RESULTS[report.nodeid] = {"outcome": report.outcome, "message": msg[:400],
-                                   "seconds": round(report.duration, 2)}
+        _RESULTS[report.nodeid] = {"outcome": "failed" if crashed else report.outcome,
+                                   "message": msg[:400], "seconds": round(report.duration, 2)}
+        _save()                             # after every test: a killed run keeps what finished
 
 
 def pytest_collectreport(report):
@@ -285,10 +290,16 @@ def _first_line(report) -> str:
     return (errs[0][2:].strip() if errs else (text[-1] if text else ""))
 
 
-def pytest_sessionfinish(session):
+def _save():
     path = os.environ.get("NKILIB_RESULTS")
     if not path:
         return
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    with open(f"{path}.{worker}.json", "w") as f:
+    tmp = f"{path}.{worker}.json.tmp"
+    with open(tmp, "w") as f:
         json.dump(_RESULTS, f)
+    os.replace(tmp, f"{path}.{worker}.json")
+
+
+def pytest_sessionfinish(session):
+    _save()

@@ -27,7 +27,9 @@ import bisect
 
 import numpy as np
 
+from ..isa.pe import products_sum
 from .analysis import LOOP_OPS
+from .groups import may_overflow
 from .kernels import storer
 
 F32 = np.dtype(np.float32)
@@ -230,12 +232,27 @@ def batch_steps(batch, groups, instrs, ctx) -> dict:
                 fills.append((big[r:r + Kk, c0:c1], ctx.get(view), (Kk, F), shape))
                 r += Kk
 
+    blocks = []                              # per group: its block of C and its K segments
+    for end in batch.ends:
+        sk, vk = batch.pairs[end]
+        (a0, a1), (b0, b1) = s_cols[sk], v_cols[vk]
+        blocks.append((a0, a1, b0, b1, [Kk for Kk, *_ in batch.stacks[sk]]))
+
     def compute():
         for block, get, shape2, shape in fills:
             src = get()
             if src.shape != shape:
                 src = src.reshape(shape)
             np.copyto(block, src.reshape(shape2), casting="unsafe")
+        if may_overflow(S, V):                   # one BLAS call would hide the PE's +-inf
+            for a0, a1, b0, b1, segs in blocks:  # the reference's rounding points per group
+                acc, r = None, 0
+                for Kk in segs:
+                    p = products_sum(S[r:r + Kk, a0:a1], V[r:r + Kk, b0:b1])
+                    acc = p if acc is None else acc + p
+                    r += Kk
+                C[a0:a1, b0:b1] = acc
+            return
         with np.errstate(over="ignore", invalid="ignore"):     # inf and NaN are results here
             np.matmul(S.T, V, out=C)
 

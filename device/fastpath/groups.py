@@ -21,10 +21,12 @@ import bisect
 
 import numpy as np
 
+from ..isa.pe import products_sum
 from .analysis import strided
 from .kernels import storer
 
 F32 = np.dtype(np.float32)
+_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def _eligible(ins, idx, facts) -> bool:
@@ -159,12 +161,30 @@ def fused_matmul(members, instrs, ctx):
             if version.get(sid) != w:
                 np.copyto(shadow, src, casting="unsafe")
                 version[sid] = w
-        (S, V), rest = pairs[0], pairs[1:]
-        np.matmul(S().T, V(), out=R)
-        for S, V in rest:
-            np.matmul(S().T, V(), out=T)
+        ops = [(S(), V()) for S, V in pairs]
+        if any(may_overflow(a, b) for a, b in ops):      # the reference's rounding points
+            acc = np.asarray(D(), F32).reshape(M, N).copy() if add else None
+            for a, b in ops:
+                p = products_sum(a, b)
+                acc = p if acc is None else acc + p
+            store(D(), acc.reshape(shape))
+            return
+        (a, b), rest = ops[0], ops[1:]
+        np.matmul(a.T, b, out=R)
+        for a, b in rest:
+            np.matmul(a.T, b, out=T)
             np.add(R, T, out=R)
         if add:
             np.add(np.asarray(D(), F32).reshape(M, N), R, out=R)
         store(D(), R.reshape(shape))
     return run
+
+
+def may_overflow(a, b) -> bool:
+    """True when a product of ``a`` and ``b`` could exceed fp32 (or a NaN hides the maxima): one
+    fp32 BLAS call would then fuse that product into a finite sum (FMA) where the reference's
+    product is +-inf, so such a group runs at the reference's rounding points instead."""
+    with np.errstate(invalid="ignore", over="ignore"):      # max/min: no temporary array
+        m = max(float(a.max(initial=0.0)), -float(a.min(initial=0.0))) * \
+            max(float(b.max(initial=0.0)), -float(b.min(initial=0.0)))
+    return not m <= _F32_MAX

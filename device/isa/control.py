@@ -64,9 +64,38 @@ def _set_reg(mem, reg, value):
     mem.regs[reg.id] = int(np.int64(value).astype(np.int32))   # 32-bit registers wrap
 
 
-def run_body(body, mem):
-    for ins in body:
-        ins.op.run(ins, mem)
+def run_body(body, mem, start=0):
+    """Run ``body[start:]``. An instruction that must wait for the other core (``Blocked``)
+    leaves its index on the exception (``at``), so the loop can resume there."""
+    from .multicore import Blocked
+    for k in range(start, len(body)):
+        try:
+            body[k].op.run(body[k], mem)
+        except Blocked as b:
+            b.at = k
+            raise
+
+
+def _resume_points(mem) -> dict:
+    """Where each waiting device loop stopped: loop instruction id -> its state. A memory
+    attribute created while the cores run, so each core keeps its own (device.executor)."""
+    pts = mem.__dict__.get("loop_resume")
+    if pts is None:
+        pts = mem.loop_resume = {}
+    return pts
+
+
+def _wait_in_loop(i, mem, state, b, entered):
+    """Park loop ``i`` at ``state`` and wait as the loop: running it again resumes the body at
+    the instruction that waited (which itself resumes where it stopped). ``progress`` tells the
+    executor whether the loop got anywhere since ``entered`` (else a round of it is idle)."""
+    from .multicore import Blocked
+    where = state + (b.at,)
+    _resume_points(mem)[id(i)] = where
+    inner = b.ins
+    w = Blocked(i, f"{b.reason} (at {inner.op.name}, {inner.loc}, inside the loop)")
+    w.progress = where != entered or getattr(b, "progress", False)
+    raise w from None
 
 
 def _body_cost(i, arch):
@@ -148,10 +177,21 @@ class ForiLoop:
                                   f"{step!r}", loc=i.loc)
 
     def run(i, mem):
-        lo, hi = reg_value(mem, i.args["lower"]), reg_value(mem, i.args["upper"])
-        for k in range(lo, hi, int(i.args.get("step", 1))):
+        from .multicore import Blocked
+        saved = _resume_points(mem).pop(id(i), None)
+        if saved is None:
+            lo, hi = reg_value(mem, i.args["lower"]), reg_value(mem, i.args["upper"])
+            first, pc = lo, 0
+            entered = None
+        else:                            # resume the iteration that waited for the other core
+            lo, hi, first, pc = entered = saved
+        for k in range(first, hi, int(i.args.get("step", 1))):
             _set_reg(mem, i.args["reg"], k)
-            run_body(i.args["body"], mem)
+            try:
+                run_body(i.args["body"], mem, pc)
+            except Blocked as b:
+                _wait_in_loop(i, mem, (lo, hi, k), b, entered)
+            pc = 0
 
     def cost(i, arch):
         lo, hi = i.args["lower"], i.args["upper"]
@@ -165,10 +205,19 @@ class WhileLoop:
     """while reg != 0: body; reg = next  (the condition is checked before every iteration)."""
 
     def run(i, mem):
+        from .multicore import Blocked
         reg, nxt = i.args["reg"], i.args["next"]
-        budget = LoopBudget("while_loop", loc=i.loc)      # NEURON_EMU_MAX_LOOP_TRIPS / _SECONDS
-        while reg_value(mem, reg) != 0:
-            run_body(i.args["body"], mem)
+        saved = _resume_points(mem).pop(id(i), None)
+        budget, trips, pc = saved if saved is not None else (
+            LoopBudget("while_loop", loc=i.loc), 0, 0)    # NEURON_EMU_MAX_LOOP_TRIPS / _SECONDS
+        entered = saved
+        while pc or reg_value(mem, reg) != 0:            # a resumed iteration was already admitted
+            try:
+                run_body(i.args["body"], mem, pc)
+            except Blocked as b:
+                _wait_in_loop(i, mem, (budget, trips), b, entered)
+            pc = 0
+            trips += 1
             _set_reg(mem, reg, reg_value(mem, nxt))
             budget.tick()
 

@@ -164,10 +164,13 @@ class CoreBarrier:
         if me is not None and me not in cores:
             fail(i, "core-rank", f"core {me} executes a barrier over cores={cores} that does not "
                  f"include it", "cores", cores, f"contains {me}")
-        if data.buffer != SHARED_HBM:
+        # The documented use is a shared HBM tensor both cores write; the NKI library also hands
+        # the barrier an SBUF tile (moe_cte's block index), which orders the cores just the same.
+        # Memory only one core can see (private HBM, PSUM) cannot be what the cores agree on.
+        if data.buffer != SHARED_HBM and data.buffer.kind != "sbuf":
             fail(i, "buffer", f"operand 'data' ({data.storage.name}) is in {data.buffer.name}; "
-                 f"core_barrier synchronises on a tensor in nl.shared_hbm", "data",
-                 data.buffer.name, "shared_hbm")
+                 f"core_barrier synchronises on a tensor in nl.shared_hbm (or an SBUF tile)",
+                 "data", data.buffer.name, "shared_hbm or sbuf")
 
     def run(i, mem):
         cores = i.args["cores"]

@@ -87,10 +87,10 @@ def products_sum(a, b):
     +-inf as on the engine (and as XLA gives), so inf - inf sums to NaN rather than 0. The
     per-product check runs only when the largest magnitudes could overflow."""
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    with np.errstate(all="ignore"):
-        amax = float(np.max(np.abs(a64), initial=0.0))
-        bmax = float(np.max(np.abs(b64), initial=0.0))
-    if not amax * bmax > _F32_MAX:                           # (NaN inputs take this path too)
+    with np.errstate(all="ignore"):                    # fmax skips NaN: a NaN elsewhere in the
+        amax = float(np.fmax.reduce(np.abs(a64), axis=None, initial=0.0))   # tile must not hide
+        bmax = float(np.fmax.reduce(np.abs(b64), axis=None, initial=0.0))   # an overflow
+    if not amax * bmax > _F32_MAX:
         return np.matmul(a64.T, b64).astype(np.float32)
     with np.errstate(all="ignore"):
         p = a64.T[:, :, None] * b64[None, :, :]            # M x K x N products

@@ -84,6 +84,22 @@ def _check_address(st, arch):
             value=b0 + st.bytes_per_partition, limit=cap, loc=st.loc)
 
 
+def check_in_bounds(i):
+    """Every tensor operand stays inside its tensor. Slices are checked when taken; a raw ``.ap``
+    pattern is only a descriptor until an instruction uses it, so it is checked here, naming the
+    operand, its pattern and the tensor's size (run-time offsets are checked when they resolve)."""
+    for name, v in i.args.items():
+        if not isinstance(v, View) or v.dyn is not None or v.size == 0:
+            continue
+        lo, hi = v.element_span()
+        st = v.storage
+        total = st.size * dtypes.itemsize(st.dtype) // dtypes.itemsize(v.dtype)
+        if lo < 0 or hi >= total:
+            fail(i, "access-out-of-bound", f"operand '{name}' (pattern {[list(p) for p in v.pattern]} "
+                 f"offset {v.offset}) reaches elements [{lo}, {hi}] of {st.name}, which has "
+                 f"{total}", name, (lo, hi), total)
+
+
 # Compute engines reach SBUF/PSUM through 32-partition quadrants, so an access's start partition
 # depends on how many partitions it spans (trainium_inferentia2_arch.rst, "start_partition").
 # DMA queues address partitions individually and are exempt.

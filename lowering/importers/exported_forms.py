@@ -30,7 +30,7 @@ import numpy as np
 
 from ..ir.types import TensorType
 from .hlo_syntax import HloImportError
-from .regions import Region
+from .regions import Region, evaluate_region
 
 _ALG_DTYPES = {"bf16": "bfloat16", "f16": "float16", "f32": "float32", "f64": "float64"}
 
@@ -133,51 +133,37 @@ def dot_with_algorithm(emit, lhs, rhs, algorithm, out_dtype: str, **dims):
 
 # ---------------------------------------------------------------- argmax by meaning
 
-def _run_region(r: Region, args):
-    env = dict(zip(r.params, args))
-    for op in r.ops:
-        xs = [env.get(o) for o in op.operands]
-        if any(x is None for x in xs):
-            return None
-        code = op.opcode
-        if code == "compare":
-            fn = {"EQ": np.equal, "NE": np.not_equal, "LT": np.less, "LE": np.less_equal,
-                  "GT": np.greater, "GE": np.greater_equal}.get(op.attrs.get("direction"))
-            if fn is None:
-                return None
-            env[op.name] = fn(*xs)
-        elif code == "select":
-            env[op.name] = np.where(*xs)
-        elif code in ("minimum", "maximum", "and", "or", "not", "xor"):
-            fn = {"minimum": np.minimum, "maximum": np.maximum, "and": np.logical_and,
-                  "or": np.logical_or, "not": np.logical_not, "xor": np.logical_xor}[code]
-            env[op.name] = fn(*xs)
-        else:
-            return None                      # anything else: not a pattern we can vouch for
-    return [env.get(n) for n in r.roots]
-
-
+# Ordinary values only (no NaN): TensorFlow's tie-breaking reducer (``Ge``/``Eq``/``Min``) and
+# JAX's differ only on NaN, which :func:`lowering.importers.regions.arg_reducer` checks. On NaN,
+# TF's reducer is not associative, so XLA's answer depends on its reduction order, which XLA
+# leaves unspecified (its CPU backend goes left to right and skips NaNs: [1, nan, 3] -> 3 at 2).
+# The argmax op we lower to gives JAX's meaning (the first NaN wins), which is the answer of one
+# such order (that NaN combined last, on the right).
 _PROBE_VALUES = (-2.0, 0.0, 1.5)
 _PROBE_INDEX = ((0, 3), (3, 0), (2, 2))
 
 
 def probe_arg_reducer(r: Region) -> str | None:
     """'argmax'/'argmin' when the 4-parameter reducer (v0, i0, v1, i1) keeps the larger
-    (smaller) value and, on ties, the smaller index, on every probe; else None."""
+    (smaller) value and, on ties, the smaller index, on every probe; else None. The region is
+    run by :func:`~lowering.importers.regions.evaluate_region`, so a malformed one (wrong operand
+    counts, undefined or repeated names, unknown ops) is simply not recognised and the importer
+    refuses it by name."""
     if len(r.params) != 4 or len(r.roots) != 2:
         return None
+    rows = [(a, b, i, j) for (a, b) in itertools.product(_PROBE_VALUES, repeat=2)
+            for (i, j) in _PROBE_INDEX]
+    outs = []
+    for a, b, i, j in rows:
+        got = evaluate_region(r, [a, i, b, j])
+        if got is None or not all(isinstance(g, (int, float, np.integer, np.floating))
+                                  and not isinstance(g, (bool, np.bool_)) for g in got):
+            return None
+        outs.append(got)
     for kind, better in (("argmax", np.greater), ("argmin", np.less)):
-        ok = True
-        for (a, b), (i, j) in itertools.product(itertools.product(_PROBE_VALUES, repeat=2),
-                                                _PROBE_INDEX):
-            got = _run_region(r, [np.float32(a), np.int32(i), np.float32(b), np.int32(j)])
-            if got is None:
-                return None
-            want = (a, min(i, j)) if a == b else ((a, i) if better(a, b) else (b, j))
-            if float(got[0]) != want[0] or int(got[1]) != want[1]:
-                ok = False
-                break
-        if ok:
+        if all(float(g[0]) == w[0] and float(g[1]) == w[1] for g, w in zip(
+                outs, (((a, min(i, j)) if a == b else ((a, i) if better(a, b) else (b, j)))
+                       for a, b, i, j in rows))):
             return kind
     return None
 

@@ -1,9 +1,11 @@
 """The one adapter module over the MLIR Python bindings that ship in jaxlib (unstable API).
 
-Everything that touches ``jax.extend.mlir`` lives here: context set-up, parsing text / modules /
-portable artifacts, running ``chlo-legalize-to-stablehlo``, and reading types, attributes and
-constants into plain Python and NumPy. :mod:`lowering.stablehlo_import` maps the ops onto the
-graph IR using only these helpers.
+Everything in this process that touches ``jax.extend.mlir`` lives here: context set-up, parsing
+text / modules / portable artifacts, running ``chlo-legalize-to-stablehlo``, and reading types,
+attributes and constants into plain Python and NumPy. :mod:`lowering.importers.stablehlo` maps
+the ops onto the graph IR using only these helpers. Untrusted text and bytes reach this
+process's jaxlib only after :mod:`lowering.importers.mlir_guard`'s checking worker (the other
+program that uses the bindings, in its own process) has parsed them.
 
     >>> # g = parse_stablehlo(jax.jit(f).lower(x).as_text())
 """
@@ -14,16 +16,12 @@ import re
 
 import numpy as np
 
-from .hlo_syntax import HloImportError
+from .mlir_guard import StableHloImportError, check_in_worker, prescan, warm_up
 
 _ELEMENT = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "f64": "float64",
             "i1": "bool", "i8": "int8", "i16": "int16", "i32": "int32", "i64": "int64",
             "ui8": "uint8", "ui16": "uint16", "ui32": "uint32",
             "f8E4M3": "float8_e4m3", "f8E5M2": "float8_e5m2"}
-
-
-class StableHloImportError(HloImportError):
-    """StableHLO we cannot read: malformed, or an op/attribute we do not support."""
 
 
 def _mlir():
@@ -37,30 +35,43 @@ def _mlir():
     return ir, passmanager, stablehlo, jax_mlir
 
 
-def parse_module(source):
+def parse_module(source, trusted: bool = False):
     """(context, module) from MLIR text, bytes (a portable artifact), an ``ir.Module``, or a
-    ``jax.stages.Lowered``. CHLO ops are legalized to StableHLO."""
+    ``jax.stages.Lowered``. CHLO ops are legalized to StableHLO.
+
+    Text and bytes are untrusted unless ``trusted``: they are pre-scanned and parsed by a
+    checking worker process first (:mod:`lowering.importers.mlir_guard`), so input that crashes
+    jaxlib's parser is an error here, not the end of this process. jaxlib objects (``Lowered``,
+    ``ir.Module``) and ``trusted`` text (printed by jax in this process) are parsed directly."""
+    if not trusted and (isinstance(source, str) or isinstance(source, (bytes, bytearray))
+                        and bytes(source[:4]) == b"ML\xefR"):
+        warm_up()                              # the worker's jax import overlaps ours
     ir, passmanager, stablehlo, jax_mlir = _mlir()
     if hasattr(source, "compiler_ir"):                       # jax.stages.Lowered
-        source = source.as_text()
+        source, trusted = source.as_text(), True
     if isinstance(source, ir.Module):
-        source = str(source.operation)        # re-parse in our own context
+        source, trusted = str(source.operation), True        # re-parse in our own context
+    if isinstance(source, (bytes, bytearray)):
+        check_bytecode(bytes(source))          # a malformed artifact must not crash us
+    elif isinstance(source, str):
+        if not trusted:
+            prescan(source)
+            check_in_worker(source, bytecode=False)
+    else:
+        raise StableHloImportError(f"expected StableHLO text, bytes or a module, got "
+                                   f"{type(source).__name__}")
     ctx = jax_mlir.make_ir_context()
     with ctx:
         try:
             if isinstance(source, (bytes, bytearray)):
-                check_bytecode(bytes(source))      # a malformed artifact must not crash us
                 module = stablehlo.deserialize_portable_artifact(ctx, bytes(source))
-            elif isinstance(source, str):
-                module = ir.Module.parse(source)
             else:
-                raise StableHloImportError(f"expected StableHLO text, bytes or a module, got "
-                                           f"{type(source).__name__}")
-        except StableHloImportError:
-            raise
+                module = ir.Module.parse(source)
         except Exception as e:                # MLIRError: diagnostics carry file:line:col
-            raise StableHloImportError(f"cannot parse StableHLO: {str(e).strip()[:600]}") \
-                from None
+            msg = str(e).strip()
+            m = re.search(r":(\d+):\d+:", msg)
+            raise StableHloImportError(f"cannot parse StableHLO: {msg[:600]}",
+                                       int(m.group(1)) if m else None) from None
         stablehlo.register_stablehlo_passes()
         pm = passmanager.PassManager.parse(
             "builtin.module(func.func(chlo-legalize-to-stablehlo))")
@@ -166,20 +177,6 @@ def scatter_dims(a) -> dict:
                 index_vector_dim=d.index_vector_dim)
 
 
-_CHECKED: set = set()          # digests of artifacts the deserializer has survived
-_CHECK_CODE = """
-import sys
-from jax.extend.mlir.dialects import stablehlo
-from jax.interpreters import mlir
-data = sys.stdin.buffer.read()
-with mlir.make_ir_context() as ctx:
-    try:
-        stablehlo.deserialize_portable_artifact(ctx, data)
-    except Exception as e:
-        print(str(e)[:400]); sys.exit(3)
-"""
-
-
 def _bits_text(bits: int, np_dt, width: int) -> str:
     v = float(np.frombuffer((bits & ((1 << 8 * width) - 1)).to_bytes(width, "little"),
                             dtype=np_dt)[0])
@@ -187,34 +184,15 @@ def _bits_text(bits: int, np_dt, width: int) -> str:
         else repr(v)
 
 
-def check_bytecode(data: bytes, timeout: float = 120.0) -> None:
-    """Deserialize an untrusted portable artifact in a child process first: jaxlib's C++
-    deserializer can crash (segfault) on corrupted bytecode, which would take the caller down.
-    A crash, hang or failure there is a StableHloImportError; an artifact that deserializes
-    cleanly is remembered (by digest) and then read in-process."""
-    import hashlib
-    import subprocess
-    import sys
+def check_bytecode(data: bytes) -> None:
+    """An untrusted portable artifact is deserialized by the checking worker process first:
+    jaxlib's C++ deserializer can crash (segfault) on corrupted bytecode, which would take the
+    caller down. A crash, overrun or failure there is a StableHloImportError; an artifact that
+    deserializes cleanly is remembered (by digest) and then read in-process."""
     if not data.startswith(b"ML\xefR"):
         raise StableHloImportError("bytes that are not a StableHLO portable artifact (no 'ML\\xefR' "
                                    "magic): pass MLIR text as str")
-    key = hashlib.sha256(data).hexdigest()
-    if key in _CHECKED:
-        return
-    try:
-        r = subprocess.run([sys.executable, "-c", _CHECK_CODE], input=data, capture_output=True,
-                           timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise StableHloImportError(f"the StableHLO artifact did not deserialize within "
-                                   f"{timeout:g} s; refusing it") from None
-    if r.returncode == 3:
-        raise StableHloImportError(f"cannot deserialize the StableHLO artifact: "
-                                   f"{r.stdout.decode(errors='replace').strip()}")
-    if r.returncode != 0:
-        how = f"signal {-r.returncode}" if r.returncode < 0 else f"exit code {r.returncode}"
-        raise StableHloImportError(f"the StableHLO artifact is malformed: jaxlib's deserializer "
-                                   f"crashed on it ({how}) in a checking subprocess; refusing it")
-    _CHECKED.add(key)
+    check_in_worker(data, bytecode=True)
 
 
 def dense(a, shape, dtype: str) -> np.ndarray:

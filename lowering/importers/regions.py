@@ -132,9 +132,11 @@ def evaluate_region(r: Region, args):
                 continue
             if op.opcode not in _EVAL_OPS:
                 return None
+            if OPS[op.opcode].arity is not None and len(xs) != OPS[op.opcode].arity:
+                return None                               # e.g. select(p, a), add(a, b, c)
             try:
                 env[op.name] = _eval_op(op.opcode, xs)
-            except (TypeError, ValueError, OverflowError):
+            except (TypeError, ValueError, OverflowError, IndexError):
                 return None
     if any(n not in env for n in r.roots):
         return None

@@ -29,10 +29,13 @@ _IDENTITY = {"sdy.sharding_constraint", "stablehlo.optimization_barrier"}
 _MAX_DEPTH = 64
 
 
-def parse_stablehlo(source, name: str | None = None, origin: str = "<stablehlo>") -> Graph:
+def parse_stablehlo(source, name: str | None = None, origin: str = "<stablehlo>", *,
+                    trusted: bool = False) -> Graph:
     """Import the ``main`` function of a StableHLO module (text, bytes, ir.Module, Lowered).
-    ``origin`` names the module in source locations (a file name)."""
-    ctx, module = S.parse_module(source)
+    ``origin`` names the module in source locations (a file name). Text and bytes are parsed by a
+    checking worker process first unless ``trusted`` (text jax printed in this process): see
+    :mod:`lowering.importers.mlir_guard`."""
+    ctx, module = S.parse_module(source, trusted)
     with ctx:
         try:
             imp = _Importer(module, name)

@@ -29,6 +29,14 @@ Here ops are grouped instead:
     >>> plan(g)[0].key
     'fused_matmul-e272fa70708e'
 
+Two more shapes of group, whose untuned lowering is the unfused program:
+
+- a float ``reduce`` over trailing axes joins the element-wise group just before it that
+  computes its operand (FusedReduceSchedule): with ``resident=True`` the producer's tiles are
+  reduced where they are computed, so the value is never read back from HBM (nor written,
+  unless something else reads it: then the group ``stores`` it from the same tiles);
+- any fused group can be cut at chosen edges (``split`` of its schedule, :func:`split_parts`).
+
 Which ops may join a group is a fact of the op table (``OpDef.fusible``: the op has a tile
 body), so a new element-wise op fuses as soon as it is defined with one.
 """
@@ -40,35 +48,14 @@ import math
 
 from device.errors import UserKernelError
 
-from ..ir.ops import OPS
+from ..ir.ops import OPS, REDUCE_KINDS
+from .fused_schedules import (FusedMatmulProblem, FusedMatmulSchedule, FusedReduceProblem,
+                              FusedReduceSchedule)
 from .rules.layout import broadcast_view, lower_broadcast
 from .rules.matmul import MatmulProblem, MatmulSchedule, lower_dot
+from .rules.reduce import ReduceProblem, ReduceSchedule
 from .schedule import NoKnobs
 from .stream import StreamProblem, StreamSchedule, chunks, flat_tile
-
-
-@dataclasses.dataclass(frozen=True)
-class FusedMatmulSchedule(MatmulSchedule):
-    """A dot with an element-wise epilogue: the matmul knobs plus ``row_cache``, the SBUF bytes
-    per partition for row-vector leaves (a bias) kept across output tiles."""
-
-    kind = "fused_matmul"
-    row_cache: int = 32 * 1024
-
-    @classmethod
-    def default(cls, problem, arch):
-        return cls(**MatmulSchedule.default(problem, arch).knobs())
-
-    @classmethod
-    def candidates(cls, problem, arch):
-        return [cls(**s.knobs()) for s in MatmulSchedule.candidates(problem, arch)]
-
-    def check(self, problem, arch):
-        why = MatmulSchedule.check(self, problem, arch)
-        if why is None and self.sbuf_bytes(problem) + self.row_cache > \
-                arch.sbuf_usable_bytes_per_partition:
-            return f"the row cache of {self.row_cache} B does not fit beside the matmul tiles"
-        return why
 
 
 def _is_elementwise(op) -> bool:
@@ -79,7 +66,8 @@ def _is_elementwise(op) -> bool:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Group:
-    """Ops lowered together (graph order, the root last: the only value written to HBM).
+    """Ops lowered together (graph order, the root last: the value written to HBM; ``stores``:
+    member results also written because something outside reads them, only in a reduce pair).
 
     ``key`` is structural: the group's text with values renamed in order of appearance, external
     inputs with their types, and the family; two groups with the same key lower to the same
@@ -88,6 +76,12 @@ class Group:
     ops: tuple
     text: str
     key: str
+    stores: tuple = ()
+
+    @property
+    def outputs(self) -> tuple:
+        """The values the group writes to HBM: the root's, then ``stores``."""
+        return (self.root.result, *self.stores)
 
     @property
     def root(self):
@@ -103,19 +97,27 @@ class Group:
 
     def schedule_class(self):
         if self.fused:
+            if self.root.opcode == "reduce":
+                return FusedReduceSchedule
             return FusedMatmulSchedule if self.dot is not None else StreamSchedule
         return OPS[self.root.opcode].schedule or NoKnobs
 
     def problem(self):
         """The schedule's problem for this group (None for rules without knobs)."""
         cls = self.schedule_class()
+        if cls is FusedMatmulSchedule:
+            return FusedMatmulProblem(**dataclasses.asdict(MatmulProblem.of(self.dot)),
+                                      edges=len(self.ops) - 1)
         if issubclass(cls, MatmulSchedule):
             return MatmulProblem.of(self.dot or self.root)
         if cls is StreamSchedule:
             return StreamProblem(self.root.result.type.size, len(self.ops) + 1,
                                  max(v.type.np_dtype.itemsize for op in self.ops
-                                     for v in (*op.inputs, op.result)))
-        from .rules.reduce import ReduceProblem, ReduceSchedule
+                                     for v in (*op.inputs, op.result)),
+                                 len(self.ops) - 1 if self.fused else 0)
+        if cls is FusedReduceSchedule:
+            return FusedReduceProblem(**dataclasses.asdict(ReduceProblem.of(self.root)),
+                                      tiles=len(self.ops) + 1)
         if cls is ReduceSchedule:
             return ReduceProblem.of(self.root)
         of = getattr(cls, "problem_of", None)     # rule families that build their own problem
@@ -125,7 +127,7 @@ class Group:
         return self.schedule_class().default(self.problem(), arch)
 
 
-def make_group(ops) -> Group:
+def make_group(ops, stores=()) -> Group:
     names: dict[int, str] = {}
     ext: list[str] = []
 
@@ -142,11 +144,13 @@ def make_group(ops) -> Group:
         for k, r in enumerate(op.results):
             names[id(r)] = f"%v{len(names) - len(ext)}"
         lines.append(op.text(name_of))
+    if stores:
+        lines.append("store " + ", ".join(names[id(v)] for v in stores))
     text = "(" + ", ".join(ext) + ") {\n  " + "\n  ".join(lines) + "\n}"
     grp = Group(tuple(ops), text, "")
     family = grp.schedule_class().kind if OPS[ops[-1].opcode].lower else ops[-1].opcode
     digest = hashlib.sha1(f"{family}\n{text}".encode()).hexdigest()[:12]
-    return Group(tuple(ops), text, f"{family}-{digest}")
+    return Group(tuple(ops), text, f"{family}-{digest}", tuple(stores))
 
 
 def plan(graph, fuse: bool = True) -> list[Group]:
@@ -177,8 +181,44 @@ def plan(graph, fuse: bool = True) -> list[Group]:
                 members[id(op)] += members.pop(id(d))
                 fused.add(id(d))
     order = {id(op): i for i, op in enumerate(graph.ops)}
-    return [make_group(sorted(members[id(op)], key=lambda m: order[id(m)]))
-            for op in graph.ops if id(op) not in fused]
+    groups = [sorted(members[id(op)], key=lambda m: order[id(m)])
+              for op in graph.ops if id(op) not in fused]
+    return [make_group(g, stores) for g, stores in _pair_reduces(groups, uses, outputs)]
+
+
+def _pair_reduces(groups, uses, outputs):
+    """Join a float reduce over trailing axes with the element-wise group just before it that
+    produces its operand: the pair is one group (FusedReduceSchedule) whose ``resident`` knob
+    keeps the value in SBUF for the reduce. When other ops (or the graph's outputs) read the
+    value too, the pair also stores it (``Group.stores``): the reduce still saves its HBM read.
+    Only adjacent groups pair, so the untuned lowering (the two loops through HBM) is the same
+    program as before. Returns [(ops, stores)]."""
+    out = []
+    for g in groups:
+        red = g[0] if len(g) == 1 else None
+        prev = out[-1][0] if out else None
+        if red is not None and red.opcode == "reduce" and prev is not None \
+                and not out[-1][1] and not prev[-1].multi \
+                and red.inputs[0] is prev[-1].result and prev[-1].opcode != "reduce" \
+                and _resident_fits(prev, red):
+            v = red.inputs[0]
+            shared = uses[id(v)] > 1 or id(v) in outputs
+            out[-1] = (prev + g, (v,) if shared else ())
+        else:
+            out.append((g, ()))
+    return out
+
+
+def _resident_fits(producer, red) -> bool:
+    """The producer streams element-wise (no dot) and the reduce folds float values over the
+    trailing axes (rows on the partitions in both loops, no transposing load)."""
+    dims = sorted(red.attrs["dims"])
+    t = red.inputs[0].type
+    return (all(_is_elementwise(op) or op.opcode == "broadcast" for op in producer)
+            and any(_is_elementwise(op) for op in producer)
+            and t.dtype in ("float32", "bfloat16", "float16") and bool(dims)
+            and dims == list(range(t.rank - len(dims), t.rank)) and t.size > 0
+            and red.result.type.dtype == t.dtype)
 
 
 # ---------------------------------------------------------------- lowering a fused group
@@ -261,8 +301,118 @@ def _load(lw, leaves, sl, cache, row_cache):
     return tiles
 
 
+def split_parts(group: Group, split) -> list[list]:
+    """The sub-groups of ``group`` when the results of the members flagged in ``split`` (one
+    flag per member but the root, in group order) are materialised: connected pieces of the
+    group's tree without those edges, each in graph order, ordered by their roots."""
+    part = {id(op): [op] for op in group.ops}
+    inside = {id(op.result): op for op in group.ops[:-1]}
+    cut = {id(op.result) for op, s in zip(group.ops, split) if s}
+    for op in group.ops:                       # graph order: producers before their users
+        for v in op.inputs:
+            p = inside.get(id(v))
+            if p is not None and id(v) not in cut and part[id(p)] is not part[id(op)]:
+                merged = part[id(op)] + part[id(p)]
+                for m in merged:
+                    part[id(m)] = merged
+    order = {id(op): i for i, op in enumerate(group.ops)}
+    parts = {id(p): p for p in part.values()}.values()
+    return sorted((sorted(p, key=lambda m: order[id(m)]) for p in parts),
+                  key=lambda p: order[id(p[-1])])
+
+
+def _part_schedule(lw, part: Group, sched):
+    """The schedule of one part of a split group, from the group's knobs."""
+    if isinstance(sched, FusedMatmulSchedule) and part.dot is not None:
+        knobs = sched.matmul_knobs()
+        if part.fused:
+            return FusedMatmulSchedule(**knobs, row_cache=sched.row_cache)
+        return MatmulSchedule(**knobs)
+    if part.schedule_class() is StreamSchedule:
+        if isinstance(sched, StreamSchedule):
+            return StreamSchedule(sched.free, sched.bufs, sched.row_cache)
+        return StreamSchedule()
+    return part.default_schedule(lw.arch)
+
+
+def _lower_reduce_pair(lw, group: Group, env: dict, sched) -> None:
+    """A reduce with its producer: two loops through HBM (resident=False: the programs of the
+    two groups unfused), or one loop whose producer tiles are reduced where they are computed.
+    Each producer tile rounds as it would be stored, and the reduce folds the same [rows,
+    chunk] tiles in the same order, so both give the same bits."""
+    red, prod = group.root, make_group(group.ops[:-1])
+    rsched = ReduceSchedule(sched.chunk, sched.axis)
+    if not sched.resident:
+        psched = _part_schedule(lw, prod, None)
+        if prod.fused:
+            lower_group(lw, prod, env, psched)
+        else:
+            _lower_alone(lw, prod.root, env, psched)
+        _lower_alone(lw, red, env, rsched)
+        return
+    shape = tuple(red.inputs[0].type.shape)
+    k = len(red.attrs["dims"])
+    R, C = math.prod(shape[:len(shape) - k]), math.prod(shape[len(shape) - k:])
+    P, F = lw.arch.partitions, sched.chunk
+    leaves, done = _leaves(lw, prod.ops, env, (R, C))
+    cache = {}
+    alu = REDUCE_KINDS[red.attrs["kind"]].alu
+    keep = None
+    if group.stores:                            # read elsewhere too: store it from the tiles
+        v = prod.root.result
+        with lw.at(prod.root.loc):
+            keep = lw.hbm(v.type.shape, v.type.dtype)
+        env[id(v)] = keep
+        keep = keep.reshape((R, C))
+    with lw.at(red.loc):
+        out = lw.hbm(red.result.type.shape, red.result.type.dtype)
+        o = out.reshape((R, 1))
+    for r0 in range(0, R, P):
+        rt = min(P, R - r0)
+        with lw.at(red.loc):
+            acc = lw.sb((rt, 1), "float32")
+        for j, c0 in enumerate(range(0, C, F)):
+            ct = min(F, C - c0)
+            sl = lambda v, r0=r0, rt=rt, c0=c0, ct=ct: v[r0:r0 + rt, c0:c0 + ct]  # noqa: E731
+            t = _run_members(lw, prod.ops, done, _load(lw, leaves, sl, cache, sched.row_cache),
+                             (rt, ct))
+            if keep is not None:
+                with lw.at(prod.root.loc):
+                    lw.emit("dma_copy", dst=sl(keep), src=t)
+            with lw.at(red.loc):
+                part = acc if j == 0 else lw.sb((rt, 1), "float32")
+                lw.emit("tensor_reduce", dst=part, op=alu, data=t, axis=(1,))
+                if j:
+                    lw.emit("tensor_tensor", dst=acc, data1=acc, data2=part, op=alu)
+        with lw.at(red.loc):
+            res = lw.sb((rt, 1), out.dtype)
+            lw.emit("tensor_copy", dst=res, src=acc)
+            lw.emit("dma_copy", dst=o[r0:r0 + rt], src=res)
+    env[id(red.result)] = out
+
+
+def _lower_split(lw, group: Group, env: dict, sched) -> None:
+    for ops in split_parts(group, sched.split):
+        part = make_group(ops)
+        psched = _part_schedule(lw, part, sched)
+        if part.fused:
+            lower_group(lw, part, env, psched)
+        else:
+            _lower_alone(lw, part.root, env, psched)
+
+
+def _lower_alone(lw, op, env, sched) -> None:
+    """One op on its own with its rule, as the driver lowers a group of one."""
+    with lw.at(op.loc):
+        env[id(op.result)] = OPS[op.opcode].lower(lw, op, [env[id(v)] for v in op.inputs], sched)
+
+
 def lower_group(lw, group: Group, env: dict, sched) -> None:
     """Lower a fused group; its root's value is stored in ``env``."""
+    if any(getattr(sched, "split", ())):
+        return _lower_split(lw, group, env, sched)
+    if isinstance(sched, FusedReduceSchedule):
+        return _lower_reduce_pair(lw, group, env, sched)
     ops = list(group.ops)
     root = group.root
     shape = tuple(root.result.type.shape)

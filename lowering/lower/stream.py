@@ -20,11 +20,13 @@ from .schedule import Schedule
 @dataclasses.dataclass(frozen=True)
 class StreamProblem:
     """What a stream lowers: ``size`` elements; ``tiles`` SBUF tiles of ``itemsize`` bytes live
-    per iteration (inputs, members and the result)."""
+    per iteration (inputs, members and the result); ``edges`` the internal edges of a fused
+    group (one per member but the root) where it may be split."""
 
     size: int
     tiles: int = 2
     itemsize: int = 4
+    edges: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,12 +35,22 @@ class StreamSchedule(Schedule):
     CM 2.6). ``bufs``: 0 allocates a fresh SBUF tile per iteration (the allocator overlaps them
     freely); k >= 2 rotates k tiles per operand (k-deep multi-buffering: fewer live bytes, the
     reuse orders iterations). ``row_cache``: SBUF bytes per partition for row-vector leaves of a
-    fused group kept across tiles."""
+    fused group kept across tiles. ``split``: for a fused group, one flag per internal edge (the
+    result of each member but the root, in group order): True materialises that value in HBM
+    and lowers the two sides as separate loops; () fuses every edge (see
+    :func:`lowering.lower.fusion.split_parts`)."""
 
     kind = "stream"
     free: int = 2048
     bufs: int = 0
     row_cache: int = 32 * 1024
+    split: tuple = ()
+
+    def knobs(self) -> dict:
+        k = super().knobs()
+        if not any(self.split):
+            k.pop("split")                # default keys stay as they were before the knob
+        return k
 
     @classmethod
     def candidates(cls, problem, arch):
@@ -46,9 +58,12 @@ class StreamSchedule(Schedule):
         for free in (512, 1024, 2048, 4096, 8192):
             for bufs in (0, 2, 3):
                 out.append(cls(free=free, bufs=bufs))
-        return out
+        return out + [cls(split=s) for s in split_choices(problem.edges)]
 
     def check(self, problem, arch):
+        why = check_split(self.split, problem.edges)
+        if why is not None:
+            return why
         if self.free < 1 or self.free > arch.sbuf_max_free_elems:
             return f"free={self.free} is outside 1..{arch.sbuf_max_free_elems} (sbuf_max_free_elems)"
         if self.bufs == 1 or self.bufs < 0:
@@ -61,6 +76,24 @@ class StreamSchedule(Schedule):
                     f"x {problem.itemsize} B + row cache {self.row_cache} B = "
                     f"{live + self.row_cache} B per partition exceed the {budget} B of SBUF")
         return None
+
+
+def split_choices(edges: int) -> list[tuple]:
+    """The split points worth trying for a group of ``edges`` internal edges: each edge alone,
+    then every edge (the unfused lowering)."""
+    if edges == 0:
+        return []
+    one = [tuple(i == j for j in range(edges)) for i in range(edges)]
+    return one + ([(True,) * edges] if edges > 1 else [])
+
+
+def check_split(split, edges: int) -> str | None:
+    """None when ``split`` is () or one bool per internal edge; else the reason."""
+    if not split:
+        return None
+    if len(split) != edges or not all(isinstance(b, bool) for b in split):
+        return f"split={split} must be () or {edges} booleans (one per internal edge)"
+    return None
 
 
 def chunks(total: int, free: int, partitions: int) -> list[tuple[int, int, int]]:

@@ -49,8 +49,8 @@ def standalone(group: Group, name: str = "group") -> Standalone:
         new = g.add_op(op.opcode, [env[id(v)] for v in op.inputs], dict(op.attrs), loc=op.loc)
         for r, n in zip(op.results, new if op.multi else (new,)):
             env[id(r)] = n
-    g.set_outputs([env[id(group.root.result)]])
-    sub = make_group(g.ops)
+    g.set_outputs([env[id(v)] for v in group.outputs])
+    sub = make_group(g.ops, tuple(env[id(v)] for v in group.stores))
     if sub.key != group.key:                   # the key is structural: this cannot differ
         raise AssertionError(f"standalone group key {sub.key} != {group.key}")
     return Standalone(g, sub)

@@ -172,8 +172,9 @@ def matmul_estimate(problem: MatmulProblem, s: MatmulSchedule, arch, out_dtype=N
 
 
 def price_fast(standalone, schedule, arch) -> Estimate:
-    """The fast price of ``schedule`` for a group (closed form for matmuls, else the full one)."""
-    if isinstance(schedule, MatmulSchedule):
+    """The fast price of ``schedule`` for a group (closed form for the matmuls it describes,
+    else the full one)."""
+    if isinstance(schedule, MatmulSchedule) and schedule.closed_form:
         g = standalone.group
         out = g.root.result.type.dtype
         return matmul_estimate(g.problem(), schedule, arch,

@@ -46,7 +46,7 @@ from .jobs import run_jobs
 from .verify import verify
 
 TIMING_MODEL_VERSION = "timing-2026.12c"   # bump when device/timing or isa costs change meaning
-SPACE_VERSION = "space-1"                  # bump when a Schedule's candidates() change
+SPACE_VERSION = "space-2"                  # bump when a Schedule's candidates() change
 EXHAUSTIVE = 4096
 
 

@@ -323,7 +323,9 @@ def core_barrier(data, cores=(0, 1), engine=engine.gpsimd, name=None, **_legacy)
     """Every core in ``cores`` waits until all of them reach this barrier (on ``engine``)."""
     from ..tracing import current
     tr = current("nisa.core_barrier")
-    cores = tuple(_rank(c) for c in cores) if isinstance(cores, (tuple, list)) else cores
+    # ``cores=(0)`` is the int 0 in Python: the library's LNC=1 branches write it for "core 0 only"
+    cores = (tuple(_rank(c) for c in cores) if isinstance(cores, (tuple, list)) else
+             (_rank(cores),) if isinstance(_rank(cores), int) and not isinstance(cores, bool) else cores)
     return _emit("core_barrier", engine, name, data=data, cores=cores, _lnc=tr.lnc,
                  _rank=tr.program_id)
 

@@ -48,6 +48,12 @@ def trace_body(tr, fn, *args):
     return body, ret
 
 
+def body_locals(prog, n_before: int) -> frozenset:
+    """Ids of the tensors allocated while a loop body was traced: each iteration has its own, so
+    their live ranges lie inside the body (device.passes counts PSUM banks per body position)."""
+    return frozenset(st.id for st in prog.storages[n_before:])
+
+
 def _footprint(body):
     reads, writes = [], []
     for ins in body:
@@ -65,10 +71,12 @@ def fori_loop(lower, upper, body_fun, step=1):
         raise UserKernelError(f"nl.fori_loop: step must be a compile-time positive int, got "
                               f"{step!r}", loc=user_loc(2))
     reg = VirtualRegister("i", readonly=True)
+    n0 = len(tr.program.storages)
     body, _ = trace_body(tr, body_fun, reg)
     reads, writes = _footprint(body)
     tr.program.emit("fori_loop", reg=reg, lower=lo, upper=hi, step=step, body=body,
-                    _reads=reads, _writes=writes, loc=user_loc(2))
+                    _reads=reads, _writes=writes, _local=body_locals(tr.program, n0),
+                    loc=user_loc(2))
 
 
 def while_loop(init, body_fun):
@@ -82,13 +90,14 @@ def while_loop(init, body_fun):
         r = VirtualRegister()
         tr.program.emit("register_move", dst=r, src=int(init), loc=user_loc(2))
         init = r
+    n0 = len(tr.program.storages)
     body, nxt = trace_body(tr, body_fun, init)
     if not isinstance(nxt, VirtualRegister):
         raise UserKernelError(f"nl.while_loop: the body must return the next condition register, "
                               f"got {type(nxt).__name__}", loc=user_loc(2))
     reads, writes = _footprint(body)
     tr.program.emit("while_loop", reg=init, next=nxt, body=body, _reads=reads, _writes=writes,
-                    loc=user_loc(2))
+                    _local=body_locals(tr.program, n0), loc=user_loc(2))
 
 
 # ---- nisa register instructions (re-exported by nki.isa) ---------------------------------------
@@ -133,6 +142,7 @@ class _DynamicRange:
         tr, prog = self.tr, self.tr.program
         reg = VirtualRegister("i", readonly=True)
         saved, prog.instrs = prog.instrs, []
+        n0 = len(prog.storages)
         done = False
         try:
             yield reg
@@ -142,7 +152,8 @@ class _DynamicRange:
         if done:
             reads, writes = _footprint(body)
             prog.emit("fori_loop", reg=reg, lower=self.lo, upper=self.hi, step=self.step,
-                      body=body, _reads=reads, _writes=writes, loc=self.loc)
+                      body=body, _reads=reads, _writes=writes, _local=body_locals(prog, n0),
+                      loc=self.loc)
 
 
 def dynamic_range(start, stop=None, step=1, **_legacy):

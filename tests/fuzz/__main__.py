@@ -4,7 +4,8 @@
 
 Mutants of the seed programs (tests/fuzz/seeds.py, exported by JAX here and now) and grammar-made
 modules run in a worker process each; prints the counts per outcome and one example per distinct
-failure, and exits non-zero if anything but ``ok``/``refused`` happened.
+failure, and exits non-zero if anything but ``ok``/``refused`` happened (a refusal by an importer's
+catch-all, ``unvalidated``, counts as a missing check).
 """
 from __future__ import annotations
 
@@ -80,8 +81,9 @@ def main(argv=None):
     if a.json:
         with open(a.json, "w") as f:
             json.dump(bad, f, indent=1)
-    return 0 if not (counts["foreign"] or counts["mismatch"] or counts["hang"] or counts["crash"]) \
-        else 1
+    # a catch-all refusal ('unvalidated') is a missing check: it fails the run too
+    return 0 if not (counts["unvalidated"] or counts["foreign"] or counts["mismatch"]
+                     or counts["hang"] or counts["crash"]) else 1
 
 
 if __name__ == "__main__":

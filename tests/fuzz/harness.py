@@ -19,7 +19,8 @@ import numpy as np
 FUZZ_ENV = {"NEURON_EMU_HOST_MEMORY": "512M", "NEURON_EMU_MAX_INSTRUCTIONS": "50000",
             "NEURON_EMU_MAX_LOOP_TRIPS": "100000", "NEURON_EMU_LOOP_SECONDS": "10",
             "NEURON_EMU_MAX_CONSTANT_ELEMENTS": "4000000", "NEURON_EMU_MAX_UNROLL": "100000",
-            "NEURON_EMU_WARN_UNINIT": "0"}
+            "NEURON_EMU_WARN_UNINIT": "0",
+            "NEURON_FUZZ_SPECIAL_FLOATS": "0.05"}   # NaN/inf/-0 among the float inputs
 FEED_LIMIT = 1 << 20          # elements of all parameters together that the harness will make
 
 
@@ -30,6 +31,9 @@ def _project_errors():
 
 
 def _inputs(graph, rng):
+    """Random arguments for ``graph``: integers with their edge values mixed in; floats standard
+    normal, with a fraction NEURON_FUZZ_SPECIAL_FLOATS (default 0) of NaN/inf/-0 values."""
+    special = float(os.environ.get("NEURON_FUZZ_SPECIAL_FLOATS") or 0)
     xs = []
     for p in graph.params:
         t = p.type
@@ -44,7 +48,14 @@ def _inputs(graph, rng):
             v = np.where(mask, rng.choice(edge, t.shape), v)
             xs.append(v.astype(dt))
         else:
-            xs.append(rng.standard_normal(t.shape).astype(np.float32).astype(dt))
+            v = rng.standard_normal(t.shape).astype(np.float32)
+            if special:                         # NaN, infinities, signed zeros
+                # (no huge finite values: a finite product overflowing fp32 inside a dot is
+                # implementation-defined -- FMA and summation order decide inf, NaN or a finite
+                # sum, in XLA as in BLAS -- so no reference can judge it)
+                edge = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0], np.float32)
+                v = np.where(rng.random(t.shape) < special, rng.choice(edge, t.shape), v)
+            xs.append(v.astype(dt))
     return xs
 
 

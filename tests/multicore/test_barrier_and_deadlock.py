@@ -64,19 +64,48 @@ def test_core_barrier_is_refused_on_neuroncore_v2_and_at_lnc1():
     assert e.rule == "lnc"
 
 
-@nki.jit(target="trn2")
-def barrier_on_sbuf(a):
-    out = nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)
-    t = nl.ndarray(a.shape, a.dtype, buffer=nl.sbuf)
-    nisa.core_barrier(data=t, cores=[0, 1])
-    return out
+def _exchange_through_hbm_ordered_by(where):
+    def kernel(a):
+        """As above, but the barrier's handle is a tile in ``where`` rather than the scratch."""
+        out = nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)
+        scratch = nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)
+        pid = nl.program_id(0)
+        r = a.shape[0] // 2
+        t = nl.ndarray((r, a.shape[1]), a.dtype, buffer=nl.sbuf)
+        handle = nl.ndarray((1, 1), nl.int32, buffer=where)
+        nisa.dma_copy(dst=t, src=a[pid * r:(pid + 1) * r])
+        nisa.dma_copy(dst=scratch[pid * r:(pid + 1) * r], src=t)
+        nisa.core_barrier(data=handle, cores=[0, 1])
+        nisa.dma_copy(dst=t, src=scratch[(1 - pid) * r:(2 - pid) * r])
+        nisa.dma_copy(dst=out[pid * r:(pid + 1) * r], src=t)
+        return out
+    return nki.jit(kernel, target="trn2")
 
 
-def test_core_barrier_data_must_be_shared_hbm():
-    e = expect_error(lambda: barrier_on_sbuf[2](A), HardwareRuleError,
-                     where=line_of(barrier_on_sbuf, "core_barrier("),
-                     says=("is in sbuf", "nl.shared_hbm"))
-    assert (e.rule, e.operand, e.value, e.limit) == ("buffer", "data", "sbuf", "shared_hbm")
+def test_core_barrier_on_an_sbuf_tile_orders_the_cores_too():
+    # the NKI library's MoE kernels pass an SBUF tile as the barrier's data
+    out = _exchange_through_hbm_ordered_by(nl.sbuf)[2](A)
+    np.testing.assert_array_equal(out, np.concatenate([A[4:], A[:4]]))
+
+
+@pytest.mark.parametrize("where", ["psum", "hbm"])
+def test_core_barrier_data_must_be_memory_both_cores_share(where):
+    k = _exchange_through_hbm_ordered_by(getattr(nl, where))
+    e = expect_error(lambda: k[2](A), HardwareRuleError, where=line_of(k, "core_barrier("),
+                     says=(f"is in {where}", "nl.shared_hbm (or an SBUF tile)"))
+    assert (e.rule, e.operand, e.value, e.limit) == ("buffer", "data", where, "shared_hbm or sbuf")
+
+
+def test_core_barrier_over_one_core_may_be_written_as_a_bare_int():
+    @nki.jit(target="trn2")
+    def one_core(a):
+        out = nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)
+        t = nl.ndarray(a.shape, a.dtype, buffer=nl.sbuf)
+        nisa.dma_copy(dst=t, src=a)
+        nisa.dma_copy(dst=out, src=t)
+        nisa.core_barrier(out, (0))             # noqa: the library's spelling of cores=(0,)
+        return out
+    np.testing.assert_array_equal(one_core(A), A)
 
 
 @nki.jit(target="trn2")
@@ -150,16 +179,52 @@ def test_engine_accumulators_belong_to_each_core():
     np.testing.assert_allclose(accumulate_across_barrier[2](a), np.stack([s, 2 * s], 1))
 
 
-def test_waiting_inside_a_dynamic_loop_is_reported():
+def _exchange_in_loop(trips: int):
+    def kernel(a):
+        """Each iteration: each core adds its block to a shared scratch, waits for the other at
+        a barrier inside the device loop, then reads the other's block back into its own."""
+        out = nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)
+        scratch = nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)
+        pid = nl.program_id(0)
+        r = a.shape[0] // 2
+        t = nl.ndarray((r, a.shape[1]), a.dtype, buffer=nl.sbuf)
+        u = nl.ndarray((r, a.shape[1]), a.dtype, buffer=nl.sbuf)
+        nisa.dma_copy(dst=t, src=a[pid * r:(pid + 1) * r])
+
+        def body(i):
+            nisa.dma_copy(dst=scratch[pid * r:(pid + 1) * r], src=t)
+            nisa.core_barrier(scratch, (0, 1))
+            nisa.dma_copy(dst=u, src=scratch[(1 - pid) * r:(2 - pid) * r])
+            nisa.core_barrier(scratch, (0, 1))          # both have read before the next write
+            nisa.tensor_tensor(dst=t, data1=t, data2=u, op=nl.add)
+        nl.fori_loop(0, trips, body)
+        nisa.dma_copy(dst=out[pid * r:(pid + 1) * r], src=t)
+        return out
+    return nki.jit(kernel, target="trn2")
+
+
+@pytest.mark.parametrize("trips", [1, 3])
+def test_a_barrier_inside_a_device_loop_orders_the_cores_every_iteration(trips):
+    # t0, t1 -> both t0 + t1 after one trip, then doubling: 2^(trips-1) * (t0 + t1) on both
+    both = A[:4] + A[4:]
+    want = np.concatenate([both, both]) * 2 ** (trips - 1)
+    np.testing.assert_array_equal(_exchange_in_loop(trips)[2](A), want)
+
+
+def test_a_barrier_only_one_core_reaches_inside_a_loop_is_a_deadlock_naming_both():
     @nki.jit(target="trn2")
     def in_loop(a):
         out = nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)
+        pid = nl.program_id(0)
 
         def body(i):
-            nisa.core_barrier(out, (0, 1))
+            if pid == 0:
+                nisa.core_barrier(out, (0, 1))
         nl.fori_loop(0, 2, body)
         return out
 
-    expect_error(lambda: in_loop[2](A), UserKernelError, where=line_of(in_loop, "core_barrier("),
-                 says=("core_barrier inside fori_loop", "waits for core 1",
-                       "move it out of the loop"))
+    e = expect_error(lambda: in_loop[2](A), CoreDeadlockError,
+                     where=line_of(in_loop, "nl.fori_loop("),
+                     says=("deadlock", "waits for core 1 to reach core_barrier #1",
+                           "at core_barrier", "inside the loop"))
+    assert f"test_barrier_and_deadlock.py:{line_of(in_loop, 'core_barrier(')[1]}" in str(e)

@@ -104,3 +104,47 @@ def test_runner_reports_pass_and_fail_per_kernel(tmp_path):
 def test_runner_refuses_a_path_that_is_not_a_checkout(tmp_path):
     out = _run(tmp_path)
     assert out.returncode == 2 and "does not look like an nki-library checkout" in out.stderr
+
+
+TEST_ENV = '''
+import os, pytest
+@pytest.mark.fast
+def test_blas_threads():
+    assert os.environ.get("OPENBLAS_NUM_THREADS") == "1", os.environ.get("OPENBLAS_NUM_THREADS")
+    assert os.environ.get("OMP_NUM_THREADS") == "3", os.environ.get("OMP_NUM_THREADS")
+'''
+
+
+def test_runner_gives_each_test_process_one_blas_thread_unless_told(tmp_path, monkeypatch):
+    root = _checkout(tmp_path)
+    d = root / "test" / "integration" / "core"
+    for f in d.iterdir():
+        f.unlink()
+    (d / "test_env.py").write_text(TEST_ENV)
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")            # the user's own choice is kept
+    out = _run(root)
+    assert out.returncode == 0 and "tests: 1/1 passed" in out.stdout, out.stdout + out.stderr
+
+
+TEST_KILLED = '''
+import os, signal, pytest
+@pytest.mark.fast
+def test_ok():
+    pass
+@pytest.mark.fast
+def test_dies():
+    os.kill(os.getpid(), signal.SIGKILL)       # as the OOM killer would
+'''
+
+
+def test_runner_reports_a_test_whose_process_was_killed(tmp_path):
+    root = _checkout(tmp_path)
+    d = root / "test" / "integration" / "core"
+    for f in d.iterdir():
+        f.unlink()
+    (d / "test_killed.py").write_text(TEST_KILLED)
+    out = _run(root, "-j", "2")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "the test process died (killed by the OS" in out.stdout, out.stdout
+    assert "tests: 1/2 passed" in out.stdout, out.stdout

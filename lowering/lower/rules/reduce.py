@@ -1,8 +1,20 @@
 """Reductions: ``reduce`` (add/mul/max/min/and/or over any dims) and argmax/argmin.
 
-Reduced axes are moved last (a strided DMA when needed) and [rows on partitions, chunk] tiles are
-folded with ``tensor_reduce``; partial results of successive chunks are combined with the
-reduction's ALU op (from the op table's REDUCE_KINDS). The chunk is a :class:`ReduceSchedule` knob.
+Which axis goes on the partitions is the :class:`ReduceSchedule` knob ``axis``:
+
+- ``"free"`` (the default): reduced axes are moved last (a strided DMA when needed) and [rows on
+  partitions, chunk] tiles are folded with ``tensor_reduce``; partial results of successive
+  chunks are combined with the reduction's ALU op (from the op table's REDUCE_KINDS).
+- ``"partition"`` (sums of floats whose reduced axes are one block followed by kept axes, e.g.
+  a column sum of [4096, 512]): the reduced elements go on the partitions as they lie in HBM
+  (long contiguous rows, no transposing DMA) and the PE sums across partitions, a ones vector as
+  the stationary operand: [1, <=512] = ones[<=128, 1]^T @ x[<=128, <=512], accumulated over the
+  reduced chunks in fp32 PSUM (CM 2.2; exact products, one fp32 rounding per 128 rows).
+
+    >>> from device.arch import get_arch
+    >>> prob = ReduceProblem(512, 4096, 4, kind="add", inner=512)     # sum over axis 0
+    >>> [s.axis for s in ReduceSchedule.space(prob, get_arch("inf2"))][-1]
+    'partition'
 """
 from __future__ import annotations
 
@@ -19,32 +31,68 @@ from . import integers as I
 from .layout import materialize_perm
 
 
+PE_SUM_DTYPES = ("bfloat16", "float16", "float32")     # TensorE inputs a ones vector can meet
+
+
 @dataclasses.dataclass(frozen=True)
 class ReduceProblem:
+    """``rows`` results of ``cols`` elements each; ``kind`` the reduction (or argmax/argmin);
+    ``inner`` the kept elements after the reduced axes when those form one block (1 when they
+    are innermost or scattered: then only the free-axis form applies)."""
+
     rows: int
     cols: int
     itemsize: int = 4
+    kind: str = "add"
+    dtype: str = "float32"
+    inner: int = 1
 
     @classmethod
     def of(cls, op) -> "ReduceProblem":
         t = op.inputs[0].type
-        dims = op.attrs["dims"] if op.opcode == "reduce" else (op.attrs["dim"],)
+        dims = sorted(op.attrs["dims"] if op.opcode == "reduce" else (op.attrs["dim"],))
         cols = math.prod(t.shape[d] for d in dims)
-        return cls(t.size // max(cols, 1) if cols else 0, cols, max(4, t.np_dtype.itemsize))
+        block = bool(dims) and dims == list(range(dims[0], dims[-1] + 1))
+        inner = math.prod(t.shape[dims[-1] + 1:]) if block else 1
+        return cls(t.size // max(cols, 1) if cols else 0, cols, max(4, t.np_dtype.itemsize),
+                   op.attrs["kind"] if op.opcode == "reduce" else op.opcode,
+                   device_dtype(t.dtype), inner)
 
 
 @dataclasses.dataclass(frozen=True)
 class ReduceSchedule(Schedule):
-    """``chunk``: free elements per partition folded by one tensor_reduce."""
+    """``chunk``: free elements per partition folded by one tensor_reduce (axis "free");
+    ``axis``: what goes on the partitions, "free" (kept rows; the reduced axes on the free axis)
+    or "partition" (the reduced axes, summed on the PE; see the module doc)."""
 
     kind = "reduce"
     chunk: int = 4096
+    axis: str = "free"
+
+    def knobs(self) -> dict:
+        k = super().knobs()
+        if self.axis == "free":
+            k.pop("axis")                 # default keys stay as they were before the knob
+        return k
 
     @classmethod
     def candidates(cls, problem, arch):
-        return [cls()] + [cls(c) for c in (512, 1024, 2048, 8192, 16384)]
+        return [cls()] + [cls(c) for c in (512, 1024, 2048, 8192, 16384)] + \
+            [cls(axis="partition")]
 
     def check(self, problem, arch):
+        if self.axis not in ("free", "partition"):
+            return f"axis={self.axis!r} is not 'free' or 'partition'"
+        if self.axis == "partition":
+            if problem.kind != "add":
+                return f"axis='partition' sums on the PE; a {problem.kind} reduction cannot"
+            if problem.dtype not in PE_SUM_DTYPES:
+                return (f"axis='partition' needs TensorE inputs {PE_SUM_DTYPES}; the operand "
+                        f"is {problem.dtype}")
+            if problem.inner <= 1:
+                return ("axis='partition' needs kept axes after the reduced ones (else the "
+                        "reduced axes are innermost and the free-axis form reads long rows)")
+            return None
         if not 1 <= self.chunk <= arch.sbuf_max_free_elems:
             return f"chunk={self.chunk} is outside 1..{arch.sbuf_max_free_elems}"
         need = 3 * self.chunk * problem.itemsize
@@ -59,6 +107,8 @@ def lower_reduce(lw, op, inputs, sched):
     dims = sorted(attrs["dims"])
     alu = REDUCE_KINDS[attrs["kind"]].alu
     P, F = lw.arch.partitions, sched.chunk
+    if sched.axis == "partition":
+        return _lower_pe_sum(lw, x, dims, out_type)
     kept = [d for d in range(x.ndim) if d not in dims]
     R = math.prod(x.shape[d] for d in kept)
     C = math.prod(x.shape[d] for d in dims)
@@ -81,6 +131,35 @@ def lower_reduce(lw, op, inputs, sched):
         res = lw.sb((rt, 1), out.dtype)
         lw.emit("tensor_copy", dst=res, src=acc)
         lw.emit("dma_copy", dst=o[r0:r0 + rt], src=res)
+    return out
+
+
+def _lower_pe_sum(lw, x, dims, out_type):
+    """axis='partition': x as [A, C, R] (C the reduced block); per [<=128 of C, <=512 of R]
+    tile one matmul against a ones column accumulates [1, <=512] sums in a PSUM bank."""
+    P, W = lw.arch.partitions, lw.arch.gemm_moving_fmax
+    A = math.prod(x.shape[:dims[0]])
+    C = math.prod(x.shape[d] for d in dims)
+    R = math.prod(x.shape[dims[-1] + 1:])
+    xv = lw.contiguous(x).reshape((A, C, R))
+    out = lw.hbm(out_type.shape, out_type.dtype)
+    o = out.reshape((A, R))
+    ones = lw.sb((min(P, max(C, 1)), 1), x.dtype)
+    lw.emit("memset", dst=ones, value=1.0)
+    for a in range(A):
+        for r0 in range(0, R, W):
+            rw = min(W, R - r0)
+            ps = lw.psum((1, rw))
+            if C == 0:
+                lw.emit("memset", dst=ps, value=0.0)
+            for j, c0 in enumerate(range(0, C, P)):
+                ct = min(P, C - c0)
+                t = lw.sb((ct, rw), x.dtype)
+                lw.emit("dma_copy", dst=t, src=xv[a, c0:c0 + ct, r0:r0 + rw])
+                lw.emit("nc_matmul", dst=ps, stationary=ones[:ct], moving=t, accumulate=j > 0)
+            res = lw.sb((1, rw), out.dtype)
+            lw.emit("tensor_copy", dst=res, src=ps)
+            lw.emit("dma_copy", dst=o[a:a + 1, r0:r0 + rw], src=res)
     return out
 
 
