@@ -211,9 +211,34 @@ def lower_dynamic_slice(lw, op, inputs, sched):
     if static is not None:
         _copy(lw, out, static)
         return out
-    flat = lw.contiguous(x).reshape((x.size,))
-    lw.emit("dma_copy", dst=out, src=_dynamic_view(lw, flat, x.shape, starts, sizes))
+    src = _register_window(lw, x, starts, sizes)
+    if src is None:
+        flat = lw.contiguous(x).reshape((x.size,))
+        src = _dynamic_view(lw, flat, x.shape, starts, sizes)
+    lw.emit("dma_copy", dst=out, src=src)
     return out
+
+
+def _register_window(lw, x, starts, sizes):
+    """The window addressed by a loop register (``rules.counted``) when one start is a counted
+    loop's induction value whose range keeps the window inside (so no clamp is needed) and the
+    others are constants; else None."""
+    induction = getattr(lw, "induction", None)
+    if not induction:
+        return None
+    dims = [d for d, s in enumerate(starts) if s.storage.id in induction]
+    if len(dims) != 1 or any(_const_value(s) is None for d, s in enumerate(starts) if d != dims[0]):
+        return None
+    d = dims[0]
+    reg, lo, hi = induction[starts[d].storage.id]
+    if lo < 0 or hi > x.shape[d] - sizes[d]:
+        return None
+    xc = lw.contiguous(x)
+    strides = [math.prod(x.shape[j + 1:]) for j in range(x.ndim)]
+    base = sum(min(max(_const_value(s), 0), n - k) * st
+               for j, (s, n, k, st) in enumerate(zip(starts, x.shape, sizes, strides)) if j != d)
+    return xc.ap([[st, k] for st, k in zip(strides, sizes)], offset=base, scalar_offset=reg,
+                 indirect_dim=d)
 
 
 @lowers("dynamic_update_slice")

@@ -23,6 +23,7 @@ from ...ir.types import TensorType, is_float
 from ..builder import graph_type
 from . import integers as I
 from .conv import ConvSchedule, lower_direct
+from .counted import counted_facts, lower_counted
 from ..registry import lowers
 
 
@@ -133,6 +134,9 @@ def _pred_register(lw, cond, state, reg):
 
 @lowers("while")
 def lower_while(lw, op, inputs, sched):
+    facts = counted_facts(op, inputs)
+    if facts is not None:                      # a counted loop: a fori_loop over a register
+        return lower_counted(lw, op, inputs, facts)
     cond, body = op.attrs["cond"], op.attrs["body"]
     out_types = [r.type for r in op.results]
     state = []
