@@ -193,8 +193,8 @@ class _Importer(MoreOps, ExportedHloOps):
         handler = getattr(self, "_op_" + op.replace("-", "_"), None)
         if handler is not None:
             return handler(ins, xs)
-        if op == "convert":
-            return self._emit(ins, "convert", xs, dtype=out.dtype)
+        if op in ("convert", "bitcast-convert"):
+            return self._emit(ins, op.replace("-", "_"), xs, dtype=out.dtype)
         if op == "broadcast":
             return self._emit(ins, "broadcast", xs, shape=out.shape, dims=self._dims(ins))
         if op == "reshape":
@@ -378,7 +378,7 @@ class _Importer(MoreOps, ExportedHloOps):
 
 
 _SUPPORTED = (set(_PLAIN) | set(_KNOWN_ATTRS)
-              | {"parameter", "constant", "convert", "reshape", "select", "tuple"})
+              | {"parameter", "constant", "convert", "bitcast-convert", "reshape", "select", "tuple"})
 
 
 class _Literal:

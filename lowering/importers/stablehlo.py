@@ -254,7 +254,7 @@ class _Importer(ExportedStableHloOps):
         return self._emit(op, "convert", xs, dtype=self._out(op).dtype)
 
     def _op_bitcast_convert(self, op, xs):
-        raise self.error(op, "unsupported StableHLO op 'stablehlo.bitcast_convert'")
+        return self._emit(op, "bitcast_convert", xs, dtype=self._out(op).dtype)
 
     def _op_compare(self, op, xs):
         ctype = S.attr(op, "compare_type")
@@ -464,4 +464,4 @@ def _free_values(op) -> list:
 
 # What the importer accepts (docs/supported_ops.md): one-to-one ops plus handled ops.
 SUPPORTED_OPS = frozenset(_PLAIN) | frozenset(
-    n[4:] for n in dir(_Importer) if n.startswith("_op_") and n != "_op_bitcast_convert")
+    n[4:] for n in dir(_Importer) if n.startswith("_op_"))

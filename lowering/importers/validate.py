@@ -24,7 +24,7 @@ from ..ir.types import TensorType
 
 # HLO opcodes that are not one-to-one table spellings: (min operands, max operands or None)
 _COUNTS = {
-    "convert": (1, 1), "broadcast": (1, 1), "reshape": (1, 1), "transpose": (1, 1),
+    "convert": (1, 1), "bitcast-convert": (1, 1), "broadcast": (1, 1), "reshape": (1, 1), "transpose": (1, 1),
     "iota": (0, 0), "compare": (2, 2), "select": (3, 3), "dot": (2, 2), "clamp": (3, 3),
     "slice": (1, 1), "concatenate": (1, None), "pad": (2, 2), "reverse": (1, 1),
     "dynamic-slice": (2, None), "dynamic-update-slice": (3, None), "gather": (2, 2),

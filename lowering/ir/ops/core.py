@@ -97,6 +97,22 @@ define("convert", 1, {"dtype": REQUIRED},
         "change the element type (float->int truncates and saturates, like XLA)")
 
 
+def _bitcast_rule(types, attrs):
+    (t,), dt = types, canonical_dtype(attrs["dtype"])
+    a, b = t.np_dtype.itemsize, TensorType((), dt).np_dtype.itemsize
+    if a != b:          # XLA then adds or drops a minor dim; no exporter we import does that
+        raise RuleError(f"bitcast_convert from {t.dtype} ({a} B) to {dt} ({b} B) changes the "
+                        f"element width; only same-width bitcasts are supported", 0,
+                        f"an element type of {a} B")
+    return t.with_dtype(dt)
+
+
+define("bitcast_convert", 1, {"dtype": REQUIRED}, _bitcast_rule,
+        lambda xs, a, out: np.ascontiguousarray(xs[0]).view(out.np_dtype).reshape(out.shape),
+        "reinterpret each element's bits as another type of the same width (jax.random's "
+        "uniform builds floats this way)")
+
+
 # ---------------------------------------------------------------- shape ops
 
 def _broadcast_rule(types, attrs):

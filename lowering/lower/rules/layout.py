@@ -30,6 +30,13 @@ def lower_reshape(lw, op, inputs, sched):
     return lw.contiguous(inputs[0]).reshape(tuple(out_type.shape) or (1,))
 
 
+@lowers("bitcast_convert")
+def lower_bitcast_convert(lw, op, inputs, sched):
+    """The same bytes read as another type: a view, no instruction (widths are equal)."""
+    out_type = op.result.type
+    return lw.contiguous(inputs[0]).reshape(tuple(out_type.shape) or (1,)).view(out_type.dtype)
+
+
 @lowers("transpose")
 def lower_transpose(lw, op, inputs, sched):
     attrs, out_type = op.attrs, op.result.type
