@@ -10,7 +10,6 @@
 """
 from . import isa, language, typing  # noqa: F401
 from . import collectives, compiler, dtype, tensor  # noqa: F401  (names kernels reference)
-from .isa import constants as _isa_constants  # noqa: F401  (nki.isa.constants)
 from .tracing import ArraySpec, Kernel, cpu_simulate, jit, simulate
 from .benchmark import benchmark  # noqa: E402  (legacy nki.benchmark, modelled latencies)
 

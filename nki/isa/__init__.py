@@ -8,7 +8,6 @@ from __future__ import annotations
 import enum
 
 from device.errors import UserKernelError, user_loc
-from device.tensor import View
 
 from ..tracing import current, maybe_current
 
@@ -25,8 +24,6 @@ class engine(enum.IntEnum):
 
 tensor_engine, scalar_engine, gpsimd_engine, vector_engine, unknown_engine, sync_engine = (
     engine.tensor, engine.scalar, engine.gpsimd, engine.vector, engine.unknown, engine.sync)
-_ENGINE = {engine.tensor: "PE", engine.scalar: "ACT", engine.gpsimd: "POOL", engine.vector: "DVE",
-           engine.sync: "SP", engine.dma: "DMA"}
 
 
 class reduce_cmd(enum.IntEnum):
@@ -115,49 +112,13 @@ class NkiInstruction:
         return f"<nisa.{self.instr.op.name} on {self.instr.engine}>"
 
 
-def _emit(opname, eng=None, name=None, **args):
-    tr = current(f"nisa.{opname}")
-    if eng is not None and not isinstance(eng, engine):
-        raise UserKernelError(f"nisa.{opname}: engine must be an nisa.engine value, got {eng!r}")
-    kw = {}
-    if eng is not None and eng != engine.unknown:
-        kw["engine"] = _ENGINE[eng]
-        args["_engine_given"] = True
-    for k, v in list(args.items()):
-        if isinstance(v, View) and v.dyn is not None and v.dyn[0] == "indirect":
-            args[k] = _indirect_for(tr, opname, k, v, kw.get("engine"))
-    ins = tr.program.emit(opname, loc=user_loc(3), name=name, **kw, **args)
-    return NkiInstruction(ins)
-
-
-def _indirect_for(tr, opname, operand, v, eng):
-    """Tensor indirection is NeuronCore-v4+; TensorE reads offsets in groups of 32 partitions."""
-    if tr.arch.gen < 4:
-        from device.errors import HardwareRuleError
-        raise HardwareRuleError(
-            "generation", f"nisa.{opname}: operand '{operand}' uses tensor indirection "
-            f"(.indirect), which needs NeuronCore-v4 (trn3); target {tr.arch.name} is "
-            f"NeuronCore-v{tr.arch.gen}", operand=operand, value=tr.arch.name, limit="trn3",
-            loc=user_loc(4))
-    _, index, base, group = v.dyn
-    want = 32 if (eng == "PE" or opname in ("nc_matmul", "nc_matmul_mx")) else 16
-    if want != group:
-        v = base.indirect(index, num_elem=v.shape[1], group=want)
-    return v
-
-
-def _drop_legacy_dtype(dst, dtype):
-    from device import dtypes
-    if dtype is not None and dtypes.normalize(dtype) != dst.dtype:
-        raise UserKernelError(f"dtype={dtype} differs from dst.dtype={dst.dtype}; in NKI 0.2+ the "
-                              f"output dtype is dst.dtype")
-
-
 from .instructions import *  # noqa: E402,F401,F403
+from . import constants  # noqa: E402,F401  (kernels reach nki.isa.constants.* after import nki)
 from ..language.control import (VirtualRegister, register_alloc, register_load,  # noqa: E402,F401
                                 register_move, register_store)
 
-from ..docs import document_isa as _document_isa  # noqa: E402
+from ..docs import document_isa  # noqa: E402
 from .examples import CLASSES as _CLASSES, ISA as _ISA  # noqa: E402
 
-_document_isa(globals(), _ISA, _CLASSES)
+document_isa(globals(), _ISA, _CLASSES)
+del document_isa

@@ -17,14 +17,14 @@ from . import assign as _assign  # noqa: F401,E402  (installs t[...] = x)
 globals().update({k: v for k, v in TOKENS.items() if k not in ("copy",)})
 copy = TOKENS["copy"]
 
-from .._strict import strict as _strict  # noqa: E402
+from ..strictness import strict  # noqa: E402
 
 # an unknown keyword argument is an error (NKI 0.3+), not silently ignored
 for _n, _v in list(globals().items()):
     if not _n.startswith("_") and callable(_v) and getattr(_v, "__module__", "").startswith(
             "nki.language") and type(_v).__name__ == "function":
-        globals()[_n] = _strict(_v, "nl.")
-del _n, _v
+        globals()[_n] = strict(_v, "nl.")
+del _n, _v, strict
 
 from ..docs import document_nl as _document_nl  # noqa: E402
 from . import examples as _examples  # noqa: E402

@@ -31,7 +31,7 @@ class OpToken:
     def __call__(self, *args, **kwargs):
         for k, v in kwargs.items():
             if k not in ("dtype", "x", "y", "data") and not (k == "mask" and v is None):
-                from .._strict import unknown_keyword
+                from ..strictness import unknown_keyword
                 raise unknown_keyword(f"nl.{self.op_name}", k, ("x", "y", "dtype"))
         return self._impl(self.op_name, *args, **kwargs)
 

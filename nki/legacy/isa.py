@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from device import dtypes as _dt
 from device.errors import UserKernelError, user_loc
 from device.tensor import PSUM, SBUF, View
 

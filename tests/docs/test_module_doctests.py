@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-MODULES = ["nki.docs", "nki.doc_examples", "nki._strict", "neuron.compare", "neuron.testing", "device.misuse",
+MODULES = ["nki.docs", "nki.doc_examples", "nki.strictness", "neuron.compare", "neuron.testing", "device.misuse",
            "device.lints", "device.timeline_plot"]
 
 
