@@ -31,7 +31,7 @@ from ..ir.evaluate import evaluate
 from ..ir.graph import Graph
 from ..ir.ops import OPS
 from ..ir.types import TensorType
-from .graph_match import Uses
+from .graph_match import Uses, replace_ops
 
 _MIN_OPS = 4
 _MAX_OPS = 400
@@ -152,20 +152,7 @@ def fuse_fitted_activations(graph: Graph) -> Graph:
         m = match_fitted(u, order, op)
         if m is not None:
             taken.update(id(o) for o in _cone(u, op, m[1]))
-            found[id(op)] = ([m[1]], {}, m[0])
+            found[id(op)] = (m[0], [m[1]], {})
     if not found:
         return graph
-    g = Graph(graph.name)
-    env = {id(p): g.param(p.type, p.name) for p in graph.params}
-    for op in graph.ops:
-        if id(op) in found:
-            operands, attrs, opcode = found[id(op)]
-            env[id(op.result)] = g.add_op(opcode, [env[id(v)] for v in operands], attrs,
-                                          loc=op.loc)
-            continue
-        res = g.add_op(op.opcode, [env[id(x)] for x in op.inputs], dict(op.attrs), loc=op.loc)
-        for r, n in zip(op.results, res if isinstance(res, tuple) else (res,)):
-            env[id(r)] = n
-    g.set_outputs([env[id(v)] for v in graph.outputs])
-    g.prune()
-    return g
+    return replace_ops(graph, found)

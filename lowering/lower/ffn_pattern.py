@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from ..ir.graph import Graph
 from ..ir.ops import OPS
-from .graph_match import Uses, rebuild
+from .graph_match import Uses, rebuild, replace_ops
 
 _FLOATS = ("float32", "bfloat16", "float16")
 
@@ -108,19 +108,4 @@ def fuse_norms(graph: Graph) -> Graph:
                                dict(user.attrs, norm_eps=norm["eps"], norm_dtype=norm["dtype"]))
     if not found:
         return graph
-    g = Graph(graph.name)
-    env = {id(p): g.param(p.type, p.name) for p in graph.params}
-    for op in graph.ops:
-        if id(op) in found:
-            opcode, operands, attrs = found[id(op)]
-            env[id(op.result)] = g.add_op(opcode, [env[id(v)] for v in operands], attrs,
-                                          loc=op.loc)
-            continue
-        if not all(id(x) in env for x in op.inputs):
-            continue
-        res = g.add_op(op.opcode, [env[id(x)] for x in op.inputs], dict(op.attrs), loc=op.loc)
-        for r, n in zip(op.results, res if isinstance(res, tuple) else (res,)):
-            env[id(r)] = n
-    g.set_outputs([env[id(v)] for v in graph.outputs])
-    g.prune()
-    return g
+    return replace_ops(graph, found, drop_orphans=True)

@@ -52,13 +52,22 @@ class Uses:
 def rebuild(graph, found, opcode):
     """A copy of ``graph`` in which each op whose id is a key of ``found`` (-> (operands,
     attrs)) becomes one ``opcode`` op on those operands; ops left without users are pruned."""
+    return replace_ops(graph, {k: (opcode, *v) for k, v in found.items()})
+
+
+def replace_ops(graph, found, *, drop_orphans=False):
+    """A copy of ``graph`` in which each op whose id is a key of ``found`` (-> (opcode, operands,
+    attrs)) becomes that one op; ops left without users are pruned. ``drop_orphans`` skips ops
+    that read a value no longer produced (the inside of a replaced chain)."""
     g = Graph(graph.name)
     env = {id(p): g.param(p.type, p.name) for p in graph.params}
     for op in graph.ops:
         if id(op) in found:
-            operands, attrs = found[id(op)]
+            opcode, operands, attrs = found[id(op)]
             env[id(op.result)] = g.add_op(opcode, [env[id(v)] for v in operands], attrs,
                                           loc=op.loc)
+            continue
+        if drop_orphans and not all(id(x) in env for x in op.inputs):
             continue
         res = g.add_op(op.opcode, [env[id(x)] for x in op.inputs], dict(op.attrs), loc=op.loc)
         for r, n in zip(op.results, res if isinstance(res, tuple) else (res,)):

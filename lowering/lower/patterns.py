@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import Graph
-from .graph_match import Uses, rebuild
+from .graph_match import Uses, rebuild, replace_ops
 from .activation_fit import fuse_fitted_activations
 from .ffn_pattern import fuse_ffn, fuse_norms
 from .head_layout import fold_attention_masks, fuse_head_layout
@@ -349,23 +349,10 @@ def fuse_activations(graph: Graph) -> Graph:
     for op in graph.ops:
         m = match_activation(u, op)
         if m is not None:
-            found[id(op)] = ([m[1]], {}, m[0])
+            found[id(op)] = (m[0], [m[1]], {})
     if not found:
         return graph
-    g = Graph(graph.name)
-    env = {id(p): g.param(p.type, p.name) for p in graph.params}
-    for op in graph.ops:
-        if id(op) in found:
-            operands, attrs, opcode = found[id(op)]
-            env[id(op.result)] = g.add_op(opcode, [env[id(v)] for v in operands], attrs,
-                                          loc=op.loc)
-            continue
-        res = g.add_op(op.opcode, [env[id(x)] for x in op.inputs], dict(op.attrs), loc=op.loc)
-        for r, n in zip(op.results, res if isinstance(res, tuple) else (res,)):
-            env[id(r)] = n
-    g.set_outputs([env[id(v)] for v in graph.outputs])
-    g.prune()
-    return g
+    return replace_ops(graph, found)
 
 
 # ---------------------------------------------------------------- layouts
@@ -392,7 +379,7 @@ def fold_layouts(graph: Graph) -> Graph:
     an element-strided DMA; splat constants become one value broadcast (an immediate for the
     fused element-wise code instead of a full array in HBM)."""
     u = Uses(graph)
-    swap, fold = {}, set()
+    swap = {}
     for op in graph.ops:
         if op.opcode == "transpose" and tuple(op.attrs["perm"]) == (1, 0):
             d = u.op(op.inputs[0], "dot")
