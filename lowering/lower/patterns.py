@@ -264,9 +264,9 @@ def _near(a, b, rel=0.01):
     return a is not None and abs(a - b) <= rel * abs(b)
 
 
-def _const_times(u, v):
-    """(k, y) when ``v`` = k * y with k a scalar constant (either operand order), else None."""
-    op = u.op(v, "multiply")
+def _scalar_operand(u, v, opcode):
+    """(k, y) when ``v`` = opcode(k, y) with k a scalar constant (either operand order)."""
+    op = u.op(v, opcode)
     if op is None:
         return None
     for c, y in ((op.inputs[0], op.inputs[1]), (op.inputs[1], op.inputs[0])):
@@ -274,17 +274,15 @@ def _const_times(u, v):
         if k is not None:
             return k, y
     return None
+
+
+def _const_times(u, v):
+    """(k, y) when ``v`` = k * y with k a scalar constant (either operand order), else None."""
+    return _scalar_operand(u, v, "multiply")
 
 
 def _plus_const(u, v):
-    op = u.op(v, "add")
-    if op is None:
-        return None
-    for c, y in ((op.inputs[0], op.inputs[1]), (op.inputs[1], op.inputs[0])):
-        k = u.scalar(c)
-        if k is not None:
-            return k, y
-    return None
+    return _scalar_operand(u, v, "add")
 
 
 def _is_cube(u, v, x):
