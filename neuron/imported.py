@@ -21,7 +21,8 @@ from lowering import evaluate, parse_hlo
 from lowering import simplify
 from lowering.importers.wide_ints import fold_wide_integers
 from lowering import lower_graph
-from nki.tracing import ArraySpec, as_numpy, filtered_call
+from nki.host_values import to_numpy
+from nki.tracing import ArraySpec, filtered_call
 
 from .torch_xla_import import bind_arrays, full_arguments, is_saved_dir, locations, \
     read_saved_dir, user_count
@@ -44,7 +45,7 @@ class ImportedFunction:
                             f"({', '.join(p.name for p in params)}), got {len(args)}")
         arrays = []
         for p, a in zip(params, args):
-            arr = a if isinstance(a, ArraySpec) else as_numpy(np.asarray(a) if not hasattr(a, "shape") or isinstance(a, (list, tuple)) else a)[0]
+            arr = a if isinstance(a, ArraySpec) else to_numpy(np.asarray(a) if not hasattr(a, "shape") or isinstance(a, (list, tuple)) else a)[0]
             if arr is None:
                 arr = np.asarray(a)
             shape = tuple(arr.shape)

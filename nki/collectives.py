@@ -253,7 +253,7 @@ def run(kernel, inputs_per_rank, target=None):
 
     from device.collectives import run_ranks
 
-    from .tracing import host_arrays
+    from .host_values import host_arrays
     if maybe_current() is not None:
         raise UserKernelError("nki.collectives.run launches kernels; call it from host code")
     if not isinstance(kernel, Kernel):

@@ -18,15 +18,16 @@ import os
 import threading
 import types
 
-import numpy as np
-
 from device import dtypes
 from device.arch import get_arch
-from device.errors import NeuronError, UserKernelError, is_internal, user_loc
+from device.errors import NeuronError, UserKernelError, is_internal
 from device.program import Program
 from device.tensor import SHARED_HBM, View
 
 from .arguments import check_arguments, explain_body_error
+from .host_values import (as_returned, const_key, from_numpy, refuse_lists, to_numpy,
+                          write_back)
+from .shared_hbm import SharedHbmAlloc, check_same_returns
 
 VERSION = "0.1.0"
 _local = threading.local()
@@ -56,94 +57,6 @@ def current(api: str = "this API") -> Trace:
 
 def maybe_current():
     return getattr(_local, "trace", None)
-
-
-# ---- argument conversion ------------------------------------------------------------------------
-def _to_numpy(x):
-    """numpy arrays pass through; torch tensors and jax arrays become numpy (kind remembered)."""
-    if isinstance(x, np.ndarray):
-        return x, "numpy"
-    mod = type(x).__module__
-    if mod.startswith("torch"):
-        t = x.detach().cpu()
-        if str(t.dtype) == "torch.bfloat16":
-            import ml_dtypes
-            return t.view(__import__("torch").int16).numpy().view(ml_dtypes.bfloat16), "torch"
-        return t.numpy(), "torch"
-    if mod.startswith("jax") or mod.startswith("jaxlib"):
-        return np.asarray(x), "jax"
-    if isinstance(x, np.generic):
-        return None, None
-    return None, None
-
-
-def _from_numpy(a, kind):
-    if kind == "torch":
-        import torch
-        if a.dtype.name == "bfloat16":
-            return torch.from_numpy(a.view(np.int16).copy()).view(torch.bfloat16)
-        return torch.from_numpy(a.copy())
-    if kind == "jax":
-        import jax.numpy as jnp
-        return jnp.asarray(a)
-    return a
-
-
-def _const_key(v, _depth=0):
-    """Cache-key part for a compile-time constant argument.
-
-    Configuration objects (``nl.NKIObject`` subclasses, dataclasses, any object with a
-    ``__dict__``) are keyed by their type and field values, recursively, not by identity: a new
-    but equal config reuses the traced program, and a config mutated between calls retraces.
-    NumPy arrays held in fields are keyed by shape, dtype and content digest.
-    """
-    if isinstance(v, list):
-        if _depth == 0:
-            raise UserKernelError("list arguments are not accepted by NKI kernels (0.3+); pass a "
-                                  "tuple", loc=None)
-        return ("list", tuple(_const_key(x, _depth + 1) for x in v))
-    if _depth > 8:                                    # deep or cyclic structures: identity
-        return (type(v).__qualname__, id(v))
-    if isinstance(v, tuple):
-        return ("tuple", tuple(_const_key(x, _depth + 1) for x in v))
-    if isinstance(v, dict):
-        return ("dict", tuple((repr(k), _const_key(x, _depth + 1))
-                              for k, x in sorted(v.items(), key=lambda kv: repr(kv[0]))))
-    if isinstance(v, np.ndarray):
-        import hashlib
-        return ("ndarray", v.shape, str(v.dtype), hashlib.sha1(np.ascontiguousarray(v).view(
-            np.uint8)).hexdigest())
-    if isinstance(v, View):
-        return ("tensor", v.storage.id, v.offset, v.pattern, v.dtype)
-    if isinstance(v, type) or callable(v) and not hasattr(v, "__dataclass_fields__"):
-        try:
-            hash(v)
-            return (type(v).__qualname__, v)
-        except TypeError:
-            return (type(v).__qualname__, id(v))
-    fields = _fields(v)
-    if fields is not None:
-        return (type(v).__module__, type(v).__qualname__,
-                tuple((k, _const_key(x, _depth + 1)) for k, x in fields))
-    try:
-        hash(v)
-        return (type(v).__qualname__, v)
-    except TypeError:
-        return (type(v).__qualname__, repr(v))
-
-
-def _fields(v):
-    """(name, value) pairs of a configuration object, or None for plain values and enums."""
-    import enum
-    if isinstance(v, (enum.Enum, str, bytes, int, float, complex, bool)) or v is None:
-        return None
-    d = getattr(v, "__dict__", None)
-    if d is None:
-        slots = getattr(type(v), "__slots__", None)
-        if not slots:
-            return None
-        return [(k, getattr(v, k)) for k in sorted(slots) if hasattr(v, k)]
-    return sorted(d.items(), key=lambda kv: kv[0])
 
 
 class Kernel:
@@ -178,13 +91,13 @@ class Kernel:
     def _signature(self, args, kwargs, arch):
         key = [arch.name, self.lnc, VERSION, self.options.get("schedule")]
         for a in list(args) + [kwargs[k] for k in sorted(kwargs)]:
-            arr, _ = _to_numpy(a)
+            arr, _ = to_numpy(a)
             if arr is not None:
                 key.append(("array", arr.shape, dtypes.normalize(arr.dtype)))
             elif isinstance(a, ArraySpec):
                 key.append(("array", a.shape, a.dtype))
             else:
-                key.append(_const_key(a))
+                key.append(const_key(a))
         return tuple(key) + tuple(sorted(kwargs))
 
     def signature(self, args, kwargs, target=None) -> tuple:
@@ -193,8 +106,8 @@ class Kernel:
 
     def trace(self, *args, target=None, **kwargs) -> Program:
         """Trace (or fetch from the cache) the device program for these arguments."""
-        _refuse_lists(self.fn, args, kwargs)
-        check_arguments(self.fn, args, kwargs, _to_numpy)
+        refuse_lists(self.fn, args, kwargs)
+        check_arguments(self.fn, args, kwargs, to_numpy)
         arch = get_arch(target or self.target)
         key = self._signature(args, kwargs, arch)
         prog = self._cache.get(key)
@@ -212,7 +125,7 @@ class Kernel:
         bound.apply_defaults()
         call_args = {}
         for name, v in bound.arguments.items():
-            arr, _ = _to_numpy(v)
+            arr, _ = to_numpy(v)
             spec = v if isinstance(v, ArraySpec) else (ArraySpec(arr.shape, arr.dtype) if arr is not None else None)
             if spec is not None:
                 buf = SHARED_HBM if self.lnc > 1 else "hbm"     # LNC2: inputs are shared by both cores
@@ -242,7 +155,7 @@ class Kernel:
             _local.trace = tr
             first = len(program.instrs)
             if self.lnc > 1:
-                program.alloc = _SharedHbmAlloc(program, pid, shared)
+                program.alloc = SharedHbmAlloc(program, pid, shared)
             try:
                 try:
                     ret = self._run_body(call_args)
@@ -283,7 +196,7 @@ class Kernel:
         program.info.lnc = self.lnc
         if self.lnc > 1:
             program.info.core_ranges = ranges
-            _check_same_returns(self.fn.__name__, outs_all)
+            check_same_returns(self.fn.__name__, outs_all)
         program.info.returns_tuple = isinstance(outs_all[0], tuple)
         ret = outs_all[0]
         rets = ret if isinstance(ret, tuple) else (() if ret is None else (ret,))
@@ -325,8 +238,8 @@ class Kernel:
         arch = get_arch(target or self.target)
 
         def graph_only(a, k):              # the graph without lowering it (a warm tune is a
-            _refuse_lists(self.fn, a, k)    # few database lookups, not a re-lowering)
-            check_arguments(self.fn, a, k, _to_numpy)
+            refuse_lists(self.fn, a, k)    # few database lookups, not a re-lowering)
+            check_arguments(self.fn, a, k, to_numpy)
             return self._trace(arch, a, k, lower_graph=False)
         prog = _filtered(graph_only, args, kwargs)
         if not prog.info.pure_graph:
@@ -381,110 +294,21 @@ class Kernel:
         sig.apply_defaults()
         originals = []
         for v in sig.arguments.values():
-            arr, kind = _to_numpy(v)
+            arr, kind = to_numpy(v)
             if arr is not None:
                 arrays.append(arr)
                 kinds.append(kind)
                 originals.append(v)
         outs, mem = run(prog, arrays, return_memory=True)
-        _write_back(prog, mem, originals, arrays)
+        write_back(prog, mem, originals, arrays)
         kind = kinds[0] if kinds else "numpy"
-        outs = [_as_returned(mem, v, o) for v, o in zip(prog.info.output_views, outs)]
-        res = [_from_numpy(o, kind) for o in outs]
+        outs = [as_returned(mem, v, o) for v, o in zip(prog.info.output_views, outs)]
+        res = [from_numpy(o, kind) for o in outs]
         if prog.info.returns_list:
             return res
         if prog.info.returns_tuple:
             return tuple(res)
         return res[0] if len(res) == 1 else (None if not res else tuple(res))
-
-
-def host_arrays(fn, args, kwargs) -> list:
-    """The NumPy arrays among a call's arguments, in signature order (what the program binds)."""
-    bound = inspect.signature(fn).bind(*args, **kwargs)
-    bound.apply_defaults()
-    return [arr for arr, _ in (_to_numpy(v) for v in bound.arguments.values()) if arr is not None]
-
-
-def _refuse_lists(fn, args, kwargs):
-    """NKI 0.3+ refuses list arguments (they are mutable, so they cannot key the trace cache)."""
-    try:
-        bound = inspect.signature(fn).bind(*args, **kwargs)
-    except TypeError as e:
-        raise UserKernelError(f"{fn.__name__}(): {e}") from None
-    for name, v in bound.arguments.items():
-        if isinstance(v, list):
-            from device.errors import HardwareRuleError
-            raise HardwareRuleError(
-                "list-argument", f"argument '{name}' of {fn.__name__} is a list; NKI kernels do "
-                f"not accept list arguments (0.3+): pass a tuple", operand=name, value="list",
-                limit="tuple", loc=user_loc())
-
-
-class _SharedHbmAlloc:
-    """``program.alloc`` for core ``pid`` of an LNC=2 trace.
-
-    Both cores run the same kernel body, and a kernel-level ``nl.ndarray(..., nl.shared_hbm)`` is ONE
-    tensor seen by both: core k's n-th shared_hbm allocation is core 0's n-th. Everything else
-    (SBUF, PSUM, private HBM) is allocated per core.
-    """
-
-    def __init__(self, program, pid, shared):
-        self.orig = Program.alloc.__get__(program)
-        self.pid, self.shared, self.count = pid, shared, 0
-
-    def __call__(self, shape, dtype, buffer, *args, **kwargs):
-        from device.tensor import as_buffer
-        if as_buffer(buffer) != SHARED_HBM or kwargs.get("kind", "tile") != "tile":
-            return self.orig(shape, dtype, buffer, *args, **kwargs)
-        n, self.count = self.count, self.count + 1
-        if self.pid == 0:
-            v = self.orig(shape, dtype, buffer, *args, **kwargs)
-            self.shared.append(v)
-            return v
-        want = (tuple(int(d) for d in shape), dtypes.normalize(dtype))
-        if n >= len(self.shared) or (self.shared[n].shape, self.shared[n].dtype) != want:
-            raise UserKernelError(
-                f"under LNC=2 both cores must allocate the same shared_hbm tensors in the same "
-                f"order; core {self.pid} allocated shared_hbm #{n} {list(want[0])} {want[1]} that "
-                f"core 0 did not", loc=user_loc())
-        return View.whole(self.shared[n].storage)
-
-
-def _check_same_returns(name, outs_all):
-    def ids(r):
-        rs = r if isinstance(r, tuple) else (() if r is None else (r,))
-        return [x.storage.id if isinstance(x, View) else id(x) for x in rs]
-    if any(ids(r) != ids(outs_all[0]) for r in outs_all[1:]):
-        raise UserKernelError(f"{name}: under LNC=2 every core must return the same shared_hbm "
-                              f"tensors", loc=None)
-
-
-def _as_returned(mem, view, whole):
-    """The array for a returned tensor, shaped like the view the kernel returned.
-
-    Kernels often return ``out.reshape(...)`` (cascaded_max) or a slice of an output; the
-    storage's full contents are only right when the view covers it in order.
-    """
-    if view.shape == whole.shape and view.offset == 0 and view.is_contiguous():
-        return whole
-    if view.size == whole.size and view.offset == 0 and view.is_contiguous():
-        return whole.reshape(view.shape)
-    a = mem.array(view).copy()
-    want = dtypes.to_numpy(view.dtype)
-    return a.astype(want) if a.dtype != want else a
-
-
-def _write_back(prog, mem, originals, arrays):
-    """Inputs the kernel modified in place are copied back to the caller's arrays."""
-    from device.executor import read_storage
-    written = {v.storage.id for ins in prog.instrs for v in ins.writes()}
-    for st, orig, arr in zip(prog.inputs, originals, arrays):
-        if st.id in written:
-            new = read_storage(mem, st).reshape(arr.shape)
-            if isinstance(orig, np.ndarray):
-                orig[...] = new.astype(orig.dtype, copy=False)
-            elif type(orig).__module__.startswith("torch"):
-                orig.copy_(_from_numpy(new, "torch"))
 
 
 def _finish_graph(tr, ret):
@@ -564,6 +388,5 @@ def cpu_simulate(kernel):
     return simulate(kernel)
 
 
-# public names for the layers above (neuron/ imports these, never the underscored ones)
+# public name for the layers above (neuron/ imports it, never the underscored one)
 filtered_call = _filtered
-as_numpy = _to_numpy

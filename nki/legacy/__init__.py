@@ -24,7 +24,6 @@ Which alias to use:
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 import os
 import re
@@ -35,7 +34,8 @@ from device.errors import HardwareRuleError, UserKernelError, user_loc
 from device.tensor import SHARED_HBM, View
 
 from .. import typing  # noqa: F401  (neuronxcc.nki.typing is the same module)
-from ..tracing import Kernel, _SharedHbmAlloc, current
+from ..shared_hbm import SharedHbmAlloc
+from ..tracing import Kernel, current
 from . import compiler, isa, language  # noqa: F401
 from . import report
 from . import report as _report
@@ -94,7 +94,7 @@ class LegacyKernel(Kernel):
         try:
             for n, coords in enumerate(itertools.product(*[range(g) for g in self.grid])):
                 tr.legacy_grid = (coords, self.grid)
-                prog.alloc = _SharedHbmAlloc(prog, n, shared)
+                prog.alloc = SharedHbmAlloc(prog, n, shared)
                 r = self.fn(**call_args)
                 ret = _returned_to_hbm(tr, r) if n == 0 else ret
         finally:
