@@ -1,0 +1,113 @@
+"""Building views from patterns: einops-style ``rearrange`` and NKI's raw ``.ap`` (with its
+scalar/vector dynamic offsets). ``View.rearrange`` and ``View.ap`` call these.
+
+    >>> from device.tensor import View, Storage, SBUF
+    >>> v = View.whole(Storage((128, 8), "float32", SBUF, name="t"))
+    >>> rearrange(v, ("p", ("h", "w")), ("p", "w", "h"), {"h": 2}).shape
+    (128, 4, 2)
+"""
+from __future__ import annotations
+
+import math
+
+from . import dtypes
+from .errors import HardwareRuleError, UserKernelError
+
+
+def rearrange(view, src_pattern, dst_pattern, fixed_sizes=None):
+    """einops-style split / reorder / merge: ``t.rearrange(('p', ('h', 'w')), ('p', 'w', 'h'),
+    {'h': 4})``. Names are strings; a tuple groups dims that are split (src) or merged (dst)."""
+    fixed = dict(fixed_sizes or {})
+    src = [g if isinstance(g, (tuple, list)) else (g,) for g in src_pattern]
+    dst = [g if isinstance(g, (tuple, list)) else (g,) for g in dst_pattern]
+    if len(src) != view.ndim:
+        raise UserKernelError(f"rearrange: source pattern {src_pattern} has {len(src)} dims "
+                              f"but {view.name} has {view.ndim}")
+    names = [n for g in src for n in g]
+    if sorted(names) != sorted(n for g in dst for n in g) or len(set(names)) != len(names):
+        raise UserKernelError(f"rearrange: {src_pattern} and {dst_pattern} must name the same "
+                              f"dimensions, each once")
+    sizes = {}
+    for g, d in zip(src, view.shape):
+        unknown = [n for n in g if n not in fixed]
+        known = math.prod(fixed[n] for n in g if n in fixed)
+        if len(unknown) > 1:
+            raise UserKernelError(f"rearrange: group {g} needs sizes for all but one name")
+        for n in g:
+            sizes[n] = fixed[n] if n in fixed else d // max(known, 1)
+        if math.prod(sizes[n] for n in g) != d:
+            raise UserKernelError(f"rearrange: group {g} of sizes "
+                                  f"{[sizes[n] for n in g]} does not split dimension of size {d}")
+    v = view.reshape(tuple(sizes[n] for n in names)) if any(len(g) > 1 for g in src) else view
+    order = [n for g in dst for n in g]
+    v = v.permute(tuple(names.index(n) for n in order))
+    if any(len(g) != 1 for g in dst):
+        v = v.reshape(tuple(math.prod(sizes[n] for n in g) for g in dst))
+    return v
+
+
+def raw_access_pattern(view, pattern, offset, scalar_offset, vector_offset, indirect_dim, dtype,
+                       view_cls):
+    """Raw access pattern over the underlying storage, replacing this view's shape and strides.
+
+    As documented for NKI 0.6, the start is this view's storage offset plus ``offset``
+    (``None`` = 0 more elements); ``dtype`` (default: this view's dtype) reinterprets the bytes.
+    """
+    pattern = [tuple(p) for p in pattern]
+    dt = dtypes.normalize(dtype) if dtype is not None else view.dtype
+    base_bytes = view.offset * view.itemsize
+    if base_bytes % dtypes.itemsize(dt):
+        raise UserKernelError(f".ap(dtype={dt}): the view of {view.name} starts at byte "
+                              f"{base_bytes}, not a multiple of {dtypes.itemsize(dt)}")
+    off = base_bytes // dtypes.itemsize(dt) + int(offset or 0)
+    st = view.storage
+    if st.buffer.on_chip and pattern:
+        fe = st.free_elems * dtypes.itemsize(st.dtype) // dtypes.itemsize(dt)
+        if pattern[0][0] != fe and pattern[0][1] != 1:
+            raise HardwareRuleError(
+                "ap-partition-stride", f".ap on on-chip tensor {st.name}: the first pair's "
+                f"stride must equal the storage's free element count {fe}, got {pattern[0][0]}",
+                operand=st.name, value=pattern[0][0], limit=fe)
+    dyn = None
+    if scalar_offset is not None and vector_offset is not None:
+        raise UserKernelError(".ap takes scalar_offset or vector_offset, not both")
+    if scalar_offset is not None or vector_offset is not None:
+        dyn = dynamic_offset(view, pattern, scalar_offset, vector_offset, int(indirect_dim or 0),
+                             view_cls)
+    # An access pattern is a descriptor: like NKI, building one that overruns its tensor is
+    # not an error until an instruction uses it (device.isa.rules.check_in_bounds names the
+    # operand; memory reads check again). Library kernels build the AP of a guarded-off
+    # iteration before the guard (nki-library output_projection_tkg).
+    return view_cls(st, off, pattern, dt, dyn)
+
+
+def dynamic_offset(base, pattern, scalar_offset, vector_offset, indirect_dim, view_cls):
+    """``View.dyn`` for ``.ap(scalar_offset=|vector_offset=, indirect_dim=)`` (see device.dynamic).
+
+    The offset unit is prod(base.shape[indirect_dim+1:]) of the tensor ``.ap`` was called on.
+    """
+    if not 0 <= indirect_dim < max(1, base.ndim):
+        raise UserKernelError(f".ap indirect_dim={indirect_dim} is out of range for tensor "
+                              f"{base.name} of shape {base.shape}")
+    row = math.prod(base.shape[indirect_dim + 1:])
+    src = scalar_offset if scalar_offset is not None else vector_offset
+    kind = "scalar" if scalar_offset is not None else "vector"
+    if isinstance(src, view_cls):        # a tensor of offsets
+        if not dtypes.normalize(src.dtype) in dtypes.INTS:
+            raise HardwareRuleError("dynamic-offset", f"{kind}_offset tensor {src.name} has dtype "
+                                    f"{src.dtype}; offsets must be integers", operand=f"{kind}_offset",
+                                    value=src.dtype, limit="int32/uint32")
+        want = 1 if kind == "scalar" else (pattern[0][1] if pattern else 1)
+        if src.size != want:
+            shape = "(1, 1)" if kind == "scalar" else f"({want}, 1)"
+            raise HardwareRuleError("dynamic-offset", f"{kind}_offset tensor {src.name} has shape "
+                                    f"{src.shape}; expected {shape} (one offset per "
+                                    f"{'access' if kind == 'scalar' else 'row of the pattern'})",
+                                    operand=f"{kind}_offset", value=src.shape, limit=shape)
+        if kind == "vector" and base.on_chip:
+            raise HardwareRuleError("dynamic-offset", f"vector_offset gathers/scatters rows of an HBM "
+                                    f"tensor; {base.name} is in {base.buffer.name}",
+                                    operand="vector_offset", value=base.buffer.name, limit="hbm")
+    elif kind == "vector":
+        raise UserKernelError("vector_offset must be a (P, 1) integer tensor")
+    return (kind, src, indirect_dim, row)
