@@ -82,7 +82,14 @@ def parse_module(source, trusted: bool = False):
 def functions(module) -> dict:
     """sym_name -> func.func operation."""
     ops = [op.operation for op in module.body.operations]
-    return {op.attributes["sym_name"].value: op for op in ops if op.name == "func.func"}
+    out = {}
+    for op in ops:
+        if op.name == "func.func":
+            try:
+                out[op.attributes["sym_name"].value] = op
+            except (RuntimeError, UnicodeDecodeError):     # nanobind: bytes that are not UTF-8
+                raise StableHloImportError("a func.func name is not valid UTF-8 text") from None
+    return out
 
 
 def block(op, region=0):

@@ -42,11 +42,11 @@ def _inputs(graph, rng):
             xs.append(rng.integers(0, 2, t.shape).astype(bool))
         elif dt.kind in "iu":
             info = np.iinfo(dt)
-            edge = np.array([info.min, info.max, 0, 1, -1 if dt.kind == "i" else 2], np.int64)
-            v = rng.integers(max(info.min, -100), min(info.max, 100) + 1, t.shape)
-            mask = rng.random(t.shape) < 0.2
-            v = np.where(mask, rng.choice(edge, t.shape), v)
-            xs.append(v.astype(dt))
+            edge = np.array([info.min, info.max, 0, 1, -1 if dt.kind == "i" else 2], dt)
+            v = rng.integers(max(info.min, -100), min(info.max, 100) + 1, t.shape).astype(dt)
+            mask = rng.random(t.shape) < 0.2               # edge values in the type itself (u64
+            v[mask] = rng.choice(edge, int(mask.sum()))    # max does not fit an int64)
+            xs.append(v)
         else:
             v = rng.standard_normal(t.shape).astype(np.float32)
             if special:                         # NaN, infinities, signed zeros
