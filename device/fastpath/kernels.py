@@ -152,6 +152,26 @@ def tensor_scalar(ins, ctx):
     return run
 
 
+def scalar_tensor_tensor(ins, ctx):
+    """dst = (data op0 operand0) op1 operand1, both steps in fp32 as the entry's ``run``."""
+    a = ins.args
+    dst, data, o1 = a["dst"], a["data"], a["operand1"]
+    op0, op1 = A.alu(a["op0"]), A.alu(a["op1"])
+    X, Y, D = ctx.get(data), ctx.get(o1), ctx.get(dst)
+    s2, s1, shape = _as2d(data), _as2d(o1), dst.shape
+    c = _scalar(ctx, a.get("operand0"))
+    r0, r1 = bool(a.get("reverse0")), bool(a.get("reverse1"))
+    store = storer(dst.dtype, ctx.precise)
+
+    def run():
+        x, k = np.asarray(X(), F32).reshape(s2), c()
+        y = A.apply_alu(op0, k, x) if r0 else A.apply_alu(op0, x, k)
+        z = np.asarray(Y(), F32).reshape(s1)
+        store(D(), np.asarray(A.apply_alu(op1, z, y) if r1 else A.apply_alu(op1, y, z))
+              .reshape(shape))
+    return run
+
+
 def activation(ins, ctx):
     a = ins.args
     dst, data = a["dst"], a["data"]
@@ -335,4 +355,5 @@ KERNELS = {
     "tensor_reduce": tensor_reduce, "reciprocal": reciprocal, "nc_transpose": nc_transpose,
     "nc_matmul": nc_matmul, "tensor_tensor_scan": tensor_tensor_scan,
     "tensor_copy_predicated": tensor_copy_predicated,
+    "scalar_tensor_tensor": scalar_tensor_tensor,
 }
