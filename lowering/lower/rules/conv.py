@@ -10,15 +10,21 @@ accumulate in one PSUM bank [O, rows * OW] in f32, which is evicted once and sto
 goes through HBM between taps (the decomposition in :mod:`.window` writes every tap's partial
 product to HBM and adds them there).
 
+A depthwise convolution (one input feature per group) would contract over a single partition
+per matmul; it runs on the VectorE instead, channels on the partitions, one multiply-add per
+tap over a whole block of output rows (:func:`lower_depthwise`).
+
 :class:`ConvSchedule` holds the knobs: ``rows`` (output rows per PSUM bank; 0 fills the bank),
-``o_tile`` (output features per stationary operand) and ``direct`` (False: the decomposition,
-for comparison; also what non-2-D, integer, base-dilated or negatively padded convolutions use).
+``o_tile`` (output features per stationary operand), ``band_rows`` (output rows whose input
+band loads at once: the whole image while it is small), ``vector`` (the depthwise form) and
+``direct`` (False: the decomposition, for comparison; also what non-2-D, integer, base-dilated
+or negatively padded convolutions use).
 
     >>> from device.arch import get_arch
     >>> prob = ConvProblem(n=1, c=64, h=32, w=32, o=64, kh=3, kw=3, oh=32, ow=32, groups=1,
     ...                    itemsize=2)
     >>> ConvSchedule.default(prob, get_arch("trn1"))
-    ConvSchedule(rows=16, o_tile=64, direct=True, pos_major=False)
+    ConvSchedule(rows=16, o_tile=64, direct=True, pos_major=False, vector=False, band_rows=32)
     >>> ConvSchedule(rows=32).check(prob, get_arch("trn1"))
     'rows=32 x 32 output columns = 1024 exceed 512 (f32 in one PSUM bank)'
 """
@@ -76,7 +82,8 @@ class ConvSchedule(Schedule):
     output features on the partitions (right for NCHW); ``vector``: a depthwise convolution
     (one input feature per group) as per-tap multiply-adds on the VectorE, channels on the
     partitions and ``rows`` output rows per instruction (the PE would contract over one
-    partition per matmul: a K=1 outer product per tap and group)."""
+    partition per matmul: a K=1 outer product per tap and group); ``band_rows``: output rows
+    whose input rows are loaded into SBUF as one band (0 or <= rows: one band per PSUM tile)."""
 
     kind = "conv"
     rows: int = 0
@@ -84,6 +91,7 @@ class ConvSchedule(Schedule):
     direct: bool = True
     pos_major: bool = False
     vector: bool = False
+    band_rows: int = 0
 
     problem_of = staticmethod(ConvProblem.of)
 
@@ -101,22 +109,40 @@ class ConvSchedule(Schedule):
         bank, P = arch.psum_bank_bytes // 4, arch.partitions
         og = problem.o // problem.groups
         if problem.o_inner and problem.ow <= P:
-            return cls(rows=max(1, min(problem.oh, P // problem.ow)), o_tile=min(bank, og),
-                       direct=True, pos_major=True)
-        return cls(rows=max(1, min(problem.oh, bank // problem.ow)),
-                   o_tile=min(P, og), direct=True)
+            s = cls(rows=max(1, min(problem.oh, P // problem.ow)), o_tile=min(bank, og),
+                    direct=True, pos_major=True)
+        else:
+            s = cls(rows=max(1, min(problem.oh, bank // problem.ow)), o_tile=min(P, og),
+                    direct=True)
+        return s.whole_band(problem, arch)
+
+    def whole_band(self, problem, arch):
+        """This schedule with the whole image's input rows loaded as one band, when they take
+        at most an eighth of SBUF: small images load once, with no halo rows loaded twice,
+        and every PSUM tile's operands are ready together (the fast path then runs the
+        tiles as one GEMM); larger ones keep a band per tile to overlap loads with matmuls."""
+        if self.rows and self.rows >= problem.oh:
+            return self
+        whole = dataclasses.replace(self, band_rows=problem.oh)
+        band = (problem.h + problem.kh) * (problem.w + problem.kw) * problem.itemsize
+        if band > arch.sbuf_usable_bytes_per_partition // 8 or \
+                whole.check(problem, arch) is not None:
+            return self
+        return whole
 
     @classmethod
     def candidates(cls, problem, arch):
-        out = [cls.default(problem, arch), cls(direct=False)]
+        default = cls.default(problem, arch)
+        out = [default, cls(direct=False), dataclasses.replace(default, band_rows=0)]
         og = problem.o // problem.groups
         if problem.c == problem.groups:
             out += [cls(rows=r, vector=True) for r in (1, 2, 4, 8, 16, 32, 64, 128)
                     if r < problem.oh]
         for rows in (1, 2, 4, 8, 16, 32, 64):
             for o_tile in sorted({min(og, 32), min(og, 64), min(og, 128)}):
-                out.append(cls(rows=rows, o_tile=o_tile))
-                out.append(cls(rows=rows, o_tile=o_tile, pos_major=True))
+                for pm in (False, True):
+                    c = cls(rows=rows, o_tile=o_tile, pos_major=pm)
+                    out += [c, c.whole_band(problem, arch)]
         return out
 
     def check(self, problem, arch):
@@ -135,7 +161,10 @@ class ConvSchedule(Schedule):
                     f"{pos_lim} ({what})")
         if not 0 <= self.o_tile <= o_lim:
             return f"o_tile={self.o_tile} is outside 0..{o_lim}"
-        band = ((rows - 1) + problem.kh) * (problem.w + problem.kw) * problem.itemsize
+        B = max(rows, self.band_rows)
+        step = -(-problem.h // max(problem.oh, 1)) if B > rows else 1  # >= the row stride
+        band = min((B - 1) * step + problem.kh, problem.h + problem.kh) * \
+            (problem.w + problem.kw) * problem.itemsize
         chunks = -(-(problem.c // problem.groups) // arch.partitions)
         weights = problem.kh * problem.kw * problem.o * problem.itemsize * chunks
         need = 2 * chunks * band + weights + 2 * rows * problem.ow * 4
@@ -186,41 +215,43 @@ def lower_direct(lw, op, inputs, sched):
     wts = {(g, c0): _weights(lw, wv[g * og:(g + 1) * og, c0:c0 + cc], P)
            for g in range(G) for c0, cc in c_chunks}
     Wp = plw + W + phw
+    B = max(R, sched.band_rows)          # output rows whose input rows load as one band
+    taps = [(j, kh, kw) for j in range(len(c_chunks)) for kh in range(KH) for kw in range(KW)]
     turn = 0
     for n in range(N):
-        for oh0 in range(0, OH, R):
-            rr = min(R, OH - oh0)
-            top = oh0 * sh - plh                              # first padded-input row used
-            band_h = (rr - 1) * sh + (KH - 1) * dh + 1
+        for b0 in range(0, OH, B):
+            bb = min(B, OH - b0)
+            top = b0 * sh - plh                               # first padded-input row used
+            band_h = (bb - 1) * sh + (KH - 1) * dh + 1
             for g in range(G):
                 bands = [_band(lw, xv[n, g * ci + c0:g * ci + c0 + cc], cc, top, band_h, H,
                                plw, Wp, cdt) for c0, cc in c_chunks]
-                for o0 in range(0, og, OT):
-                    ot = min(OT, og - o0)
-                    shape = (rr * OW, ot) if sched.pos_major else (ot, rr * OW)
-                    ps = lw.psum(shape)
-                    taps = [(j, kh, kw) for j in range(len(c_chunks)) for kh in range(KH)
-                            for kw in range(KW)]
-                    for t, (j, kh, kw) in enumerate(taps):
-                        win = bands[j][:, kh * dh:kh * dh + (rr - 1) * sh + 1:sh,
-                                       kw * dw:kw * dw + (OW - 1) * sw + 1:sw]
-                        tap = wts[g, c_chunks[j][0]][:, kh, kw, o0:o0 + ot]
-                        st, mv = (win, tap) if sched.pos_major else (tap, win)
-                        lw.emit("nc_matmul", dst=ps, stationary=st, moving=mv,
-                                accumulate=t > 0)
-                    res = lw.sb(shape, device_dtype(op.result.type.dtype))
-                    if turn % 2:
-                        lw.emit("activation", dst=res, op="copy", data=ps)
-                    else:
-                        lw.emit("tensor_copy", dst=res, src=ps)
-                    turn += 1
-                    dst = ov[n, g * og + o0:g * og + o0 + ot, oh0:oh0 + rr, :]
-                    if not sched.pos_major:
-                        lw.emit("dma_copy", dst=dst, src=res.reshape((ot, rr, OW)))
-                        continue
-                    for r in range(rr):                 # rows of output features
-                        lw.emit("dma_copy", dst=dst[:, r, :].permute((1, 0)),
-                                src=res[r * OW:(r + 1) * OW, :])
+                for oh0 in range(b0, b0 + bb, R):
+                    rr, off = min(R, b0 + bb - oh0), (oh0 - b0) * sh
+                    for o0 in range(0, og, OT):
+                        ot = min(OT, og - o0)
+                        shape = (rr * OW, ot) if sched.pos_major else (ot, rr * OW)
+                        ps = lw.psum(shape)
+                        for t, (j, kh, kw) in enumerate(taps):
+                            r0 = off + kh * dh
+                            win = bands[j][:, r0:r0 + (rr - 1) * sh + 1:sh,
+                                           kw * dw:kw * dw + (OW - 1) * sw + 1:sw]
+                            tap = wts[g, c_chunks[j][0]][:, kh, kw, o0:o0 + ot]
+                            st, mv = (win, tap) if sched.pos_major else (tap, win)
+                            lw.emit("nc_matmul", dst=ps, stationary=st, moving=mv,
+                                    accumulate=t > 0)
+                        res = lw.sb(shape, device_dtype(op.result.type.dtype))
+                        if turn % 2:
+                            lw.emit("activation", dst=res, op="copy", data=ps)
+                        else:
+                            lw.emit("tensor_copy", dst=res, src=ps)
+                        turn += 1
+                        dst = ov[n, g * og + o0:g * og + o0 + ot, oh0:oh0 + rr, :]
+                        if sched.pos_major:     # rows of output features, one per position
+                            dst = dst.permute((1, 2, 0))
+                        else:
+                            res = res.reshape((ot, rr, OW))
+                        lw.emit("dma_copy", dst=dst, src=res)
     return out
 
 
