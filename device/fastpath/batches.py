@@ -229,7 +229,12 @@ def batch_steps(batch, groups, instrs, ctx) -> dict:
             c0, c1 = cols[key]
             r = 0
             for Kk, F, view, shape in batch.stacks[key]:
-                fills.append((big[r:r + Kk, c0:c1], ctx.get(view), (Kk, F), shape))
+                block = big[r:r + Kk, c0:c1]
+                try:                         # the block in the operand's shape: one copy,
+                    block = block.reshape(shape, copy=False)   # no flattened temporary
+                except ValueError:
+                    pass
+                fills.append((block, ctx.get(view), (Kk, F), shape))
                 r += Kk
 
     blocks = []                              # per group: its block of C and its K segments
@@ -241,9 +246,9 @@ def batch_steps(batch, groups, instrs, ctx) -> dict:
     def compute():
         for block, get, shape2, shape in fills:
             src = get()
-            if src.shape != shape:
-                src = src.reshape(shape)
-            np.copyto(block, src.reshape(shape2), casting="unsafe")
+            if src.shape != block.shape:
+                src = src.reshape(block.shape)
+            np.copyto(block, src, casting="unsafe")
         if may_overflow(S, V):                   # one BLAS call would hide the PE's +-inf
             for a0, a1, b0, b1, segs in blocks:  # the reference's rounding points per group
                 acc, r = None, 0
