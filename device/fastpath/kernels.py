@@ -162,6 +162,9 @@ def scalar_tensor_tensor(ins, ctx):
     c = _scalar(ctx, a.get("operand0"))
     r0, r1 = bool(a.get("reverse0")), bool(a.get("reverse1"))
     store = storer(dst.dtype, ctx.precise)
+    if op0.fn in _F32_UFUNCS and op1.fn in _F32_UFUNCS and data.shape == o1.shape == \
+            dst.shape and all(ctx.np_dtype(v) == F32 for v in (dst, data, o1)):
+        return _stt_f32(data, op0.fn, op1.fn, r0, r1, X, Y, D, c)
 
     def run():
         x, k = np.asarray(X(), F32).reshape(s2), c()
@@ -169,6 +172,28 @@ def scalar_tensor_tensor(ins, ctx):
         z = np.asarray(Y(), F32).reshape(s1)
         store(D(), np.asarray(A.apply_alu(op1, z, y) if r1 else A.apply_alu(op1, y, z))
               .reshape(shape))
+    return run
+
+
+def _stt_f32(data, f0, f1, r0, r1, X, Y, D, c):
+    """scalar_tensor_tensor on fp32 tiles of one shape with plain fp32 ufuncs: the products
+    into a scratch tile, the second op straight into dst (the same fp32 operations)."""
+    tmp = np.empty(data.shape, F32)
+    col = (data.shape[0],) + (1,) * (len(data.shape) - 1)
+
+    def run():
+        k = c()
+        if k.ndim:
+            k = k.reshape(col)
+        with np.errstate(all="ignore"):
+            if r0:
+                f0(k, X(), out=tmp)
+            else:
+                f0(X(), k, out=tmp)
+            if r1:
+                f1(Y(), tmp, out=D())
+            else:
+                f1(tmp, Y(), out=D())
     return run
 
 
