@@ -181,7 +181,9 @@ def _check_vector(sched, problem, arch):
     if sched.pos_major or sched.o_tile:
         return "vector=True takes neither pos_major nor o_tile (channels are on the partitions)"
     rows = sched.rows or problem.oh
-    band = ((rows - 1) + problem.kh) * (problem.w + problem.kw) * problem.itemsize
+    step = -(-problem.h // max(problem.oh, 1))                 # >= the row stride
+    band = min((rows - 1) * step + problem.kh, problem.h + problem.kh) * \
+        (problem.w + problem.kw) * problem.itemsize
     need = 2 * band + 2 * rows * problem.ow * 4 + problem.kh * problem.kw * problem.o * 4
     if need > arch.sbuf_usable_bytes_per_partition // 4:
         return (f"rows={rows}: input band and accumulator need {need} B of SBUF per partition, "
