@@ -100,3 +100,14 @@ def test_vector_schedule_refusals_name_the_rule():
     assert ConvSchedule(vector=True).check(dense.problem(), arch) == (
         "vector=True needs a depthwise convolution (one input feature per group); this one "
         "has 4")
+
+
+def test_depthwise_rows_wider_than_the_partitions():
+    """NHWC rows of 130 positions: loaded and stored in blocks of at most 128 positions."""
+    fn, imp, group, x, wt = _case("NHWC", 1, 4, 130, 3, 1, 3, 1, 1, 1, np.float32)
+    prog = lower_graph(imp.graph, get_arch("trn1"))
+    ops = [i.op.name for i in prog.instrs]
+    assert "scalar_tensor_tensor" in ops and ops.count("nc_transpose") == 2 * 4 + 2 * 4
+    got = check(prog, [x, wt])[0]
+    want = np.asarray(jax.jit(fn)(x, wt))
+    np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-5, atol=1e-5)
