@@ -27,6 +27,7 @@ from device.tensor import SHARED_HBM, View
 from .arguments import check_arguments, explain_body_error
 from .host_values import (as_returned, const_key, from_numpy, refuse_lists, to_numpy,
                           write_back)
+from .core_races import warn_races
 from .shared_hbm import SharedHbmAlloc, check_same_returns
 
 VERSION = "0.1.0"
@@ -197,6 +198,7 @@ class Kernel:
         if self.lnc > 1:
             program.info.core_ranges = ranges
             check_same_returns(self.fn.__name__, outs_all)
+            warn_races(program)
         program.info.returns_tuple = isinstance(outs_all[0], tuple)
         ret = outs_all[0]
         rets = ret if isinstance(ret, tuple) else (() if ret is None else (ret,))
