@@ -34,6 +34,7 @@ from . import groups as G
 from .analysis import LOOP_OPS, analyse, differs, is_dynamic
 from .invariant import invariant_positions
 from .kernels import KERNELS
+from .kernels_dynamic import DYNAMIC_KERNELS
 
 
 def fresh_contents(a: np.ndarray, st) -> None:
@@ -261,9 +262,9 @@ def _filler(a, st):
 
 
 def _step(ins, key, ctx, mm_add):
-    """The instruction's fast kernel, else its own ``run`` on the plan's memory (always for
-    run-time addresses, which ``Memory`` resolves)."""
-    build = None if is_dynamic(ins) else KERNELS.get(ins.op.name)
+    """The instruction's fast kernel (``kernels_dynamic`` for run-time addresses), else its own
+    ``run`` on the plan's memory."""
+    build = (DYNAMIC_KERNELS if is_dynamic(ins) else KERNELS).get(ins.op.name)
     ctx.idx = key
     fn = build(ins, ctx) if build is not None else None
     return fn if fn is not None else _generic(ins, key, ctx, mm_add)
