@@ -35,7 +35,7 @@ from .analysis import LOOP_OPS, analyse, differs, is_dynamic
 from .invariant import invariant_positions
 from .kernels import KERNELS
 from .kernels_dynamic import DYNAMIC_KERNELS
-from .kernels_loop import body_matmul, fori_runner
+from .kernels_loop import body_matmul, fixed_operands, fori_runner
 
 
 def fresh_contents(a: np.ndarray, st) -> None:
@@ -282,12 +282,14 @@ def _loop(ins, idx, ctx, mm_add, needs_trips=False):
     in the first iteration and adds in the others gets one step for each case; loop-invariant
     instructions (``invariant``) run in the first iteration only."""
     body = ins.args["body"]
+    skip = invariant_positions(body)              # same result every iteration: run once
+    fixed = fixed_operands(body, skip) if ins.op.name == "fori_loop" else {}
 
     def step(b, key):
-        fn = body_matmul(b, ctx, mm_add[key]) if b.op.name == "nc_matmul" else None
+        fn = body_matmul(b, ctx, mm_add[key], fixed.get(key[1], ())) \
+            if b.op.name == "nc_matmul" else None
         return fn if fn is not None else _step(b, key, ctx, mm_add)
     first = [step(b, (idx, j, 0)) for j, b in enumerate(body)]
-    skip = invariant_positions(body)              # same result every iteration: run once
     later = [_noop if j in skip else step(b, (idx, j, 1))
              if b.op.name == "nc_matmul" and differs(mm_add[(idx, j, 0)], mm_add[(idx, j, 1)])
              else first[j] for j, b in enumerate(body)]

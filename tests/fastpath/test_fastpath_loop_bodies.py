@@ -128,3 +128,54 @@ def test_a_body_matmul_whose_products_overflow_keeps_the_reference_rounding():
     assert np.isposinf(ref[0]).all()
     for got, want in zip(fast, ref):
         same_bytes(want, got, "overflowing body matmul")
+
+
+def _rewritten_moving(after: str):
+    """side += x.T @ y for 2 iterations, where y grows past the overflow threshold after the
+    first matmul: scaled by a later body instruction, or reloaded by a later loop-invariant
+    DMA (run in the first iteration only, but after the matmul read the old y)."""
+    p = Program("mm_rewrite")
+    a = p.alloc((128, 8), "float32", "hbm", name="a", kind="input")
+    b = p.alloc((128, 16), "float32", "hbm", name="b", kind="input")
+    big = p.alloc((128, 16), "float32", "hbm", name="big", kind="input")
+    p.inputs += [a.storage, b.storage, big.storage]
+    x, y = p.alloc((128, 8), "float32", "sbuf"), p.alloc((128, 16), "float32", "sbuf")
+    side = p.alloc((8, 16), "float32", "sbuf")
+    p.emit("dma_copy", dst=x, src=a)
+    p.emit("dma_copy", dst=y, src=b)
+    p.emit("memset", dst=side, value=0.0)
+    reg = VirtualRegister("k", readonly=True)
+
+    def body():
+        one = p.alloc((8, 16), "float32", "psum")
+        p.emit("nc_matmul", dst=one, stationary=x, moving=y, accumulate=False)
+        p.emit("tensor_tensor", dst=side, data1=side, data2=one, op="add")
+        if after == "scaled":
+            p.emit("tensor_scalar", dst=y, data=y, op0="multiply", operand0=1e10)
+        else:
+            p.emit("dma_copy", dst=y, src=big)
+    _emit_loop(p, reg, 0, 2, 1, body)
+    out = p.alloc((8, 16), "float32", "shared_hbm")
+    p.emit("dma_copy", dst=out, src=side)
+    p.outputs.append(out.storage)
+    return p
+
+
+def test_the_overflow_check_follows_an_operand_rewritten_after_the_matmul():
+    """The magnitude of an operand is reused across iterations only when nothing rewrites it
+    after the matmul first read it (``fixed_operands``): here the second iteration's products
+    overflow (the reference's inf), which a stale magnitude would have missed (an FMA'd 1e38)."""
+    a = np.zeros((128, 8), np.float32)
+    a[0], a[1] = -1.5e19, 2e19
+    b = np.zeros((128, 16), np.float32)
+    b[0], b[1] = 2e9, 2e9
+    for after in ("scaled", "loaded"):
+        prog = _rewritten_moving(after)
+        body = prog.instrs[-2].args["body"]
+        from device.fastpath.invariant import invariant_positions
+        from device.fastpath.kernels_loop import fixed_operands
+        assert fixed_operands(body, invariant_positions(body)) == {0: frozenset(
+            {body[0].args["stationary"].storage.id})}
+        ref = executor.run_reference(prog, [a, b, b * 1e10])[0]
+        fast = fastpath.run(prog, [a, b, b * 1e10], mode="fast")[0][0]
+        assert np.isposinf(ref).all() and np.isposinf(fast).all(), after
