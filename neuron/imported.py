@@ -55,7 +55,16 @@ class ImportedFunction:
         return arrays
 
     def _check_budget(self, arch, host: bool):
-        """Sizes against HBM capacity and the host-memory budget, before any lowering."""
+        """Sizes against HBM capacity and the host-memory budget, before any lowering (once per
+        target and budget setting: the graph does not change, and this walk over every value
+        cost a small model a tenth of its run)."""
+        key = (arch.name, host, os.environ.get("NEURON_EMU_HOST_MEMORY"))
+        if key in self.__dict__.setdefault("_budget_ok", set()):
+            return
+        self._check_budget_now(arch, host)
+        self._budget_ok.add(key)
+
+    def _check_budget_now(self, arch, host: bool):
         from device.limits import check_tensor_budget
         g = self.graph
         sized = lambda v: (v.name, math.prod(v.type.shape) * v.type.np_dtype.itemsize)  # noqa: E731

@@ -221,6 +221,8 @@ def lower_counted(lw, op, inputs, facts):
                 staged.append((s, tmp))
             else:
                 staged.append((s, v))
+        staged = [(s, v if v is None or not store_into(lw, loop_body, s, v, staged) else None)
+                  for s, v in staged]
         for s, v in staged:
             if v is not None:
                 lw.emit("dma_copy", dst=s.reshape((s.size,)), src=v.reshape((v.size,)))
@@ -233,3 +235,36 @@ def lower_counted(lw, op, inputs, facts):
     final = np.asarray([max(first, stop)]).astype(TensorType((), kt.dtype).np_dtype)
     state[k] = lw.const(final, kt.dtype)
     return tuple(state)
+
+
+def _whole(v) -> bool:
+    """``v`` covers its storage in row-major order, in the storage's dtype."""
+    return v.offset == 0 and v.size == v.storage.size and v.dtype == v.storage.dtype and \
+        v.is_contiguous()
+
+
+def store_into(lw, body, s, v, staged) -> bool:
+    """Make the body's one write of a new state value ``v`` write state ``s`` itself, so the
+    iteration does not end with a copy of it (an HBM round trip per state per trip): when a
+    single DMA writes all of ``v`` (a scratch tensor nothing else in the body reads) and nothing
+    after that DMA reads or writes ``s``. Returns whether it did (``v``'s storage is then
+    unused and dropped from the program)."""
+    sid, vid = s.storage.id, v.storage.id
+    if not (_whole(v) and _whole(s) and v.dtype == s.dtype) or \
+            sum(1 for _, x in staged if x is not None and x.storage.id == vid) != 1:
+        return False
+    writers = [j for j, ins in enumerate(body) if any(w.storage.id == vid for w in ins.writes())]
+    if len(writers) != 1:
+        return False
+    w = writers[0]
+    ins = body[w]
+    dst = ins.args.get("dst")
+    if ins.op.name != "dma_copy" or dst is None or dst.dyn is not None or not _whole(dst) or \
+            any(r.storage.id == vid for b in body for r in b.reads()) or \
+            any(x.storage.id == sid for b in body[w + 1:] for x in (*b.reads(), *b.writes())):
+        return False
+    ins.args["dst"] = s.reshape(dst.shape)
+    ins.op.check(ins, lw.arch)
+    if vid not in {x.storage.id for b in body for x in (*b.reads(), *b.writes())}:
+        lw.p.storages = [st for st in lw.p.storages if st.id != vid]
+    return True
