@@ -70,7 +70,15 @@ def test_the_rnn_body_is_short_and_reference_and_fast_path_agree():
             rng.standard_normal((128, 128)).astype(np.float32) / 11)
     prog = neuron.from_jax(make_rnn(0, 16, "lt")).imported(*args).program()
     loop = next(i for i in prog.instrs if i.op.name == "fori_loop")
-    assert len(loop.args["body"]) <= 20
+    body = loop.args["body"]
+    assert len(body) <= 12
+    # x[t] straight into SBUF; both dots one PSUM group; tanh reads PSUM; h stored into the state
+    assert body[0].args["src"].dyn is not None and body[0].args["dst"].buffer.on_chip
+    mms = [b for b in body if b.op.name == "nc_matmul"]
+    assert len(mms) == 2 and mms[0].args["dst"].storage is mms[1].args["dst"].storage
+    act = next(b for b in body if b.op.name == "activation")
+    assert act.args["data"].storage is mms[0].args["dst"].storage
+    assert body[-1].args["dst"].storage.name == "loop_state"
     assert plan_for(prog) is not None
     ref = check(prog, list(args), modes=("exact",))
     want = np.asarray(jax.jit(make_rnn(0, 16, "lt"))(*args)[1])

@@ -223,6 +223,7 @@ def lower_counted(lw, op, inputs, facts):
                 staged.append((s, v))
         staged = [(s, v if v is None or not store_into(lw, loop_body, s, v, staged) else None)
                   for s, v in staged]
+        forward_copies(lw, loop_body, {v.storage.id for _, v in staged if v is not None})
         for s, v in staged:
             if v is not None:
                 lw.emit("dma_copy", dst=s.reshape((s.size,)), src=v.reshape((v.size,)))
@@ -268,3 +269,45 @@ def store_into(lw, body, s, v, staged) -> bool:
     if vid not in {x.storage.id for b in body for x in (*b.reads(), *b.writes())}:
         lw.p.storages = [st for st in lw.p.storages if st.id != vid]
     return True
+
+
+def forward_copies(lw, body, keep=()):
+    """A DMA that only copies a window into an HBM scratch tensor (``x[t]`` of a
+    ``dynamic_slice``) which one later DMA reads whole: that DMA reads the window itself (one
+    transfer per trip instead of two; the scratch tensor is dropped). Both copy without
+    conversion, in row-major order, and nothing between them writes the window's tensor or
+    its offset. ``keep``: storages read after the body (not forwarded)."""
+    j = 0
+    while j < len(body):
+        ins = body[j]
+        j += 1
+        dst, src = ins.args.get("dst"), ins.args.get("src")
+        if ins.op.name != "dma_copy" or dst is None or dst.dyn is not None or \
+                dst.buffer.on_chip or not _whole(dst) or dst.storage.id in keep or \
+                src.dtype != dst.dtype or ins.args.get("oob_mode") not in (None, 0, "error") or \
+                dst.storage.kind != "tile":
+            continue
+        tid = dst.storage.id
+        users = [k for k, b in enumerate(body) if k != j - 1 and
+                 any(x.storage.id == tid for x in (*b.reads(), *b.writes()))]
+        if len(users) != 1 or users[0] < j:
+            continue
+        k = users[0]
+        rd = body[k]
+        rsrc = rd.args.get("src")
+        if rd.op.name != "dma_copy" or rsrc is None or rsrc.storage.id != tid or \
+                not _whole(rsrc) or rd.args["dst"].storage.id == tid:
+            continue
+        watched = {src.storage.id} | ({src.dyn[1].storage.id} if src.dyn is not None and
+                                      hasattr(src.dyn[1], "storage") else set())
+        if any(w.storage.id in watched for b in body[j:k] for w in b.writes()):
+            continue
+        try:
+            new = src.reshape(rsrc.shape)
+        except Exception:                        # noqa: BLE001 -- a layout that needs a copy
+            continue
+        rd.args["src"] = new
+        rd.op.check(rd, lw.arch)
+        del body[j - 1]
+        j -= 1
+        lw.p.storages = [st for st in lw.p.storages if st.id != tid]
