@@ -10,9 +10,10 @@ What the reference executor redoes on every instruction of every call, the plan 
 * memory: plan-owned tensors whose lifetimes do not overlap share one array (the arrays held
   are the largest live set), inputs the program never writes are used in place (no copy) and
   outputs are returned without a copy;
-* dispatch: one closure per instruction (``kernels.KERNELS``), or the entry's own ``run`` on the
-  plan's memory for instructions without a fast kernel; in ``fast`` mode each PSUM accumulation
-  group runs as one fp32 matmul (``groups``).
+* dispatch: one closure per instruction (``kernels.KERNELS``; ``kernels_dynamic`` for scalar
+  run-time addresses; ``kernels_loop`` for loops and their matmuls), or the entry's own ``run``
+  on the plan's memory for instructions without a fast kernel; in ``fast`` mode each PSUM
+  accumulation group runs as one fp32 matmul (``groups``).
 
     >>> # plan = Plan(program, mode="exact", precise=True); outs, mem = plan.run(inputs)
 """
@@ -280,7 +281,8 @@ def _loop(ins, idx, ctx, mm_add, needs_trips=False):
     """The loop instruction's own ``run`` (its trip count, registers and budget), over a body
     of decoded steps instead of instructions. A matmul whose ``accumulate=None`` opens a group
     in the first iteration and adds in the others gets one step for each case; loop-invariant
-    instructions (``invariant``) run in the first iteration only."""
+    instructions (``invariant``) run in the first iteration only. A ``fori_loop`` runs on
+    ``kernels_loop.fori_runner``, its body's matmuls (``fast`` mode) on ``body_matmul``."""
     body = ins.args["body"]
     skip = invariant_positions(body)              # same result every iteration: run once
     fixed = fixed_operands(body, skip) if ins.op.name == "fori_loop" else {}

@@ -14,7 +14,11 @@ register *is* ``t``:
   arithmetic, since the range shows the window stays inside);
 - state the body passes through unchanged (weights, the sequence) is read where it is, not
   copied into loop state first;
-- the counter's value after the loop is a constant.
+- the counter's value after the loop is a constant;
+- two peepholes shorten every trip: the DMA writing a new state value writes the loop state
+  itself when nothing after it needs the old value (:func:`store_into`), and a window copied
+  into an HBM scratch tensor that one DMA then reads whole is read by that DMA directly
+  (:func:`forward_copies`: ``x[t]`` goes HBM -> SBUF in one transfer).
 
 Loops that do not match keep the general ``while_loop`` form (``window.lower_while``).
 
