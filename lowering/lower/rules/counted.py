@@ -231,12 +231,18 @@ def lower_counted(lw, op, inputs, facts):
         for s, v in staged:
             if v is not None:
                 lw.emit("dma_copy", dst=s.reshape((s.size,)), src=v.reshape((v.size,)))
+        on_chip = [m for m in (state_on_chip(lw, loop_body, s) for s, v in staged
+                               if v is None and s.storage.id in owned) if m is not None]
     reads, writes = [], []
     for ins in loop_body:
         reads += ins.reads()
         writes += ins.writes()
+    for tile, view in on_chip:                      # the state's tile holds it through the loop
+        lw.emit("dma_copy", dst=tile, src=view)
     lw.emit("fori_loop", reg=reg, lower=first, upper=stop, step=1, body=loop_body,
             _reads=reads, _writes=writes)
+    for tile, view in on_chip:
+        lw.emit("dma_copy", dst=view, src=tile)
     final = np.asarray([max(first, stop)]).astype(TensorType((), kt.dtype).np_dtype)
     state[k] = lw.const(final, kt.dtype)
     return tuple(state)
@@ -315,3 +321,67 @@ def forward_copies(lw, body, keep=()):
         del body[j - 1]
         j -= 1
         lw.p.storages = [st for st in lw.p.storages if st.id != tid]
+
+
+def _touches(ins, sid) -> bool:
+    return any(x.storage.id == sid for x in (*ins.reads(), *ins.writes()))
+
+
+def state_on_chip(lw, body, s):
+    """Keep state ``s`` in the SBUF tile the body loads it into, when the body reads it once
+    (a DMA into a tile nothing else in the body writes, nor touches before that load) and
+    writes it once, later, from an SBUF tile of the same shape and dtype: the write becomes a
+    copy into that tile and the load goes (the tile is loaded before the loop and stored to
+    ``s`` after it, by the caller). When one instruction alone computes the written tile, it
+    writes the state tile directly. Returns ``(tile, view of s)`` or None (nothing changed)."""
+    sid = s.storage.id
+    at = [j for j, ins in enumerate(body) if _touches(ins, sid)]
+    if len(at) != 2:
+        return None
+    r, w = at
+    load, store = body[r], body[w]
+    if load.op.name != "dma_copy" or store.op.name != "dma_copy":
+        return None
+    view, tile = load.args["src"], load.args["dst"]
+    src = store.args["src"]
+    if view.storage.id != sid or store.args["dst"].storage.id != sid or \
+            (view.offset, view.pattern) != (store.args["dst"].offset, store.args["dst"].pattern) \
+            or view.size != s.storage.size or view.dyn is not None or \
+            not tile.on_chip or not src.on_chip or tile.shape != src.shape or \
+            not (tile.dtype == src.dtype == view.dtype) or not _whole(tile) or \
+            src.storage.id == tile.storage.id:
+        return None
+    tid = tile.storage.id
+    if any(_touches(b, tid) for b in body[:r] + body[w + 1:]) or \
+            any(tid in {x.storage.id for x in b.writes()} for b in body[r + 1:w]):
+        return None
+    store.args["dst"] = tile
+    store.op.check(store, lw.arch)
+    del body[r]
+    _compute_into(lw, body, w - 1, tile)
+    return tile, view
+
+
+def _compute_into(lw, body, w, tile):
+    """``body[w]`` copies tile ``src`` (written whole by one earlier instruction, read by
+    nothing else) into ``tile``: that instruction writes ``tile`` itself and the copy goes,
+    when nothing between them reads or writes ``tile`` and it does not read ``tile``."""
+    src = body[w].args["src"]
+    sid, tid = src.storage.id, tile.storage.id
+    if not _whole(src):
+        return
+    users = [j for j, b in enumerate(body) if j != w and _touches(b, sid)]
+    if len(users) != 1:
+        return
+    p = users[0]
+    prod = body[p]
+    dst = prod.args.get("dst")
+    outs = prod.writes()
+    if p > w or dst is None or len(outs) != 1 or outs[0] is not dst or \
+            dst.storage.id != sid or (dst.offset, dst.pattern) != (src.offset, src.pattern) or \
+            dst.shape != tile.shape or any(x.storage.id == sid for x in prod.reads()) or \
+            any(_touches(b, tid) for b in body[p:w]):
+        return
+    prod.args["dst"] = tile
+    prod.op.check(prod, lw.arch)
+    del body[w]
