@@ -12,7 +12,7 @@ import pytest
 from device.executor import run_reference
 from device.isa.control import VirtualRegister
 from device.program import Program
-from lowering.lower.rules.counted import forward_copies
+from lowering.lower.rules.loop_peepholes import forward_copies
 
 
 def _program(case):
@@ -75,7 +75,7 @@ def _state_program(case, transform=True):
     """A loop carrying state s (HBM) through tile R: acc += R; s = f(...) where f reads R
     ('reads_tile'), or not ('producer'); 'early_read' touches R before its load,
     'tile_rewritten' writes R between the load and the store."""
-    from lowering.lower.rules.counted import state_on_chip
+    from lowering.lower.rules.loop_peepholes import state_on_chip
     p = Program("state")
     x = p.alloc((2, 8), "float32", "hbm", name="x", kind="input")
     p.inputs.append(x.storage)
