@@ -13,7 +13,6 @@ computes the same bytes) and each saving a transfer per trip:
 from __future__ import annotations
 
 
-
 def _whole(v) -> bool:
     """``v`` covers its storage in row-major order, in the storage's dtype."""
     return v.offset == 0 and v.size == v.storage.size and v.dtype == v.storage.dtype and \
