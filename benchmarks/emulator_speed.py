@@ -140,7 +140,7 @@ def pallas_fns():
 
 
 # ---- kernels -------------------------------------------------------------------------------------
-def kernel_rows(reps, only=None):
+def kernel_rows(reps):
     t3 = _tutorial("03_fused_softmax_rmsnorm")
     rng = np.random.default_rng(0)
     a = rng.standard_normal((1024, 1024)).astype(BF16)
@@ -166,9 +166,6 @@ def kernel_rows(reps, only=None):
         (f"mamba v3 {bt}x{ch}x{L}, {S} states", mamba.mamba_v3, (delta, u, A, Bm, Cm), np_mamba,
          None, None),
     ]
-    cases = [c for c in cases if only is None or only in c[0]]
-    if not cases:
-        return
     print(f"{'kernel':32s} {'emulator':>9s} {'numpy':>9s} {'x numpy':>8s} {'target':>7s} "
           f"{'pallas':>9s} {'x pallas':>9s} {'1st call':>9s}")
     for name, k, args, ref, pk, target in cases:
@@ -302,10 +299,11 @@ def model_rows(reps, only=None):
                                                f32(3, 3, 1, 32), f32(1, 1, 32, 64))),
         ("rnn while loop, 16 steps x 8x64", rnn, (f32(16, 8, 64), f32(64, 128), f32(128, 128))),
     ]
-    cases = [c for c in cases if only is None or only in c[0]]
     print(f"\n{'imported model (neuron.from_jax)':36s} {'emulator':>9s} {'jax.jit':>9s} "
           f"{'x xla':>8s} {'target':>7s} {'1st call':>9s}")
     for name, fn, args in cases:
+        if only and only not in name:
+            continue
         jf = jax.jit(fn)
         want = np.asarray(jf(*args))
         t_jax = best(lambda: jax.block_until_ready(jf(*args)), reps)
@@ -326,8 +324,8 @@ def main():
     ap.add_argument("--big-threads", default=f"1,{os.cpu_count()}",
                     help="BLAS thread counts to run the 4096x8192x8192 matmul with (comma list)")
     ap.add_argument("--skip-models", action="store_true")
-    ap.add_argument("--only", metavar="TEXT", help="only the kernel and model rows whose name "
-                    "contains TEXT (no first-call or published-size matmul sections)")
+    ap.add_argument("--only", metavar="TEXT",
+                    help="run only the imported-model rows whose name contains TEXT")
     ap.add_argument("--big-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     warnings.simplefilter("ignore")
@@ -337,10 +335,12 @@ def main():
     print(f"executor {os.environ.get('NEURON_EMU_EXECUTOR', 'fast')}; OPENBLAS_NUM_THREADS="
           f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, OPENBLAS_CORETYPE="
           f"{os.environ.get('OPENBLAS_CORETYPE', 'unset')}, {os.cpu_count()} CPUs\n")
-    kernel_rows(args.reps, args.only)
-    if args.only is None:
-        tutorial_first_calls()
-    if not args.skip_big and args.only is None:
+    if args.only:
+        model_rows(args.reps, args.only)
+        return
+    kernel_rows(args.reps)
+    tutorial_first_calls()
+    if not args.skip_big:
         for threads in args.big_threads.split(","):
             sys.stdout.flush()
             env = dict(os.environ, OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads,
@@ -349,7 +349,7 @@ def main():
             sys.stdout.flush()
             subprocess.run([sys.executable, __file__, "--big-child"], check=True, env=env)
     if not args.skip_models:
-        model_rows(args.reps, args.only)
+        model_rows(args.reps)
 
 
 if __name__ == "__main__":
