@@ -88,6 +88,15 @@ def test_cores_start_together_so_an_early_read_precedes_the_other_cores_late_wri
     np.testing.assert_array_equal(cache_out[4:], cache[4:])
 
 
+def test_the_two_cores_of_each_rank_start_together_in_a_multi_rank_run_too():
+    import nki.collectives as ncc
+    cache = -np.arange(8 * 6, dtype=np.float32).reshape(8, 6)
+    for r, (out, cache_out) in enumerate(ncc.run(read_early_write_late[2],
+                                                 [(A + r, cache.copy()) for r in range(2)])):
+        np.testing.assert_array_equal(out, np.concatenate([cache[:4], cache[:4]]))
+        np.testing.assert_array_equal(cache_out[:4], A[:4] + r + 3)
+
+
 def test_core_barrier_is_refused_on_neuroncore_v2_and_at_lnc1():
     k = _exchange_through_hbm(True)
     where = line_of(k, "nisa.core_barrier(")
