@@ -229,13 +229,16 @@ def activation(ins, ctx):
             store(D(), np.asarray(X(), F32).reshape(s2).reshape(shape))
         return run
 
+    affine = sc is not None or bi is not None
+
     def run():
         x = np.asarray(X(), F32).reshape(s2)
-        with np.errstate(over="ignore", invalid="ignore"):
-            if sc is not None:
-                x = x * sc()
-            if bi is not None:
-                x = x + bi()
+        if affine:
+            with np.errstate(over="ignore", invalid="ignore"):
+                if sc is not None:
+                    x = x * sc()
+                if bi is not None:
+                    x = x + bi()
         y = A.apply_act(fn, x.astype(np.float32, copy=False))
         store(D(), y.reshape(shape))
         if regs_used:
