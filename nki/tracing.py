@@ -27,6 +27,7 @@ from device.tensor import HBM, SHARED_HBM, View
 from .arguments import check_arguments, explain_body_error
 from .host_values import (as_returned, const_key, from_numpy, refuse_lists, to_numpy,
                           write_back)
+from .host_memory import release_freed_memory
 from .shared_hbm import SharedHbmAlloc, check_private_copies, check_same_returns
 
 VERSION = "0.1.0"
@@ -309,6 +310,8 @@ class Kernel:
         kind = kinds[0] if kinds else "numpy"
         outs = [as_returned(mem, v, o) for v, o in zip(prog.info.output_views, outs)]
         res = [from_numpy(o, kind) for o in outs]
+        del mem                    # the emulated memory is garbage now: give its pages back
+        release_freed_memory(sum(a.nbytes for a in arrays) + sum(o.nbytes for o in outs))
         if prog.info.returns_list:
             return res
         if prog.info.returns_tuple:
