@@ -3,10 +3,10 @@
 The two NeuronCores of an LNC=2 kernel run at the same time and share HBM. When one core writes
 bytes of a ``shared_hbm`` tensor (or a kernel input) that the other core also writes or reads,
 and no ``nisa.core_barrier`` / ``nisa.sendrecv`` orders the two accesses, the result depends on
-timing. The emulator is deterministic: it runs core 0 until it has to wait for core 1, then core
-1, and so on, so without a sync core 1's access simply lands last -- which may not be what the
-hardware (or the SDK simulator) does. That is a silent difference, so it is reported here as a
-``CrossCoreRaceWarning`` (a ``KernelLintWarning``) naming both instructions and their lines.
+timing. The emulator is deterministic: it runs the cores in lock-step (one instruction of each
+in turn), which is one possible order -- not necessarily the hardware's on a given run. That is
+a silent difference, so it is reported here as a ``CrossCoreRaceWarning`` (a
+``KernelLintWarning``) naming both instructions and their lines.
 
 Each core's instruction stream is cut into epochs at its sync instructions; an access in core
 0's epoch ``i`` and one in core 1's epoch ``i`` are unordered. Accesses whose addresses are only
@@ -144,8 +144,8 @@ def _first_conflict(xs, ys, keep: int = 32):
     """A pair (one access from each core, at least one a write) that touches common bytes.
 
     Of the first ``keep`` such pairs, the one where the first core's access comes latest in its
-    stream relative to the second core's: the emulator runs the first core ahead, so that is
-    the pair whose order most likely differs from the hardware's. The same write made by both
+    stream relative to the second core's (a late write of one core against an early access of
+    the other: the usual shape of a missing barrier). The same write made by both
     cores from the same source line (both cores running the same store, usually of the same
     values) is not reported on its own."""
     ys = sorted(ys, key=lambda r: r[0])
@@ -179,9 +179,9 @@ def warn_races(program) -> None:
         msg = (f"under LNC=2, core {c0} {what0} shared HBM tensor {describe(st)} ({i0.op.name} at "
                f"{i0.loc}) and core {c1} {what1} the same bytes ({i1.op.name} at {i1.loc}) with no "
                f"nisa.core_barrier or nisa.sendrecv between them: on hardware the result depends on "
-               f"which core gets there first; the emulator runs core {c0} until it waits, so core "
-               f"{c1}'s access lands last. Order them with a core_barrier, or give each core its "
-               f"own rows")
+               f"which core gets there first (the emulator runs the cores in lock-step, one "
+               f"instruction each in turn, which is only one possible order). Order them with a "
+               f"core_barrier, or give each core its own rows")
         loc = i1.loc
         if loc is not None:
             warnings.warn_explicit(CrossCoreRaceWarning(msg), CrossCoreRaceWarning, loc.file, loc.line)
