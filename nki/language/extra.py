@@ -17,7 +17,7 @@ from device.errors import HardwareRuleError, UserKernelError, user_loc
 from device.tensor import SBUF, View
 
 from ..tracing import current
-from .ops import TOKENS, _axes, _is_tensor, broadcast_to, max as _max, sum as _sum
+from .ops import TOKENS, axes_of, is_tensor, broadcast_to, max as _max, sum as _sum
 
 __all__ = ["where", "var", "softmax", "rms_norm", "dropout", "load_transpose2d",
            "gather_flattened", "random_seed"]
@@ -32,9 +32,9 @@ def _out_dtype(dtype, x):
 def _check_reduce_axes(api, x, axis):
     """The trailing-free-axes rule of every nl reduction (SPEC 2.8), checked at the nl level so
     the message names the nl API rather than the instruction it lowers to."""
-    if not _is_tensor(x):
+    if not is_tensor(x):
         raise UserKernelError(f"nl.{api}: x must be a tile, got {type(x).__name__}", loc=user_loc(3))
-    axes = _axes(x, axis)
+    axes = axes_of(x, axis)
     want = list(range(x.ndim - len(axes), x.ndim))
     if 0 in axes or axes != want:
         raise HardwareRuleError(
@@ -52,13 +52,13 @@ def where(condition, x, y, dtype=None, **_legacy):
     multiplication by one and the other by zero.
     """
     current("nl.where")
-    if not _is_tensor(condition):
+    if not is_tensor(condition):
         raise UserKernelError("nl.where: condition must be a tile of 1.0/0.0 values", loc=user_loc(2))
-    ref = x if _is_tensor(x) else (y if _is_tensor(y) else condition)
-    keep = _mul(x, condition, dtype="float32") if _is_tensor(x) else _mul(condition, float(x),
+    ref = x if is_tensor(x) else (y if is_tensor(y) else condition)
+    keep = _mul(x, condition, dtype="float32") if is_tensor(x) else _mul(condition, float(x),
                                                                            dtype="float32")
     inv = _ts2(condition, "multiply", -1.0, "add", 1.0)
-    other = _mul(y, inv, dtype="float32") if _is_tensor(y) else _mul(inv, float(y), dtype="float32")
+    other = _mul(y, inv, dtype="float32") if is_tensor(y) else _mul(inv, float(y), dtype="float32")
     return _add(keep, other, dtype=_out_dtype(dtype, ref))
 
 
@@ -93,7 +93,7 @@ def rms_norm(x, w, axis, n, epsilon=1e-6, dtype=None, compute_dtype=None, **_leg
     ms = _ts2(ss, "multiply", 1.0 / n, "add", float(epsilon))
     r = TOKENS["rsqrt"](ms)
     y = _mul(x, r, dtype=cd)
-    if _is_tensor(w) and w.shape[0] != x.shape[0] and w.shape[0] == 1:
+    if is_tensor(w) and w.shape[0] != x.shape[0] and w.shape[0] == 1:
         w = broadcast_to(w, (x.shape[0],) + tuple(w.shape[1:]))
     return _mul(y, w, dtype=_out_dtype(dtype, x))
 
@@ -121,7 +121,7 @@ def dropout(x, rate, dtype=None, **_legacy):
 def load_transpose2d(src, dtype=None, **_legacy):
     """HBM ``[A, B]`` -> a new SBUF tile ``[B, A]`` (a DMA with a transposed access pattern)."""
     tr = current("nl.load_transpose2d")
-    if not _is_tensor(src) or src.buffer.kind != "hbm":
+    if not is_tensor(src) or src.buffer.kind != "hbm":
         raise HardwareRuleError("buffer", "nl.load_transpose2d needs an HBM source tensor",
                                 operand="src", value=getattr(getattr(src, "buffer", None), "name",
                                                              src), limit="hbm", loc=user_loc(2))

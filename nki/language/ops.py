@@ -68,12 +68,12 @@ def promote(a: str, b: str) -> str:
     return a if sa > sb else b
 
 
-def _is_tensor(x):
+def is_tensor(x):
     return isinstance(x, View)
 
 
 def _graph_mode(*xs):
-    return any(_is_tensor(x) and not x.on_chip for x in xs)
+    return any(is_tensor(x) and not x.on_chip for x in xs)
 
 
 def _new_tile(tr, shape, dtype, buffer=SBUF, name=""):
@@ -85,7 +85,7 @@ def _emit(tr, opname, **args):
 
 
 def _check_onchip(api, name, x):
-    if _is_tensor(x) and not x.on_chip:
+    if is_tensor(x) and not x.on_chip:
         raise HardwareRuleError("buffer", f"nl.{api} operand '{name}' ({x.storage.name}) is in HBM; "
                                 f"nl compute ops need SBUF/PSUM tiles: nl.load it first",
                                 operand=name, value=x.buffer.name, limit="sbuf/psum", loc=user_loc(3))
@@ -93,7 +93,7 @@ def _check_onchip(api, name, x):
 
 def _binary(name, x, y, dtype=None, **_legacy):
     tr = current(f"nl.{name}")
-    if not _is_tensor(x) and not _is_tensor(y):
+    if not is_tensor(x) and not is_tensor(y):
         from device.alu import ALU, apply_alu
         return float(apply_alu(ALU[name], np.float32(x), np.float32(y)))
     if _graph_mode(x, y):
@@ -101,8 +101,8 @@ def _binary(name, x, y, dtype=None, **_legacy):
         return graph_op(tr, name, [x, y], {}, dtype=dtype)
     _check_onchip(name, "x", x)
     _check_onchip(name, "y", y)
-    if not _is_tensor(y) or (not _is_tensor(x)):
-        t, s, rev = (x, y, False) if _is_tensor(x) else (y, x, True)
+    if not is_tensor(y) or (not is_tensor(x)):
+        t, s, rev = (x, y, False) if is_tensor(x) else (y, x, True)
         dst = _new_tile(tr, t.shape, _dt.normalize(dtype) if dtype else t.dtype)
         _emit(tr, "tensor_scalar", dst=dst, data=t, op0=name, operand0=s, reverse0=rev)
         return dst
@@ -137,7 +137,7 @@ def _bcast(v, shape):
 
 def _unary(name, x, dtype=None, **_legacy):
     tr = current(f"nl.{name}")
-    if not _is_tensor(x):
+    if not is_tensor(x):
         from device.alu import ACT, apply_act
         if name == "logical_not":
             return float(x == 0)
@@ -210,7 +210,7 @@ for _n in ("prelu", "bypass", "average"):
 
 
 # ---- reductions ---------------------------------------------------------------------------------
-def _axes(x, axis):
+def axes_of(x, axis):
     ax = [axis] if isinstance(axis, (int, np.integer)) else list(axis)
     return sorted(a + x.ndim if a < 0 else a for a in ax)
 
@@ -219,10 +219,10 @@ def _reduce(opname, x, axis, dtype=None, keepdims=False, negate=False, api=None,
     tr = current(f"nl.{api or opname}")
     if _graph_mode(x):
         from nki.whole_tensor import graph_op
-        return graph_op(tr, "reduce_" + (api or opname), [x], {"axis": tuple(_axes(x, axis)),
+        return graph_op(tr, "reduce_" + (api or opname), [x], {"axis": tuple(axes_of(x, axis)),
                                                                "keepdims": keepdims}, dtype=dtype)
     _check_onchip(api or opname, "x", x)
-    axes = _axes(x, axis)
+    axes = axes_of(x, axis)
     want = list(range(x.ndim - len(axes), x.ndim))
     if 0 in axes or axes != want:        # SPEC 2.8: only the trailing contiguous free axes
         raise HardwareRuleError(
@@ -265,7 +265,7 @@ def all(x, axis, dtype=None, **kw):                      # noqa: A001
 
 def mean(x, axis, dtype=None, keepdims=False, **kw):
     s = _reduce("add", x, axis, "float32", keepdims, api="mean")
-    n = int(np.prod([x.shape[a] for a in _axes(x, axis)]))
+    n = int(np.prod([x.shape[a] for a in axes_of(x, axis)]))
     return TOKENS["multiply"](s, 1.0 / n, dtype=dtype or x.dtype)
 
 
@@ -291,7 +291,7 @@ def store(dst, value, **_legacy):
         raise HardwareRuleError("buffer", f"Expected operand 'dst' of 'store' to be in address space "
                                 f"'hbm', but got a tile in '{dst.buffer.name}' instead",
                                 operand="dst", value=dst.buffer.name, limit="hbm", loc=user_loc(2))
-    if not _is_tensor(value):
+    if not is_tensor(value):
         t = tr.program.alloc(dst.shape if dst.ndim >= 2 else (1, dst.size), dst.dtype, SBUF,
                              loc=user_loc(2))
         tr.program.emit("memset", dst=t, value=value, loc=user_loc(2))
@@ -301,7 +301,7 @@ def store(dst, value, **_legacy):
 
 def copy(x, dtype=None, **_legacy):
     tr = current("nl.copy")
-    if not _is_tensor(x):
+    if not is_tensor(x):
         return x
     dst = tr.program.alloc(x.shape, _dt.normalize(dtype) if dtype else x.dtype, SBUF, loc=user_loc(2))
     tr.program.emit("tensor_copy", dst=dst, src=x, loc=user_loc(2))
