@@ -50,6 +50,15 @@ class Instr:
                 vs.append(v.dyn[1])
         return vs
 
+    def value_reads(self):
+        """The views whose values the result depends on: ``reads()``, narrowed by the op's
+        ``uses`` hook when it has one (what the reference executor reads, and so warns about,
+        when it checks for uninitialised data)."""
+        vs = self.reads()
+        if self.op.uses is None or any(v.dyn is not None for v in vs):
+            return vs
+        return self.op.uses(self)
+
     def writes(self):
         return self.views(self.op.outputs)
 

@@ -234,7 +234,7 @@ def analyse(program) -> Facts:
     def visit(idx, key, ins):
         """One instruction's reads, writes and PSUM flags; ``key`` names its facts."""
         writes = ins.writes()
-        for v in ins.reads():
+        for v in ins.value_reads():
             if v.dyn is not None:          # where it reads is known at run time only
                 if not cov(v.storage).full:
                     refuse(f"a dynamic read of partly written {v.storage.name} in {ins.op.name}")

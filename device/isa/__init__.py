@@ -29,6 +29,9 @@ class OpDef:
     cost: Callable
     pick_engine: Callable | None = None
     doc: str = ""
+    # uses(instr) -> the input views the result depends on, when narrower than ``inputs``
+    # (nc_stream_shuffle reads only the src partitions its mask names); None: all inputs
+    uses: Callable | None = None
 
 
 def defop(name: str, *, engine: str, outputs=("dst",), inputs=()):
@@ -36,7 +39,7 @@ def defop(name: str, *, engine: str, outputs=("dst",), inputs=()):
         OPS[name] = OpDef(name, engine, tuple(outputs), tuple(inputs),
                           check=getattr(cls, "check", lambda i, a: None), run=cls.run,
                           cost=cls.cost, pick_engine=getattr(cls, "pick_engine", None),
-                          doc=(cls.__doc__ or "").strip())
+                          doc=(cls.__doc__ or "").strip(), uses=getattr(cls, "uses", None))
         return cls
     return deco
 

@@ -188,6 +188,13 @@ class NcMatchReplace8:
         return stream_cost(i, arch, i.args["data"].free_size, i.args["data"])
 
 
+def _shuffle_sources(i) -> list:
+    """The src partitions nc_stream_shuffle copies from (sorted), given its dst rows and mask."""
+    mask = [int(m) for m in i.args["shuffle_mask"]]
+    return sorted({32 * (p // 32) + mask[p % 32] for p in range(i.args["dst"].shape[0])
+                   if mask[p % 32] != 255})
+
+
 @defop("nc_stream_shuffle", engine="DVE", inputs=("src", "dst"))
 class NcStreamShuffle:
     """Within each 32-partition quadrant: dst[q*32+k] = src[q*32+mask[k]]; 255 leaves dst[k]."""
@@ -221,15 +228,21 @@ class NcStreamShuffle:
                      f"{v.partition_range()[0]}; with {active} active partitions it must start at "
                      f"{'/'.join(map(str, starts))}", n, v.partition_range()[0], starts)
 
+    def uses(i):
+        """Only the src partitions the mask selects (and dst, which 255 lanes keep): a tile
+        replicated from its first 16 partitions need not initialise the other 16."""
+        src = i.args["src"]
+        return [src[r:r + 1] for r in _shuffle_sources(i)] + [i.args["dst"]]
+
     def run(i, mem):
         dst, src = i.args["dst"], i.args["src"]
-        s = read2d(mem, i, src, None)
+        rows = {r: read2d(mem, i, src[r:r + 1], None)[0] for r in _shuffle_sources(i)}
         cur = mem.array(dst).reshape(dst.shape[0], -1).copy()
         mask = [int(m) for m in i.args["shuffle_mask"]]
         for p in range(dst.shape[0]):
             q, k = divmod(p, 32)
             if mask[k] != 255:
-                cur[p] = s[q * 32 + mask[k]]
+                cur[p] = rows[q * 32 + mask[k]]
         mem.write(dst, cur.reshape(dst.shape), rounded=True)
 
     def cost(i, arch):
