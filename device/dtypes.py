@@ -72,9 +72,29 @@ def normalize(dt) -> str:
     if hasattr(dt, "is_floating_point") and name is None:   # torch.dtype
         return normalize(str(dt).replace("torch.", ""))
     try:
-        return _FROM_NP[np.dtype(dt)]
-    except (TypeError, KeyError):
+        d = np.dtype(dt)
+    except TypeError:
         raise TypeError(f"unsupported dtype {dt!r}: expected one of {', '.join(ALL)}") from None
+    if d.names and len(d.names) == 1 and d.names[0] in PACKED:     # host_x4(...) data
+        return d.names[0]
+    try:
+        return _FROM_NP[d]
+    except KeyError:
+        raise TypeError(f"unsupported dtype {dt!r}: expected one of {', '.join(ALL)}") from None
+
+
+def host_x4(dt: str) -> np.dtype:
+    """A NumPy dtype for MX x4 data on the host: the raw container (uint32 / uint16) tagged with
+    its element type, so an array of it names its NKI dtype (and prints it).
+
+        >>> a = np.zeros(2, np.uint32).view(host_x4("float8_e4m3fn_x4"))
+        >>> normalize(a.dtype), a.view(np.uint32).dtype
+        ('float8_e4m3fn_x4', dtype('uint32'))
+    """
+    dt = normalize(dt)
+    if dt not in PACKED:
+        raise TypeError(f"host_x4 needs an MX x4 dtype ({', '.join(PACKED)}), got {dt!r}")
+    return np.dtype((_NP[dt], [(dt, _NP[dt])]))
 
 
 def to_numpy(dt: str) -> np.dtype:

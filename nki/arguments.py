@@ -34,7 +34,7 @@ def check_array_argument(fn_name: str, name: str, arr) -> str:
         dt = dtypes.normalize(npdt)
     except TypeError:
         dt = None
-    if dt in KERNEL_DTYPES:
+    if dt in KERNEL_DTYPES or (dt is not None and dtypes.is_packed(dt)):   # host_x4 MX data
         return dt
     what = dt or str(npdt)
     advice = _ADVICE.get(what)

@@ -68,7 +68,25 @@ def _neuron_dtypes():
         return np.dtype(dt)
 
     def static_cast(arr, dtype):
-        """Convert ``arr`` to ``dtype`` (round to nearest even; ints saturate like the device)."""
+        """Convert ``arr`` to ``dtype`` (round to nearest even; ints saturate like the device).
+
+        x4 names pack each 4 values of the last axis into one container ([P, F] -> [P, F//4],
+        of dtype device.dtypes.host_x4, which names the x4 type and which kernels accept); x4
+        data cast to a plain dtype unpacks ([P, F//4] -> [P, F]), as the private package's MX
+        dtypes do (the harness's generate_stabilized_mx_data and dequantize_mx_golden rely on
+        both, and its torch_ref_wrapper passes arrays whose dtype names 'x4' through as NumPy)."""
+        if isinstance(dtype, str) and D.is_packed(dtype):
+            a = np.asarray(arr, np.float32)
+            if a.ndim == 0 or a.shape[-1] % 4:
+                raise ValueError(f"static_cast to {dtype} packs 4 values per element: the last "
+                                 f"axis must be a multiple of 4, got shape {a.shape}")
+            raw = D.pack_x4(a.reshape(a.shape[:-1] + (a.shape[-1] // 4, 4)), dtype)
+            return raw.view(D.host_x4(dtype))
+        src = np.asarray(arr)
+        if src.dtype.names and D.is_packed(src.dtype.names[0]):
+            x4 = src.dtype.names[0]
+            vals = D.unpack_x4(src.view(D.to_numpy(x4)), x4)
+            return static_cast(vals.reshape(vals.shape[:-2] + (-1,)), dtype)
         want = np_dtype(dtype)
         a = np.asarray(arr)
         if want.kind in "iu":

@@ -1,0 +1,45 @@
+"""The harness's ``neuron_dtypes.static_cast`` stand-in (tools/nkilib_plugin.py) packs MX x4 data
+like the private package: float [P, F] -> x4 containers [P, F//4], and x4 -> float unpacks back
+(the library's generate_stabilized_mx_data / dequantize_mx_golden rely on both). Checked in a
+child process because importing the plugin registers module aliases."""
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SCRIPT = r'''
+import numpy as np, ml_dtypes
+import tools.nkilib_plugin  # noqa: F401  (installs neuron_dtypes)
+import neuron_dtypes as dt
+from device import dtypes as D
+rng = np.random.default_rng(0)
+x = rng.uniform(-300, 300, (16, 12)).astype(np.float32)
+q = dt.static_cast(x, dt.float8_e4m3fn_x4)
+assert q.shape == (16, 3) and q.dtype == D.host_x4("float8_e4m3fn_x4"), (q.shape, q.dtype)
+assert "x4" in str(q.dtype) and D.normalize(q.dtype) == "float8_e4m3fn_x4"
+want = x.astype(ml_dtypes.float8_e4m3fn).astype(np.float32)
+back = dt.static_cast(q, np.float32)
+assert back.shape == (16, 12) and back.dtype == np.float32
+np.testing.assert_array_equal(back, want)
+np.testing.assert_array_equal(D.unpack_x4(q.view(np.uint32), "float8_e4m3fn_x4").reshape(16, 12), want)
+np.testing.assert_array_equal(dt.static_cast(q[2:5], np.float32), want[2:5])   # slices keep the tag
+f4 = dt.static_cast(np.array([[0.5, -1, 6, 0]], np.float32), dt.float4_e2m1fn_x4)
+assert f4.shape == (1, 1) and f4.view(np.uint16).dtype == np.uint16
+np.testing.assert_array_equal(dt.static_cast(f4, np.float32), [[0.5, -1, 6, 0]])
+plain = dt.static_cast(np.array([1.0, 2.5]), ml_dtypes.bfloat16)   # other casts unchanged
+assert plain.dtype == ml_dtypes.bfloat16
+try:
+    dt.static_cast(np.zeros((2, 6), np.float32), dt.float8_e5m2_x4)
+except ValueError as e:
+    assert "packs 4 values per element: the last axis must be a multiple of 4, got shape (2, 6)" in str(e), e
+else:
+    raise AssertionError("no error")
+print("ok")
+'''
+
+
+def test_static_cast_packs_and_unpacks_mx_x4():
+    r = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True,
+                       env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
