@@ -1,0 +1,118 @@
+"""When each allocation of a program dies: the last instruction (of each core) that names it.
+
+The reference executor allocates a storage's host array the first time an instruction touches
+it; without this it would keep every tile until the run ends, so a long kernel (an MoE layer
+over 256 experts, a transformer layer) held every dead tile at once and ran the host out of
+memory. ``lifetimes(program)`` works out, once per program, after which instruction of each
+core's stream each storage is no longer named; the executor frees it there (``Release``).
+
+An instruction names a storage through any view of it: its operands, views inside lists,
+tuples and dicts, a dynamic offset's tensor (``View.dyn``), and for a device loop every view
+of its body (the loop is one top-level instruction). A view with a register or tensor offset
+may address any element of its storage, so naming the storage is what counts, never the
+elements. Storages two cores use (LNC=2: shared HBM, a tile handed to both streams) are freed
+once every core that uses them has passed its last use; a core that waits (``Blocked``) has not
+finished the instruction, so nothing is freed until it resumes and completes it. The program's
+inputs and outputs are never freed (the caller reads them after the run).
+
+    >>> from device.program import Program
+    >>> p = Program("k")
+    >>> x = p.alloc((128, 4), "float32", "hbm", name="x", kind="input"); p.inputs.append(x.storage)
+    >>> o = p.alloc((128, 4), "float32", "shared_hbm", name="o"); p.outputs.append(o.storage)
+    >>> t = p.alloc((128, 4), "float32", "sbuf", name="t")
+    >>> _ = p.emit("dma_copy", dst=t, src=x); _ = p.emit("dma_copy", dst=o, src=t)
+    >>> {c: {i: [s.name for s in d] for i, d in at.items()} for c, at in lifetimes(p).dies.items()}
+    {0: {1: ['t']}}
+"""
+from __future__ import annotations
+
+import weakref
+
+from .program import Instr
+from .tensor import View
+
+
+def views_named(obj, out: list) -> list:
+    """Append every view ``obj`` names (an instruction's args, a loop body, nested containers,
+    dynamic-offset tensors) to ``out``."""
+    if isinstance(obj, View):
+        out.append(obj)
+        if obj.dyn is not None:
+            for x in obj.dyn[1:]:
+                if isinstance(x, View) and x is not obj:
+                    views_named(x, out)
+    elif isinstance(obj, Instr):
+        views_named(obj.args, out)
+    elif isinstance(obj, dict):
+        for x in obj.values():
+            views_named(x, out)
+    elif isinstance(obj, (list, tuple)):
+        for x in obj:
+            views_named(x, out)
+    return out
+
+
+class Lifetimes:
+    """``dies[core][pc]``: storages whose last use by ``core`` is its ``pc``-th instruction;
+    ``users[storage id]``: how many cores name the storage (it dies after the last of them)."""
+    __slots__ = ("dies", "users", "__weakref__")
+
+    def __init__(self, dies: dict, users: dict):
+        self.dies, self.users = dies, users
+
+
+_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def lifetimes(program, streams: dict | None = None) -> Lifetimes:
+    """The lifetimes of ``program``'s storages, worked out once (again if the program grew).
+    ``streams``: core id -> instructions (``executor.core_streams``), if already split."""
+    key = (len(program.instrs), len(program.storages), len(program.inputs),
+           len(program.outputs))
+    got = _CACHE.get(program)
+    if got is not None and got[0] == key:
+        return got[1]
+    if streams is None:                          # each core's instructions, in program order
+        streams = {}
+        for ins in program.instrs:
+            streams.setdefault(int(ins.args.get("_core", 0)), []).append(ins)
+    keep = {st.id for st in program.inputs} | {st.id for st in program.outputs}
+    dies, users = {}, {}
+    for core, seq in streams.items():
+        last: dict = {}                          # storage id -> (pc, storage)
+        for pc, ins in enumerate(seq):
+            for v in views_named(ins.args, []):
+                st = v.storage
+                if st.id not in keep:
+                    last[st.id] = (pc, st)
+        at: dict = {}
+        for sid, (pc, st) in last.items():
+            at.setdefault(pc, []).append(st)
+            users[sid] = users.get(sid, 0) + 1
+        if at:
+            dies[core] = at
+    lt = Lifetimes(dies, users)
+    _CACHE[program] = (key, lt)
+    return lt
+
+
+class Release:
+    """Frees storages in one run's memory as the cores pass their last uses."""
+    __slots__ = ("mem", "dies", "left")
+
+    def __init__(self, lt: Lifetimes, mem):
+        self.mem, self.dies = mem, lt.dies
+        self.left = dict(lt.users) if any(n > 1 for n in lt.users.values()) else None
+
+    def after(self, core: int, pc: int) -> None:
+        """``core`` completed its ``pc``-th instruction."""
+        at = self.dies.get(core)
+        dead = at.get(pc) if at else None
+        if not dead:
+            return
+        for st in dead:
+            if self.left is not None:
+                n = self.left[st.id] = self.left[st.id] - 1
+                if n:
+                    continue                     # another core still uses it
+            self.mem.free(st)
