@@ -24,7 +24,8 @@ from .tensor import Storage, View
 class Memory:
     def __init__(self, precise_fp: bool = True, warn_uninit: bool = True):
         self.arrays: dict[int, np.ndarray] = {}
-        self.written: dict[int, np.ndarray] = {}
+        self.written: dict[int, np.ndarray] = {}   # no entry: every element written (inputs,
+                                                   # constants) or not allocated yet
         self.mm_open: dict[int, np.ndarray] = {}   # PSUM: element holds an open matmul group
         self.precise_fp = precise_fp
         self.warn_uninit = warn_uninit
@@ -48,10 +49,8 @@ class Memory:
                                    f"the instruction device.lifetimes found to be its last use; "
                                    f"its data was freed. Please report it with the kernel")
             a = self._take(st.size, self.storage_dtype(st.dtype))
-            if st.const is not None:
+            if st.const is not None:          # fully written: no mask (see ``written``)
                 a[...] = np.asarray(st.const).reshape(-1).astype(a.dtype)
-                w = self.written[st.id] = self._take(st.size, np.dtype(bool))
-                w[...] = True
             else:
                 a[...] = dtypes.sentinel(st.dtype)
                 w = self.written[st.id] = self._take(st.size, np.dtype(bool))
@@ -77,9 +76,11 @@ class Memory:
 
     def bind(self, st: Storage, data: np.ndarray):
         """Fill an HBM input with the caller's data (converted to the storage dtype)."""
-        a = self.flat(st)
+        a = self.arrays.get(st.id)
+        if a is None:                       # no sentinel fill, no mask: every element is written
+            a = self.arrays[st.id] = self._take(st.size, self.storage_dtype(st.dtype))
         a[...] = np.asarray(data).reshape(-1).astype(a.dtype, copy=False)
-        self.written[st.id][...] = True
+        self.written.pop(st.id, None)       # (a mask would add a byte an element)
 
     def free(self, st: Storage):
         """Drop ``st``'s data (after its last use); touching it again is an emulator bug."""
@@ -125,8 +126,9 @@ class Memory:
             from . import dynamic
             return dynamic.read(self, v, loc)
         a = self.array(v)
-        if self.warn_uninit:
-            w = self._strided(self.written[v.storage.id], _as_bytes_of(v), None) if v.dtype != v.storage.dtype else self._strided(self.written[v.storage.id], v)
+        mask = self.written.get(v.storage.id) if self.warn_uninit else None
+        if mask is not None:
+            w = self._strided(mask, storage_units(v))
             if not w.all():
                 key = (v.storage.id, loc)
                 if key not in self._warned:
@@ -148,10 +150,9 @@ class Memory:
         if not rounded:
             vals = dtypes.round_to(vals, v.dtype, self.precise_fp)
         a[...] = np.broadcast_to(vals, v.shape).astype(a.dtype, copy=False)
-        if v.dtype == v.storage.dtype:
-            self._strided(self.written[v.storage.id], v)[...] = True
-        else:
-            self._strided(self.written[v.storage.id], _as_bytes_of(v))[...] = True
+        mask = self.written.get(v.storage.id)
+        if mask is not None:
+            self._strided(mask, storage_units(v))[...] = True
         if v.storage.id in self.mm_open:
             self._strided(self.mm_open[v.storage.id], v)[...] = False
 
