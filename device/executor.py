@@ -77,10 +77,11 @@ def run_reference(program: Program, inputs, memory: Memory | None = None,
     if len(inputs) != len(program.inputs):
         raise ValueError(f"program {program.name} takes {len(program.inputs)} inputs, got {len(inputs)}")
     mem = memory or Memory(precise_fp=s.precise_fp, warn_uninit=s.warn_uninit)
-    for st, arr in zip(program.inputs, inputs):
-        mem.bind(st, arr)
     streams = core_streams(program)
-    release = None if memory is not None else Release(lifetimes(program, streams), mem)
+    lt = lifetimes(program, streams)
+    for st, arr in zip(program.inputs, inputs):
+        mem.bind(st, arr, read_only=memory is None and st.id in lt.read_only)
+    release = None if memory is not None else Release(lt, mem)
     run_streams(streams, mem, release)
     if mem.warn_uninit:
         from .lints import check_outputs_written

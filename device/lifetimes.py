@@ -54,11 +54,23 @@ def views_named(obj, out: list) -> list:
 
 class Lifetimes:
     """``dies[core][pc]``: storages whose last use by ``core`` is its ``pc``-th instruction;
-    ``users[storage id]``: how many cores name the storage (it dies after the last of them)."""
-    __slots__ = ("dies", "users", "__weakref__")
+    ``users[storage id]``: how many cores name the storage (it dies after the last of them);
+    ``read_only``: ids of the inputs no instruction writes (the executor may read the caller's
+    array in place instead of copying it)."""
+    __slots__ = ("dies", "users", "read_only", "__weakref__")
 
-    def __init__(self, dies: dict, users: dict):
-        self.dies, self.users = dies, users
+    def __init__(self, dies: dict, users: dict, read_only: frozenset = frozenset()):
+        self.dies, self.users, self.read_only = dies, users, read_only
+
+
+def written_storages(instrs, out: set) -> set:
+    """Ids of the storages ``instrs`` (and the bodies of their loops) write."""
+    for ins in instrs:
+        out.update(v.storage.id for v in ins.writes())
+        body = ins.args.get("body")
+        if isinstance(body, (list, tuple)):
+            written_storages([b for b in body if isinstance(b, Instr)], out)
+    return out
 
 
 _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -91,7 +103,8 @@ def lifetimes(program, streams: dict | None = None) -> Lifetimes:
             users[sid] = users.get(sid, 0) + 1
         if at:
             dies[core] = at
-    lt = Lifetimes(dies, users)
+    written = written_storages(program.instrs, set())
+    lt = Lifetimes(dies, users, frozenset(st.id for st in program.inputs) - written)
     _CACHE[program] = (key, lt)
     return lt
 

@@ -74,10 +74,20 @@ class Memory:
             return a
         return np.empty(size, dtype)
 
-    def bind(self, st: Storage, data: np.ndarray):
-        """Fill an HBM input with the caller's data (converted to the storage dtype)."""
+    def bind(self, st: Storage, data: np.ndarray, read_only: bool = False):
+        """Fill an HBM input with the caller's data (converted to the storage dtype).
+        ``read_only``: no instruction writes ``st``, so an array of the right dtype and size is
+        read in place (a read-only view: a write would be an error, never a change to it)."""
+        if read_only and isinstance(data, np.ndarray) and data.size == st.size and \
+                data.dtype == self.storage_dtype(st.dtype):
+            flat = data.reshape(-1)         # a view when contiguous, else one copy
+            flat = flat.view()
+            flat.flags.writeable = False
+            self.arrays[st.id] = flat
+            self.written.pop(st.id, None)
+            return
         a = self.arrays.get(st.id)
-        if a is None:                       # no sentinel fill, no mask: every element is written
+        if a is None or not a.flags.writeable:   # no sentinel fill, no mask: all written
             a = self.arrays[st.id] = self._take(st.size, self.storage_dtype(st.dtype))
         a[...] = np.asarray(data).reshape(-1).astype(a.dtype, copy=False)
         self.written.pop(st.id, None)       # (a mask would add a byte an element)

@@ -138,3 +138,25 @@ def test_a_storage_two_cores_name_is_freed_after_both_have_used_it():
                 and st.shape == (1, 1))
     assert lt.users[flag.id] == 2                    # each core's last barrier is a last use
     assert all(any(flag in sts for sts in lt.dies[c].values()) for c in (0, 1))
+
+
+def test_inputs_no_instruction_writes_are_read_in_place_and_written_ones_are_copied():
+    p = Program("k")
+    x = p.alloc(TILE, "float32", "hbm", name="x", kind="input")
+    y = p.alloc(TILE, "float32", "hbm", name="y", kind="input")
+    p.inputs += [x.storage, y.storage]
+    o = p.alloc(TILE, "float32", "shared_hbm", name="o")
+    p.outputs.append(o.storage)
+    t = p.alloc(TILE, "float32", "sbuf", name="t")
+    p.emit("dma_copy", dst=t, src=x)
+    p.emit("dma_copy", dst=y, src=t)                 # the kernel overwrites its input y
+    p.emit("dma_copy", dst=o, src=y)
+    assert lifetimes(p).read_only == {x.storage.id}
+    xs = np.random.default_rng(2).standard_normal(TILE).astype(np.float32)
+    ys = np.zeros(TILE, np.float32)
+    outs, mem = executor.run_reference(p, [xs, ys], return_memory=True)
+    assert np.shares_memory(mem.arrays[x.storage.id], xs)          # no copy of x
+    assert not np.shares_memory(mem.arrays[y.storage.id], ys)      # y is the kernel's copy
+    np.testing.assert_array_equal(outs[0], xs)
+    assert not ys.any()                                            # the caller's y untouched
+    assert not mem.arrays[x.storage.id].flags.writeable
