@@ -78,6 +78,7 @@ def run_ranks(programs, inputs_per_rank, return_memories: bool = False):
         per_core = core_streams(program)
         streams += [(r, c, seq) for c, seq in per_core.items()]
         releases.append(Release(lifetimes(program, per_core), mem))   # dead tiles freed
+        mem.loop_fresh = lifetimes(program, per_core).fresh
     shared = [set(m.__dict__) for m in mems]     # attributes added later: per-core engine state
     state = {(r, c): {} for r, c, _ in streams}
     running = [None] * n

@@ -82,6 +82,7 @@ def run_reference(program: Program, inputs, memory: Memory | None = None,
     for st, arr in zip(program.inputs, inputs):
         mem.bind(st, arr, read_only=memory is None and st.id in lt.read_only)
     release = None if memory is not None else Release(lt, mem)
+    mem.loop_fresh = lt.fresh          # PSUM tiles each loop iteration allocates afresh
     run_streams(streams, mem, release)
     if mem.warn_uninit:
         from .lints import check_outputs_written

@@ -57,10 +57,49 @@ class Lifetimes:
     ``users[storage id]``: how many cores name the storage (it dies after the last of them);
     ``read_only``: ids of the inputs no instruction writes (the executor may read the caller's
     array in place instead of copying it)."""
-    __slots__ = ("dies", "users", "read_only", "__weakref__")
+    __slots__ = ("dies", "users", "read_only", "fresh", "__weakref__")
 
-    def __init__(self, dies: dict, users: dict, read_only: frozenset = frozenset()):
+    def __init__(self, dies: dict, users: dict, read_only: frozenset = frozenset(),
+                 fresh: dict | None = None):
         self.dies, self.users, self.read_only = dies, users, read_only
+        self.fresh = fresh or {}
+
+
+LOOPS = ("fori_loop", "while_loop")
+
+
+def loop_local_psum(instrs) -> dict:
+    """id(loop instruction) -> the PSUM storages only its body names (directly or in a nested
+    loop; the innermost loop that encloses every use). Such a tile is allocated inside the loop
+    body, so each iteration is a fresh allocation: its first ``accumulate=None`` matmul
+    overwrites rather than adding to what the previous iteration left (NKI: a new allocation
+    starts a new accumulation group)."""
+    paths: dict = {}                              # storage id -> common enclosing-loop path
+
+    def walk(seq, path):
+        for ins in seq:
+            inner = path + (ins,) if ins.op.name in LOOPS else path
+            own = {k: v for k, v in ins.args.items() if k != "body"}
+            for v in views_named(own, []):
+                st = v.storage
+                if st.buffer.kind == "psum":
+                    got = paths.get(st.id)
+                    if got is None:
+                        paths[st.id] = (st, inner)
+                    else:
+                        n = 0
+                        while n < min(len(got[1]), len(inner)) and got[1][n] is inner[n]:
+                            n += 1
+                        paths[st.id] = (st, got[1][:n])
+            body = ins.args.get("body")
+            if ins.op.name in LOOPS and isinstance(body, (list, tuple)):
+                walk(body, inner)
+    walk(instrs, ())
+    out: dict = {}
+    for st, path in paths.values():
+        if path:
+            out.setdefault(id(path[-1]), []).append(st)
+    return out
 
 
 def written_storages(instrs, out: set) -> set:
@@ -104,7 +143,8 @@ def lifetimes(program, streams: dict | None = None) -> Lifetimes:
         if at:
             dies[core] = at
     written = written_storages(program.instrs, set())
-    lt = Lifetimes(dies, users, frozenset(st.id for st in program.inputs) - written)
+    lt = Lifetimes(dies, users, frozenset(st.id for st in program.inputs) - written,
+                   loop_local_psum(program.instrs))
     _CACHE[program] = (key, lt)
     return lt
 

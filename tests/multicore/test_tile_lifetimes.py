@@ -160,3 +160,41 @@ def test_inputs_no_instruction_writes_are_read_in_place_and_written_ones_are_cop
     np.testing.assert_array_equal(outs[0], xs)
     assert not ys.any()                                            # the caller's y untouched
     assert not mem.arrays[x.storage.id].flags.writeable
+
+
+def _psum_tile_per_iteration(trips: int, lnc: int):
+    """Each device-loop iteration allocates a PSUM tile, accumulates two matmuls into it
+    (accumulate=None) and adds it to an SBUF total: every iteration starts a new group."""
+    def kernel(x, y):
+        out = nl.ndarray((x.shape[1], y.shape[1]), nl.float32, buffer=nl.shared_hbm)
+        a = nl.ndarray((128, 2, x.shape[1]), x.dtype, buffer=nl.sbuf)
+        b = nl.ndarray((128, 2, y.shape[1]), y.dtype, buffer=nl.sbuf)
+        for k in range(2):
+            nisa.dma_copy(dst=a[:, k, :], src=x[k * 128:(k + 1) * 128, :])
+            nisa.dma_copy(dst=b[:, k, :], src=y[k * 128:(k + 1) * 128, :])
+        total = nl.ndarray((x.shape[1], y.shape[1]), nl.float32, buffer=nl.sbuf)
+        nisa.memset(dst=total, value=0.0)
+
+        def body(i):
+            ps = nl.ndarray((x.shape[1], y.shape[1]), nl.float32, buffer=nl.psum)
+            for k in range(2):
+                nisa.nc_matmul(dst=ps, stationary=a[:, k, :], moving=b[:, k, :])
+            nisa.tensor_tensor(dst=total, data1=total, data2=ps, op=nl.add)
+        nl.fori_loop(0, trips, body)
+        if nl.program_id(0) == 0:
+            nisa.dma_copy(dst=out, src=total)
+        return out
+    k = nki.jit(kernel, target="trn2")
+    return k[2] if lnc == 2 else k
+
+
+@pytest.mark.parametrize("lnc", [1, 2])
+def test_a_psum_tile_allocated_in_a_device_loop_body_starts_a_new_group_each_iteration(lnc):
+    rng = np.random.default_rng(3)
+    x = rng.integers(-3, 4, (256, 64)).astype(np.float32)
+    y = rng.integers(-3, 4, (256, 32)).astype(np.float32)
+    want = 3 * (x.T @ y)                                   # not (1 + 2 + 3) * x.T @ y
+    k = _psum_tile_per_iteration(3, lnc)
+    np.testing.assert_array_equal(k(x, y), want)
+    prog = k.trace(x, y)
+    np.testing.assert_array_equal(executor.run_reference(prog, [x, y])[0], want)
