@@ -77,8 +77,9 @@ def run_ranks(programs, inputs_per_rank, return_memories: bool = False):
         mems.append(mem)
         per_core = core_streams(program)
         streams += [(r, c, seq) for c, seq in per_core.items()]
-        releases.append(Release(lifetimes(program, per_core), mem))   # dead tiles freed
-        mem.loop_fresh = lifetimes(program, per_core).fresh
+        lt = lifetimes(program, per_core)
+        releases.append(Release(lt, mem))        # dead tiles freed as in executor.run_reference
+        mem.loop_fresh = lt.fresh
     shared = [set(m.__dict__) for m in mems]     # attributes added later: per-core engine state
     state = {(r, c): {} for r, c, _ in streams}
     running = [None] * n
