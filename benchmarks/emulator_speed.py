@@ -255,7 +255,7 @@ def big_matmul_child():
 
 
 # ---- imported models -------------------------------------------------------------------------------
-def model_rows(reps):
+def model_rows(reps, only=None):
     import jax
     import jax.numpy as jnp
 
@@ -302,6 +302,8 @@ def model_rows(reps):
     print(f"\n{'imported model (neuron.from_jax)':36s} {'emulator':>9s} {'jax.jit':>9s} "
           f"{'x xla':>8s} {'target':>7s} {'1st call':>9s}")
     for name, fn, args in cases:
+        if only and only not in name:
+            continue
         jf = jax.jit(fn)
         want = np.asarray(jf(*args))
         t_jax = best(lambda: jax.block_until_ready(jf(*args)), reps)
@@ -322,6 +324,8 @@ def main():
     ap.add_argument("--big-threads", default=f"1,{os.cpu_count()}",
                     help="BLAS thread counts to run the 4096x8192x8192 matmul with (comma list)")
     ap.add_argument("--skip-models", action="store_true")
+    ap.add_argument("--only", metavar="TEXT",
+                    help="run only the imported-model rows whose name contains TEXT")
     ap.add_argument("--big-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     warnings.simplefilter("ignore")
@@ -331,6 +335,9 @@ def main():
     print(f"executor {os.environ.get('NEURON_EMU_EXECUTOR', 'fast')}; OPENBLAS_NUM_THREADS="
           f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, OPENBLAS_CORETYPE="
           f"{os.environ.get('OPENBLAS_CORETYPE', 'unset')}, {os.cpu_count()} CPUs\n")
+    if args.only:
+        model_rows(args.reps, args.only)
+        return
     kernel_rows(args.reps)
     tutorial_first_calls()
     if not args.skip_big:

@@ -38,6 +38,10 @@ class Arch:
     gemm_stationary_fmax: int = 128            # SPEC 2.3
     gemm_moving_fmax: int = 512                # SPEC 2.3 (v2/v3)
     pe_tile_rows: tuple = (64, 128)            # D:ISA row tiling 2x64 on v2
+    # A tile_size below this (smaller than any generation's tile) occupies the smallest tile.
+    # E: the docs list only 32/64/128, but nki-library gdn_cte (2.31+) passes (16, 16)
+    # in its own simulation tests.
+    pe_partial_tile_below: int = 32            # E: see above
     bn_stats_fmax: int = 512                   # SPEC 2.3
     vector_transpose_max: int = 32             # SPEC 3.2 (V handles 32x32)
     # --- clocks in GHz (CM 1.1) ---

@@ -2,9 +2,9 @@
 
 The Neuron runtime loads the same compiled kernel on every rank and starts them together; each
 rank has its own device memory. ``run_ranks`` does the same on the emulator, deterministically and
-without threads (the idea of the LNC=2 scheduler in executor.py, across memories): rank 0 runs
-until a collective has to wait for other ranks (``Blocked``), then rank 1, and so on. When no rank
-can move, ``CollectiveDeadlockError`` lists every rank: where it waits and for whom, or that it
+without threads (the LNC=2 scheduler of executor.py, across memories): every rank (and core)
+runs one instruction in turn, and one whose collective has to wait for other ranks (``Blocked``)
+is passed over until it can move. When no rank can move, ``CollectiveDeadlockError`` lists every rank: where it waits and for whom, or that it
 has finished. Ranks that reach different collectives raise ``CollectiveMismatchError``
 (device/isa/collective.py) naming each rank's line.
 
@@ -115,6 +115,7 @@ def run_ranks(programs, inputs_per_rank, return_memories: bool = False):
                 releases[r].after(c, pcs[j])
                 pcs[j] += 1
                 moved = True
+                break   # lock-step, as in executor.run_streams: the two cores of a rank share HBM
             if pcs[j] >= len(seq):
                 done.add(j)
                 world.done.add((r, c))

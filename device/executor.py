@@ -4,11 +4,17 @@ NKI's semantics are sequential (the compiler only reorders independent work), so
 is faithful; the timing model, not the executor, decides what overlaps.
 
 An LNC=2 program holds two instruction streams (``ins.args["_core"]`` = 0 or 1) that share HBM.
-They run as two cores, deterministically and without threads: core 0 runs until it reaches an
-instruction that has to wait for core 1 (a ``core_barrier`` core 1 has not reached, a
-``sendrecv`` whose matching send has not happened), then core 1 runs until it has to wait, and so
-on. When no core can move, the run stops with ``CoreDeadlockError`` naming every waiting
-instruction and its source line.
+They run as two cores, deterministically and without threads, in lock-step: one instruction of
+core 0, then one of core 1, and so on; a core whose instruction has to wait for the other (a
+``core_barrier`` the other core has not reached, a ``sendrecv`` whose matching send has not
+happened) is passed over until it can move. That is close to how the cores run on the device
+(started together, at about the same pace) and in NKI's simulator (a thread per core), which
+matters when a kernel reads shared HBM that the other core writes with no barrier between
+them: a read early in the kernel sees the old data there, as it does on the device, not every
+write the other core made before its first wait (running core 0 until it waits first gave
+the nki-library swa_fused_cte partial-prior tests core 0's freshly scattered K/V). When no core
+can move, the run stops with ``CoreDeadlockError`` naming every waiting instruction and its
+source line.
 
     >>> # outputs = run(program, [a, b])   # NumPy arrays in, NumPy arrays out
 """
@@ -150,6 +156,7 @@ def run_streams(streams: dict, mem: Memory, release: Release | None = None) -> N
                 release.after(core, pcs[core])
             pcs[core] += 1
             moved = True
+            break       # lock-step: one instruction, then the other core (see the module doc)
         idle_turns = 0 if moved else idle_turns + 1
         if idle_turns >= len(live) and blocked:        # a full round without progress
             done = {c: len(streams[c]) for c in order if pcs[c] >= len(streams[c])}

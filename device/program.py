@@ -97,6 +97,8 @@ class ProgramInfo:
     returns_tuple: bool = False
     returns_list: bool = False
     output_views: list = field(default_factory=list)
+    # LNC=2 outputs in private HBM: (output index, [core 1's view, ...]) compared after a run
+    private_output_copies: list = field(default_factory=list)
     arg_names: list = field(default_factory=list)
     sched_pairs: list = field(default_factory=list)
     peak: dict | None = None

@@ -57,8 +57,30 @@ def _count(name: str, default: int) -> int:
     return n
 
 
+# every environment name settings() reads (HOME through expanduser); a test keeps it complete
+ENV_NAMES = ("NEURON_EMU_CACHE_DIR", "XDG_CACHE_HOME", "HOME", "NEURON_PLATFORM_TARGET_OVERRIDE",
+             "NKI_NC_VERSION", "NKI_PRECISE_FP", "NKI_SIMULATOR", "NEURON_EMU_DEBUG",
+             "NEURON_EMU_WARN_UNINIT", "NEURON_EMU_HOST_MEMORY", "NEURON_EMU_MAX_INSTRUCTIONS",
+             "NEURON_EMU_MAX_UNROLL", "NEURON_EMU_MAX_LOOP_TRIPS", "NEURON_EMU_LOOP_SECONDS",
+             "NEURON_EMU_MAX_CONSTANT_ELEMENTS", "NEURON_EMU_LEGACY_REPORT", "NEURON_EMU_EXECUTOR",
+             "NEURON_EMU_PARSE_SECONDS")
+_last: tuple | None = None       # (the values of ENV_NAMES, the Settings parsed from them)
+
+
 def settings() -> Settings:
-    """Read the knobs now (cheap; environment changes take effect on the next call)."""
+    """Read the knobs now (environment changes take effect on the next call). Parsing is
+    skipped while the variables it reads are unchanged: every emulator call asks, twice."""
+    global _last
+    key = tuple(map(os.environ.get, ENV_NAMES))
+    last = _last
+    if last is not None and last[0] == key:
+        return last[1]
+    s = _parse()
+    _last = (key, s)
+    return s
+
+
+def _parse() -> Settings:
     cache = os.environ.get("NEURON_EMU_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "neuron-emu")
     return Settings(

@@ -55,8 +55,14 @@ class ImportedFunction:
         return arrays
 
     def _check_budget(self, arch, host: bool):
-        """Sizes against HBM capacity and the host-memory budget, before any lowering."""
+        """Sizes against HBM capacity and the host-memory budget, before any lowering (once
+        per arch and budget: the graph's sizes do not change between calls)."""
         from device.limits import check_tensor_budget
+        from device.settings import settings
+        key = (arch, host, settings().host_memory_bytes if host else 0)
+        passed = self.__dict__.setdefault("_budget_passed", set())
+        if key in passed:
+            return
         g = self.graph
         sized = lambda v: (v.name, math.prod(v.type.shape) * v.type.np_dtype.itemsize)  # noqa: E731
         ends = {id(v) for v in g.params} | {id(v) for v in g.outputs}
@@ -65,6 +71,7 @@ class ImportedFunction:
         check_tensor_budget([sized(v) for v in g.params + g.outputs] + inner, always, arch,
                             host=host, what=g.name, largest_other=max((b for _, b in inner),
                                                                       default=0))
+        passed.add(key)
 
     def program(self, target=None):
         from device.arch import get_arch

@@ -4,7 +4,7 @@ from __future__ import annotations
 from device import dtypes
 from device.errors import UserKernelError, user_loc
 from device.program import Program
-from device.tensor import SHARED_HBM, View
+from device.tensor import HBM, SHARED_HBM, View
 
 
 class SharedHbmAlloc:
@@ -38,9 +38,53 @@ class SharedHbmAlloc:
 
 
 def check_same_returns(name, outs_all):
-    def ids(r):
-        rs = r if isinstance(r, tuple) else (() if r is None else (r,))
-        return [x.storage.id if isinstance(x, View) else id(x) for x in rs]
-    if any(ids(r) != ids(outs_all[0]) for r in outs_all[1:]):
-        raise UserKernelError(f"{name}: under LNC=2 every core must return the same shared_hbm "
-                              f"tensors", loc=None)
+    """The returns of the cores of an LNC=2 trace: the same shared_hbm tensors, or per-core
+    private HBM tensors of one shape and dtype (``nl.hbm`` outputs, accepted since NKI 2.29:
+    the nki-library's linear_scan returns them at LNC=2).
+
+    Returns, per private position, ``(index, [view of core 1, ...])``: the run compares those
+    copies with core 0's (:func:`check_private_copies`), since one output cannot hold two answers.
+    """
+    def items(r):
+        return list(r) if isinstance(r, tuple) else ([] if r is None else [r])
+    first, copies = items(outs_all[0]), []
+    for pid, r in enumerate(outs_all[1:], start=1):
+        got = items(r)
+        if len(got) != len(first):
+            raise UserKernelError(f"{name}: under LNC=2 every core must return the same number "
+                                  f"of tensors; core 0 returned {len(first)}, core {pid} "
+                                  f"{len(got)}", loc=None)
+        for i, (a, b) in enumerate(zip(first, got)):
+            if not (isinstance(a, View) and isinstance(b, View)):
+                if a is not b:
+                    raise UserKernelError(f"{name}: under LNC=2 every core must return the same "
+                                          f"shared_hbm tensors (output #{i})", loc=None)
+                continue
+            if a.storage.id == b.storage.id:
+                continue
+            private = all(v.storage.buffer == HBM and v.storage.kind == "tile" for v in (a, b))
+            if not private or (a.shape, a.dtype) != (b.shape, b.dtype):
+                raise UserKernelError(
+                    f"{name}: under LNC=2 every core must return the same shared_hbm tensors; "
+                    f"output #{i} is {a.storage.name} on core 0 but {b.storage.name} on core "
+                    f"{pid}", loc=None)
+            while len(copies) <= i:
+                copies.append(None)
+            copies[i] = (copies[i] or []) + [b]
+    return [(i, vs) for i, vs in enumerate(copies) if vs]
+
+
+def check_private_copies(name, mem, views, copies):
+    """After an LNC=2 run: each core's copy of a private-HBM output must hold the same bytes,
+    or the single output the caller receives would silently drop one core's work."""
+    import numpy as np
+    for i, others in copies:
+        mine = mem.array(views[i])
+        for pid, v in enumerate(others, start=1):
+            theirs = mem.array(v)
+            if not np.array_equal(mine.view(np.uint8), theirs.view(np.uint8)):
+                raise UserKernelError(
+                    f"{name}: output #{i} ({views[i].storage.name}) is in private HBM (nl.hbm) "
+                    f"and the two LNC=2 cores wrote different values into their copies (core 0 "
+                    f"and core {pid}); one output cannot hold both: allocate it with "
+                    f"buffer=nl.shared_hbm and have each core write its own part", loc=None)

@@ -22,12 +22,13 @@ from device import dtypes
 from device.arch import get_arch
 from device.errors import NeuronError, UserKernelError, is_internal
 from device.program import Program
-from device.tensor import SHARED_HBM, View
+from device.tensor import HBM, SHARED_HBM, View
 
 from .arguments import check_arguments, explain_body_error
 from .host_values import (as_returned, const_key, from_numpy, refuse_lists, to_numpy,
                           write_back)
-from .shared_hbm import SharedHbmAlloc, check_same_returns
+from .host_memory import release_freed_memory
+from .shared_hbm import SharedHbmAlloc, check_private_copies, check_same_returns
 
 VERSION = "0.1.0"
 _local = threading.local()
@@ -196,7 +197,7 @@ class Kernel:
         program.info.lnc = self.lnc
         if self.lnc > 1:
             program.info.core_ranges = ranges
-            check_same_returns(self.fn.__name__, outs_all)
+            program.info.private_output_copies = check_same_returns(self.fn.__name__, outs_all)
         program.info.returns_tuple = isinstance(outs_all[0], tuple)
         ret = outs_all[0]
         rets = ret if isinstance(ret, tuple) else (() if ret is None else (ret,))
@@ -205,11 +206,13 @@ class Kernel:
                 raise UserKernelError(f"{self.fn.__name__} returned {type(r).__name__}; a kernel "
                                       f"returns tensors allocated with nl.ndarray(..., "
                                       f"buffer=nl.shared_hbm)", loc=None)
-            if r.storage.buffer != SHARED_HBM and r.storage.kind != "input":
+            # private HBM (nl.hbm) outputs are accepted since NKI 2.29 (nki-library linear_scan)
+            if r.storage.buffer not in (SHARED_HBM, HBM) and r.storage.kind != "input":
                 from device.errors import HardwareRuleError
                 raise HardwareRuleError(
                     "output-buffer", f"returned tensor {r.storage.name} is in "
-                    f"{r.storage.buffer.name}; kernel outputs must be allocated in nl.shared_hbm",
+                    f"{r.storage.buffer.name}; kernel outputs must be allocated in HBM "
+                    f"(nl.shared_hbm)",
                     operand=r.storage.name, value=r.storage.buffer.name, limit="shared_hbm",
                     loc=r.storage.loc)
             program.outputs.append(r.storage)
@@ -300,10 +303,15 @@ class Kernel:
                 kinds.append(kind)
                 originals.append(v)
         outs, mem = run(prog, arrays, return_memory=True)
+        if prog.info.private_output_copies:
+            check_private_copies(self.fn.__name__, mem, prog.info.output_views,
+                                 prog.info.private_output_copies)
         write_back(prog, mem, originals, arrays)
         kind = kinds[0] if kinds else "numpy"
         outs = [as_returned(mem, v, o) for v, o in zip(prog.info.output_views, outs)]
         res = [from_numpy(o, kind) for o in outs]
+        del mem                    # the emulated memory is garbage now: give its pages back
+        release_freed_memory(sum(a.nbytes for a in arrays) + sum(o.nbytes for o in outs))
         if prog.info.returns_list:
             return res
         if prog.info.returns_tuple:

@@ -10,8 +10,10 @@
 * ``reference``: the instruction-by-instruction executor (the living definition), for debugging.
 
 Device loops (``while_loop``/``fori_loop``) run their body's decoded steps (loop-invariant ones
-in the first iteration only, ``invariant``); instructions with
-run-time addresses run their own ``run`` on the plan's memory. Programs the analysis cannot
+in the first iteration only, ``invariant``; a ``fori_loop`` is decoded itself and, in ``fast``
+mode, each body matmul is a PSUM group of its own: ``kernels_loop``); scalar run-time addresses
+(``x[t]``) have a fast kernel (``kernels_dynamic``), other run-time addresses run their own
+``run`` on the plan's memory. Programs the analysis cannot
 follow (a dynamic read of partly written data, a loop whose iterations warn, LNC=2 core
 exchanges) run on the reference executor (``analysis.unsupported_reason``).
 

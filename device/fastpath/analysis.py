@@ -60,6 +60,13 @@ def is_dynamic(ins) -> bool:
     return any(v.dyn is not None for v in all_views(ins))
 
 
+def _may_skip(ins) -> bool:
+    """Whether a run-time address may leave the instruction's transfer undone
+    (``oob_mode=skip``: the reference then writes nothing)."""
+    m = ins.args.get("oob_mode")
+    return getattr(m, "name", m) in (1, "skip") and is_dynamic(ins)
+
+
 def loop_views(ins) -> list:
     """Every tensor a loop instruction or its body names."""
     out = all_views(ins)
@@ -252,6 +259,11 @@ def analyse(program) -> Facts:
             cov(dst.storage).write(dst)
             flags.set(dst, True)
             return
+        if _may_skip(ins):                 # an out-of-bounds transfer leaves dst as it was:
+            for v in writes:               # the facts hold only if dst held data already
+                if v.dyn is None and cov(v.storage).unwritten(v):
+                    refuse(f"a {ins.op.name} with oob_mode=skip into partly written "
+                           f"{v.storage.name}")
         for v in writes:
             if v.dyn is not None:          # written where run-time values say
                 if not cov(v.storage).full or v.storage.id in opened:

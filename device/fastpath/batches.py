@@ -223,14 +223,16 @@ def batch_steps(batch, groups, instrs, ctx) -> dict:
     S = staging.get("S", (K, SW))
     V = staging.get("V", (K, VW))
     C = staging.get("C", (SW, VW))
-    fills = []                               # (destination block, source getter, shape)
+    pieces = []                              # (staging, rows, columns, operand view)
     for keys, cols, big in ((batch.s_keys, s_cols, S), (batch.v_keys, v_cols, V)):
+        part = []
         for key in keys:
-            c0, c1 = cols[key]
             r = 0
             for Kk, F, view, shape in batch.stacks[key]:
-                fills.append((big[r:r + Kk, c0:c1], ctx.get(view), (Kk, F), shape))
+                part.append((big, (r, r + Kk), cols[key], view))
                 r += Kk
+        pieces += sorted(part, key=lambda p: (p[1], p[2]))   # row blocks, then columns
+    fills = [_fill(run, ctx) for run in _runs(pieces, plan.onchip)]
 
     blocks = []                              # per group: its block of C and its K segments
     for end in batch.ends:
@@ -239,11 +241,11 @@ def batch_steps(batch, groups, instrs, ctx) -> dict:
         blocks.append((a0, a1, b0, b1, [Kk for Kk, *_ in batch.stacks[sk]]))
 
     def compute():
-        for block, get, shape2, shape in fills:
+        for block, get in fills:
             src = get()
-            if src.shape != shape:
-                src = src.reshape(shape)
-            np.copyto(block, src.reshape(shape2), casting="unsafe")
+            if src.shape != block.shape:
+                src = src.reshape(block.shape)
+            np.copyto(block, src, casting="unsafe")
         if may_overflow(S, V):                   # one BLAS call would hide the PE's +-inf
             for a0, a1, b0, b1, segs in blocks:  # the reference's rounding points per group
                 acc, r = None, 0
@@ -265,6 +267,48 @@ def batch_steps(batch, groups, instrs, ctx) -> dict:
         steps[end] = _storer(block, dst, ctx, ctx.mm_add[groups[end][0]],
                              compute if j == 0 else None)
     return steps
+
+
+def _runs(pieces, onchip):
+    """The staging pieces in runs that one strided copy fills: side by side in the same rows,
+    read from equal views of one on-chip tile whose offsets step evenly (the same tap of
+    consecutive output-row tiles of a convolution, the K blocks of one weight column...)."""
+    runs = []
+    for p in pieces:
+        big, rows, (c0, c1), v = p
+        if runs:
+            last = runs[-1]
+            q = last[-1]
+            w = q[3]
+            if q[0] is big and q[1] == rows and q[2][1] == c0 and v.storage.id in onchip and \
+                    w.storage.id == v.storage.id and w.pattern == v.pattern and \
+                    w.dtype == v.dtype and v.offset != w.offset and \
+                    (len(last) == 1 or v.offset - w.offset == w.offset - last[-2][3].offset):
+                last.append(p)
+                continue
+        runs.append([p])
+    return runs
+
+
+def _fill(run, ctx):
+    """(destination block, source getter) for a run of pieces (one piece: its own view)."""
+    big, (r0, r1), (c0, _), v = run[0]
+    c1 = run[-1][2][1]
+    shape = v.shape
+    get = ctx.get(v)
+    if len(run) > 1:
+        n, first = len(run), get()
+        step = (run[1][3].offset - v.offset) * first.itemsize
+        src = np.lib.stride_tricks.as_strided(      # every piece lies inside the tile
+            first, (shape[0], n) + tuple(shape[1:]),
+            (first.strides[0], step) + first.strides[1:], writeable=False)
+        get, shape = (lambda: src), (shape[0], n) + tuple(shape[1:])
+    block = big[r0:r1, c0:c1]
+    try:                                 # in the operand's shape: one copy, no flat temporary
+        block = block.reshape(shape, copy=False)
+    except ValueError:
+        pass
+    return block, get
 
 
 def _storer(block, dst, ctx, add, compute):

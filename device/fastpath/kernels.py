@@ -116,6 +116,14 @@ def tensor_tensor(ins, ctx):
         def run():
             store(D(), np.asarray(A.apply_alu(op, X().reshape(sa), Y().reshape(sb))).reshape(shape))
         return run
+    if op.fn in _F32_UFUNCS and a.shape == b.shape == shape and \
+            all(ctx.np_dtype(v) == F32 for v in (dst, a, b)):
+        f = op.fn                                   # fp32 tiles of one shape: straight into dst
+
+        def run():
+            with np.errstate(all="ignore"):
+                f(X(), Y(), out=D())
+        return run
 
     def run():
         r = A.apply_alu(op, np.asarray(X(), F32).reshape(sa), np.asarray(Y(), F32).reshape(sb))
@@ -152,6 +160,51 @@ def tensor_scalar(ins, ctx):
     return run
 
 
+def scalar_tensor_tensor(ins, ctx):
+    """dst = (data op0 operand0) op1 operand1, both steps in fp32 as the entry's ``run``."""
+    a = ins.args
+    dst, data, o1 = a["dst"], a["data"], a["operand1"]
+    op0, op1 = A.alu(a["op0"]), A.alu(a["op1"])
+    X, Y, D = ctx.get(data), ctx.get(o1), ctx.get(dst)
+    s2, s1, shape = _as2d(data), _as2d(o1), dst.shape
+    c = _scalar(ctx, a.get("operand0"))
+    r0, r1 = bool(a.get("reverse0")), bool(a.get("reverse1"))
+    store = storer(dst.dtype, ctx.precise)
+    if op0.fn in _F32_UFUNCS and op1.fn in _F32_UFUNCS and data.shape == o1.shape == \
+            dst.shape and all(ctx.np_dtype(v) == F32 for v in (dst, data, o1)):
+        return _stt_f32(data, op0.fn, op1.fn, r0, r1, X, Y, D, c)
+
+    def run():
+        x, k = np.asarray(X(), F32).reshape(s2), c()
+        y = A.apply_alu(op0, k, x) if r0 else A.apply_alu(op0, x, k)
+        z = np.asarray(Y(), F32).reshape(s1)
+        store(D(), np.asarray(A.apply_alu(op1, z, y) if r1 else A.apply_alu(op1, y, z))
+              .reshape(shape))
+    return run
+
+
+def _stt_f32(data, f0, f1, r0, r1, X, Y, D, c):
+    """scalar_tensor_tensor on fp32 tiles of one shape with plain fp32 ufuncs: the products
+    into a scratch tile, the second op straight into dst (the same fp32 operations)."""
+    tmp = np.empty(data.shape, F32)
+    col = (data.shape[0],) + (1,) * (len(data.shape) - 1)
+
+    def run():
+        k = c()
+        if k.ndim:
+            k = k.reshape(col)
+        with np.errstate(all="ignore"):
+            if r0:
+                f0(k, X(), out=tmp)
+            else:
+                f0(X(), k, out=tmp)
+            if r1:
+                f1(Y(), tmp, out=D())
+            else:
+                f1(tmp, Y(), out=D())
+    return run
+
+
 def activation(ins, ctx):
     a = ins.args
     dst, data = a["dst"], a["data"]
@@ -170,14 +223,22 @@ def activation(ins, ctx):
     store_r = storer(rr.dtype, ctx.precise) if rr is not None else None
     reduces = cmd in ("reduce", "reset_reduce")
     regs_used = cmd != "idle" or rr is not None
+    if A.op_name(a["op"]) in ("copy", "identity", "bypass") and scale is None and \
+            bias is None and not regs_used:
+        def run():                                  # a PSUM eviction: fp32 in, rounded out
+            store(D(), np.asarray(X(), F32).reshape(s2).reshape(shape))
+        return run
+
+    affine = sc is not None or bi is not None
 
     def run():
         x = np.asarray(X(), F32).reshape(s2)
-        with np.errstate(over="ignore", invalid="ignore"):
-            if sc is not None:
-                x = x * sc()
-            if bi is not None:
-                x = x + bi()
+        if affine:
+            with np.errstate(over="ignore", invalid="ignore"):
+                if sc is not None:
+                    x = x * sc()
+                if bi is not None:
+                    x = x + bi()
         y = A.apply_act(fn, x.astype(np.float32, copy=False))
         store(D(), y.reshape(shape))
         if regs_used:
@@ -335,4 +396,5 @@ KERNELS = {
     "tensor_reduce": tensor_reduce, "reciprocal": reciprocal, "nc_transpose": nc_transpose,
     "nc_matmul": nc_matmul, "tensor_tensor_scan": tensor_tensor_scan,
     "tensor_copy_predicated": tensor_copy_predicated,
+    "scalar_tensor_tensor": scalar_tensor_tensor,
 }

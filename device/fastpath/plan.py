@@ -10,9 +10,10 @@ What the reference executor redoes on every instruction of every call, the plan 
 * memory: plan-owned tensors whose lifetimes do not overlap share one array (the arrays held
   are the largest live set), inputs the program never writes are used in place (no copy) and
   outputs are returned without a copy;
-* dispatch: one closure per instruction (``kernels.KERNELS``), or the entry's own ``run`` on the
-  plan's memory for instructions without a fast kernel; in ``fast`` mode each PSUM accumulation
-  group runs as one fp32 matmul (``groups``).
+* dispatch: one closure per instruction (``kernels.KERNELS``; ``kernels_dynamic`` for scalar
+  run-time addresses; ``kernels_loop`` for loops and their matmuls), or the entry's own ``run``
+  on the plan's memory for instructions without a fast kernel; in ``fast`` mode each PSUM
+  accumulation group runs as one fp32 matmul (``groups``).
 
     >>> # plan = Plan(program, mode="exact", precise=True); outs, mem = plan.run(inputs)
 """
@@ -34,6 +35,8 @@ from . import groups as G
 from .analysis import LOOP_OPS, analyse, differs, is_dynamic
 from .invariant import invariant_positions
 from .kernels import KERNELS
+from .kernels_dynamic import DYNAMIC_KERNELS
+from .kernels_loop import body_matmul, fixed_operands, fori_runner
 
 
 def fresh_contents(a: np.ndarray, st) -> None:
@@ -261,9 +264,9 @@ def _filler(a, st):
 
 
 def _step(ins, key, ctx, mm_add):
-    """The instruction's fast kernel, else its own ``run`` on the plan's memory (always for
-    run-time addresses, which ``Memory`` resolves)."""
-    build = None if is_dynamic(ins) else KERNELS.get(ins.op.name)
+    """The instruction's fast kernel (``kernels_dynamic`` for run-time addresses), else its own
+    ``run`` on the plan's memory."""
+    build = (DYNAMIC_KERNELS if is_dynamic(ins) else KERNELS).get(ins.op.name)
     ctx.idx = key
     fn = build(ins, ctx) if build is not None else None
     return fn if fn is not None else _generic(ins, key, ctx, mm_add)
@@ -278,13 +281,27 @@ def _loop(ins, idx, ctx, mm_add, needs_trips=False):
     """The loop instruction's own ``run`` (its trip count, registers and budget), over a body
     of decoded steps instead of instructions. A matmul whose ``accumulate=None`` opens a group
     in the first iteration and adds in the others gets one step for each case; loop-invariant
-    instructions (``invariant``) run in the first iteration only."""
+    instructions (``invariant``) run in the first iteration only. A ``fori_loop`` runs on
+    ``kernels_loop.fori_runner``, its body's matmuls (``fast`` mode) on ``body_matmul``."""
     body = ins.args["body"]
-    first = [_step(b, (idx, j, 0), ctx, mm_add) for j, b in enumerate(body)]
     skip = invariant_positions(body)              # same result every iteration: run once
-    later = [_noop if j in skip else _step(b, (idx, j, 1), ctx, mm_add)
+    fixed = fixed_operands(body, skip) if ins.op.name == "fori_loop" else {}
+
+    def step(b, key):
+        fn = body_matmul(b, ctx, mm_add[key], fixed.get(key[1], ())) \
+            if b.op.name == "nc_matmul" else None
+        return fn if fn is not None else _step(b, key, ctx, mm_add)
+    first = [step(b, (idx, j, 0)) for j, b in enumerate(body)]
+    later = [_noop if j in skip else step(b, (idx, j, 1))
              if b.op.name == "nc_matmul" and differs(mm_add[(idx, j, 0)], mm_add[(idx, j, 1)])
              else first[j] for j, b in enumerate(body)]
+    if ins.op.name == "fori_loop":                 # the loop itself decoded too
+        run_loop = fori_runner(ins, first, [fn for fn in later if fn is not _noop], ctx)
+
+        def execute_fori():
+            if not run_loop() and needs_trips:
+                raise ZeroTrips(ins.op.name)
+        return execute_fori
     state = [0]                                    # iterations run in this execution
     steps = [types.SimpleNamespace(op=types.SimpleNamespace(run=_pick(state, a, b)))
              for a, b in zip(first, later)]

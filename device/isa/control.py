@@ -17,6 +17,7 @@ from ..errors import UserKernelError
 from ..limits import LoopBudget
 from . import defop
 from .costs import DmaCost
+from .dge import check_loop_body
 from .rules import check_onchip_operand, fail, view_arg
 
 _ids = itertools.count()
@@ -184,6 +185,7 @@ class ForiLoop:
         if not isinstance(step, (int, np.integer)) or step <= 0:
             raise UserKernelError(f"fori_loop: step must be a compile-time positive int, got "
                                   f"{step!r}", loc=i.loc)
+        check_loop_body(i, "fori_loop")
 
     def run(i, mem):
         from .multicore import Blocked
@@ -214,6 +216,9 @@ class ForiLoop:
 @defop("while_loop", engine="SP", outputs=("_writes",), inputs=("_reads",))
 class WhileLoop:
     """while reg != 0: body; reg = next  (the condition is checked before every iteration)."""
+
+    def check(i, arch):
+        check_loop_body(i, "while_loop")
 
     def run(i, mem):
         from .multicore import Blocked

@@ -6,6 +6,7 @@ import numpy as np
 from .. import dtypes
 from . import defop
 from .costs import dma_cost
+from .dge import check_static_descriptors
 from .rules import check_partitions, fail, view_arg
 
 
@@ -36,6 +37,7 @@ class DmaCopy:
         if str(i.args.get("dge_mode", "")).endswith("hwdge") and dst.dtype != src.dtype:
             fail(i, "dtype", f"hwdge DMA cannot convert {src.dtype} to {dst.dtype}; use .view()",
                  "dst", dst.dtype, src.dtype)
+        check_static_descriptors(i, "dst", "src")
 
     def run(i, mem):
         dst, src = i.args["dst"], i.args["src"]

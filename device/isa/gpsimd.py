@@ -19,6 +19,12 @@ SB = ("sbuf",)
 CMP_OPS = ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal")
 
 
+def _first_columns(v, c):
+    """The first ``c`` free elements of each partition of a (P, ...) view, as (P, c)."""
+    flat = v if v.ndim == 2 else v.flatten_dims(1, v.ndim - 1)
+    return flat.slice(1, 0, c)
+
+
 def _sbuf(i, arch, *names):
     out = []
     for n in names:
@@ -210,9 +216,17 @@ class NcNGather:
 
 @defop("topk", engine="POOL", outputs=("val_dst", "idx_dst"), inputs=("src",))
 class TopK:
-    """Top-K of the n-element bf16 'snake' held by each 16-partition group (element e sits at
-    partition e % 16, column e // 16); values ascending plus their uint32 snake indices, written
-    to every partition of the group. K = val_dst elements per partition."""
+    """Top-k of the n-element bf16 'snake' held by each 16-partition group (element e sits at
+    partition e % 16, column e // 16), k = the free size of val_dst. The results are written in
+    the same snake layout (result j at partition j % 16, column j // 16; NKI 2.33 docs), with
+    uint32 indices into the group's snake; only columns 0..ceil(k/16)-1 are written.
+
+    Order: ``sorted=True`` gives descending values; otherwise the order is unspecified and this
+    emulator writes them ascending, as the SDK simulator does (nki-library gpsimd_topk notes that
+    hardware differs, so kernels must not rely on it). When k is not a multiple of 16 the last
+    column's partitions k % 16..15 are written too (the hardware writes whole columns) with
+    NaN values and index 0xFFFFFFFF, so a kernel that reads them sees it.
+    """
 
     def check(i, arch):
         val, idx, src = _sbuf(i, arch, "val_dst", "idx_dst", "src")
@@ -238,16 +252,20 @@ class TopK:
         a = i.args
         x = read2d(mem, i, a["src"])
         n, k = int(a["n"]), a["val_dst"].free_size
-        vals = np.empty((x.shape[0], k), np.float32)
-        idxs = np.empty((x.shape[0], k), np.uint32)
-        e = np.arange(n)
-        for g in range(x.shape[0] // 16):
+        kc = -(-k // 16)
+        P = x.shape[0]
+        vals = np.full((P, kc), np.nan, np.float32)
+        idxs = np.full((P, kc), 0xFFFFFFFF, np.uint32)
+        e, j = np.arange(n), np.arange(k)
+        for g in range(P // 16):
             snake = x[g * 16 + e % 16, e // 16]
-            top = np.argsort(-snake, kind="stable")[:k][::-1]
-            vals[g * 16:(g + 1) * 16] = snake[top]
-            idxs[g * 16:(g + 1) * 16] = top
-        write2d(mem, a["val_dst"], vals)
-        write2d(mem, a["idx_dst"], idxs)
+            top = np.argsort(-snake, kind="stable")[:k]          # descending
+            if not a.get("sorted"):
+                top = top[::-1]
+            vals[g * 16 + j % 16, j // 16] = snake[top]
+            idxs[g * 16 + j % 16, j // 16] = top
+        write2d(mem, _first_columns(a["val_dst"], kc), vals)
+        write2d(mem, _first_columns(a["idx_dst"], kc), idxs)
 
     def cost(i, arch):
         return ns(arch, "POOL", arch.pool_start_cycles + 4 * int(i.args["n"]) +

@@ -1,8 +1,8 @@
 """Instructions between the two NeuronCores of an LNC=2 kernel: sendrecv, core_barrier (SPEC 1.5, 3.2).
 
 Both cores' instruction streams live in one program (each instruction carries ``_core``); the
-executor runs one core until it reaches an instruction that must wait for the other core, then
-switches (device/executor.py). An instruction waits by raising ``Blocked`` from ``run`` after
+executor runs them in lock-step, passing over a core whose instruction must wait for the other
+(device/executor.py). An instruction waits by raising ``Blocked`` from ``run`` after
 recording what it has already done, so that running it again later resumes it:
 
 * ``sendrecv`` posts a snapshot of its ``src`` into the mailbox (from, to, pipe_id) once, then

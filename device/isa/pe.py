@@ -43,8 +43,9 @@ def _check_double_row(i, arch, st, mv):
 def _check_pe_tiling(i, arch, K, M, dst):
     """PE array tiling (``tile_position=(row, col)``, ``tile_size=(rows, cols)``).
 
-    The 128x128 array splits into 2x64 (v2) or 4x32 (v3+) tiles per axis; rows hold the
-    contraction K, columns the stationary free size M, and column ``c`` of the array writes PSUM
+    The 128x128 array splits into 2x64 (v2) or 4x32 (v3+) tiles per axis (a size below 32
+    occupies the smallest tile); rows hold the contraction K, columns the stationary free size
+    M, and column ``c`` of the array writes PSUM
     partition ``c``, so dst must start at partition ``tile_position[1]``. Numerically a tiled
     matmul is an ordinary one (nki-library mlp_tkg/qkv_tkg/router_topk use column tiling).
     """
@@ -59,6 +60,10 @@ def _check_pe_tiling(i, arch, K, M, dst):
              "tile_size", ts, "(rows, cols)")
     for d, (p, s_) in enumerate(zip(tp, ts)):
         axis = ("row", "column")[d]
+        if isinstance(s_, int) and 0 < s_ < arch.pe_partial_tile_below:
+            # a partial tile occupies the smallest PE tile (arch.py: nki-library gdn_cte passes
+            # (16, 16)); a v3 size on v2 (32 on inf2) stays a generation error
+            s_ = min(arch.pe_tile_rows)
         if s_ not in arch.pe_tile_rows:
             fail(i, "pe-tiling", f"tile_size {axis} size {s_} is not a PE tile size on {arch.name}: "
                  f"{arch.pe_tile_rows}", "tile_size", s_, arch.pe_tile_rows)

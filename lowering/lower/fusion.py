@@ -49,6 +49,7 @@ import math
 from device.errors import UserKernelError
 
 from ..ir.ops import OPS, REDUCE_KINDS
+from .dot_sum import DotSumProblem, DotSumSchedule, dot_sum, lower_dot_sum, pairs
 from .fused_schedules import (FusedMatmulProblem, FusedMatmulSchedule, FusedReduceProblem,
                               FusedReduceSchedule)
 from .rules.layout import broadcast_view, lower_broadcast
@@ -99,12 +100,16 @@ class Group:
         if self.fused:
             if self.root.opcode == "reduce":
                 return FusedReduceSchedule
+            if self.dot is not None and dot_sum(self.ops) is not None:
+                return DotSumSchedule
             return FusedMatmulSchedule if self.dot is not None else StreamSchedule
         return OPS[self.root.opcode].schedule or NoKnobs
 
     def problem(self):
         """The schedule's problem for this group (None for rules without knobs)."""
         cls = self.schedule_class()
+        if cls is DotSumSchedule:
+            return DotSumProblem.of(self.ops)
         if cls is FusedMatmulSchedule:
             return FusedMatmulProblem(**dataclasses.asdict(MatmulProblem.of(self.dot)),
                                       edges=len(self.ops) - 1)
@@ -174,9 +179,10 @@ def plan(graph, fuse: bool = True) -> list[Group]:
             if d is None or uses[id(v)] != 1 or id(v) in outputs or d.multi:
                 continue
             if d.opcode == "broadcast" or d.opcode == "dot" or _is_elementwise(d):
-                n = sum(m.opcode == "dot" for m in members[id(d)])
-                if dots + n > 1:
+                n = min(1, sum(m.opcode == "dot" for m in members[id(d)]))
+                if dots + n > 1 and not (d.opcode == "dot" and pairs(op, producer)):
                     continue                            # one matmul tile loop per group
+                n = n if dots + n <= 1 else 0           # (two dots summed: one loop, dot_sum)
                 dots += n
                 members[id(op)] += members.pop(id(d))
                 fused.add(id(d))
@@ -456,20 +462,27 @@ def _lower_dot_group(lw, group, env, dot, out, sched):
     leaves, done = _leaves(lw, group, env, (B, M, N))
     cache = {}
     o = out.reshape((B, M, N))
-    user = next(op for op in group if any(v is dot.result for v in op.inputs))
-    direct = dot.result.type.dtype == "float32" and OPS[user.opcode].psum_reader
+    summed = dot_sum(group)
+    head = dot.result if summed is None else summed[2].result     # the value PSUM holds
+    if summed is not None:
+        done.add(id(summed[2]))
+    user = next((op for op in group if any(v is head for v in op.inputs)), None)
+    direct = head.type.dtype == "float32" and user is not None and OPS[user.opcode].psum_reader
 
     def evict(ps, bi, m0, mt, n0, nt):
         sl = lambda v: v[bi, m0:m0 + mt, n0:n0 + nt]  # noqa: E731
         tiles = _load(lw, leaves, sl, cache, sched.row_cache)
         if direct:
-            tiles[id(dot.result)] = ps
+            tiles[id(head)] = ps
         else:                                   # round to the dot's dtype as the eviction would
-            res = lw.sb((mt, nt), dot.result.type.dtype)
+            res = lw.sb((mt, nt), head.type.dtype)
             lw.emit("tensor_copy", dst=res, src=ps)
-            tiles[id(dot.result)] = res
+            tiles[id(head)] = res
         res = _run_members(lw, group, done, tiles, (mt, nt))
         lw.emit("dma_copy", dst=o[bi, m0:m0 + mt, n0:n0 + nt], src=res)
 
     with lw.at(dot.loc):
-        lower_dot(lw, dot, [env[id(v)] for v in dot.inputs], sched, evict=evict)
+        if summed is not None:
+            lower_dot_sum(lw, group, env, sched, evict)
+        else:
+            lower_dot(lw, dot, [env[id(v)] for v in dot.inputs], sched, evict=evict)

@@ -51,7 +51,7 @@ from .search import search
 from .verify import verify
 
 TIMING_MODEL_VERSION = "timing-2026.12c"   # bump when device/timing or isa costs change meaning
-SPACE_VERSION = "space-2"                  # bump when a Schedule's candidates() change
+SPACE_VERSION = "space-3"                  # bump when a Schedule's candidates() change
 CLOSE = 0.02             # confirmed within this of the default: decided by the full model
 
 

@@ -333,7 +333,8 @@ ISA = {
 <nisa.nc_n_gather on POOL>
 """, 2),
     "topk": (
-        "Per row, the ``n`` largest values (descending) and their indices.",
+        "Per 16-partition group, the k largest of an ``n``-element snake and their indices, "
+        "written in the same snake layout (k = val_dst's free size).",
         """
 >>> v = nl.ndarray((128, 16), nl.bfloat16, buffer=nl.sbuf)
 >>> ix = nl.ndarray((128, 16), nl.uint32, buffer=nl.sbuf)

@@ -282,8 +282,9 @@ def nc_n_gather(dst, data, indices, name=None, **_legacy):
     return emitting.emit("nc_n_gather", None, name, dst=dst, data=data, indices=indices)
 
 
-def topk(val_dst, idx_dst, src, n, name=None, **_legacy):
-    return emitting.emit("topk", None, name, val_dst=val_dst, idx_dst=idx_dst, src=src, n=n)
+def topk(val_dst, idx_dst, src, n, sorted=False, name=None, **_legacy):
+    return emitting.emit("topk", None, name, val_dst=val_dst, idx_dst=idx_dst, src=src, n=n,
+                         sorted=bool(sorted))
 
 
 # ---- DMA ----------------------------------------------------------------------------------------

@@ -89,6 +89,20 @@ class _NKIObjectMeta(type):
                 if (f.name not in kwargs and f.default is dataclasses.MISSING
                         and f.default_factory is dataclasses.MISSING):
                     kwargs[f.name] = _Unset(cls.__name__, f.name, loc)
+            # NKI treats every declared class attribute of a @dataclass NKIObject as a field,
+            # annotated or not (the library's attention_cte SectionParams has only plain ones),
+            # while Python's dataclass ignores the unannotated ones: set those after __init__.
+            names = {f.name for f in init}
+            extra = {k: kwargs.pop(k) for k in list(kwargs) if k not in names}
+            declared = _declared_fields(cls)
+            for k in extra:
+                if k not in declared:
+                    raise TypeError(f"{cls.__name__}() got an unexpected keyword argument '{k}'; "
+                                    f"its declared fields are: {', '.join(declared) or 'none'}")
+            obj = super().__call__(*args, **kwargs)
+            for k, v in extra.items():
+                setattr(obj, k, v)
+            return obj
         return super().__call__(*args, **kwargs)
 
 

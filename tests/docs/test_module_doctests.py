@@ -5,7 +5,7 @@ import importlib
 import pytest
 
 MODULES = ["nki.docs", "nki.doc_examples", "nki.strictness", "neuron.compare", "neuron.testing", "device.misuse",
-           "device.lints", "device.timeline_plot"]
+           "device.lints", "device.timeline_plot", "lowering.lower.dot_sum"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -132,7 +132,7 @@ class _Gen:
     def step(self):
         W = self.r.randint(1, self.F)
         fam = self.choice(["tt", "tt", "ts", "ts", "act", "act", "reduce", "copy", "memset",
-                           "recip", "transpose", "matmul", "iota", "scan", "dma"])
+                           "recip", "transpose", "matmul", "iota", "scan", "dma", "stt"])
         if fam == "tt":
             self.emit("tensor_tensor", dst=self.dst(W), data1=self.src(W), data2=self.src(W),
                       op=self.choice(ALU))
@@ -143,6 +143,11 @@ class _Gen:
                       op0=self.choice(ALU[:6]), operand0=o0, reverse0=self.coin(),
                       op1=self.choice(ALU[:6]) if two else None,
                       operand1=self.num() if two else None, reverse1=self.coin())
+        elif fam == "stt":
+            self.emit("scalar_tensor_tensor", dst=self.dst(W), data=self.src(W),
+                      op0=self.choice(ALU[:6]), operand0=self.column() if self.coin() else
+                      self.num(), reverse0=self.coin(), op1=self.choice(ALU[:6]),
+                      operand1=self.src(W), reverse1=self.coin())
         elif fam == "act":
             red = self.coin()
             rr = self.p.alloc((self.P, 1), "float32", "sbuf") if red else None

@@ -151,7 +151,7 @@ def test_model_shape_mismatch_in_graph_mode():
 def test_output_must_be_shared_hbm():
     @nki.jit
     def k(a):
-        out = nl.ndarray(a.shape, a.dtype, buffer=nl.hbm)  # MARK-O
+        out = nl.ndarray(a.shape, a.dtype, buffer=nl.sbuf)  # MARK-O
         nisa.dma_copy(dst=out, src=a)
         return out
     with pytest.raises(HardwareRuleError) as e:

@@ -70,7 +70,23 @@ def test_the_rnn_body_is_short_and_reference_and_fast_path_agree():
             rng.standard_normal((128, 128)).astype(np.float32) / 11)
     prog = neuron.from_jax(make_rnn(0, 16, "lt")).imported(*args).program()
     loop = next(i for i in prog.instrs if i.op.name == "fori_loop")
-    assert len(loop.args["body"]) <= 20
+    body = loop.args["body"]
+    assert len(body) <= 10
+    # x[t] straight into SBUF; both dots one PSUM group; tanh reads PSUM and writes h into the
+    # SBUF tile the next trip transposes (h stays on chip: loaded before the loop, stored after)
+    assert body[0].args["src"].dyn is not None and body[0].args["dst"].buffer.on_chip
+    mms = [b for b in body if b.op.name == "nc_matmul"]
+    assert len(mms) == 2 and mms[0].args["dst"].storage is mms[1].args["dst"].storage
+    act = body[-1]
+    assert act.op.name == "activation" and act.args["data"].storage is mms[0].args["dst"].storage
+    h = act.args["dst"].storage
+    assert h.buffer.on_chip and any(b.op.name == "nc_transpose" and b.args["data"].storage is h
+                                    for b in body)
+    at = prog.instrs.index(loop)
+    assert prog.instrs[at - 1].args["dst"].storage is h
+    assert prog.instrs[at + 1].args["src"].storage is h
+    assert not any(b.args.get("dst") is not None and not b.args["dst"].buffer.on_chip
+                   for b in body)                       # no HBM write in the trip
     assert plan_for(prog) is not None
     ref = check(prog, list(args), modes=("exact",))
     want = np.asarray(jax.jit(make_rnn(0, 16, "lt"))(*args)[1])
@@ -99,3 +115,33 @@ def test_loops_that_are_not_counted_keep_the_general_form(case):
         np.testing.assert_allclose(np.asarray(a).reshape(np.shape(b)), np.asarray(b), rtol=1e-6)
     text = program_text(fn, (x,))
     assert "while_loop" in text and "fori_loop" not in text
+
+
+def test_new_state_is_stored_into_the_loop_state_without_a_copy():
+    """The body's last write of a new state value goes straight into the loop state (no copy
+    at the end of each trip), unless the old value is still read after it (in a swap, the
+    state computed first: the other one's computation reads it later)."""
+    x = np.linspace(-1, 1, 24, dtype=np.float32).reshape(4, 6)
+
+    def swap(x):
+        return jax.lax.fori_loop(0, 3, lambda i, c: (c[1] * 2.0, jnp.tanh(c[0]) + 1.0), (x, -x))
+
+    def own(x):
+        return jax.lax.fori_loop(0, 3, lambda i, c: (jnp.tanh(c[0]) * 2.0, c[1] * 3.0), (x, -x))
+
+    for fn in (swap, own):
+        f = neuron.from_jax(fn)
+        got, want = f(x), jax.jit(fn)(x)
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6)
+        prog = f.imported(x).program()
+        body = next(i for i in prog.instrs if i.op.name == "fori_loop").args["body"]
+        states = {st.id for st in prog.storages if st.name == "loop_state"}
+        # a copy between two HBM tensors ending the trip: one per state still copied
+        copies = [b for b in body if b.op.name == "dma_copy" and b.args["dst"].storage.id in states
+                  and not b.args["src"].storage.buffer.on_chip]
+        assert len(copies) == (1 if fn is swap else 0), (fn.__name__, len(copies))
+        ref = check(prog, [x], modes=("exact",))
+        for a, b in zip(ref, want):
+            np.testing.assert_allclose(np.asarray(a).reshape(np.shape(b)), np.asarray(b),
+                                       rtol=1e-6, atol=1e-6)

@@ -183,25 +183,36 @@ def test_nc_n_gather_checks():
     expect_error(k2, (x, big), L, "access-out-of-bound", "index 8")
 
 
-@given(groups=st.integers(1, 8), n=st.integers(8, 100), data=st.data())
-def test_topk(groups, n, data):
+@given(groups=st.integers(1, 8), n=st.integers(8, 100), srt=st.booleans(), data=st.data())
+def test_topk(groups, n, srt, data):
+    # results in the snake layout of the input (NKI 2.33): result j at partition j % 16,
+    # column j // 16; descending when sorted=True, else ascending (as the SDK simulator)
     P = 16 * groups
-    K = data.draw(st.integers(1, min(n, 16)))
-    cols = -(-n // 16)
+    K = data.draw(st.integers(1, n))
+    cols, kc = -(-n // 16), -(-K // 16)
     src = rand((P, cols), "bfloat16", 8, -50, 50)
 
     def k(src):
         v = nl.ndarray((P, K), "bfloat16", buffer=nl.sbuf)
         ix = nl.ndarray((P, K), "uint32", buffer=nl.sbuf)
-        nisa.topk(val_dst=v, idx_dst=ix, src=load(src), n=n)
+        nisa.memset(dst=v, value=7.0)
+        nisa.memset(dst=ix, value=7)
+        nisa.topk(val_dst=v, idx_dst=ix, src=load(src), n=n, sorted=srt)
         return store(v), store(ix)
     v, ix = run(k, src, target="trn2")
-    e = np.arange(n)
+    e, j = np.arange(n), np.arange(K)
     for g in range(groups):
         snake = f32(src)[g * 16 + e % 16, e // 16]
-        top = np.argsort(-snake, kind="stable")[:K][::-1]
-        assert (f32(v[g * 16:(g + 1) * 16]) == snake[top]).all()
-        assert (ix[g * 16:(g + 1) * 16] == top).all()
+        top = np.argsort(-snake, kind="stable")[:K]
+        top = top if srt else top[::-1]
+        rows = g * 16 + j % 16
+        assert (f32(v)[rows, j // 16] == snake[top]).all()
+        assert (ix[rows, j // 16] == top).all()
+        tail = np.arange(K % 16, 16) if K % 16 else np.arange(0)
+        assert np.isnan(f32(v)[g * 16 + tail, kc - 1]).all()         # whole last column written
+        assert (ix[g * 16 + tail, kc - 1] == 0xFFFFFFFF).all()
+        assert (f32(v)[g * 16:(g + 1) * 16, kc:] == 7).all()            # later columns untouched
+        assert (ix[g * 16:(g + 1) * 16, kc:] == 7).all()
 
 
 def test_topk_checks():

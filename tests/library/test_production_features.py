@@ -239,3 +239,60 @@ def test_column_tile_dst_must_start_at_the_tile_column(monkeypatch):
                        r"partition 0 but PE column tile 64") as e:
         k(np.zeros((128, 32), np.float32), np.zeros((128, 8), np.float32))
     assert e.value.loc.line > 0 and "tile_position=(0, 64)" in str(e.value)
+
+
+# ---- nc_matmul partial PE tiles (size below 32) ------------------------------------------------
+def _partial_tile(rows, pos=(0, 0)):
+    @nki.jit
+    def k(a_t, b):
+        K, M = a_t.shape
+        N = b.shape[1]
+        at = nl.ndarray((K, M), dtype=a_t.dtype)
+        bt = nl.ndarray((K, N), dtype=b.dtype)
+        nisa.dma_copy(dst=at, src=a_t)
+        nisa.dma_copy(dst=bt, src=b)
+        ps = nl.ndarray((M, N), dtype=nl.float32, buffer=nl.psum)
+        nisa.nc_matmul(ps, at, bt, tile_position=pos, tile_size=(rows, rows))
+        sb = nl.ndarray((M, N), dtype=nl.float32)
+        nisa.tensor_copy(dst=sb, src=ps)
+        out = nl.ndarray((M, N), dtype=nl.float32, buffer=nl.shared_hbm)
+        nisa.dma_copy(dst=out, src=sb)
+        return out
+    return k
+
+
+@pytest.mark.parametrize("target", ["trn2", "inf2"])
+@pytest.mark.parametrize("rows", [8, 16])
+def test_partial_pe_tile_is_an_ordinary_matmul(monkeypatch, target, rows):
+    # nki-library gdn_cte passes tile_size=(16, 16) for one-chunk groups: the partial tile
+    # occupies the smallest PE tile of the generation
+    monkeypatch.setenv("NEURON_PLATFORM_TARGET_OVERRIDE", target)
+    rng = np.random.default_rng(rows)
+    a = rng.standard_normal((rows, rows)).astype(np.float32)
+    b = rng.standard_normal((rows, 40)).astype(np.float32)
+    np.testing.assert_allclose(_partial_tile(rows)(a, b), a.T @ b, rtol=1e-5, atol=1e-5)
+
+
+def test_partial_pe_tile_position_is_a_multiple_of_the_occupied_tile(monkeypatch):
+    monkeypatch.setenv("NEURON_PLATFORM_TARGET_OVERRIDE", "trn2")
+    with pytest.raises(HardwareRuleError, match=r"pe-tiling: nc_matmul tile_position row 16 is "
+                       r"not a multiple of the tile size 32"):
+        _partial_tile(16, pos=(16, 0))(np.zeros((16, 16), np.float32), np.zeros((16, 8), np.float32))
+
+
+def test_partial_pe_tile_still_bounds_the_operands(monkeypatch):
+    monkeypatch.setenv("NEURON_PLATFORM_TARGET_OVERRIDE", "trn2")
+
+    @nki.jit
+    def k(a_t, b):
+        at = nl.ndarray((32, 16), dtype=nl.float32)
+        bt = nl.ndarray((32, 8), dtype=nl.float32)
+        nisa.dma_copy(dst=at, src=a_t)
+        nisa.dma_copy(dst=bt, src=b)
+        ps = nl.ndarray((16, 8), dtype=nl.float32, buffer=nl.psum)
+        nisa.nc_matmul(ps, at, bt, tile_position=(0, 0), tile_size=(16, 16))
+        return a_t
+
+    with pytest.raises(HardwareRuleError, match=r"pe-tiling: nc_matmul operands \(K=32, M=16\) do "
+                       r"not fit tile_size \(16, 16\)"):
+        k(np.zeros((32, 16), np.float32), np.zeros((32, 8), np.float32))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from device.executor import run
+from device.executor import run, run_reference
 from device.profile import profile
 from lowering import evaluate
 from lowering import plan
@@ -156,16 +156,22 @@ def test_plan_groups_single_use_chains_only():
     assert groups == [["dot", "tanh"], ["exp", "abs", "add"], ["negate"]]
 
 
-def test_plan_keeps_one_dot_per_group():
+@pytest.mark.parametrize("combine", ["add", "multiply"])
+def test_plan_keeps_one_matmul_loop_per_group(combine):
+    """Two dots meet in one group only as a sum (one PSUM accumulation group: lowering/lower/
+    dot_sum.py); any other op of two dots keeps one of them in a group of its own."""
     g = Graph("f")
     x = g.param(TensorType((4, 8), "float32"), "x")
     w = g.param(TensorType((8, 4), "float32"), "w")
     d1 = g.add_op("dot", [x, w], {"lhs_contract": [1], "rhs_contract": [0]})
     d2 = g.add_op("dot", [x, w], {"lhs_contract": [1], "rhs_contract": [0]})
-    g.set_outputs([g.add_op("add", [d1, d2])])
-    assert [[op.opcode for op in grp.ops] for grp in plan(g)] == [["dot"], ["dot", "add"]]
+    g.set_outputs([g.add_op(combine, [d1, d2])])
+    want = [["dot", "dot", "add"]] if combine == "add" else [["dot"], ["dot", "multiply"]]
+    assert [[op.opcode for op in grp.ops] for grp in plan(g)] == want
     rng = np.random.default_rng(1)
-    both(g, [data(rng, (4, 8), "float32"), data(rng, (8, 4), "float32")])
+    xs = [data(rng, (4, 8), "float32"), data(rng, (8, 4), "float32")]
+    # bits on the reference executor (the fast path may run the sum's group as one GEMM)
+    assert_bits_equal(*(run_reference(lower_graph(g, "trn1", fuse=f), xs) for f in (False, True)))
 
 
 def test_fused_dot_epilogue_reads_psum_and_stores_once():

@@ -1,7 +1,8 @@
 """``nisa.core_barrier`` ordering, per-core engine state, and the deadlock error.
 
-The executor runs core 0 first, so without a barrier core 0 would read a shared tensor before
-core 1 has written its part (and see the NaN sentinel); with the barrier core 0 waits for core 1.
+The executor runs the two cores in lock-step (one instruction each in turn), as they run on the
+device: without a barrier, a core that reads a shared tensor before the other core (slower by a
+few instructions) has written its part sees the NaN sentinel; with the barrier it waits.
 """
 import numpy as np
 import pytest
@@ -15,9 +16,10 @@ from device.executor import CoreDeadlockError
 from source_errors import expect_error, line_of
 
 
-def _exchange_through_hbm(barrier: bool):
+def _exchange_through_hbm(barrier: bool, core_1_lags: int = 0):
     def kernel(a):
-        """Each core writes its row block of a shared scratch tensor, then reads the other's."""
+        """Each core writes its row block of a shared scratch tensor, then reads the other's;
+        core 1 reaches its write ``core_1_lags`` instructions after core 0 reaches its own."""
         out = nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)
         scratch = nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)
         pid = nl.program_id(0)
@@ -25,6 +27,8 @@ def _exchange_through_hbm(barrier: bool):
         t = nl.ndarray((r, a.shape[1]), a.dtype, buffer=nl.sbuf)
         nisa.dma_copy(dst=t, src=a[pid * r:(pid + 1) * r])
         nisa.tensor_scalar(dst=t, data=t, op0=nl.multiply, operand0=10.0)
+        for _ in range(core_1_lags * pid):
+            nisa.tensor_scalar(dst=t, data=t, op0=nl.multiply, operand0=1.0)
         nisa.dma_copy(dst=scratch[pid * r:(pid + 1) * r], src=t)
         if barrier:
             nisa.core_barrier(scratch, (0, 1))
@@ -47,9 +51,50 @@ def test_without_the_barrier_core_0_reads_before_core_1_wrote():
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = _exchange_through_hbm(False)[2](A)
+        out = _exchange_through_hbm(False, core_1_lags=3)[2](A)
     assert np.isnan(out[:4]).all()                         # core 0 read the sentinel
-    np.testing.assert_array_equal(out[4:], A[:4] * 10)     # core 1 ran after core 0 finished
+    np.testing.assert_array_equal(out[4:], A[:4] * 10)     # core 0 wrote before core 1 read
+    # the barrier makes the lagging core's write visible all the same
+    out = _exchange_through_hbm(True, core_1_lags=3)[2](A)
+    np.testing.assert_array_equal(out, np.concatenate([A[4:], A[:4]]) * 10)
+
+
+@nki.jit(target="trn2")
+def read_early_write_late(a, cache):
+    """Both cores read the same rows of a shared (input) cache first and overwrite them last,
+    with no barrier: the shape of a kernel that loads a cache window at its start and scatters
+    new rows into the cache at its end (nki-library swa_fused_cte, kv head replicated)."""
+    out = nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)
+    pid = nl.program_id(0)
+    r = a.shape[0] // 2
+    seen = nl.ndarray((r, a.shape[1]), a.dtype, buffer=nl.sbuf)
+    new = nl.ndarray((r, a.shape[1]), a.dtype, buffer=nl.sbuf)
+    nisa.dma_copy(dst=seen, src=cache[0:r])
+    nisa.dma_copy(dst=new, src=a[0:r])
+    for _ in range(3):
+        nisa.tensor_scalar(dst=new, data=new, op0=nl.add, operand0=1.0)
+    nisa.dma_copy(dst=cache[0:r], src=new)
+    nisa.dma_copy(dst=out[pid * r:(pid + 1) * r], src=seen)
+    return out, cache
+
+
+def test_cores_start_together_so_an_early_read_precedes_the_other_cores_late_write():
+    cache = -np.arange(8 * 6, dtype=np.float32).reshape(8, 6)
+    out, cache_out = read_early_write_late[2](A, cache.copy())
+    # each core read the cache as it was before either core wrote it, as on the device (running
+    # core 0 to its end first would have shown core 1 core 0's new rows)
+    np.testing.assert_array_equal(out, np.concatenate([cache[:4], cache[:4]]))
+    np.testing.assert_array_equal(cache_out[:4], A[:4] + 3)
+    np.testing.assert_array_equal(cache_out[4:], cache[4:])
+
+
+def test_the_two_cores_of_each_rank_start_together_in_a_multi_rank_run_too():
+    import nki.collectives as ncc
+    cache = -np.arange(8 * 6, dtype=np.float32).reshape(8, 6)
+    for r, (out, cache_out) in enumerate(ncc.run(read_early_write_late[2],
+                                                 [(A + r, cache.copy()) for r in range(2)])):
+        np.testing.assert_array_equal(out, np.concatenate([cache[:4], cache[:4]]))
+        np.testing.assert_array_equal(cache_out[:4], A[:4] + r + 3)
 
 
 def test_core_barrier_is_refused_on_neuroncore_v2_and_at_lnc1():

@@ -164,6 +164,35 @@ def test_dataclass_configs_leave_omitted_fields_unset_and_refuse_their_use():
     assert partial.cols * 2 == 10
 
 
+@dataclass
+class Section(nl.NKIObject):                     # plain class attributes under @dataclass
+    index = None
+    offset = 0
+    width: int = 8
+
+
+@nki.jit
+def section_kernel(a):
+    s = Section(index=2, offset=3)               # NKI: every declared attribute is a field
+    out = nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)
+    t = nl.ndarray(a.shape, a.dtype, buffer=nl.sbuf)
+    nisa.dma_copy(dst=t, src=a)
+    nisa.tensor_scalar(dst=t, data=t, op0=nl.add, operand0=float(s.index * s.offset + s.width))
+    nisa.dma_copy(dst=out, src=t)
+    return out
+
+
+def test_dataclass_configs_take_plain_class_attributes_as_keyword_fields():
+    s = Section(index=1, offset=4, width=2)
+    assert (s.index, s.offset, s.width) == (1, 4, 2)
+    assert (Section().index, Section().offset, Section(width=3).width) == (None, 0, 3)
+    np.testing.assert_array_equal(section_kernel(np.zeros((2, 2), np.float32)),
+                                  np.full((2, 2), 14.0, np.float32))
+    with pytest.raises(TypeError, match=r"Section\(\) got an unexpected keyword argument "
+                                        r"'idx'; its declared fields are: width, index, offset"):
+        Section(idx=1)
+
+
 # ---- small API names ------------------------------------------------------------------------
 @nki.jit
 def buffers(a):

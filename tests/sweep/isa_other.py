@@ -232,19 +232,23 @@ def case_topk(data):
     x = rng.permutation(np.arange(P * cols)).reshape(P, cols).astype(np.float32)   # distinct
     x = (x / 64).astype(npdt("bfloat16"))
 
+    srt = data.draw(st.booleans())
+
     def k(x):
         v = nl.ndarray((P, K), nl.bfloat16, buffer=nl.sbuf)
         ix = nl.ndarray((P, K), nl.uint32, buffer=nl.sbuf)
-        nisa.topk(val_dst=v, idx_dst=ix, src=load(x), n=n)
+        nisa.memset(dst=v, value=0.0)
+        nisa.memset(dst=ix, value=0)
+        nisa.topk(val_dst=v, idx_dst=ix, src=load(x), n=n, sorted=srt)
         return store(v), store(ix)
     vals, idx = run(k, x, target=tgt)
-    e = np.arange(n)
+    e, j = np.arange(n), np.arange(K)
     for g in range(P // 16):        # element e of the snake: partition e % 16, column e // 16
         snake = x[g * 16 + e % 16, e // 16].astype(np.float64)
-        top = np.argsort(-snake, kind="stable")[:K][::-1]                      # ascending
-        for p in range(g * 16, (g + 1) * 16):
-            np.testing.assert_array_equal(vals[p].astype(np.float64), snake[top])
-            np.testing.assert_array_equal(idx[p], top)
+        top = np.argsort(-snake, kind="stable")[:K]                    # descending
+        top = top if srt else top[::-1]                                # unsorted: ascending
+        np.testing.assert_array_equal(vals[g * 16 + j % 16, j // 16].astype(np.float64), snake[top])
+        np.testing.assert_array_equal(idx[g * 16 + j % 16, j // 16], top)
 
 
 # ---- DMA -----------------------------------------------------------------------------------------------

@@ -14,7 +14,10 @@ register *is* ``t``:
   arithmetic, since the range shows the window stays inside);
 - state the body passes through unchanged (weights, the sequence) is read where it is, not
   copied into loop state first;
-- the counter's value after the loop is a constant.
+- the counter's value after the loop is a constant;
+- peepholes shorten every trip (``loop_peepholes``): a new state value is written into the
+  loop state itself, a window copied into a scratch tensor is read where it lies, and a state
+  loaded into one SBUF tile and stored from another stays on chip through the loop.
 
 Loops that do not match keep the general ``while_loop`` form (``window.lower_while``).
 
@@ -35,6 +38,7 @@ from device.isa.control import VirtualRegister
 
 from ...ir.graph import Graph
 from ...ir.types import TensorType
+from .loop_peepholes import forward_copies, state_on_chip, store_into
 
 _INTS = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 _FLIP = {"LT": "GT", "GT": "LT", "LE": "GE", "GE": "LE", "EQ": "EQ", "NE": "NE"}
@@ -221,15 +225,25 @@ def lower_counted(lw, op, inputs, facts):
                 staged.append((s, tmp))
             else:
                 staged.append((s, v))
+        staged = [(s, v if v is None or not store_into(lw, loop_body, s, v, staged) else None)
+                  for s, v in staged]
+        forward_copies(lw, loop_body, {v.storage.id for _, v in staged if v is not None})
         for s, v in staged:
             if v is not None:
                 lw.emit("dma_copy", dst=s.reshape((s.size,)), src=v.reshape((v.size,)))
+        on_chip = [m for m in (state_on_chip(lw, loop_body, s) for s, v in staged
+                               if v is None and s.storage.id in owned) if m is not None]
     reads, writes = [], []
     for ins in loop_body:
         reads += ins.reads()
         writes += ins.writes()
+    for tile, view in on_chip:                      # the state's tile holds it through the loop
+        lw.emit("dma_copy", dst=tile, src=view)
     lw.emit("fori_loop", reg=reg, lower=first, upper=stop, step=1, body=loop_body,
             _reads=reads, _writes=writes)
+    for tile, view in on_chip:
+        lw.emit("dma_copy", dst=view, src=tile)
     final = np.asarray([max(first, stop)]).astype(TensorType((), kt.dtype).np_dtype)
     state[k] = lw.const(final, kt.dtype)
     return tuple(state)
+
