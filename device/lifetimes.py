@@ -13,7 +13,8 @@ may address any element of its storage, so naming the storage is what counts, ne
 elements. Storages two cores use (LNC=2: shared HBM, a tile handed to both streams) are freed
 once every core that uses them has passed its last use; a core that waits (``Blocked``) has not
 finished the instruction, so nothing is freed until it resumes and completes it. The program's
-inputs and outputs are never freed (the caller reads them after the run).
+inputs and outputs, and the other cores' copies of a private-HBM output
+(``info.private_output_copies``), are never freed (the caller reads them after the run).
 
     >>> from device.program import Program
     >>> p = Program("k")
@@ -119,7 +120,7 @@ def lifetimes(program, streams: dict | None = None) -> Lifetimes:
     """The lifetimes of ``program``'s storages, worked out once (again if the program grew).
     ``streams``: core id -> instructions (``executor.core_streams``), if already split."""
     key = (len(program.instrs), len(program.storages), len(program.inputs),
-           len(program.outputs))
+           len(program.outputs), len(getattr(program.info, "private_output_copies", ()) or ()))
     got = _CACHE.get(program)
     if got is not None and got[0] == key:
         return got[1]
@@ -128,6 +129,8 @@ def lifetimes(program, streams: dict | None = None) -> Lifetimes:
         for ins in program.instrs:
             streams.setdefault(int(ins.args.get("_core", 0)), []).append(ins)
     keep = {st.id for st in program.inputs} | {st.id for st in program.outputs}
+    copies = getattr(program.info, "private_output_copies", None) or ()
+    keep |= {v.storage.id for _, views in copies for v in views}   # compared after the run
     dies, users = {}, {}
     for core, seq in streams.items():
         last: dict = {}                          # storage id -> (pc, storage)
