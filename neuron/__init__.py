@@ -12,6 +12,7 @@
 """
 from device.errors import (HardwareRuleError, KernelLintWarning, ReduceRegisterWarning, SpillWarning,
                            UninitializedReadWarning, UnwrittenOutputWarning, UserKernelError)
+from nki.core_races import CrossCoreRaceWarning
 from nki.tracing import ArraySpec, Kernel, jit, simulate
 
 from .autotune import Autotuner, autotune
@@ -26,4 +27,4 @@ __all__ = ["jit", "simulate", "Kernel", "ArraySpec", "load_hlo", "load_stablehlo
            "JaxKernel", "torch_kernel", "TorchKernel",
            "ImportedFunction", "JaxFunction", "HardwareRuleError", "UserKernelError", "SpillWarning",
            "KernelLintWarning", "UninitializedReadWarning", "ReduceRegisterWarning",
-           "UnwrittenOutputWarning"]
+           "UnwrittenOutputWarning", "CrossCoreRaceWarning"]
