@@ -25,6 +25,7 @@ import argparse
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -62,6 +63,11 @@ def main(argv=None) -> int:
                     "harness's requirements")
     ap.add_argument("--json", default=None, help="write the per-test results here")
     ap.add_argument("--verbose", action="store_true", help="show pytest's own output")
+    ap.add_argument("--include-slow", action="store_true", help="also run the configurations "
+                    "the library's simulation mode skips as slow (NKILIB_SIMULATION_RUN_ALL=1)")
+    ap.add_argument("--keep-artifacts", default=None, metavar="DIR", help="keep the harness's "
+                    "per-test artifacts in DIR (by default they go to a temporary folder that is "
+                    "removed: a full run writes tens of GB)")
     ap.add_argument("--no-deps-check", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
 
@@ -83,6 +89,9 @@ def main(argv=None) -> int:
     env["NKILIB_RESULTS"] = os.path.join(tmp, "results")
     env["NKILIB_TEST_TIMEOUT"] = str(a.timeout)
     env["NKILIB_MAX_PER_FILE"] = str(a.max_per_kernel)
+    if a.include_slow:
+        env["NKILIB_SIMULATION_RUN_ALL"] = "1"
+    artifacts = a.keep_artifacts or os.path.join(tmp, "artifacts")
     env.pop("NEURON_PLATFORM_TARGET_OVERRIDE", None)       # the harness sets NKI_NC_VERSION
     # One BLAS thread per test process: the emulator's matmuls are at most 128x512, too small
     # for BLAS threads to pay off, and on a busy machine idle-spinning threads made a
@@ -92,19 +101,23 @@ def main(argv=None) -> int:
     cmd = [sys.executable, "-m", "pytest", *(a.paths or ["test/integration"]),
            "--test-mode", "simulation", "--platform-target", a.platform_target,
            "-p", "nkilib_plugin", "-p", "no:cacheprovider", "-q", "--no-header", "-rN",
-           "-o", "addopts=", "--continue-on-collection-errors"]
+           "-o", "addopts=", "--continue-on-collection-errors",
+           "--output-directory", os.path.abspath(artifacts)]
     if not a.all:
         cmd += ["-m", "fast"]
     if a.k:
         cmd += ["-k", a.k]
     if a.jobs > 1:
         cmd += ["-n", str(a.jobs)]
-    proc = subprocess.run(cmd, cwd=root, env=env, text=True,
-                          stdout=None if a.verbose else subprocess.PIPE,
-                          stderr=subprocess.STDOUT)
-    results: dict = {}
-    for f in glob.glob(os.path.join(tmp, "results.*.json")):
-        results.update(json.load(open(f)))
+    try:
+        proc = subprocess.run(cmd, cwd=root, env=env, text=True,
+                              stdout=None if a.verbose else subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+        results: dict = {}
+        for f in glob.glob(os.path.join(tmp, "results.*.json")):
+            results.update(json.load(open(f)))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     if not results:
         print((proc.stdout or "")[-4000:])
         print("error: no test ran (see pytest's output above)", file=sys.stderr)

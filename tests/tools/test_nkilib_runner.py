@@ -19,6 +19,7 @@ import sys
 def pytest_addoption(parser):
     parser.addoption("--test-mode", default="simulation")
     parser.addoption("--platform-target", default="trn2")
+    parser.addoption("--output-directory", default="neuron_test_output")
     parser.addini("artifacts_dir", "unused")
 def pytest_configure(config):
     config.addinivalue_line("markers", "fast: fast tests")
@@ -125,6 +126,39 @@ def test_runner_gives_each_test_process_one_blas_thread_unless_told(tmp_path, mo
     monkeypatch.setenv("OMP_NUM_THREADS", "3")            # the user's own choice is kept
     out = _run(root)
     assert out.returncode == 0 and "tests: 1/1 passed" in out.stdout, out.stdout + out.stderr
+
+
+TEST_ARTIFACTS = '''
+import os, pytest
+@pytest.mark.fast
+def test_writes_an_artifact(request):
+    out = request.config.getoption("--output-directory")
+    assert os.path.isabs(out), out
+    os.makedirs(out, exist_ok=True)
+    open(os.path.join(out, "big.bin"), "wb").write(b"x" * 1000)
+    slow = os.environ.get("NKILIB_SIMULATION_RUN_ALL")
+    assert (slow or "unset") == os.environ["EXPECT_SLOW"], slow
+'''
+
+
+def test_runner_keeps_artifacts_out_of_the_checkout_and_passes_include_slow(tmp_path,
+                                                                           monkeypatch):
+    root = _checkout(tmp_path)
+    d = root / "test" / "integration" / "core"
+    for f in d.iterdir():
+        f.unlink()
+    (d / "test_art.py").write_text(TEST_ARTIFACTS)
+    monkeypatch.setenv("EXPECT_SLOW", "unset")
+    monkeypatch.delenv("NKILIB_SIMULATION_RUN_ALL", raising=False)
+    out = _run(root)
+    assert out.returncode == 0 and "tests: 1/1 passed" in out.stdout, out.stdout + out.stderr
+    monkeypatch.setenv("EXPECT_SLOW", "1")
+    out = _run(root, "--include-slow")
+    assert out.returncode == 0 and "tests: 1/1 passed" in out.stdout, out.stdout + out.stderr
+    assert not (root / "neuron_test_output").exists()          # a temporary folder, removed
+    keep = tmp_path / "kept"
+    out = _run(root, "--include-slow", "--keep-artifacts", keep)
+    assert out.returncode == 0 and (keep / "big.bin").stat().st_size == 1000
 
 
 TEST_KILLED = '''
