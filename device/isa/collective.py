@@ -16,6 +16,8 @@ rank's line) and writes its own destinations from the snapshots. Pure NumPy sema
 * all_gather: dst = concat of the group's srcs along ``dim`` in rank-list order;
 * all_to_all: src is split along ``dim`` in n chunks; chunk j goes to the j-th rank; dst = concat;
 * all_gather_v / all_to_all_v: flat element buffers sized by run-time counts (``meta``);
+  all_to_all_v puts the j-th rank's piece in slot j of n equal dst slots unless recv_displs
+  are given, and writes the received counts into meta row 2 when they were not known;
 * permute: dst receives the src of the rank whose (source, target) pair names this rank (a
   ring for the implicit forms); permute_reduce sends ``op(src0, src1)``.
 """
