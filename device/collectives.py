@@ -45,6 +45,7 @@ def run_ranks(programs, inputs_per_rank, return_memories: bool = False):
     """
     from .executor import core_streams
     from .isa.multicore import Exchange
+    from .lifetimes import Release, lifetimes
     n = len(inputs_per_rank)
     progs = list(programs) if isinstance(programs, (list, tuple)) else [programs] * n
     if len(progs) != n:
@@ -63,7 +64,7 @@ def run_ranks(programs, inputs_per_rank, return_memories: bool = False):
                             value="kernel output", limit="an intermediate tensor", loc=ins.loc)
     s = settings()
     world = World(n)
-    mems, streams = [], []                       # streams: (rank, core, instructions)
+    mems, streams, releases = [], [], []         # streams: (rank, core, instructions)
     for r, (program, inputs) in enumerate(zip(progs, inputs_per_rank)):
         if len(inputs) != len(program.inputs):
             raise ValueError(f"rank {r}: program {program.name} takes {len(program.inputs)} "
@@ -74,7 +75,11 @@ def run_ranks(programs, inputs_per_rank, return_memories: bool = False):
         for st, arr in zip(program.inputs, inputs):
             mem.bind(st, arr)
         mems.append(mem)
-        streams += [(r, c, seq) for c, seq in core_streams(program).items()]
+        per_core = core_streams(program)
+        streams += [(r, c, seq) for c, seq in per_core.items()]
+        lt = lifetimes(program, per_core)
+        releases.append(Release(lt, mem))        # dead tiles freed as in executor.run_reference
+        mem.loop_fresh = lt.fresh
     shared = [set(m.__dict__) for m in mems]     # attributes added later: per-core engine state
     state = {(r, c): {} for r, c, _ in streams}
     running = [None] * n
@@ -107,6 +112,7 @@ def run_ranks(programs, inputs_per_rank, return_memories: bool = False):
                     blocked[j] = b
                     break
                 blocked.pop(j, None)
+                releases[r].after(c, pcs[j])
                 pcs[j] += 1
                 moved = True
                 break   # lock-step, as in executor.run_streams: the two cores of a rank share HBM

@@ -26,6 +26,7 @@ import numpy as np
 
 from .errors import UserKernelError
 from .isa.multicore import Blocked, Exchange
+from .lifetimes import Release, lifetimes
 from .memory import Memory
 from .program import Program
 from .settings import settings
@@ -73,14 +74,22 @@ def _emulation_bytes(program: Program) -> int:
 
 def run_reference(program: Program, inputs, memory: Memory | None = None,
                   return_memory: bool = False):
-    """The reference executor: every instruction's own ``run``, in order, on ``Memory``."""
+    """The reference executor: every instruction's own ``run``, in order, on ``Memory``.
+
+    Each tile (and HBM scratch tensor) is freed after the last instruction that names it
+    (``device.lifetimes``), so the host memory held is the program's live data, not everything
+    it ever allocated; a caller's own ``memory`` keeps every tensor (to be inspected after)."""
     s = settings()
     if len(inputs) != len(program.inputs):
         raise ValueError(f"program {program.name} takes {len(program.inputs)} inputs, got {len(inputs)}")
     mem = memory or Memory(precise_fp=s.precise_fp, warn_uninit=s.warn_uninit)
+    streams = core_streams(program)
+    lt = lifetimes(program, streams)
     for st, arr in zip(program.inputs, inputs):
-        mem.bind(st, arr)
-    run_streams(core_streams(program), mem)
+        mem.bind(st, arr, read_only=memory is None and st.id in lt.read_only)
+    release = None if memory is not None else Release(lt, mem)
+    mem.loop_fresh = lt.fresh          # PSUM tiles each loop iteration allocates afresh
+    run_streams(streams, mem, release)
     if mem.warn_uninit:
         from .lints import check_outputs_written
         check_outputs_written(program, mem)
@@ -96,16 +105,20 @@ def core_streams(program: Program) -> dict:
     return dict(sorted(streams.items())) or {0: []}
 
 
-def run_streams(streams: dict, mem: Memory) -> None:
-    """Run each core's stream, switching core whenever the running one has to wait."""
+def run_streams(streams: dict, mem: Memory, release: Release | None = None) -> None:
+    """Run each core's stream, switching core whenever the running one has to wait;
+    ``release`` frees each storage once every core has completed its last use of it."""
     if len(streams) == 1:                              # the common case: one core, no switching
         (core, seq), = streams.items()
-        for ins in seq:
+        dies = release.dies.get(core, {}) if release is not None else {}
+        for pc, ins in enumerate(seq):
             try:
                 ins.op.run(ins, mem)
             except Blocked as b:
                 _nested(b, ins)
                 raise _deadlock({core: b}, {}, streams) from None
+            if pc in dies:
+                release.after(core, pc)
         return
     mem.__dict__.setdefault("exchange", Exchange())
     shared = set(mem.__dict__)     # attributes added from now on are per-core engine state
@@ -139,6 +152,8 @@ def run_streams(streams: dict, mem: Memory) -> None:
                 moved = moved or getattr(b, "progress", False)     # a device loop ran on inside
                 break
             blocked.pop(core, None)
+            if release is not None:
+                release.after(core, pcs[core])
             pcs[core] += 1
             moved = True
             break       # lock-step: one instruction, then the other core (see the module doc)

@@ -123,9 +123,11 @@ def _itemsize(dt) -> int:
 
 def emulation_bytes(program) -> int:
     """Host bytes the emulator needs for ``program``: every HBM tensor (data plus the one-byte
-    written mask), plus at most the whole on-chip memory (tiles are reused and freed)."""
-    hbm = sum(st.size * (_itemsize(st.dtype) + 1) for st in program.storages
-              if not st.buffer.on_chip)
+    written mask; inputs and constants, written whole, have none), plus at most the whole
+    on-chip memory (tiles are reused and freed)."""
+    inputs = {st.id for st in program.inputs}
+    hbm = sum(st.size * (_itemsize(st.dtype) + (st.id not in inputs and st.const is None))
+              for st in program.storages if not st.buffer.on_chip)
     a = program.arch
     onchip = a.partitions * (a.sbuf_bytes_per_partition + 2 * a.psum_bytes_per_partition) * 2
     onchip = min(onchip, sum(st.size * (_itemsize(st.dtype) + 1) for st in program.storages

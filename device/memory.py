@@ -24,11 +24,15 @@ from .tensor import Storage, View
 class Memory:
     def __init__(self, precise_fp: bool = True, warn_uninit: bool = True):
         self.arrays: dict[int, np.ndarray] = {}
-        self.written: dict[int, np.ndarray] = {}
+        self.written: dict[int, np.ndarray] = {}   # no entry: every element written (inputs,
+                                                   # constants) or not allocated yet
         self.mm_open: dict[int, np.ndarray] = {}   # PSUM: element holds an open matmul group
         self.precise_fp = precise_fp
         self.warn_uninit = warn_uninit
         self._warned: set = set()
+        self.freed: set = set()                     # ids of storages freed after their last use
+        self.spare: dict = {}       # (size, dtype) -> arrays of freed storages, reused (bounded)
+        self.spare_bytes = 0
 
     # ---- allocation -----------------------------------------------------------------------------
     def storage_dtype(self, dt: str) -> np.dtype:
@@ -40,27 +44,62 @@ class Memory:
     def flat(self, st: Storage) -> np.ndarray:
         a = self.arrays.get(st.id)
         if a is None:
-            a = np.empty(st.size, self.storage_dtype(st.dtype))
-            if st.const is not None:
+            if st.id in self.freed:
+                raise RuntimeError(f"emulator bug: {st.name} (allocated at {st.loc}) is used after "
+                                   f"the instruction device.lifetimes found to be its last use; "
+                                   f"its data was freed. Please report it with the kernel")
+            a = self._take(st.size, self.storage_dtype(st.dtype))
+            if st.const is not None:          # fully written: no mask (see ``written``)
                 a[...] = np.asarray(st.const).reshape(-1).astype(a.dtype)
-                self.written[st.id] = np.ones(st.size, bool)
             else:
                 a[...] = dtypes.sentinel(st.dtype)
-                self.written[st.id] = np.zeros(st.size, bool)
+                w = self.written[st.id] = self._take(st.size, np.dtype(bool))
+                w[...] = False
             self.arrays[st.id] = a
             if st.buffer.kind == "psum":
-                self.mm_open[st.id] = np.zeros(st.size, bool)
+                m = self.mm_open[st.id] = self._take(st.size, np.dtype(bool))
+                m[...] = False
         return a
 
-    def bind(self, st: Storage, data: np.ndarray):
-        """Fill an HBM input with the caller's data (converted to the storage dtype)."""
-        a = self.flat(st)
+    # Freed arrays are kept for the next allocation of the same size and dtype (tiles of a loop
+    # body recur with the same shapes): returning them to the OS and faulting fresh pages in
+    # again made a run of small instructions ~1.5x slower. At most SPARE_BYTES are kept.
+    SPARE_BYTES = 64 << 20
+
+    def _take(self, size: int, dtype: np.dtype) -> np.ndarray:
+        got = self.spare.get((size, dtype))
+        if got:
+            a = got.pop()
+            self.spare_bytes -= a.nbytes
+            return a
+        return np.empty(size, dtype)
+
+    def bind(self, st: Storage, data: np.ndarray, read_only: bool = False):
+        """Fill an HBM input with the caller's data (converted to the storage dtype).
+        ``read_only``: no instruction writes ``st``, so an array of the right dtype and size is
+        read in place (a read-only view: a write would be an error, never a change to it)."""
+        if read_only and isinstance(data, np.ndarray) and data.size == st.size and \
+                data.dtype == self.storage_dtype(st.dtype):
+            flat = data.reshape(-1)         # a view when contiguous, else one copy
+            flat = flat.view()
+            flat.flags.writeable = False
+            self.arrays[st.id] = flat
+            self.written.pop(st.id, None)
+            return
+        a = self.arrays.get(st.id)
+        if a is None or not a.flags.writeable:   # no sentinel fill, no mask: all written
+            a = self.arrays[st.id] = self._take(st.size, self.storage_dtype(st.dtype))
         a[...] = np.asarray(data).reshape(-1).astype(a.dtype, copy=False)
-        self.written[st.id][...] = True
+        self.written.pop(st.id, None)       # (a mask would add a byte an element)
 
     def free(self, st: Storage):
+        """Drop ``st``'s data (after its last use); touching it again is an emulator bug."""
         for d in (self.arrays, self.written, self.mm_open):
-            d.pop(st.id, None)
+            a = d.pop(st.id, None)
+            if a is not None and self.spare_bytes + a.nbytes <= self.SPARE_BYTES:
+                self.spare.setdefault((a.size, a.dtype), []).append(a)
+                self.spare_bytes += a.nbytes
+        self.freed.add(st.id)
 
     # ---- views ------------------------------------------------------------------------------------
     def _strided(self, base: np.ndarray, v: View, dtype=None) -> np.ndarray:
@@ -97,8 +136,9 @@ class Memory:
             from . import dynamic
             return dynamic.read(self, v, loc)
         a = self.array(v)
-        if self.warn_uninit:
-            w = self._strided(self.written[v.storage.id], _as_bytes_of(v), None) if v.dtype != v.storage.dtype else self._strided(self.written[v.storage.id], v)
+        mask = self.written.get(v.storage.id) if self.warn_uninit else None
+        if mask is not None:
+            w = self._strided(mask, storage_units(v))
             if not w.all():
                 key = (v.storage.id, loc)
                 if key not in self._warned:
@@ -120,10 +160,9 @@ class Memory:
         if not rounded:
             vals = dtypes.round_to(vals, v.dtype, self.precise_fp)
         a[...] = np.broadcast_to(vals, v.shape).astype(a.dtype, copy=False)
-        if v.dtype == v.storage.dtype:
-            self._strided(self.written[v.storage.id], v)[...] = True
-        else:
-            self._strided(self.written[v.storage.id], _as_bytes_of(v))[...] = True
+        mask = self.written.get(v.storage.id)
+        if mask is not None:
+            self._strided(mask, storage_units(v))[...] = True
         if v.storage.id in self.mm_open:
             self._strided(self.mm_open[v.storage.id], v)[...] = False
 

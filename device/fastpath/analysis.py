@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..lifetimes import loop_local_psum
 from ..memory import storage_units
 from ..tensor import View
 
@@ -274,6 +275,7 @@ def analyse(program) -> Facts:
             if flags is not None:
                 flags.set(v, False)
 
+    fresh = loop_local_psum(program.instrs)    # loop -> PSUM tiles each iteration allocates
     pending: dict = {}                 # storage id -> the loop (that may run zero times)
                                        # that writes part of it
     for idx, ins in enumerate(program.instrs):
@@ -304,7 +306,9 @@ def analyse(program) -> Facts:
                 pending[sid] = idx         # unless the body alone uses it (checked above)
         n_warn = len(f.warnings)
         for rnd in range(2):               # the first iteration, then every later one (which
-            for j, b in enumerate(body):   # sees what the one before wrote: the same state)
+            for st in fresh.get(id(ins), ()):   # sees what the one before wrote: the same
+                opened.pop(st.id, None)    # state), PSUM tiles of the body alone allocated anew
+            for j, b in enumerate(body):
                 visit(idx, (idx, j, rnd), b)
         if len(f.warnings) != n_warn:
             refuse(f"{ins.op.name} whose body reads uninitialised data")

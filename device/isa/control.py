@@ -99,6 +99,15 @@ def _wait_in_loop(i, mem, state, b, entered):
     raise w from None
 
 
+def fresh_iteration(i, mem) -> None:
+    """A new iteration of loop ``i``: the PSUM tiles only its body uses are allocated afresh
+    (device.lifetimes.loop_local_psum), so no matmul accumulation group is open in them."""
+    for st in getattr(mem, "loop_fresh", {}).get(id(i), ()):
+        flags = mem.mm_open.get(st.id)
+        if flags is not None:
+            flags[...] = False
+
+
 def _body_cost(i, arch):
     total = 0.0
     for ins in i.args.get("body", ()):
@@ -189,6 +198,8 @@ class ForiLoop:
             lo, hi, first, pc = entered = saved
         for k in range(first, hi, int(i.args.get("step", 1))):
             _set_reg(mem, i.args["reg"], k)
+            if not pc:
+                fresh_iteration(i, mem)
             try:
                 run_body(i.args["body"], mem, pc)
             except Blocked as b:
@@ -217,6 +228,8 @@ class WhileLoop:
             LoopBudget("while_loop", loc=i.loc), 0, 0)    # NEURON_EMU_MAX_LOOP_TRIPS / _SECONDS
         entered = saved
         while pc or reg_value(mem, reg) != 0:            # a resumed iteration was already admitted
+            if not pc:
+                fresh_iteration(i, mem)
             try:
                 run_body(i.args["body"], mem, pc)
             except Blocked as b:
