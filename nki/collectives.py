@@ -155,11 +155,19 @@ def all_gather_v(srcs, dsts, replica_group, metadata_tensor, priority=None, name
 
 def all_to_all_v(srcs, dsts, replica_group, metadata_tensor, recv_counts_known=False,
                  has_rdispls=False, priority=None, name=None):
-    """Flat all-to-all of run-time sizes. ``metadata_tensor`` (uint32, 4 x n): send_counts,
-    send_displs, recv_counts, recv_displs (elements) per peer; without ``has_rdispls`` the
-    received pieces are packed in rank-list order."""
+    """Flat all-to-all of run-time sizes. ``metadata_tensor`` (uint32, 2-4 rows x n):
+    send_counts, send_displs, recv_counts, recv_displs (elements) per peer. Without
+    ``has_rdispls`` dst is split in n equal slots and the piece from the j-th rank of the
+    rank-list lands at the start of slot j; with it, at recv_displs[j]. With
+    ``recv_counts_known=False`` the counts actually received are written into row 2 (when the
+    metadata has one), as the runtime does.
+
+        meta = [[c0, c1], [0, c0], [0, 0]]          # rank sends c_j elements to peer j
+        ncc.all_to_all_v(srcs=[s], dsts=[r], replica_group=rg, metadata_tensor=m)
+    """
     return _emit("all_to_all_v", "all_to_all_v", srcs, dsts,
                  groups=_group("all_to_all_v", replica_group), meta=metadata_tensor,
+                 meta_out=None if recv_counts_known else metadata_tensor,
                  has_rdispls=bool(has_rdispls), name=name)
 
 
