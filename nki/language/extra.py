@@ -12,12 +12,13 @@ from __future__ import annotations
 import math
 
 
-from device import dtypes as _dt
+from device import dtypes
 from device.errors import HardwareRuleError, UserKernelError, user_loc
 from device.tensor import SBUF, View
 
 from ..tracing import current
-from .ops import TOKENS, axes_of, is_tensor, broadcast_to, max as _max, sum as _sum
+from .ops import TOKENS, axes_of, is_tensor, broadcast_to
+from . import ops
 
 __all__ = ["where", "var", "softmax", "rms_norm", "dropout", "load_transpose2d",
            "gather_flattened", "random_seed"]
@@ -26,7 +27,7 @@ _mul, _add, _sub = TOKENS["multiply"], TOKENS["add"], TOKENS["subtract"]
 
 
 def _out_dtype(dtype, x):
-    return _dt.normalize(dtype) if dtype is not None else x.dtype
+    return dtypes.normalize(dtype) if dtype is not None else x.dtype
 
 
 def _check_reduce_axes(api, x, axis):
@@ -67,10 +68,10 @@ def var(x, axis, dtype=None, keepdims=False, **_legacy):
     current("nl.var")
     axes = _check_reduce_axes("var", x, axis)
     n = math.prod(x.shape[a] for a in axes)
-    m = _mul(_sum(x, axes, dtype="float32", keepdims=True), 1.0 / n, dtype="float32")
+    m = _mul(ops.sum(x, axes, dtype="float32", keepdims=True), 1.0 / n, dtype="float32")
     d = _sub(x, m, dtype="float32")
     sq = _mul(d, d, dtype="float32")
-    s = _sum(sq, axes, dtype="float32", keepdims=True)
+    s = ops.sum(sq, axes, dtype="float32", keepdims=True)
     return _mul(s, 1.0 / n, dtype=_out_dtype(dtype, x))
 
 
@@ -78,9 +79,9 @@ def softmax(x, axis=-1, dtype=None, **_legacy):
     """``exp(x - max) / sum(exp(x - max))`` along the trailing free ``axis`` (computed in fp32)."""
     current("nl.softmax")
     axes = _check_reduce_axes("softmax", x, axis)
-    m = _max(x, axes, dtype="float32", keepdims=True)
+    m = ops.max(x, axes, dtype="float32", keepdims=True)
     e = TOKENS["exp"](_sub(x, m, dtype="float32"))
-    s = _sum(e, axes, dtype="float32", keepdims=True)
+    s = ops.sum(e, axes, dtype="float32", keepdims=True)
     return TOKENS["divide"](e, s, dtype=_out_dtype(dtype, x))
 
 
@@ -88,8 +89,8 @@ def rms_norm(x, w, axis, n, epsilon=1e-6, dtype=None, compute_dtype=None, **_leg
     """``x / sqrt(sum(x*x, axis) / n + epsilon) * w``; ``w`` may have one partition (broadcast)."""
     current("nl.rms_norm")
     axes = _check_reduce_axes("rms_norm", x, axis)
-    cd = _dt.normalize(compute_dtype) if compute_dtype is not None else "float32"
-    ss = _sum(_mul(x, x, dtype=cd), axes, dtype=cd, keepdims=True)
+    cd = dtypes.normalize(compute_dtype) if compute_dtype is not None else "float32"
+    ss = ops.sum(_mul(x, x, dtype=cd), axes, dtype=cd, keepdims=True)
     ms = _ts2(ss, "multiply", 1.0 / n, "add", float(epsilon))
     r = TOKENS["rsqrt"](ms)
     y = _mul(x, r, dtype=cd)
@@ -105,9 +106,9 @@ def dropout(x, rate, dtype=None, **_legacy):
     if "dropout" in OPS:
         out = tr.program.alloc(x.shape, x.dtype, SBUF, loc=user_loc(2))
         tr.program.emit("dropout", dst=out, data=x, prob=rate, loc=user_loc(2))
-        if dtype is None or _dt.normalize(dtype) == x.dtype:
+        if dtype is None or dtypes.normalize(dtype) == x.dtype:
             return out
-        cast = tr.program.alloc(x.shape, _dt.normalize(dtype), SBUF, loc=user_loc(2))
+        cast = tr.program.alloc(x.shape, dtypes.normalize(dtype), SBUF, loc=user_loc(2))
         tr.program.emit("tensor_copy", dst=cast, src=out, loc=user_loc(2))
         return cast
     out = tr.program.alloc(x.shape, _out_dtype(dtype, x), SBUF, loc=user_loc(2))
@@ -163,7 +164,7 @@ def random_seed(seed, **_legacy):
 def _ts2(x, op0, v0, op1, v1, dtype="float32"):
     """``(x op0 v0) op1 v1`` in one tensor_scalar instruction (an fp32 SBUF result)."""
     tr = current("nl.tensor_scalar")
-    dst = tr.program.alloc(x.shape, _dt.normalize(dtype), SBUF, loc=user_loc(3))
+    dst = tr.program.alloc(x.shape, dtypes.normalize(dtype), SBUF, loc=user_loc(3))
     tr.program.emit("tensor_scalar", dst=dst, data=x, op0=op0, operand0=v0, op1=op1, operand1=v1,
                     loc=user_loc(3))
     return dst

@@ -38,9 +38,8 @@ from ..shared_hbm import SharedHbmAlloc
 from ..tracing import Kernel, current
 from . import compiler, isa, language  # noqa: F401
 from . import report
-from . import report as _report
 from .bench import benchmark  # noqa: F401
-from .report import migration_report  # noqa: F401
+from .report import enable as enable_report, migration_report  # noqa: F401
 from .tile import LTile
 
 __all__ = ["install", "jit", "simulate_kernel", "language", "isa", "typing", "benchmark",
@@ -200,7 +199,7 @@ def install(report: bool | None = None):
     is in place). Calling it twice is harmless.
     """
     if report is not None:
-        _report.enable(report)
+        enable_report(report)
     have = sys.modules.get("neuronxcc")
     if have is not None and not getattr(have, "_nki_legacy", False):
         what = ("the NEW-API alias (nki.install_neuronxcc_alias())"

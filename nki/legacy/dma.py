@@ -15,13 +15,13 @@ import math
 from device.errors import UserKernelError, user_loc
 from device.tensor import SBUF, View
 
-from .. import isa as _isa
-from . import index as _ix
-from . import language as _lnl
+from .. import isa as isa06
+from . import index as legacy_index
+from . import language as legacy_nl
 from . import report
 from .optokens import op_token
 from .results import new_result, out_dtype
-from . import tile as _tile_module
+from . import tile as tile_mod
 from .tile import LTile
 
 
@@ -37,7 +37,7 @@ def indirect(view, key):
         raise UserKernelError(f"indexing on-chip tile {view.name} with index tile {idx.name}: "
                               f"indirect (tile-indexed) access needs an HBM tensor; load the rows "
                               f"with nl.load(hbm_tensor[idx_tile, ...]) instead", loc=user_loc(3))
-    if any(not hasattr(k, "__index__") or isinstance(k, (bool, _ix.IndexExpr)) for k in key[:d]):
+    if any(not hasattr(k, "__index__") or isinstance(k, (bool, legacy_index.IndexExpr)) for k in key[:d]):
         raise UserKernelError(f"indices before the index tile in an access of {view.name} must be "
                               f"integers, got {key[:d]}", loc=user_loc(3))
     base = view
@@ -53,29 +53,29 @@ def indirect(view, key):
     if base.ndim < 1 or base.pattern[0][0] != row:
         raise UserKernelError(f"tile-indexed access of {view.name}: the indexed dimension must be "
                               f"a whole row-major dimension of the tensor", loc=user_loc(3))
-    width = max([len(key) - d] + [k.ndim for k in rest if isinstance(k, _ix.IndexExpr)])
-    stand_in = _ix.IndexExpr(0, [(n, 0)] + [(1, 0)] * (width - 1))
-    off, pat, info = _ix.affine_pattern(base, (stand_in,) + tuple(rest))
+    width = max([len(key) - d] + [k.ndim for k in rest if isinstance(k, legacy_index.IndexExpr)])
+    stand_in = legacy_index.IndexExpr(0, [(n, 0)] + [(1, 0)] * (width - 1))
+    off, pat, info = legacy_index.affine_pattern(base, (stand_in,) + tuple(rest))
     pat = [(row, n)] + list(pat[1:])
     v = base.ap(pat, offset=off - base.offset, vector_offset=idx, indirect_dim=0)
     return LTile(v.storage, v.offset, v.pattern, v.dtype, v.dyn, idx=info[1:] or None)
 
 
-def dma_copy(dst, src, mask=None, dst_rmw_op=None, oob_mode=_isa.oob_mode.error,
-             dge_mode=_isa.dge_mode.unknown, **_kw):
+def dma_copy(dst, src, mask=None, dst_rmw_op=None, oob_mode=isa06.oob_mode.error,
+             dge_mode=isa06.dge_mode.unknown, **_kw):
     """Legacy ``nisa.dma_copy(dst=, src=, mask=, dst_rmw_op=)``: writes ``dst`` in place."""
-    ops = _lnl.clip_operands([dst, src], mask, dst.shape)
+    ops = legacy_nl.clip_operands([dst, src], mask, dst.shape)
     if ops is None:
         return None
     d, s = ops
     if dst_rmw_op is not None:
         report.note("dma_rmw")
-        return _isa.dma_compute(dst=d, srcs=[d, s], reduce_op=op_token(dst_rmw_op),
+        return isa06.dma_compute(dst=d, srcs=[d, s], reduce_op=op_token(dst_rmw_op),
                                 oob_mode=oob_mode)
-    return _isa.dma_copy(dst=d, src=s, oob_mode=oob_mode, dge_mode=dge_mode)
+    return isa06.dma_copy(dst=d, src=s, oob_mode=oob_mode, dge_mode=dge_mode)
 
 
-def dma_transpose(src, axes=None, mask=None, dtype=None, dge_mode=_isa.dge_mode.unknown, **_kw):
+def dma_transpose(src, axes=None, mask=None, dtype=None, dge_mode=isa06.dge_mode.unknown, **_kw):
     """Legacy ``b = nisa.dma_transpose(a)``: a new SBUF tile holding ``a`` with its axes reversed
     (or permuted by ``axes``)."""
     perm = tuple(axes) if axes is not None else tuple(reversed(range(src.ndim)))
@@ -86,8 +86,8 @@ def dma_transpose(src, axes=None, mask=None, dtype=None, dge_mode=_isa.dge_mode.
         raise UserKernelError("nisa.dma_transpose(mask=...) is not supported by the emulator's "
                               "legacy layer: slice the source instead", loc=user_loc(2))
     shape = tuple(src.shape[a] for a in perm)
-    return new_result(_isa.dma_transpose, shape, out_dtype(dtype, src.dtype), SBUF, None,
+    return new_result(isa06.dma_transpose, shape, out_dtype(dtype, src.dtype), SBUF, None,
                       src=src, axes=None if axes is None else perm, dge_mode=dge_mode)
 
 
-_tile_module.bind_indirect(indirect)     # tile-indexed access (tile.py cannot import this module)
+tile_mod.bind_indirect(indirect)     # tile-indexed access (tile.py cannot import this module)

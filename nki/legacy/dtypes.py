@@ -3,7 +3,7 @@
 import ml_dtypes
 import numpy as np
 
-from device import dtypes as _dt
+from device import dtypes as device_dtypes
 
 bool_ = np.bool_
 int8, int16, int32, int64 = np.int8, np.int16, np.int32, np.int64
@@ -26,7 +26,7 @@ class _FloatAlias:
         fi = ml_dtypes.finfo(self.dtype)
         self.min, self.max = float(fi.min), float(fi.max)
         self.eps, self.tiny = float(fi.eps), float(fi.tiny)
-        self.name = _dt.normalize(self.dtype)
+        self.name = device_dtypes.normalize(self.dtype)
 
     def __getattribute__(self, name):
         if name in ("min", "max"):
@@ -54,4 +54,4 @@ def finfo(dtype):
     """``nl.finfo(dtype)``: machine limits of a float dtype (``.min``, ``.max``, ``.eps``...)."""
     from . import report
     report.note("finfo")
-    return ml_dtypes.finfo(_dt.to_numpy(_dt.normalize(dtype)))
+    return ml_dtypes.finfo(device_dtypes.to_numpy(device_dtypes.normalize(dtype)))

@@ -6,26 +6,26 @@ grid, reductions over any free axes, and every result is an ``LTile`` (tile oper
 """
 from __future__ import annotations
 
-import builtins as _builtins
+import builtins
 
 import numpy as np
 
-from device import dtypes as _dt
+from device import dtypes as device_dtypes
 from device.errors import HardwareRuleError, UserKernelError, user_loc
 from device.tensor import PSUM, SBUF, SHARED_HBM, View, as_buffer
 
-from .. import language as _nl
-from ..language import ops as _ops
+from .. import language as nl06
+from ..language import ops as ops06
 from ..language.core import (affine_range, device_print, ds, hbm, no_reorder,  # noqa: F401
                              private_hbm, psum, sbuf, sequential_range, shared_hbm, static_range,
                              tile_size)
 from ..tracing import current
-from . import index as _ix
+from . import index as legacy_index
 from .index import arange, mgrid  # noqa: F401
 from .dtypes import (bf16, bfloat16, bool_, finfo, float8_e4m3,  # noqa: F401
                      float8_e4m3fn, float8_e5m2, float16, float32, fp16, fp32, int8, int16,
                      int32, int64, tfloat32, uint8, uint16, uint32, uint64)
-from . import optokens, tile as _tile
+from . import optokens, tile as tile_mod
 from .optokens import op_token
 from .tile import BlockTile, LTile
 
@@ -45,20 +45,20 @@ def _clip(v, ranges, grid=None):
         a = i - (n - m)
         if a >= 0 and (v.shape[i] != 1 or (grid is not None and grid[a] == 1)):
             lo, hi = ranges[a]
-            mine[i] = (lo, _builtins.min(hi, v.shape[i]))
+            mine[i] = (lo, builtins.min(hi, v.shape[i]))
     if any(hi <= lo for lo, hi in mine):
         return None
     idx = getattr(v, "_idx", None)
     if idx:
-        _ix.check_bounds(v.name, idx, mine)
+        legacy_index.check_bounds(v.name, idx, mine)
     if all(r == (0, c) for r, c in zip(mine, v.shape)):
         return LTile.of(v) if not idx else LTile(v.storage, v.offset, v.pattern, v.dtype, v.dyn)
-    off = v.offset + _builtins.sum(s * lo for (s, _), (lo, _) in zip(v.pattern, mine))
+    off = v.offset + builtins.sum(s * lo for (s, _), (lo, _) in zip(v.pattern, mine))
     pat = [(s, hi - lo) for (s, _), (lo, hi) in zip(v.pattern, mine)]
     dyn = v.dyn
     if dyn is not None and dyn[0] == "vector":
         # a gathered axis 0: its placeholder stride moved nothing; clip the index tile instead
-        off = v.offset + _builtins.sum(s * lo for (s, _), (lo, _) in
+        off = v.offset + builtins.sum(s * lo for (s, _), (lo, _) in
                                        list(zip(v.pattern, mine))[1:])
         lo0, hi0 = mine[0]
         dyn = (dyn[0], dyn[1][lo0:hi0], dyn[2], dyn[3])
@@ -66,7 +66,7 @@ def _clip(v, ranges, grid=None):
 
 
 def _ranges(mask, shape):
-    mask = _ix.check_mask(mask)
+    mask = legacy_index.check_mask(mask)
     if mask is not None:
         from . import report
         report.note("mask")
@@ -125,16 +125,16 @@ def _call(fn, api, args, kwargs, mask):
     return r
 
 
-class LegacyOp(_ops.OpToken):
+class LegacyOp(ops06.OpToken):
     """An nl math function (and ISA op token) that accepts ``mask=`` and returns LTiles."""
 
     def __call__(self, *args, mask=None, dtype=None, **kwargs):
         kw = dict(kwargs)
         if dtype is not None:
-            kw["dtype"] = _dt.normalize(dtype)
+            kw["dtype"] = device_dtypes.normalize(dtype)
         args = broadcast_partitions(args)
         if (self.op_name == "divide" and "dtype" not in kw
-                and all(_dt.normalize(a.dtype) in _dt.INTS for a in args if isinstance(a, View))):
+                and all(device_dtypes.normalize(a.dtype) in device_dtypes.INTS for a in args if isinstance(a, View))):
             kw["dtype"] = "float32"        # '/' of integer tiles is true division, as in NumPy
         return _call(lambda *a, **k: self._impl(self.op_name, *a, **k), self.op_name, args, kw,
                      mask)
@@ -149,12 +149,12 @@ def broadcast_partitions(args):
     parts = {v.shape[0] for v in views}
     if len(parts) == 1 or 1 not in parts:
         return args
-    p = _builtins.max(parts)
-    return tuple(LTile.of(_ops.broadcast_to(a, (p,) + tuple(a.shape[1:])))
+    p = builtins.max(parts)
+    return tuple(LTile.of(ops06.broadcast_to(a, (p,) + tuple(a.shape[1:])))
                  if isinstance(a, View) and a.shape[0] == 1 else a for a in args)
 
 
-for _n, _t in _ops.TOKENS.items():
+for _n, _t in ops06.TOKENS.items():
     if _n != "copy":
         globals()[_n] = LegacyOp(_n, _t._impl)
 del _n, _t
@@ -179,21 +179,21 @@ def _alloc(make, shape, dtype, buffer, name, *args):
         from . import report
         report.note("par_dim")
     if p == 0 or not buf.on_chip:
-        return LTile.of(make(tuple(int(d) for d in shape), *args, _dt.normalize(dtype), buffer=buf,
+        return LTile.of(make(tuple(int(d) for d in shape), *args, device_dtypes.normalize(dtype), buffer=buf,
                              name=name))
     tile_shape = tuple(int(d) for d in shape[p:])
     bshape = tuple(int(d) for d in shape[:p])
-    blocks = [LTile.of(make(tile_shape, *args, _dt.normalize(dtype), buffer=buf,
+    blocks = [LTile.of(make(tile_shape, *args, device_dtypes.normalize(dtype), buffer=buf,
                             name=f"{name or 'blk'}{n}")) for n in range(int(np.prod(bshape)))]
     return BlockTile(blocks, bshape, tile_shape, p)
 
 
 def ndarray(shape, dtype, buffer=sbuf, name="", **_kw):
-    return _alloc(_nl.ndarray, shape, dtype, buffer, name)
+    return _alloc(nl06.ndarray, shape, dtype, buffer, name)
 
 
 def zeros(shape, dtype, buffer=sbuf, name="", **_kw):
-    return _alloc(_nl.zeros, shape, dtype, buffer, name)
+    return _alloc(nl06.zeros, shape, dtype, buffer, name)
 
 
 def number(v):
@@ -204,7 +204,7 @@ def number(v):
 
 
 def full(shape, fill_value, dtype, buffer=sbuf, name="", **_kw):
-    return _alloc(_nl.full, shape, dtype, buffer, name, number(fill_value))
+    return _alloc(nl06.full, shape, dtype, buffer, name, number(fill_value))
 
 
 def ones(shape, dtype, buffer=sbuf, name="", **_kw):
@@ -232,7 +232,7 @@ def load(src, mask=None, dtype=None, **_kw):
                                 f"'hbm', but got a tile in '{src.buffer.name}' instead",
                                 operand="src", value=src.buffer.name, limit="hbm", loc=user_loc())
     shape = src.shape if src.ndim >= 2 else (src.shape + (1,) if src.ndim == 1 else (1, 1))
-    dst = LTile.of(tr.program.alloc(shape, _dt.normalize(dtype) if dtype else src.dtype, SBUF,
+    dst = LTile.of(tr.program.alloc(shape, device_dtypes.normalize(dtype) if dtype else src.dtype, SBUF,
                                     loc=user_loc()))
     ops = clip_operands([dst, src.reshape(shape) if src.ndim < 2 and not getattr(src, "_idx", None)
                  else src], mask, shape)
@@ -263,8 +263,8 @@ def store(dst, value, mask=None, **_kw):
 
 
 def copy(x, dtype=None, mask=None, **_kw):
-    return _call(lambda a, **k: _ops.copy(a, **k), "copy", (x,),
-                 {"dtype": _dt.normalize(dtype)} if dtype else {}, mask)
+    return _call(lambda a, **k: ops06.copy(a, **k), "copy", (x,),
+                 {"dtype": device_dtypes.normalize(dtype)} if dtype else {}, mask)
 
 
 def _assign(dst, value):
@@ -375,7 +375,7 @@ def _legacy_reduce(api, fn):
             new_axes = list(range(len(keep), x.ndim))
         else:
             new_axes = axes
-        kw = {"dtype": _dt.normalize(dtype)} if dtype else {}
+        kw = {"dtype": device_dtypes.normalize(dtype)} if dtype else {}
         r = _call(lambda a, **k: fn(a, new_axes, keepdims=keepdims, **k), api, (x,), kw, mask)
         if keepdims and new_axes != axes:
             r = r.reshape(tuple(1 if d in axes else x.shape[keep.index(d)] if d in keep else 1
@@ -387,11 +387,11 @@ def _legacy_reduce(api, fn):
     return reduce
 
 
-sum = _legacy_reduce("sum", _ops.sum)     # noqa: A001
-max = _legacy_reduce("max", _ops.max)     # noqa: A001
-min = _legacy_reduce("min", _ops.min)     # noqa: A001
-prod = _legacy_reduce("prod", _ops.prod)
-mean = _legacy_reduce("mean", _ops.mean)
+sum = _legacy_reduce("sum", ops06.sum)     # noqa: A001
+max = _legacy_reduce("max", ops06.max)     # noqa: A001
+min = _legacy_reduce("min", ops06.min)     # noqa: A001
+prod = _legacy_reduce("prod", ops06.prod)
+mean = _legacy_reduce("mean", ops06.mean)
 
 
 def to_sbuf(v):
@@ -401,24 +401,24 @@ def to_sbuf(v):
 
 def matmul(x, y, transpose_x=False, mask=None, **_kw):
     x, y = to_sbuf(x), to_sbuf(y)
-    return _call(lambda a, b: _ops.matmul(a, b, transpose_x=transpose_x), "matmul", (x, y), {}, None)
+    return _call(lambda a, b: ops06.matmul(a, b, transpose_x=transpose_x), "matmul", (x, y), {}, None)
 
 
 def transpose(x, dtype=None, mask=None, **_kw):
     x = to_sbuf(x)
-    return _call(lambda a: _ops.transpose(a, dtype=dtype and _dt.normalize(dtype)), "transpose",
+    return _call(lambda a: ops06.transpose(a, dtype=dtype and device_dtypes.normalize(dtype)), "transpose",
                  (x,), {}, mask)
 
 
 def broadcast_to(x, shape, dtype=None, **_kw):
-    return LTile.of(_ops.broadcast_to(x, shape, dtype=dtype and _dt.normalize(dtype)))
+    return LTile.of(ops06.broadcast_to(x, shape, dtype=dtype and device_dtypes.normalize(dtype)))
 
 
 def shared_identity_matrix(n, dtype=uint8, **_kw):
     """Legacy ``nl.shared_identity_matrix(n, dtype)``: an n x n identity constant in shared HBM
     (kernels ``nl.load`` it; the NKI 0.6 one is already an SBUF tile)."""
     tr = current("nl.shared_identity_matrix")
-    dt = _dt.normalize(dtype)
+    dt = device_dtypes.normalize(dtype)
     return LTile.of(tr.program.alloc((n, n), dt, SHARED_HBM, name=f"identity{n}", loc=user_loc(),
                                      kind="const", const=np.eye(n)))
 
@@ -426,7 +426,7 @@ def shared_identity_matrix(n, dtype=uint8, **_kw):
 def static_cast(x, dtype):
     from . import report
     report.note("static_cast")
-    return np.asarray(x).astype(_dt.to_numpy(_dt.normalize(dtype)))
+    return np.asarray(x).astype(device_dtypes.to_numpy(device_dtypes.normalize(dtype)))
 
 
 # ---- SPMD over an N-D launch grid --------------------------------------------------------------
@@ -437,7 +437,7 @@ def _grid():
 
 def program_id(axis):
     coords, grid = _grid()
-    if not 0 <= axis < _builtins.max(len(grid), 1):
+    if not 0 <= axis < builtins.max(len(grid), 1):
         raise UserKernelError(f"nl.program_id({axis}): the launch grid has {len(grid)} axes",
                               loc=user_loc())
     return coords[axis] if grid else 0
@@ -476,7 +476,7 @@ def program_ndim():
 def __getattr__(name):
     """Anything not redefined here (``nl.tile_size``, ``nl.NKIObject``...) is the new API's."""
     try:
-        return getattr(_nl, name)
+        return getattr(nl06, name)
     except AttributeError:
         raise AttributeError(f"module 'neuronxcc.nki.language' (emulated) has no attribute "
                              f"{name!r}") from None
@@ -485,5 +485,5 @@ def __getattr__(name):
 # public names the tile operators call (tile.py cannot import this module: it is imported by it)
 assign_into = _assign
 update_inplace = _update
-_tile.bind_language(__import__(__name__, fromlist=["_"]))
+tile_mod.bind_language(__import__(__name__, fromlist=["_"]))
 optokens.bind_language(__import__(__name__, fromlist=["_"]))

@@ -11,15 +11,15 @@ import numpy as np
 
 from device.errors import UserKernelError, user_loc
 
-from ..language.ops import TOKENS as _TOKENS
+from ..language.ops import TOKENS as OP_TOKENS
 from . import report
 
-_lnl = None          # the legacy language module, bound by it at import (it imports this module)
+legacy_nl = None          # the legacy language module, bound by it at import (it imports this module)
 
 
 def bind_language(module):
-    global _lnl
-    _lnl = module
+    global legacy_nl
+    legacy_nl = module
 
 _UFUNCS = {np.add: "add", np.subtract: "subtract", np.multiply: "multiply", np.divide: "divide",
            np.maximum: "maximum", np.minimum: "minimum", np.power: "power", np.equal: "equal",
@@ -37,14 +37,14 @@ _UFUNCS = {np.add: "add", np.subtract: "subtract", np.multiply: "multiply", np.d
 def op_token(op):
     if op is None or isinstance(op, str):
         return op
-    if op is _lnl.copy:                 # legacy nl.copy doubles as the activation 'copy'
-        return _TOKENS["copy"]
+    if op is legacy_nl.copy:                 # legacy nl.copy doubles as the activation 'copy'
+        return OP_TOKENS["copy"]
     if op in _UFUNCS:
         report.note("numpy-op", op=getattr(op, "__name__", op), new=_UFUNCS[op])
-        return getattr(_lnl, _UFUNCS[op])
+        return getattr(legacy_nl, _UFUNCS[op])
     if hasattr(op, "op_name"):
         return op
     if getattr(op, "op_token", None):
-        return getattr(_lnl, op.op_token)
+        return getattr(legacy_nl, op.op_token)
     raise UserKernelError(f"unsupported op {op!r}: use an nl.* op or a NumPy ufunc such as np.add",
                           loc=user_loc())

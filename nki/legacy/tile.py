@@ -11,7 +11,7 @@ from __future__ import annotations
 from device.errors import UserKernelError, user_loc
 from device.tensor import View
 
-from . import index as _ix
+from . import index as legacy_index
 
 _LANG = None         # the legacy language module, bound by it at import (it imports this module)
 
@@ -80,7 +80,7 @@ def _defer_slices(view, key):
                 and isinstance(k.start, (int, type(None))) and (k.start or 0) >= 0
                 and k.stop > view.shape[d] and k.stop > (k.start or 0)):
             st = k.start or 0
-            out.append(_ix.IndexExpr(st, [(k.stop - st, 1)] + [(1, 0)] * (n - d - 1)))
+            out.append(legacy_index.IndexExpr(st, [(k.stop - st, 1)] + [(1, 0)] * (n - d - 1)))
             changed = True
         else:
             out.append(k)
@@ -113,8 +113,8 @@ class LTile(View):
         if any(isinstance(x, View) for x in k):
             return _INDIRECT(self, k)
         key = _defer_slices(self, key)
-        if _ix.has_expr(key):
-            off, pat, info = _ix.affine_pattern(self, key)
+        if legacy_index.has_expr(key):
+            off, pat, info = legacy_index.affine_pattern(self, key)
             return LTile(self.storage, off, pat, self.dtype, self.dyn, idx=info)
         return LTile.of(View.__getitem__(self, key))
 
@@ -198,7 +198,7 @@ class BlockTile:
         key = key + (slice(None),) * (self.ndim - len(key))
         p, flat = self.pdim, 0
         for k, n in zip(key[:p], self.bshape):
-            if not hasattr(k, "__index__") or isinstance(k, (bool, _ix.IndexExpr)):
+            if not hasattr(k, "__index__") or isinstance(k, (bool, legacy_index.IndexExpr)):
                 raise UserKernelError(f"block index {k!r} of block tile {self.name}: the "
                                       f"emulator supports integer block indices only",
                                       loc=user_loc())
