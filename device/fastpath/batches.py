@@ -29,7 +29,7 @@ import numpy as np
 
 from ..isa.pe import products_sum
 from .analysis import LOOP_OPS
-from .groups import may_overflow
+from .groups import Scratch, may_overflow
 from .kernels import storer
 
 F32 = np.dtype(np.float32)
@@ -191,23 +191,10 @@ def _dead_dmas(program, batches, writes_at) -> set:
     return dead
 
 
-class _Staging:
-    """fp32 blocks shared by the batches of one plan (batches do not overlap in time)."""
-
-    def __init__(self):
-        self.bufs = {}
-
-    def get(self, role, shape):
-        b = self.bufs.get((role, shape))
-        if b is None:
-            b = self.bufs[(role, shape)] = np.empty(shape, F32)
-        return b
-
-
 def batch_steps(batch, groups, instrs, ctx) -> dict:
     """{group end: closure}: the first computes the batch's GEMM, every one stores its block."""
     plan = ctx.plan
-    staging = plan.__dict__.setdefault("batch_staging", _Staging())
+    staging = plan.__dict__.setdefault("batch_staging", Scratch())
     K = batch.K
 
     def layout(keys):
@@ -315,7 +302,7 @@ def _storer(block, dst, ctx, add, compute):
     D, shape = ctx.get(dst), dst.shape
     store = storer(dst.dtype, ctx.precise)
     M, N = block.shape
-    R = ctx.plan.__dict__.setdefault("batch_staging", _Staging()).get("R", (M, N))
+    R = ctx.plan.__dict__.setdefault("batch_staging", Scratch()).get("R", (M, N))
 
     def run():
         if compute is not None:

@@ -72,8 +72,9 @@ def find_groups(program, facts) -> dict:
     return done
 
 
-class _Scratch:
-    """fp32 staging buffers shared by every group of one plan (groups run one at a time)."""
+class Scratch:
+    """fp32 staging buffers by (role, shape), one set per user of a plan: its PSUM groups run one
+    at a time, and so do its batches (batches.py keeps a set of its own)."""
 
     def __init__(self):
         self.bufs = {}
@@ -114,7 +115,7 @@ def fused_matmul(members, instrs, ctx):
     Operands are read as fp32: tiles that are fp32 already in place, low-precision tiles through
     their fp32 image (``shadowed_storages``), refreshed when the tile was written since."""
     plan = ctx.plan
-    scratch = plan.__dict__.setdefault("mm_scratch", _Scratch())
+    scratch = plan.__dict__.setdefault("mm_scratch", Scratch())
     first = instrs[members[0]].args
     dst = first["dst"]
     M, N = first["stationary"].free_size, first["moving"].free_size

@@ -35,14 +35,6 @@ def _plain_dot(op):
             and op.result.type.dtype == op.inputs[0].type.dtype)
 
 
-def _users(graph):
-    out = {}
-    for op in graph.ops:
-        for x in op.inputs:
-            out.setdefault(id(x), []).append(op)
-    return out
-
-
 def match_ffn(u: Uses, users: dict, d2):
     """(last op, operands, attrs) for a feed-forward chain whose second dot is ``d2``."""
     if not _plain_dot(d2):
@@ -75,7 +67,8 @@ def match_ffn(u: Uses, users: dict, d2):
 
 def fuse_ffn(graph: Graph) -> Graph:
     """``graph`` with every feed-forward chain replaced by one ``ffn`` op."""
-    u, users = Uses(graph), _users(graph)
+    u = Uses(graph)
+    users = u.users
     found = {}
     for op in graph.ops:
         m = match_ffn(u, users, op)
@@ -88,7 +81,8 @@ def fuse_norms(graph: Graph) -> Graph:
     """A 2-D ``layer_norm`` whose only user is a plain dot (as its left operand) or an ``ffn``
     (as its x) is folded into that user (``norm_dot`` / ``ffn`` with ``norm_eps``): the
     normalised rows go from the norm straight to the PE transposes, never to HBM."""
-    u, users = Uses(graph), _users(graph)
+    u = Uses(graph)
+    users = u.users
     found = {}
     for ln in graph.ops:
         if ln.opcode != "layer_norm" or ln.inputs[0].type.rank != 2:

@@ -15,13 +15,17 @@ from ..ir.graph import Graph
 
 
 class Uses:
+    """Who produces each value, how often it is used (graph outputs count), and by which ops
+    (``users``: value id -> the ops that read it, once per operand)."""
+
     def __init__(self, graph):
-        self.producer, self.count = {}, {}
+        self.producer, self.count, self.users = {}, {}, {}
         for op in graph.ops:
             for r in op.results:
                 self.producer[id(r)] = op
             for x in op.inputs:
                 self.count[id(x)] = self.count.get(id(x), 0) + 1
+                self.users.setdefault(id(x), []).append(op)
         for v in graph.outputs:
             self.count[id(v)] = self.count.get(id(v), 0) + 1
 

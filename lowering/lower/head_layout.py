@@ -65,14 +65,6 @@ def _head_rows(u: Uses, v, want_perm):
     return x, off, H, D
 
 
-def _users(graph):
-    out = {}
-    for op in graph.ops:
-        for x in op.inputs:
-            out.setdefault(id(x), []).append(op)
-    return out
-
-
 def match_head_layout(u: Uses, users: dict, att):
     """(final reshape op, operands, attrs) for an ``attention`` op in head-split layout."""
     if att.opcode != "attention":
@@ -100,7 +92,8 @@ def match_head_layout(u: Uses, users: dict, att):
 
 def fuse_head_layout(graph: Graph) -> Graph:
     """``graph`` with every head-split attention chain replaced by ``mh_attention``."""
-    u, users = Uses(graph), _users(graph)
+    u = Uses(graph)
+    users = u.users
     found = {}
     for op in graph.ops:
         m = match_head_layout(u, users, op)

@@ -191,16 +191,22 @@ def _check_vector(sched, problem, arch):
     return None
 
 
+def conv_views(lw, op, inputs):
+    """The convolution's parameters, its operands seen as [n, c, h, w] and [o, i, kh, kw], and
+    its new HBM output with that output seen as [n, o, oh, ow]."""
+    (x, w), a = inputs, op.attrs
+    p = conv_params(graph_type(x), graph_type(w), a)
+    xv, wv = x.permute(tuple(a["lhs_layout"])), w.permute(tuple(a["rhs_layout"]))
+    out = lw.hbm(op.result.type.shape, op.result.type.dtype)
+    return p, xv, wv, out, out.permute(tuple(a["out_layout"]))
+
+
 def lower_direct(lw, op, inputs, sched):
     """The shifted-matmul convolution (see the module docstring); ``sched.direct`` is True."""
     if sched.vector:
         return lower_depthwise(lw, op, inputs, sched)
-    (x, w), a = inputs, op.attrs
-    p = conv_params(graph_type(x), graph_type(w), a)
+    p, xv, wv, out, ov = conv_views(lw, op, inputs)
     P = lw.arch.partitions
-    xv, wv = x.permute(tuple(a["lhs_layout"])), w.permute(tuple(a["rhs_layout"]))
-    out = lw.hbm(op.result.type.shape, op.result.type.dtype)
-    ov = out.permute(tuple(a["out_layout"]))                   # n, o, oh, ow
     N, _, H, W = xv.shape
     KH, KW = p["k"]
     (sh, sw), (dh, dw) = p["strides"], p["rhs_dil"]
@@ -211,7 +217,7 @@ def lower_direct(lw, op, inputs, sched):
     pos_lim, o_lim = (P, bank) if sched.pos_major else (bank, P)
     R = sched.rows or max(1, min(OH, pos_lim // OW))
     OT = sched.o_tile or min(o_lim, og)
-    cdt = x.dtype
+    cdt = xv.dtype
     c_chunks = [(c0, min(P, ci - c0)) for c0 in range(0, ci, P)]
     # weights once: per group and input chunk a [cc, KH, KW, og] tile (taps are [cc, o] views)
     wts = {(g, c0): _weights(lw, wv[g * og:(g + 1) * og, c0:c0 + cc], P)
@@ -323,12 +329,8 @@ def lower_depthwise(lw, op, inputs, sched):
     whole block, ``acc = window * w[channel, kh, kw] + acc`` (the first adds 0.0). Per
     element that is the PE form's arithmetic: each product rounded to fp32, then added in fp32
     in tap order."""
-    (x, w), a = inputs, op.attrs
-    p = conv_params(graph_type(x), graph_type(w), a)
+    p, xv, wv, out, ov = conv_views(lw, op, inputs)
     P = lw.arch.partitions
-    xv, wv = x.permute(tuple(a["lhs_layout"])), w.permute(tuple(a["rhs_layout"]))
-    out = lw.hbm(op.result.type.shape, op.result.type.dtype)
-    ov = out.permute(tuple(a["out_layout"]))                   # n, o, oh, ow
     N, C, H, W = xv.shape
     KH, KW = p["k"]
     (sh, sw), (dh, dw) = p["strides"], p["rhs_dil"]
@@ -342,7 +344,7 @@ def lower_depthwise(lw, op, inputs, sched):
         cc = min(P, C - c0)
         wts = []                   # per multiplier j: [cc, KH, KW], a (P, 1) column per tap
         for j in range(M):
-            wt = lw.sb((cc, KH, KW), w.dtype)
+            wt = lw.sb((cc, KH, KW), wv.dtype)
             lw.emit("dma_copy", dst=wt, src=wv[c0 * M + j:(c0 + cc) * M:M, 0])
             wts.append(wt)
         for n in range(N):
@@ -350,7 +352,7 @@ def lower_depthwise(lw, op, inputs, sched):
                 rr = min(R, OH - oh0)
                 top = oh0 * sh - plh
                 band_h = (rr - 1) * sh + (KH - 1) * dh + 1
-                band = _band(lw, xv[n, c0:c0 + cc], cc, top, band_h, H, plw, Wp, x.dtype)
+                band = _band(lw, xv[n, c0:c0 + cc], cc, top, band_h, H, plw, Wp, xv.dtype)
                 for j in range(M):
                     acc = lw.sb((cc, rr, OW), "float32")
                     for t, (kh, kw) in enumerate(taps):
