@@ -9,8 +9,7 @@ Scale layout (mxfp-matmul deep dive, "Scale Tensor"): scales stay in the 32-part
 their group. Data partition p (relative) uses scale row ``32 * (p // 32) + (p % 32) // 8`` of the
 scale view, so a quadrant's 4 groups fill 4 consecutive rows. The scale view may start at offset
 0, 4, 8 or 12 inside the data's first quadrant, which packs up to four tensors' scales in one tile.
-quantize_mx writes the first P partitions of its scale view (one per src partition): the scale
-rows, and zeros in the 28 other partitions of each quadrant.
+quantize_mx writes only the scale rows; the other partitions of its scale view are untouched.
 """
 from __future__ import annotations
 
@@ -216,15 +215,14 @@ class QuantizeMx:
         x = mem.read(src, i.loc).reshape(P, -1).astype(np.float64)
         data, byte = quantize(x, dst.dtype)
         mem.write(dst, data.reshape(dst.shape), rounded=True)
-        # like dst, dst_scale gets one output per src partition p (of the first P partitions
-        # of the scale view): the scale of group g at p = 32q + g, zero at the other 28
-        # partitions of each quadrant (the NKI library's goldens for quantize_mx expect those
-        # zero; its simulator fills unwritten ints with 4). Partitions past P are untouched.
-        n = min(P, sc.shape[0])
-        full = np.zeros((P, byte.shape[1]), np.uint8)
-        full[scale_rows(P)[::GROUP_P]] = byte
-        out = sc[0:n]
-        mem.write(out, full[:n].view(dtypes.to_numpy(sc.dtype)).reshape(out.shape), rounded=True)
+        # one scale row per group, at rows 32q + g of the scale view. The other partitions are
+        # untouched: the library's quantize_mxfp8 packs four tiles' scales at offsets 0/4/8/12 of
+        # one tile (a later quantize_mx must not clear an earlier one's rows) and documents the
+        # padding rows as garbage on hardware
+        rows = scale_rows(P)[::GROUP_P]
+        for r, b in zip(rows, byte):
+            out = sc[int(r):int(r) + 1]
+            mem.write(out, b.view(dtypes.to_numpy(sc.dtype)).reshape(out.shape), rounded=True)
 
     def cost(i, arch):
         src = i.args["src"]

@@ -177,14 +177,9 @@ def case_quantize_mx(data):
     sbytes = np.asarray(s).view(np.uint8)
     rows = np.unique(scale_rows(P)) + off
     np.testing.assert_array_equal(sbytes[rows], ws)
-    # the other partitions of the P written (one per src partition) hold zero bytes; the rest
-    # of the tile keeps its memset value
-    written = np.arange(off, min(off + P, 128))
-    padding = np.setdiff1d(written, rows)
-    assert (sbytes[padding] == 0).all(), "quantize_mx left a padding partition of its P unwritten"
-    others = np.setdiff1d(np.arange(128), written)
+    others = np.setdiff1d(np.arange(128), rows)
     init = 255 if sdt == "float8_e8m0fnu" else 0       # memset 0: e8m0 has no zero (NaN byte)
-    assert (sbytes[others] == init).all(), "quantize_mx wrote scale rows past its P partitions"
+    assert (sbytes[others] == init).all(), "quantize_mx wrote scale rows outside the group rows"
     # dequantized values are within half an element ulp of the source (no saturation)
     deq = unpack(q, dt) * np.exp2(ws.astype(np.float64) - 127).repeat(8, 0)[:, :, None]
     rel = {"float8_e4m3fn_x4": 2.0 ** -4, "float8_e5m2_x4": 2.0 ** -3}[dt]
