@@ -45,3 +45,18 @@ def test_gather_transpose_interleaves_like_the_mxfp8_loader():
         return store(dst.reshape((vs, rows)))
     want = src.reshape(F, 4, vs).transpose(2, 0, 1).reshape(vs, rows)
     assert_same(run(k, src, offs, target="trn3"), want)
+
+
+def test_an_offset_tile_rounded_up_to_whole_columns_uses_its_first_offsets():
+    # 40 rows gathered with a (16, 3) tile (48 offsets): rows 0..39 read idx in partition-fastest
+    # order; the last 8 offsets are not used
+    R, F, P, C, N = 30, 5, 16, 3, 40
+    table = rand((R, F), "float32", 4)
+    idx = np.random.default_rng(4).integers(0, R, (P, C)).astype(np.int32)
+
+    def k(table, idx):
+        d = nl.ndarray((N, F), "float32", buffer=nl.sbuf)
+        nisa.dma_copy(dst=d, src=table.ap([[F, N], [1, F]], vector_offset=load(idx), indirect_dim=0))
+        return store(d)
+    want = table[idx.reshape(-1, order="F")[:N]]
+    assert_same(run(k, table, idx, target="trn2"), want)
