@@ -191,7 +191,11 @@ def pack_x4(vals, dt: str) -> np.ndarray:
 
 
 def sentinel(dt: str):
-    """What a fresh allocation holds: NaN for floats, 4 for ints (the official simulator's choice)."""
+    """What a fresh allocation holds: NaN for floats, 4 for ints (the official simulator's choice);
+    zero with ``NEURON_EMU_FILL=zero`` (the NKI library's newer simulator, see device.settings)."""
+    from .settings import settings
+    if settings().fill == "zero":
+        return 0
     if normalize(dt) == "float8_e8m0fnu":
         return np.array(0xFF, np.uint8).view(ml_dtypes.float8_e8m0fnu)
     return np.nan if is_float(dt) else 4
