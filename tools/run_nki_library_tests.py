@@ -63,6 +63,9 @@ def main(argv=None) -> int:
                     "harness's requirements")
     ap.add_argument("--json", default=None, help="write the per-test results here")
     ap.add_argument("--verbose", action="store_true", help="show pytest's own output")
+    ap.add_argument("--zero-fill", action="store_true", help="new on-chip tensors hold zeros "
+                    "(NEURON_EMU_FILL=zero) as in the library's own simulator, whose goldens "
+                    "expect never-written padding to read 0; by default they hold NaN / 4")
     ap.add_argument("--include-slow", action="store_true", help="also run the configurations "
                     "the library's simulation mode skips as slow (NKILIB_SIMULATION_RUN_ALL=1)")
     ap.add_argument("--keep-artifacts", default=None, metavar="DIR", help="keep the harness's "
@@ -91,6 +94,8 @@ def main(argv=None) -> int:
     env["NKILIB_MAX_PER_FILE"] = str(a.max_per_kernel)
     if a.include_slow:
         env["NKILIB_SIMULATION_RUN_ALL"] = "1"
+    if a.zero_fill:
+        env["NEURON_EMU_FILL"] = "zero"
     artifacts = a.keep_artifacts or os.path.join(tmp, "artifacts")
     env.pop("NEURON_PLATFORM_TARGET_OVERRIDE", None)       # the harness sets NKI_NC_VERSION
     # One BLAS thread per test process: the emulator's matmuls are at most 128x512, too small
