@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import HardwareRuleError, UserKernelError
+from .tensor import View
 
 VARIABLE_KINDS = ("all_gather_v", "all_to_all_v")
 
@@ -56,6 +57,41 @@ def check_variable(i):
             value=str(m.dtype), limit="uint32", loc=i.loc)
 
 
+def _contiguous(v):
+    """Is ``v`` a row-major compact view, so a flat element range is one run of its storage?"""
+    want = 1
+    for s, c in reversed(v.pattern):
+        if c != 1 and s != want:
+            return False
+        want *= c
+    return v.dyn is None
+
+
+def _piece(v, lo, cnt):
+    """The flat elements [lo, lo + cnt) of a contiguous view, as a view of their own."""
+    return View(v.storage, v.offset + lo, [(1, cnt)], v.dtype)
+
+
+def snapshot(i, mem, v, meta, ranks):
+    """What rank ``me`` posts for src ``v``: all its values, read without the whole-tensor
+    uninitialised-read check (a send buffer is typically filled only up to its counts); the
+    element ranges the metadata actually sends are read through ``mem.read`` so reading
+    unwritten ones still warns at the collective's line."""
+    flat = np.array(mem.array(v)).reshape(-1)
+    if meta is None or not _contiguous(v):
+        return mem.read(v, i.loc).reshape(-1)
+    n = len(ranks)
+    m = np.asarray(meta).reshape(-1)
+    if m.size < 2 * n:
+        return flat                              # the receivers report the bad metadata
+    cols = [0] if i.args["kind"] == "all_gather_v" else range(n)
+    for j in cols:
+        cnt, disp = int(m[j]), int(m[n + j])
+        if cnt > 0 and disp + cnt <= flat.size:
+            mem.read(_piece(v, disp, cnt), i.loc)
+    return flat
+
+
 def meta_rows(i, values, n, who):
     """A rank's metadata as a (rows, n) int64 array, checking the row count the flags need."""
     a = i.args
@@ -74,14 +110,15 @@ def meta_rows(i, values, n, who):
 
 
 def deliver_variable(i, mem, me, ranks, posts, t, dst):
-    """The new contents of ``dst`` (flat) on rank ``me``; writes row 2 back when it is unknown.
+    """Write what rank ``me`` receives into ``dst`` (returns None), or return the new contents
+    of ``dst`` (flat) when it is not a contiguous view; writes row 2 back when it is unknown.
 
     ``posts[r]`` = (instruction, [src snapshots], metadata values) of each rank of the list.
     """
     a = i.args
     kind, n, pos = a["kind"], len(ranks), ranks.index(me)
     api = f"nki.collectives.{kind}"
-    flat = mem.read(dst, i.loc).reshape(-1).copy()
+    flat = np.array(mem.array(dst)).reshape(-1)  # slots nobody sends to keep their contents
     has_rd = bool(a.get("has_rdispls"))
     slot = flat.size // n
     if not has_rd and slot * n != flat.size:
@@ -90,7 +127,7 @@ def deliver_variable(i, mem, me, ranks, posts, t, dst):
             f"per rank, but dst has {flat.size} elements", operand="dsts", value=flat.size,
             limit=f"a multiple of {n}", loc=i.loc)
     mine = meta_rows(i, posts[me][2], n, f"rank {me}")
-    recv = []
+    recv, pieces = [], []
     for j, r in enumerate(ranks):
         m = meta_rows(i, posts[r][2], n, f"rank {r}")
         col = 0 if kind == "all_gather_v" else pos      # all_gather_v: one chunk for everybody
@@ -119,12 +156,18 @@ def deliver_variable(i, mem, me, ranks, posts, t, dst):
                 value=rdisp + cnt, limit=flat.size, loc=i.loc)
         flat[rdisp:rdisp + cnt] = src[sdisp:sdisp + cnt]
         recv.append(cnt)
+        pieces.append((rdisp, cnt))
     out_meta = a.get("meta_out")
     if out_meta is not None and t == 0 and mine.shape[0] >= 3:
         rows = meta_rows(i, mem.read(out_meta, i.loc), n, f"rank {me}").copy()
         rows[2, :] = recv                        # the runtime fills in what it received
         mem.write(out_meta, rows.reshape(out_meta.shape).astype(out_meta.dtype))
+    if _contiguous(dst):                         # only what arrived counts as written
+        for lo, cnt in pieces:
+            if cnt:
+                mem.write(_piece(dst, lo, cnt), flat[lo:lo + cnt], rounded=True)
+        return None
     return flat
 
 
-__all__ = ["VARIABLE_KINDS", "check_variable", "meta_rows", "deliver_variable"]
+__all__ = ["VARIABLE_KINDS", "check_variable", "snapshot", "meta_rows", "deliver_variable"]

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import alu as A
 from ..arch import COLLECTIVE_LINKS
-from ..collectives_v import VARIABLE_KINDS, check_variable, deliver_variable
+from ..collectives_v import VARIABLE_KINDS, check_variable, deliver_variable, snapshot
 from ..errors import HardwareRuleError, UserKernelError
 from ..tensor import View
 from . import defop
@@ -155,11 +155,16 @@ class Collective:
         if world.pending.get(slot) is not i:         # first attempt: post once
             k = world.count.get(slot, 0)
             world.count[slot] = k + 1
-            snap = [mem.read(v, i.loc).copy() for v in i.args["srcs"]]
+            meta = _meta(mem, i)
+            if i.args["kind"] in VARIABLE_KINDS:
+                snap = [snapshot(i, mem, v, meta, participants(i, me))
+                        for v in i.args["srcs"]]
+            else:
+                snap = [mem.read(v, i.loc).copy() for v in i.args["srcs"]]
             if i.args.get("srcs1"):
                 snap = [_reduce(i.args["op"], [s, mem.read(v, i.loc)])
                         for s, v in zip(snap, i.args["srcs1"])]
-            world.posts.setdefault((plane, k), {})[me] = (i, snap, _meta(mem, i))
+            world.posts.setdefault((plane, k), {})[me] = (i, snap, meta)
             world.pending[slot] = i
         k = world.count[slot] - 1
         posts = world.posts[(plane, k)]
@@ -213,6 +218,8 @@ def _deliver(i, mem, me, ranks, posts):
             out = np.concatenate([np.array_split(s, n, axis=dim)[pos] for s in srcs], axis=dim)
         elif kind in ("all_gather_v", "all_to_all_v"):
             out = deliver_variable(i, mem, me, ranks, posts, t, dst)
+            if out is None:                               # written piece by piece
+                continue
         else:                                             # permute / permute_reduce
             pairs = a.get("pairs") or tuple((ranks[j], ranks[(j + 1) % n]) for j in range(n))
             frm = [s for s, d in pairs if d == me]
