@@ -72,8 +72,25 @@ def _piece(v, lo, cnt):
     return View(v.storage, v.offset + lo, [(1, cnt)], v.dtype)
 
 
+def read_meta(i, mem, n):
+    """This rank's metadata values, checking for uninitialised reads only the rows the flags
+    make the collective read: rows 0-1, row 2 with recv_counts_known, row 3 with has_rdispls
+    (nki-library's build_all_to_all_v_metadata leaves row 2 unwritten for the runtime)."""
+    m = i.args["meta"]
+    values = np.array(mem.array(m)).reshape(-1)
+    if not _contiguous(m) or values.size % n:
+        return mem.read(m, i.loc).reshape(-1)
+    rows = values.size // n
+    used = [0, 1] + ([2] if i.args.get("recv_known") else []) + \
+        ([3] if i.args.get("has_rdispls") else [])
+    for k in used:
+        if k < rows:
+            mem.read(_piece(m, k * n, n), i.loc)
+    return values
+
+
 def snapshot(i, mem, v, meta, ranks):
-    """What rank ``me`` posts for src ``v``: all its values, read without the whole-tensor
+    """What this rank posts for src ``v``: all its values, read without the whole-tensor
     uninitialised-read check (a send buffer is typically filled only up to its counts); the
     element ranges the metadata actually sends are read through ``mem.read`` so reading
     unwritten ones still warns at the collective's line."""
@@ -159,15 +176,16 @@ def deliver_variable(i, mem, me, ranks, posts, t, dst):
         pieces.append((rdisp, cnt))
     out_meta = a.get("meta_out")
     if out_meta is not None and t == 0 and mine.shape[0] >= 3:
-        rows = meta_rows(i, mem.read(out_meta, i.loc), n, f"rank {me}").copy()
+        rows = meta_rows(i, np.array(mem.array(out_meta)), n, f"rank {me}").copy()
         rows[2, :] = recv                        # the runtime fills in what it received
         mem.write(out_meta, rows.reshape(out_meta.shape).astype(out_meta.dtype))
     if _contiguous(dst):                         # only what arrived counts as written
         for lo, cnt in pieces:
             if cnt:
-                mem.write(_piece(dst, lo, cnt), flat[lo:lo + cnt], rounded=True)
+                mem.write(_piece(dst, lo, cnt), flat[lo:lo + cnt])
         return None
     return flat
 
 
-__all__ = ["VARIABLE_KINDS", "check_variable", "snapshot", "meta_rows", "deliver_variable"]
+__all__ = ["VARIABLE_KINDS", "check_variable", "read_meta", "snapshot", "meta_rows",
+           "deliver_variable"]

@@ -27,7 +27,8 @@ import numpy as np
 
 from .. import alu as A
 from ..arch import COLLECTIVE_LINKS
-from ..collectives_v import VARIABLE_KINDS, check_variable, deliver_variable, snapshot
+from ..collectives_v import (VARIABLE_KINDS, check_variable, deliver_variable, read_meta,
+                             snapshot)
 from ..errors import HardwareRuleError, UserKernelError
 from ..tensor import View
 from . import defop
@@ -155,11 +156,12 @@ class Collective:
         if world.pending.get(slot) is not i:         # first attempt: post once
             k = world.count.get(slot, 0)
             world.count[slot] = k + 1
-            meta = _meta(mem, i)
             if i.args["kind"] in VARIABLE_KINDS:
-                snap = [snapshot(i, mem, v, meta, participants(i, me))
-                        for v in i.args["srcs"]]
+                ranks = participants(i, me)
+                meta = read_meta(i, mem, len(ranks))
+                snap = [snapshot(i, mem, v, meta, ranks) for v in i.args["srcs"]]
             else:
+                meta = _meta(mem, i)
                 snap = [mem.read(v, i.loc).copy() for v in i.args["srcs"]]
             if i.args.get("srcs1"):
                 snap = [_reduce(i.args["op"], [s, mem.read(v, i.loc)])

@@ -64,3 +64,37 @@ def test_sending_unwritten_elements_warns_at_the_collective():
     _, _, warned = _run([(2, 3), (1, 4)], filled=3)
     at = [str(w.message) for w in warned if w.lineno == line_of(k_partial, "# a2av")[1]]
     assert at and any("read of 2 uninitialized element(s)" in m for m in at)
+
+
+@nki.jit(target="trn2")
+def k_meta_rows_01(x, meta01, known):
+    """The metadata's row 2 is never written (as nki-library's build_all_to_all_v_metadata)."""
+    send = _hbm(x)
+    m = nl.ndarray((3, 2), nl.uint32, buffer=nl.shared_hbm)
+    nisa.dma_copy(dst=m[0:2, :], src=meta01)
+    z = nl.ndarray((1, 2 * S), x.dtype, buffer=nl.sbuf)
+    nisa.memset(dst=z, value=0.0)
+    recv = _hbm(z)
+    ncc.all_to_all_v(srcs=[send], dsts=[recv], replica_group=ncc.ReplicaGroup([[0, 1]]),  # a2av
+                     metadata_tensor=m, recv_counts_known=known)
+    return _hbm(recv), _hbm(m)
+
+
+@pytest.mark.parametrize("known", [False, True])
+def test_unwritten_recv_counts_row_warns_only_when_it_is_read(known):
+    x = np.arange(S, dtype=np.float32)[None]
+    meta01 = np.array([[3, 3], [0, S // 2]], np.uint32)     # 3: not the int fill value 4
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        try:
+            outs = ncc.run(k_meta_rows_01, [(x, meta01, known), (x, meta01, known)])
+        except Exception:           # row 2 holds the emulator's fill, not the counts sent
+            outs = None
+    at = [w for w in got if issubclass(w.category, UninitializedReadWarning)
+          and w.lineno == line_of(k_meta_rows_01, "# a2av")[1]]
+    if known:
+        assert at and outs is None
+    else:
+        assert not at
+        for _, meta in outs:
+            np.testing.assert_array_equal(meta[2], [3, 3])
