@@ -10,7 +10,7 @@ import nki
 import nki.collectives as ncc
 import nki.isa as nisa
 import nki.language as nl
-from device.errors import UninitializedReadWarning
+from device.errors import HardwareRuleError, UninitializedReadWarning
 
 from source_errors import line_of
 
@@ -88,7 +88,8 @@ def test_unwritten_recv_counts_row_warns_only_when_it_is_read(known):
         warnings.simplefilter("always")
         try:
             outs = ncc.run(k_meta_rows_01, [(x, meta01, known), (x, meta01, known)])
-        except Exception:           # row 2 holds the emulator's fill, not the counts sent
+        except HardwareRuleError as e:   # row 2 holds the emulator's fill, not the counts sent
+            assert "recv_counts_known=True but rank" in str(e)
             outs = None
     at = [w for w in got if issubclass(w.category, UninitializedReadWarning)
           and w.lineno == line_of(k_meta_rows_01, "# a2av")[1]]
