@@ -273,7 +273,7 @@ def run(kernel, inputs_per_rank, target=None):
 
     from device.collectives import run_ranks
 
-    from .host_values import host_arrays
+    from .host_values import as_returned, host_arrays
     if maybe_current() is not None:
         raise UserKernelError("nki.collectives.run launches kernels; call it from host code")
     if not isinstance(kernel, Kernel):
@@ -286,10 +286,11 @@ def run(kernel, inputs_per_rank, target=None):
     for a, kw in calls:
         progs.append(kernel.trace(*a, target=target, **kw))
         per_rank.append(host_arrays(kernel.fn, a, kw))
-    outs = run_ranks(progs, per_rank)
+    outs, mems = run_ranks(progs, per_rank, return_memories=True)
     res = []
-    for prog, o in zip(progs, outs):
-        o = [np.asarray(x) for x in o]
+    for prog, o, mem in zip(progs, outs, mems):
+        # shaped like the view the kernel returned (``o.reshape(...)``), as a one-rank call is
+        o = [np.asarray(as_returned(mem, v, x)) for v, x in zip(prog.info.output_views, o)]
         res.append(tuple(o) if prog.info.returns_tuple else (o[0] if len(o) == 1 else
                                                                      (None if not o else tuple(o))))
     return res
