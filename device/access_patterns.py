@@ -98,7 +98,10 @@ def dynamic_offset(base, pattern, scalar_offset, vector_offset, indirect_dim, vi
                                     f"{src.dtype}; offsets must be integers", operand=f"{kind}_offset",
                                     value=src.dtype, limit="int32/uint32")
         want = 1 if kind == "scalar" else (pattern[0][1] if pattern else 1)
-        if src.size != want:
+        # a (P, k) vector_offset may hold more offsets than rows: the first `want` are used,
+        # column by column (NKI dma_transpose gather: indices.T.flatten()[:rows])
+        if src.size != want and not (kind == "vector" and src.size > want and len(src.shape) >= 2
+                                     and math.prod(src.shape[1:]) > 1):
             shape = "(1, 1)" if kind == "scalar" else f"({want}, 1)"
             raise HardwareRuleError("dynamic-offset", f"{kind}_offset tensor {src.name} has shape "
                                     f"{src.shape}; expected {shape} (one offset per "
