@@ -7,8 +7,10 @@ view; ``View.dyn = (kind, offset_source, indirect_dim, row_elems)`` records it, 
 - ``scalar``: one value ``s`` (a 1-element tensor, or a Python int) shifts the whole pattern:
   ``addr = offset + s * row_elems + sum(stride_j * i_j)``.
 - ``vector``: a (P, 1) index tensor gives one value per entry of the first pattern dimension
-  (a (P, C) tensor gives P*C of them, partition fastest: entry n is ``idx[n % P, n // P]``),
-  whose stride it replaces: ``addr = offset + idx[i_0] * row_elems + sum_{j>0}(stride_j * i_j)``
+  (a (P, C) tensor gives P*C of them, partition fastest: entry n is ``idx[n % P, n // P]``, as
+  NKI's ``dma_transpose`` gather reads ``indices.T.flatten()[:rows]``; only the first ``rows``
+  are used), whose stride it replaces:
+  ``addr = offset + idx[i_0] * row_elems + sum_{j>0}(stride_j * i_j)``
   (a gather when read, a scatter when written; the first pair's stride is a placeholder).
 
 ``Memory.read``/``Memory.write`` call :func:`read`/:func:`write` for such views, so every

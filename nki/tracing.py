@@ -90,6 +90,11 @@ class Kernel:
         return k
 
     # -- tracing ------------------------------------------------------------------------------
+    def _arch(self, target):
+        """The call's target, else the kernel's, else the env override, else the kernel's
+        ``@nki.jit(platform_target=...)`` (a default the harness's env override may change)."""
+        return get_arch(target or self.target, default=self.options.get("platform_target"))
+
     def _signature(self, args, kwargs, arch):
         key = [arch.name, self.lnc, VERSION, self.options.get("schedule")]
         for a in list(args) + [kwargs[k] for k in sorted(kwargs)]:
@@ -104,13 +109,13 @@ class Kernel:
 
     def signature(self, args, kwargs, target=None) -> tuple:
         """The trace-cache key of a call: shapes, dtypes, constants, target, LNC."""
-        return self._signature(args, kwargs, get_arch(target or self.target))
+        return self._signature(args, kwargs, self._arch(target))
 
     def trace(self, *args, target=None, **kwargs) -> Program:
         """Trace (or fetch from the cache) the device program for these arguments."""
         refuse_lists(self.fn, args, kwargs)
         check_arguments(self.fn, args, kwargs, to_numpy)
-        arch = get_arch(target or self.target)
+        arch = self._arch(target)
         key = self._signature(args, kwargs, arch)
         prog = self._cache.get(key)
         if prog is None:
@@ -240,7 +245,7 @@ class Kernel:
         (arrays or ``nki.ArraySpec``s): returns a ``lowering.tune.TunedPlan``; later calls and
         traces use it. Tile kernels are tuned over their own knobs with ``neuron.autotune``."""
         from lowering.tune import tune
-        arch = get_arch(target or self.target)
+        arch = self._arch(target)
 
         def graph_only(a, k):              # the graph without lowering it (a warm tune is a
             refuse_lists(self.fn, a, k)    # few database lookups, not a re-lowering)
@@ -366,15 +371,28 @@ def _filtered(fn, args, kwargs):
 
 
 def jit(fn=None, *, mode=None, platform_target=None, **options):
-    """``@nki.jit`` / ``@nki.jit(...)``: legacy keywords (``mode=``, ``debug_kernel=``...) are ignored."""
+    """``@nki.jit`` / ``@nki.jit(...)``: legacy keywords (``mode=``, ``debug_kernel=``...) are ignored.
+
+    ``platform_target="trn2"`` (NKI 2.29+, used by the newest NKI library) names the kernel's
+    target; ``NEURON_PLATFORM_TARGET_OVERRIDE`` / ``NKI_NC_VERSION``, when set, still win, as the
+    library's harness runs one kernel at several targets.
+
+        @nki.jit(platform_target="trn3")
+        def kernel(x): ...
+    """
+    keep = {k: v for k, v in options.items() if k in ("target", "tune")}
     if platform_target is not None:
-        raise UserKernelError("jit(platform_target=...) was removed in NKI 0.3; set "
-                              "NEURON_PLATFORM_TARGET_OVERRIDE instead")
+        try:
+            keep["platform_target"] = get_arch(str(platform_target)).name
+        except ValueError:
+            raise UserKernelError(
+                f"nki.jit(platform_target={platform_target!r}): unknown target; expected one of "
+                "trn1/inf2 (gen2), trn2 (gen3), trn3 (gen4)") from None
 
     def wrap(f):
         if isinstance(f, Kernel):
             return f
-        return Kernel(f, **{k: v for k, v in options.items() if k in ("target", "tune")})
+        return Kernel(f, **keep)
     return wrap(fn) if fn is not None else wrap
 
 
