@@ -9,6 +9,9 @@ view; ``View.dyn = (kind, offset_source, indirect_dim, row_elems)`` records it, 
 - ``vector``: a (P, 1) index tensor gives one value per entry of the first pattern dimension,
   whose stride it replaces: ``addr = offset + idx[i_0] * row_elems + sum_{j>0}(stride_j * i_j)``
   (a gather when read, a scatter when written; the first pair's stride is a placeholder).
+  A (P, n) index tensor is read one column at a time, each column one value per partition:
+  entry ``i_0`` uses ``idx[i_0 % P, i_0 // P]`` (the nki-library's attention_mxfp8_tkg gathers
+  P * n rows with a [128, 4] offset tile laid out that way).
 
 ``Memory.read``/``Memory.write`` call :func:`read`/:func:`write` for such views, so every
 instruction supports them. DMA's ``oob_mode=skip`` can use :func:`rows` to drop out-of-range rows.
@@ -31,9 +34,11 @@ from .tensor import View
 
 
 def _values(mem, src, loc) -> np.ndarray:
-    """The integer offsets held by ``src`` (a tensor view or a plain int)."""
+    """The integer offsets held by ``src`` (a tensor view or a plain int), in the order the
+    pattern's entries use them: partition-fastest, column by column."""
     if isinstance(src, View):
-        return np.asarray(mem.read(src, loc)).reshape(-1).astype(np.int64)
+        vals = np.asarray(mem.read(src, loc))
+        return vals.reshape(vals.shape[0] if vals.ndim else 1, -1).ravel(order="F").astype(np.int64)
     hook = getattr(src, "dynamic_value", None)       # e.g. a register object: value(mem)
     if hook is not None:
         return np.asarray(hook(mem)).reshape(-1).astype(np.int64)
