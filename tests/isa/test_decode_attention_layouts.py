@@ -1,9 +1,11 @@
-"""Two layouts the nki-library's MXFP8 decode attention (attention_mxfp8_tkg) relies on.
+"""Layouts the nki-library's newest decode attention kernels rely on.
 
 1. An MX scale operand written compactly, one partition per 8-partition group (``v[0:16]`` for
-   128 data partitions), names the same quadrant rows as a full-extent scale view.
+   128 data partitions), names the same quadrant rows as a full-extent scale view
+   (attention_mxfp8_tkg's MM2).
 2. A (P, n) vector_offset tile feeds a P*n-row indirect DMA column by column: entry i uses
-   ``idx[i % P, i // P]``.
+   ``idx[i % P, i // P]`` (attention_mxfp8_tkg's KV block gather with a [128, 4] tile, and
+   attention_tkg's batched K-load: an indirect 4-D dma_transpose with a [128, folds] tile).
 References are NumPy, written here independently of device/isa/mx.py and device/dynamic.py.
 """
 import ml_dtypes
@@ -109,3 +111,31 @@ def test_single_column_offsets_keep_their_order():
         nisa.dma_copy(dst=d, src=table.ap([[3, 3], [1, 3]], vector_offset=load(idx), indirect_dim=0))
         return store(d)
     assert_same(run(k, table, idx), table[[5, 0, 7]])
+
+
+@settings(max_examples=8, deadline=None)
+@given(block_len=st.sampled_from([2, 4, 8]), d=st.sampled_from([16, 64]), n=st.integers(1, 3),
+       seed=st.integers(0, 40))
+def test_indirect_dma_transpose_gathers_blocks_column_by_column(block_len, d, n, seed):
+    """Block KV K-load: K [blocks, block_len * d] -> k_sb [d, block_len * n * 128], where column c of
+    the [128, n] id tile lists the 128 blocks of the c-th group, one per partition."""
+    P, nblk = 128, 300
+    rng = np.random.default_rng(seed)
+    K = rng.standard_normal((nblk, block_len * d)).astype(ml_dtypes.bfloat16)
+    ids = rng.integers(0, nblk, (P, n)).astype(np.uint32)
+
+    def k(K, ids):
+        k4 = K.reshape((nblk, 1, block_len, d))
+        k_sb = nl.ndarray((d, n * block_len * P), nl.bfloat16, buffer=nl.sbuf)
+        nisa.dma_transpose(
+            dst=k_sb.reshape_dim(1, (block_len, n * P)).expand_dim(1),
+            src=k4.ap([[block_len * d, P * n], [1, 1], [d, block_len], [1, d]], offset=0,
+                      vector_offset=load(ids), indirect_dim=0),
+            axes=(3, 1, 2, 0), dge_mode=nisa.dge_mode.swdge)
+        return store(k_sb)
+    got = np.asarray(run(k, K, ids, target="trn2"), np.float32).reshape(d, block_len, n, P)
+    Kf = K.astype(np.float32).reshape(nblk, block_len, d)
+    # want[:, t, c, p] = K[ids[p, c]][t, :]
+    want = Kf[ids.T].transpose(3, 2, 0, 1)
+    np.testing.assert_array_equal(got, want)
+
