@@ -179,10 +179,30 @@ def _missing_harness_modules():
     sys.modules.setdefault("test.utils.scripts.remote_lock_scripts", mod)
 
 
+def _starfish_dtype_alias():
+    """``neuronxcc.starfish.support.dtype`` (the compiler's dtype helpers, which some newer test
+    utilities import ``static_cast`` from) resolves to the ``neuron_dtypes`` stand-in. Only added
+    under our own ``neuronxcc`` alias, never over a real compiler package."""
+    root = sys.modules.get("neuronxcc")
+    if root is None or not getattr(root, "_nki_alias", False):
+        return
+    names = ("neuronxcc.starfish", "neuronxcc.starfish.support")
+    for name in names:
+        if name not in sys.modules:
+            pkg = types.ModuleType(name, "namespace for the neuron_dtypes alias (nkilib_plugin)")
+            pkg.__path__ = []
+            sys.modules[name] = pkg
+    sys.modules.setdefault("neuronxcc.starfish.support.dtype", sys.modules["neuron_dtypes"])
+    root.starfish = sys.modules["neuronxcc.starfish"]
+    root.starfish.support = sys.modules["neuronxcc.starfish.support"]
+    root.starfish.support.dtype = sys.modules["neuronxcc.starfish.support.dtype"]
+
+
 _alias_simulator()
 _neuron_dtypes()
 _missing_harness_modules()
 nki.install_neuronxcc_alias()
+_starfish_dtype_alias()
 
 _RESULTS: dict = {}
 

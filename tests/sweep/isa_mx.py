@@ -109,7 +109,8 @@ def case_nc_matmul_mx_errors(data):
     K = {"K96": 96, "compact64": 64}.get(bad, 32)
     M = 3 if bad == "Modd" else 4
     a, b = random_codes(rng, (K, M), "float8_e4m3fn_x4"), random_codes(rng, (K, 8), "float8_e4m3fn_x4")
-    srows = 8 if bad == "compact64" else 128
+    # 16 rows for K=64: neither the compact form (K // 8 = 8 rows) nor the full extent (36)
+    srows = 16 if bad == "compact64" else 128
     sa, sb = np.full((srows, M), 127, np.uint8), np.full((srows, 8), 127, np.uint8)
 
     def k(a, b, sa, sb):
