@@ -63,6 +63,9 @@ def main(argv=None) -> int:
                     "harness's requirements")
     ap.add_argument("--json", default=None, help="write the per-test results here")
     ap.add_argument("--verbose", action="store_true", help="show pytest's own output")
+    ap.add_argument("--zero-fill", action="store_true", help="new on-chip tensors hold zeros "
+                    "(NEURON_EMU_FILL=zero) as in the library's own simulator, whose goldens "
+                    "expect never-written padding to read 0; by default they hold NaN / 4")
     ap.add_argument("--include-slow", action="store_true", help="also run the configurations "
                     "the library's simulation mode skips as slow (NKILIB_SIMULATION_RUN_ALL=1)")
     ap.add_argument("--trace-only", action="store_true", help="also run the tests marked "
@@ -94,6 +97,8 @@ def main(argv=None) -> int:
     env["NKILIB_MAX_PER_FILE"] = str(a.max_per_kernel)
     if a.include_slow:
         env["NKILIB_SIMULATION_RUN_ALL"] = "1"
+    if a.zero_fill:
+        env["NEURON_EMU_FILL"] = "zero"
     if a.trace_only:
         env["NKILIB_RUN_TRACE_ONLY"] = "1"
     artifacts = a.keep_artifacts or os.path.join(tmp, "artifacts")
