@@ -22,8 +22,6 @@ import numpy as np
 
 from .rules import fail
 
-PRIORITY_LEVELS = (0, 3)      # DMA class-of-service levels, 0 the highest (NC-v4 only)
-
 LOOP_OPS = ("fori_loop", "while_loop")
 
 
@@ -54,6 +52,9 @@ def check_loop_body(loop, kind):
             fail(ins, "dge-mode", f"with dge_mode=none is inside nl.{kind}, whose trip count is "
                  f"known only at run time; descriptors made before the kernel runs cannot follow "
                  f"it: use dge_mode=hwdge (or swdge)", "dge_mode", "none", "hwdge or swdge")
+
+
+PRIORITY_LEVELS = (0, 3)      # DMA class-of-service levels, 0 the highest (NC-v4 only)
 
 
 def check_priority(i, arch):

@@ -10,8 +10,6 @@ from .dge import check_priority, check_static_descriptors
 from .rules import check_partitions, fail, view_arg
 
 
-
-
 def _check_dma_operand(i, arch, name, v):
     if v.buffer.kind == "psum":
         fail(i, "buffer", f"operand '{name}' ({v.storage.name}) is in PSUM; DMA cannot access "
