@@ -182,3 +182,32 @@ def test_runner_reports_a_test_whose_process_was_killed(tmp_path):
     assert out.returncode == 1, out.stdout + out.stderr
     assert "the test process died (killed by the OS" in out.stdout, out.stdout
     assert "tests: 1/2 passed" in out.stdout, out.stdout
+
+
+TEST_TRACE_ONLY = '''
+import pytest
+@pytest.mark.fast
+@pytest.mark.trace_only
+def test_shape_check():
+    pass
+@pytest.mark.fast
+def test_plain():
+    pass
+'''
+
+
+def test_runner_leaves_trace_only_tests_out_unless_asked(tmp_path):
+    root = _checkout(tmp_path)
+    d = root / "test" / "integration" / "core"
+    for f in d.iterdir():
+        f.unlink()
+    (d / "test_views.py").write_text(TEST_TRACE_ONLY)
+    out = _run(root, "--json", tmp_path / "a.json")
+    assert out.returncode == 0 and "tests: 1/1 passed" in out.stdout, out.stdout + out.stderr
+    import json
+    res = json.loads((tmp_path / "a.json").read_text())
+    skipped = [v for k, v in res.items() if k.endswith("test_shape_check")]
+    assert skipped and skipped[0]["outcome"] == "skipped"
+    assert "no simulation configuration" in skipped[0]["message"]
+    out = _run(root, "--trace-only")
+    assert out.returncode == 0 and "tests: 2/2 passed" in out.stdout, out.stdout + out.stderr
