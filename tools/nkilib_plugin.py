@@ -232,10 +232,51 @@ def _run_ranks(orchestrator, kut, ranks, orch_module):
     return base
 
 
+def _trace_only_frameworks():
+    """The newest harness builds compile-only tests as ``UnitTestFramework(kernel_entry=...,
+    kernel_input_generator=..., trace_only=True)`` (no reference, no output descriptor): the
+    kernels return unordered index sets, so there is nothing to compare. The public 2026-04-13
+    harness has no such argument. Here such a test traces the kernel with this project's ``nki``
+    at the test's LNC and target -- the whole front end: tracing, hardware-rule checks,
+    allocation -- and runs nothing. A harness that already takes ``trace_only`` is left alone."""
+    import importlib
+    import inspect
+    try:
+        utf = importlib.import_module("test.utils.unit_test_framework")
+    except Exception:                  # a checkout without the harness: nothing to adapt
+        return
+    cls = utf.UnitTestFramework
+    if "trace_only" in inspect.signature(cls.__init__).parameters:
+        return
+    init, run = cls.__init__, cls.run_test
+
+    def __init__(self, test_manager, kernel_entry, torch_ref=None, kernel_input_generator=None,
+                 output_tensor_descriptor=None, *args, trace_only=False, **kwargs):
+        self._trace_only = bool(trace_only)
+        if self._trace_only:
+            self.test_manager, self.kernel_entry = test_manager, kernel_entry
+            self.kernel_input_generator = kernel_input_generator
+            return
+        init(self, test_manager, kernel_entry, torch_ref, kernel_input_generator,
+             output_tensor_descriptor, *args, **kwargs)
+
+    def run_test(self, test_config, compiler_args, *args, **kwargs):
+        if not getattr(self, "_trace_only", False):
+            return run(self, test_config, compiler_args, *args, **kwargs)
+        inputs = self.kernel_input_generator(test_config)
+        lnc = int(getattr(compiler_args, "logical_nc_config", 1) or 1)
+        target = str(getattr(compiler_args, "platform_target", "") or "") or None
+        kernel = nki.jit(self.kernel_entry)
+        (kernel[lnc] if lnc > 1 else kernel).trace(target=target, **inputs)
+
+    cls.__init__, cls.run_test = __init__, run_test
+
+
 def pytest_sessionstart(session):
     """The public 2026-04-13 harness reads ``Orchestrator._compiled_kernel`` after every
     inference, but only its compile modes set it; in simulation mode there is no compiled
     kernel, so the attribute's honest value is None (a class default, set only when missing)."""
+    _trace_only_frameworks()
     orch = sys.modules.get("test.utils.test_orchestrator")
     cls = getattr(orch, "Orchestrator", None)
     if cls is None:
