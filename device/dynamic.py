@@ -36,7 +36,8 @@ from .tensor import View
 
 
 def _values(mem, src, loc) -> np.ndarray:
-    """The integer offsets held by ``src`` (a tensor view or a plain int)."""
+    """The integer offsets held by ``src`` (a tensor view or a plain int), in the order the
+    pattern's entries use them: partition-fastest, column by column."""
     if isinstance(src, View):
         # a (P, C) offset tensor lists its offsets partition-fastest: entry n is [n % P, n // P]
         # (the NKI library's DMA gather-transpose builds 128 x C offsets for 128*C rows so)
