@@ -129,17 +129,43 @@ def match_rows(x, vals, order):
     vals repeat (ties, or 0.0 next to -0.0) take the per-partition definition above, so the result
     is the same either way (the top-k kernels run these 8 columns at a time over 16K-wide rows)."""
     rows = np.arange(x.shape[0])
+    narrow = _candidates(x, vals)
+    xs = x if narrow is None else narrow[1]
+    vs = vals if narrow is None else vals.astype(np.float64)
     pos = np.empty(vals.shape, np.int64)
     for j in range(vals.shape[1]):
-        eq = x == vals[:, j:j + 1]
+        eq = xs == vs[:, j:j + 1]
         first = eq.argmax(axis=1)
         pos[:, j] = np.where(eq[rows, first], first, -1)
+    if narrow is not None:                  # back from candidate slots to columns
+        pos = np.where(pos >= 0, narrow[0][rows[:, None], np.maximum(pos, 0)], -1)
     same = vals[:, :, None] == vals[:, None, :]
     same[:, np.arange(vals.shape[1]), np.arange(vals.shape[1])] = False     # (NaN != NaN)
     repeats = same.any(axis=(1, 2))
     for p in np.nonzero(repeats)[0]:
         pos[p] = _match(x[p], vals[p], order)
     return pos
+
+
+def _candidates(x, vals, most=64):
+    """The only columns that can hold one of ``vals``: those >= the row's smallest val (NaN
+    matches nothing). Returns (cols, values) padded to the widest row's count (col -1 / NaN
+    padding, values as float64 so integer data compares exactly), in column order so a first
+    occurrence stays first; None when some row has more than ``most`` candidates."""
+    floating = np.issubdtype(vals.dtype, np.floating)
+    lo = (np.where(np.isnan(vals), np.inf, vals) if floating else vals).min(axis=1)
+    mask = x >= lo[:, None]
+    counts = mask.sum(axis=1)
+    width = int(counts.max()) if counts.size else 0
+    if width > most:
+        return None
+    r, c = np.nonzero(mask)
+    k = np.arange(r.size) - (np.cumsum(counts) - counts)[r]
+    cols = np.full((x.shape[0], max(width, 1)), -1, np.int64)
+    xs = np.full(cols.shape, np.nan)
+    cols[r, k] = c
+    xs[r, k] = x[r, c]
+    return cols, xs
 
 
 def top8(x):
