@@ -81,6 +81,10 @@ class Memory:
         if read_only and isinstance(data, np.ndarray) and data.size == st.size and \
                 data.dtype == self.storage_dtype(st.dtype):
             flat = data.reshape(-1)         # a view when contiguous, else one copy
+            if not flat.flags.c_contiguous:
+                # np.broadcast_to arrays reshape to a stride-0 *view*; the strided reads below
+                # assume packed elements and would read past the caller's buffer
+                flat = np.ascontiguousarray(flat)
             flat = flat.view()
             flat.flags.writeable = False
             self.arrays[st.id] = flat

@@ -54,6 +54,11 @@ class DmaCopy:
             fail(i, "dtype", f"hwdge DMA cannot convert {src.dtype} to {dst.dtype}; use .view()",
                  "dst", dst.dtype, src.dtype)
         check_static_descriptors(i, "dst", "src")
+        if i.args.get("transpose2d") and (src.ndim != 2 or dst.ndim != 2
+                                          or tuple(dst.shape) != tuple(src.shape)):
+            fail(i, "shape-mismatch", f"transpose2d copies a permuted 2-D src into a dst of the same "
+                 f"shape; got src {list(src.shape)}, dst {list(dst.shape)}", "dst",
+                 list(dst.shape), list(src.shape))
 
     def run(i, mem):
         dst, src = i.args["dst"], i.args["src"]
@@ -68,4 +73,10 @@ class DmaCopy:
             mem.write(dst, x.astype(np.float32).reshape(dst.shape))
 
     def cost(i, arch):
-        return dma_cost(arch, i.args["dst"], i.args["src"])
+        dst, src = i.args["dst"], i.args["src"]
+        if i.args.get("transpose2d"):
+            # nl.load_transpose2d: src is a (1, 0)-permuted 2-D view, and the DMA engines transpose
+            # while they read its rows, so the descriptors follow the unpermuted rows and the rate
+            # is the transpose rate (CM 2.6), not one descriptor per element.
+            return dma_cost(arch, dst, src.permute((1, 0)), factor=arch.dma_transpose_factor)
+        return dma_cost(arch, dst, src)

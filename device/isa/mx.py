@@ -9,6 +9,7 @@ Scale layout (mxfp-matmul deep dive, "Scale Tensor"): scales stay in the 32-part
 their group. Data partition p (relative) uses scale row ``32 * (p // 32) + (p % 32) // 8`` of the
 scale view, so a quadrant's 4 groups fill 4 consecutive rows. The scale view may start at offset
 0, 4, 8 or 12 inside the data's first quadrant, which packs up to four tensors' scales in one tile.
+quantize_mx writes only the scale rows; the other partitions of its scale view are untouched.
 """
 from __future__ import annotations
 
@@ -205,7 +206,10 @@ class QuantizeMx:
             fail(i, "shape-mismatch", f"dst shape {list(dst.shape)} must have {P} partitions and "
                  f"{F // 4} x4 elements per partition (src free / 4)", "dst", list(dst.shape),
                  [P, F // 4])
-        check_scale(i, arch, "dst_scale", sc, "src", src, F // 4)
+        # the scales sit in the quadrant of the x4 data they describe: dst (which may start in
+        # another quadrant than src -- the library's quantize_mxfp8 writes a K remainder's data
+        # and scales at partition 64 from a src at partition 0)
+        check_scale(i, arch, "dst_scale", sc, "dst", dst, F // 4)
 
     def run(i, mem):
         a = i.args
@@ -214,7 +218,10 @@ class QuantizeMx:
         x = mem.read(src, i.loc).reshape(P, -1).astype(np.float64)
         data, byte = quantize(x, dst.dtype)
         mem.write(dst, data.reshape(dst.shape), rounded=True)
-        # one scale row per group, at rows 32q + g of the scale view (other rows untouched)
+        # one scale row per group, at rows 32q + g of the scale view. The other partitions are
+        # untouched: the library's quantize_mxfp8 packs four tiles' scales at offsets 0/4/8/12 of
+        # one tile (a later quantize_mx must not clear an earlier one's rows) and documents the
+        # padding rows as garbage on hardware
         rows = scale_rows(P)[::GROUP_P]
         for r, b in zip(rows, byte):
             out = sc[int(r):int(r) + 1]

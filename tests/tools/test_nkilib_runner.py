@@ -184,6 +184,35 @@ def test_runner_reports_a_test_whose_process_was_killed(tmp_path):
     assert "tests: 1/2 passed" in out.stdout, out.stdout
 
 
+TEST_TRACE_ONLY = '''
+import pytest
+@pytest.mark.fast
+@pytest.mark.trace_only
+def test_shape_check():
+    pass
+@pytest.mark.fast
+def test_plain():
+    pass
+'''
+
+
+def test_runner_leaves_trace_only_tests_out_unless_asked(tmp_path):
+    root = _checkout(tmp_path)
+    d = root / "test" / "integration" / "core"
+    for f in d.iterdir():
+        f.unlink()
+    (d / "test_views.py").write_text(TEST_TRACE_ONLY)
+    out = _run(root, "--json", tmp_path / "a.json")
+    assert out.returncode == 0 and "tests: 1/1 passed" in out.stdout, out.stdout + out.stderr
+    import json
+    res = json.loads((tmp_path / "a.json").read_text())
+    skipped = [v for k, v in res.items() if k.endswith("test_shape_check")]
+    assert skipped and skipped[0]["outcome"] == "skipped"
+    assert "no simulation configuration" in skipped[0]["message"]
+    out = _run(root, "--trace-only")
+    assert out.returncode == 0 and "tests: 2/2 passed" in out.stdout, out.stdout + out.stderr
+
+
 FRAMEWORK = '''
 class UnitTestFramework:
     """The public 2026-04-13 harness's signature: no ``trace_only`` argument."""
@@ -194,7 +223,7 @@ class UnitTestFramework:
         raise AssertionError("the full simulation path ran")
 '''
 
-TEST_TRACE_ONLY = '''
+TEST_TRACE_ONLY_ARG = '''
 import numpy as np, pytest
 import nki.language as nl, nki.isa as nisa
 from demo_kernels import double
@@ -241,7 +270,7 @@ def test_trace_only_frameworks_trace_the_kernel_and_run_nothing(tmp_path):
     (root / "test" / "utils").mkdir()
     (root / "test" / "utils" / "__init__.py").write_text("")
     (root / "test" / "utils" / "unit_test_framework.py").write_text(FRAMEWORK)
-    (d / "test_trace.py").write_text(TEST_TRACE_ONLY)
+    (d / "test_trace.py").write_text(TEST_TRACE_ONLY_ARG)
     out = _run(root, "--json", tmp_path / "r.json")
     import json
     res = {k.split("::")[-1]: v for k, v in json.loads((tmp_path / "r.json").read_text()).items()}
