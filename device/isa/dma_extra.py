@@ -16,8 +16,7 @@ from . import defop
 from .dge import check_static_descriptors
 from .accum import check_generation
 from .costs import dma_cost
-from .dma import check_priority
-from .rules import check_partitions, fail, view_arg
+from .rules import check_partitions, check_priority, fail, view_arg
 
 
 def oob_name(m) -> str:
