@@ -32,11 +32,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 
 
-def run_pytest(cwd, args, pythonpath, target, jobs, report):
+def run_pytest(cwd, args, pythonpath, target, jobs, report, extra_env=None):
     """One pytest run in a subprocess; returns its JSON-line records."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "results")
-        env = dict(os.environ)
+        env = dict(os.environ, **(extra_env or {}))
         env["PYTHONPATH"] = os.pathsep.join([ROOT, TOOLS] + pythonpath +
                                             [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         env["NEURON_PLATFORM_TARGET_OVERRIDE"] = target
@@ -89,6 +89,10 @@ def main(argv=None):
     ap.add_argument("-j", "--jobs", type=int, default=2, help="pytest-xdist workers (default 2)")
     ap.add_argument("--no-perf", action="store_true", help="skip the nki-samples perf tests")
     ap.add_argument("--report", action="store_true", help="print the legacy migration report")
+    ap.add_argument("--perf-max-instructions", type=int, default=5_000_000,
+                    help="NEURON_EMU_MAX_INSTRUCTIONS for the perf tests (default 5,000,000): the "
+                         "32K-token flash-attention shapes unroll to more than the interactive "
+                         "default of 500,000 (about 1.7 GB and a few minutes each)")
     a = ap.parse_args(argv)
     if not (a.sdk or a.samples):
         ap.error("give --sdk and/or --samples (local checkout paths)")
@@ -105,7 +109,9 @@ def main(argv=None):
         totals.append(("nki-samples test/unit --simulation-only",
                        *summarise("nki-samples test/unit --simulation-only", recs, dt)))
         if not a.no_perf:
-            recs, dt, _ = run_pytest(tdir, ["-k", "perf", "."], src, a.target, 1, False)
+            limit = {"NEURON_EMU_MAX_INSTRUCTIONS": str(a.perf_max_instructions)}
+            recs, dt, _ = run_pytest(tdir, ["-k", "perf", "."], src, a.target, a.jobs, False,
+                                     extra_env=limit)
             totals.append(("nki-samples perf tests",
                            *summarise("nki-samples perf tests (-k perf)", recs, dt)))
             latency_table(recs)

@@ -142,18 +142,20 @@ def _ts_apply(x, op, operand, reverse):
 def tensor_scalar(ins, ctx):
     a = ins.args
     dst, data = a["dst"], a["data"]
-    op0 = A.alu(a["op0"])
+    op0 = A.alu(a["op0"]) if a.get("op0") is not None else None       # None: stage skipped
     op1 = A.alu(a["op1"]) if a.get("op1") is not None else None
-    if op0.kind == "bitvec":
+    if any(op is not None and op.kind == "bitvec" for op in (op0, op1)):
         return None
     X, D, shape, s2 = ctx.get(data), ctx.get(dst), dst.shape, _as2d(data)
-    o0 = _scalar(ctx, a.get("operand0"))
+    o0 = _scalar(ctx, a.get("operand0")) if op0 is not None else None
     o1 = _scalar(ctx, a.get("operand1")) if op1 is not None else None
     r0, r1 = a.get("reverse0"), a.get("reverse1")
     store = storer(dst.dtype, ctx.precise)
 
     def run():
-        y = _ts_apply(np.asarray(X(), F32).reshape(s2), op0, o0(), r0)
+        y = np.asarray(X(), F32).reshape(s2)
+        if op0 is not None:
+            y = _ts_apply(y, op0, o0(), r0)
         if op1 is not None:
             y = _ts_apply(y, op1, o1(), r1)
         store(D(), np.asarray(y).reshape(shape))

@@ -114,8 +114,12 @@ class TensorScalar:
         check_onchip_operand(i, arch, "data", data)
         _no_gpsimd_psum(i, ("dst", "data"))
         check_same_free(i, [("dst", dst), ("data", data)])
-        scalar_or_column(i, arch, "operand0")
-        kinds = {A.alu(i.args["op0"]).kind}
+        # op0=None skips the first stage like nl.bypass (the library's clamp kernels pass
+        # op0=None, operand0=None when only a lower bound is given); operand0 is then unused.
+        kinds = set()
+        if i.args.get("op0") is not None:
+            scalar_or_column(i, arch, "operand0")
+            kinds.add(A.alu(i.args["op0"]).kind)
         if i.args.get("op1") is not None:
             scalar_or_column(i, arch, "operand1")
             kinds.add(A.alu(i.args["op1"]).kind)
@@ -128,7 +132,8 @@ class TensorScalar:
     def run(i, mem):
         dst, data = i.args["dst"], i.args["data"]
         P = data.shape[0]
-        bit = A.alu(i.args["op0"]).kind == "bitvec"
+        bit = any(A.alu(i.args[k]).kind == "bitvec" for k in ("op0", "op1")
+                  if i.args.get(k) is not None)
         x = read2d(mem, i, data, None if bit else np.float32)
 
         def operand(n):
@@ -137,7 +142,9 @@ class TensorScalar:
                 return (mem.read(o, i.loc).reshape(P, 1) if isinstance(o, View)
                         else np.asarray(o).astype(x.dtype))
             return read_scalar(mem, i, n, P)
-        y = _tensor_scalar_apply(x, i.args["op0"], operand("operand0"), i.args.get("reverse0"))
+        y = x
+        if i.args.get("op0") is not None:
+            y = _tensor_scalar_apply(x, i.args["op0"], operand("operand0"), i.args.get("reverse0"))
         if i.args.get("op1") is not None:
             y = _tensor_scalar_apply(y, i.args["op1"], operand("operand1"), i.args.get("reverse1"))
         write2d(mem, dst, y)

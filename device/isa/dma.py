@@ -10,6 +10,24 @@ from .dge import check_static_descriptors
 from .rules import check_partitions, fail, view_arg
 
 
+PRIORITY_LEVELS = (0, 3)      # DMA class-of-service levels, 0 the highest (NC-v4 only)
+
+
+def check_priority(i, arch):
+    """``priority=`` of a DMA: a class-of-service hint that changes no byte, NeuronCore-v4 only,
+    an int level from 0 (highest) to 3 (nki-spec: ``priority`` 0-3 is v4 only)."""
+    prio = i.args.get("priority")
+    if prio is None:
+        return
+    lo, hi = PRIORITY_LEVELS
+    if isinstance(prio, bool) or not isinstance(prio, (int, np.integer)) or not lo <= prio <= hi:
+        fail(i, "priority", f"priority={prio!r} is not a DMA priority level: use an int from "
+             f"{lo} (highest) to {hi}", "priority", prio, f"int {lo}..{hi}")
+    if arch.gen < 4:
+        fail(i, "generation", f"priority={prio} needs NeuronCore-v4; target "
+             f"{arch.name} is NeuronCore-v{arch.gen}", "priority", prio, "gen >= 4")
+
+
 def _check_dma_operand(i, arch, name, v):
     if v.buffer.kind == "psum":
         fail(i, "buffer", f"operand '{name}' ({v.storage.name}) is in PSUM; DMA cannot access "
@@ -28,9 +46,7 @@ class DmaCopy:
         if dst.size != src.size:
             fail(i, "shape-mismatch", f"dst has {dst.size} elements {list(dst.shape)} but src has "
                  f"{src.size} {list(src.shape)}", "src", list(src.shape), list(dst.shape))
-        if i.args.get("priority") is not None and arch.gen < 4:
-            fail(i, "generation", f"priority={i.args['priority']} needs NeuronCore-v4; target "
-                 f"{arch.name} is NeuronCore-v{arch.gen}", "priority", i.args["priority"], "gen >= 4")
+        check_priority(i, arch)
         if dst.dtype != src.dtype and (dst.dtype in dtypes.PACKED or src.dtype in dtypes.PACKED):
             fail(i, "dtype", f"DMA cannot convert between {src.dtype} and {dst.dtype}: x4-packed "
                  f"(MX) data is copied bit for bit; use .view()", "dst", dst.dtype, src.dtype)
@@ -38,6 +54,11 @@ class DmaCopy:
             fail(i, "dtype", f"hwdge DMA cannot convert {src.dtype} to {dst.dtype}; use .view()",
                  "dst", dst.dtype, src.dtype)
         check_static_descriptors(i, "dst", "src")
+        if i.args.get("transpose2d") and (src.ndim != 2 or dst.ndim != 2
+                                          or tuple(dst.shape) != tuple(src.shape)):
+            fail(i, "shape-mismatch", f"transpose2d copies a permuted 2-D src into a dst of the same "
+                 f"shape; got src {list(src.shape)}, dst {list(dst.shape)}", "dst",
+                 list(dst.shape), list(src.shape))
 
     def run(i, mem):
         dst, src = i.args["dst"], i.args["src"]
@@ -52,4 +73,10 @@ class DmaCopy:
             mem.write(dst, x.astype(np.float32).reshape(dst.shape))
 
     def cost(i, arch):
-        return dma_cost(arch, i.args["dst"], i.args["src"])
+        dst, src = i.args["dst"], i.args["src"]
+        if i.args.get("transpose2d"):
+            # nl.load_transpose2d: src is a (1, 0)-permuted 2-D view, and the DMA engines transpose
+            # while they read its rows, so the descriptors follow the unpermuted rows and the rate
+            # is the transpose rate (CM 2.6), not one descriptor per element.
+            return dma_cost(arch, dst, src.permute((1, 0)), factor=arch.dma_transpose_factor)
+        return dma_cost(arch, dst, src)

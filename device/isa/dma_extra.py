@@ -16,6 +16,7 @@ from . import defop
 from .dge import check_static_descriptors
 from .accum import check_generation
 from .costs import dma_cost
+from .dma import check_priority
 from .rules import check_partitions, fail, view_arg
 
 
@@ -108,6 +109,7 @@ class DmaTranspose:
         _no_psum(i, arch, "src", src)
         _no_psum(i, arch, "dst", dst)
         check_static_descriptors(i, "dst", "src")
+        check_priority(i, arch)
         if dst.buffer.kind != "sbuf":
             fail(i, "buffer", f"dst ({dst.storage.name}) is in {dst.buffer.name.upper()}; "
                  f"dma_transpose writes SBUF", "dst", dst.buffer.name, "sbuf")

@@ -131,7 +131,8 @@ def load_transpose2d(src, dtype=None, **_legacy):
                               loc=user_loc(2))
     dst = tr.program.alloc((src.shape[1], src.shape[0]), _out_dtype(dtype, src), SBUF,
                            loc=user_loc(2))
-    tr.program.emit("dma_copy", dst=dst, src=src.permute((1, 0)), loc=user_loc(2))
+    tr.program.emit("dma_copy", dst=dst, src=src.permute((1, 0)), transpose2d=True,
+                    loc=user_loc(2))
     return dst
 
 
