@@ -13,10 +13,9 @@ from .. import dtypes, dynamic
 from ..errors import UserKernelError
 from ..tensor import View
 from . import defop
-from .dge import check_static_descriptors
+from .dge import check_priority, check_static_descriptors
 from .accum import check_generation
 from .costs import dma_cost
-from .dma import check_priority
 from .rules import check_partitions, fail, view_arg
 
 
