@@ -237,8 +237,8 @@ def get_arch(target: "str | Arch | None" = None, default: "str | None" = None) -
     library harness's ``NKI_NC_VERSION``) decides, then ``default`` (a kernel's
     ``@nki.jit(platform_target=...)``), then ``DEFAULT_TARGET``.
 
-        >>> get_arch(None, default="trn3").name      # with no env override set
-        'trn3'
+        >>> get_arch("gen3").name, get_arch("trn3", default="trn1").name
+        ('trn2', 'trn3')
     """
     if isinstance(target, Arch):
         return target
