@@ -74,6 +74,15 @@ def raw_access_pattern(view, pattern, offset, scalar_offset, vector_offset, indi
     if scalar_offset is not None or vector_offset is not None:
         dyn = dynamic_offset(view, pattern, scalar_offset, vector_offset, int(indirect_dim or 0),
                              view_cls)
+        if dt != view.dtype:
+            # the offset counts rows of the tensor .ap is called on, whatever dtype reads them:
+            # nki-library's permute_routed_tokens gathers bf16 affinities as fp8 pairs this way
+            kind, src, dim, row = dyn
+            nbytes = row * view.itemsize
+            if nbytes % dtypes.itemsize(dt):
+                raise UserKernelError(f".ap(dtype={dt}): a {kind}_offset row of {view.name} is "
+                                      f"{nbytes} bytes, not a whole number of {dt} elements")
+            dyn = (kind, src, dim, nbytes // dtypes.itemsize(dt))
     # An access pattern is a descriptor: like NKI, building one that overruns its tensor is
     # not an error until an instruction uses it (device.isa.rules.check_in_bounds names the
     # operand; memory reads check again). Library kernels build the AP of a guarded-off
@@ -98,8 +107,10 @@ def dynamic_offset(base, pattern, scalar_offset, vector_offset, indirect_dim, vi
                                     f"{src.dtype}; offsets must be integers", operand=f"{kind}_offset",
                                     value=src.dtype, limit="int32/uint32")
         want = 1 if kind == "scalar" else (pattern[0][1] if pattern else 1)
-        if src.size != want:
-            shape = "(1, 1)" if kind == "scalar" else f"({want}, 1)"
+        # a vector offset tile may hold more offsets than rows (the library's DMA gather-transpose
+        # rounds its (128, C) tile up to whole columns); the first ones, partition fastest, are used
+        if src.size != want if kind == "scalar" else src.size < want:
+            shape = "(1, 1)" if kind == "scalar" else f"({want}, 1) or (P, C) with P*C >= {want}"
             raise HardwareRuleError("dynamic-offset", f"{kind}_offset tensor {src.name} has shape "
                                     f"{src.shape}; expected {shape} (one offset per "
                                     f"{'access' if kind == 'scalar' else 'row of the pattern'})",

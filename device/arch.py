@@ -230,13 +230,21 @@ TARGETS = tuple(_ALIASES)   # every accepted target name (the CLI lists them)
 DEFAULT_TARGET = "inf2"   # design.md: an Inferentia core emulator first
 
 
-def get_arch(target: "str | Arch | None" = None) -> Arch:
-    """Resolve a target name (trn1/inf2/gen2, trn2/gen3, trn3/gen4) or the env override."""
+def get_arch(target: "str | Arch | None" = None, default: "str | None" = None) -> Arch:
+    """Resolve a target name (trn1/inf2/gen2, trn2/gen3, trn3/gen4) or the env override.
+
+    With no ``target``, the environment (``NEURON_PLATFORM_TARGET_OVERRIDE``, else the NKI
+    library harness's ``NKI_NC_VERSION``) decides, then ``default`` (a kernel's
+    ``@nki.jit(platform_target=...)``), then ``DEFAULT_TARGET``.
+
+        >>> get_arch(None, default="trn3").name      # with no env override set
+        'trn3'
+    """
     if isinstance(target, Arch):
         return target
     if target is None:        # NKI_NC_VERSION (gen2|gen3|gen4) is what the NKI library harness sets
         target = (os.environ.get("NEURON_PLATFORM_TARGET_OVERRIDE")
-                  or os.environ.get("NKI_NC_VERSION") or DEFAULT_TARGET)
+                  or os.environ.get("NKI_NC_VERSION") or default or DEFAULT_TARGET)
     key = str(target).strip().lower()
     if key not in _ALIASES:
         raise ValueError(f"unknown target {target!r}: expected one of {sorted(_ALIASES)}")

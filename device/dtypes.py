@@ -12,6 +12,8 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 
+from .x4_numpy import DTYPES as _X4_HOST
+
 _NP = {
     "bool_": np.dtype(np.uint8), "int8": np.dtype(np.int8), "int16": np.dtype(np.int16),
     "int32": np.dtype(np.int32), "int64": np.dtype(np.int64),
@@ -75,8 +77,9 @@ def normalize(dt) -> str:
         d = np.dtype(dt)
     except TypeError:
         raise TypeError(f"unsupported dtype {dt!r}: expected one of {', '.join(ALL)}") from None
-    if d.names and len(d.names) == 1 and d.names[0] in PACKED:     # host_x4(...) data
-        return d.names[0]
+    x4 = _x4_name(d)
+    if x4 is not None:                                   # host_x4(...) data
+        return x4
     try:
         return _FROM_NP[d]
     except KeyError:
@@ -84,17 +87,65 @@ def normalize(dt) -> str:
 
 
 def host_x4(dt: str) -> np.dtype:
-    """A NumPy dtype for MX x4 data on the host: the raw container (uint32 / uint16) tagged with
-    its element type, so an array of it names its NKI dtype (and prints it).
+    """The NumPy dtype of MX x4 data on the host: ``np.dtype("float8_e4m3fn_x4")`` (registered by
+    ``device.x4_numpy``; an array of it holds the raw containers and names its NKI dtype). Where
+    NumPy could not register it, the raw container tagged with a field of that name.
 
         >>> a = np.zeros(2, np.uint32).view(host_x4("float8_e4m3fn_x4"))
-        >>> normalize(a.dtype), a.view(np.uint32).dtype
-        ('float8_e4m3fn_x4', dtype('uint32'))
+        >>> normalize(a.dtype), str(a.dtype), raw_bits(a).dtype
+        ('float8_e4m3fn_x4', 'float8_e4m3fn_x4', dtype('uint32'))
     """
     dt = normalize(dt)
     if dt not in PACKED:
         raise TypeError(f"host_x4 needs an MX x4 dtype ({', '.join(PACKED)}), got {dt!r}")
-    return np.dtype((_NP[dt], [(dt, _NP[dt])]))
+    return _X4_HOST.get(dt) or np.dtype((_NP[dt], [(dt, _NP[dt])]))
+
+
+def _x4_name(d: np.dtype):
+    """The x4 name of a host x4 dtype (registered, foreign-registered under the same name, or
+    the structured fallback), else None."""
+    name = str(d)
+    if name in PACKED and d.itemsize == _NP[name].itemsize and d.names is None:
+        return name
+    if d.names and len(d.names) == 1 and d.names[0] in PACKED and \
+            d.itemsize == _NP[d.names[0]].itemsize:
+        return d.names[0]
+    return None
+
+
+def raw_bits(a):
+    """Host x4 data as its raw containers (uint32 / uint16, the same memory); anything else as is.
+
+        >>> raw_bits(np.zeros(3, host_x4("float4_e2m1fn_x4"))).dtype
+        dtype('uint16')
+    """
+    d = getattr(a, "dtype", None)
+    if isinstance(d, np.dtype) and isinstance(a, np.ndarray):
+        x4 = _x4_name(d)
+        if x4 is not None:
+            return a.view(_NP[x4])
+    return a
+
+
+def as_host(a: np.ndarray, dt: str) -> np.ndarray:
+    """Device data of dtype ``dt`` as the host sees it: x4 containers tagged ``host_x4(dt)``."""
+    if dt in PACKED and a.dtype == _NP[dt]:
+        return a.view(host_x4(dt))
+    return a
+
+
+def as_float_containers(a):
+    """Host x4 data as float containers of the same width and bits (float32 for the fp8 x4
+    types, float16 for fp4): what the NKI library harness's simulator entry returns. Anything
+    else as is.
+
+        >>> as_float_containers(np.zeros(2, host_x4("float8_e5m2_x4"))).dtype
+        dtype('float32')
+    """
+    raw = raw_bits(a)
+    if raw is a:
+        return a
+    return raw.view(np.float32 if raw.itemsize == 4 else np.float16)
 
 
 def to_numpy(dt: str) -> np.dtype:
@@ -118,7 +169,7 @@ def unpack_x4(raw, dt: str) -> np.ndarray:
     """Raw x4 containers (any shape S) -> float32 values of shape S + (4,), element j = lane j."""
     dt = normalize(dt)
     el = PACKED[dt]
-    raw = np.asarray(raw).astype(np.uint32)
+    raw = np.asarray(raw_bits(raw)).astype(np.uint32)
     bits = 4 if dt.startswith("float4") else 8
     mask = (1 << bits) - 1
     codes = np.stack([(raw >> (bits * j)) & mask for j in range(4)], axis=-1).astype(np.uint8)
@@ -140,7 +191,11 @@ def pack_x4(vals, dt: str) -> np.ndarray:
 
 
 def sentinel(dt: str):
-    """What a fresh allocation holds: NaN for floats, 4 for ints (the official simulator's choice)."""
+    """What a fresh allocation holds: NaN for floats, 4 for ints (the official simulator's choice);
+    zero with ``NEURON_EMU_FILL=zero`` (the NKI library's newer simulator, see device.settings)."""
+    from .settings import settings
+    if settings().fill == "zero":
+        return 0
     if normalize(dt) == "float8_e8m0fnu":
         return np.array(0xFF, np.uint8).view(ml_dtypes.float8_e8m0fnu)
     return np.nan if is_float(dt) else 4

@@ -6,8 +6,11 @@ view; ``View.dyn = (kind, offset_source, indirect_dim, row_elems)`` records it, 
 
 - ``scalar``: one value ``s`` (a 1-element tensor, or a Python int) shifts the whole pattern:
   ``addr = offset + s * row_elems + sum(stride_j * i_j)``.
-- ``vector``: a (P, 1) index tensor gives one value per entry of the first pattern dimension,
-  whose stride it replaces: ``addr = offset + idx[i_0] * row_elems + sum_{j>0}(stride_j * i_j)``
+- ``vector``: a (P, 1) index tensor gives one value per entry of the first pattern dimension
+  (a (P, C) tensor gives P*C of them, partition fastest: entry n is ``idx[n % P, n // P]``, as
+  NKI's ``dma_transpose`` gather reads ``indices.T.flatten()[:rows]``; only the first ``rows``
+  are used), whose stride it replaces:
+  ``addr = offset + idx[i_0] * row_elems + sum_{j>0}(stride_j * i_j)``
   (a gather when read, a scatter when written; the first pair's stride is a placeholder).
 
 ``Memory.read``/``Memory.write`` call :func:`read`/:func:`write` for such views, so every
@@ -31,9 +34,14 @@ from .tensor import View
 
 
 def _values(mem, src, loc) -> np.ndarray:
-    """The integer offsets held by ``src`` (a tensor view or a plain int)."""
+    """The integer offsets held by ``src`` (a tensor view or a plain int), in the order the
+    pattern's entries use them: partition-fastest, column by column."""
     if isinstance(src, View):
-        return np.asarray(mem.read(src, loc)).reshape(-1).astype(np.int64)
+        # a (P, C) offset tensor lists its offsets partition-fastest: entry n is [n % P, n // P]
+        # (the NKI library's DMA gather-transpose builds 128 x C offsets for 128*C rows so)
+        vals = np.asarray(mem.read(src, loc))
+        vals = vals.reshape(vals.shape[0], -1) if vals.ndim else vals.reshape(1, 1)
+        return vals.reshape(-1, order="F").astype(np.int64)
     hook = getattr(src, "dynamic_value", None)       # e.g. a register object: value(mem)
     if hook is not None:
         return np.asarray(hook(mem)).reshape(-1).astype(np.int64)

@@ -122,5 +122,11 @@ class UnwrittenOutputWarning(KernelLintWarning):
     """A tensor the kernel returns has elements that no instruction wrote."""
 
 
+class DuplicateScatterWarning(KernelLintWarning):
+    """A ``dma_compute`` scatter read-modify-write (``unique_indices=True``) sent two non-zero
+    contributions to the same row: the emulator adds them in row order, hardware does not
+    promise to (NKI: non-unique indices are not supported)."""
+
+
 class SpillWarning(UserWarning):
     """Live SBUF tiles exceed the usable capacity, so the compiler spills some of them to HBM."""

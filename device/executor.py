@@ -49,6 +49,8 @@ def run(program: Program, inputs, memory: Memory | None = None, return_memory: b
         check_host_memory(program)                   # raises, naming the budget
     if len(inputs) != len(program.inputs):
         raise ValueError(f"program {program.name} takes {len(program.inputs)} inputs, got {len(inputs)}")
+    from . import dtypes
+    inputs = [dtypes.raw_bits(a) for a in inputs]       # host x4 arrays: their raw containers
     if memory is None and s.executor != "reference":
         from . import fastpath
         res = fastpath.run(program, inputs, mode=s.executor, precise=s.precise_fp,
@@ -83,6 +85,7 @@ def run_reference(program: Program, inputs, memory: Memory | None = None,
     if len(inputs) != len(program.inputs):
         raise ValueError(f"program {program.name} takes {len(program.inputs)} inputs, got {len(inputs)}")
     mem = memory or Memory(precise_fp=s.precise_fp, warn_uninit=s.warn_uninit)
+    mem.psum_write_opens = program.arch.gen >= 4      # see Memory.psum_write_opens
     streams = core_streams(program)
     lt = lifetimes(program, streams)
     for st, arr in zip(program.inputs, inputs):

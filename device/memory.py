@@ -27,6 +27,12 @@ class Memory:
         self.written: dict[int, np.ndarray] = {}   # no entry: every element written (inputs,
                                                    # constants) or not allocated yet
         self.mm_open: dict[int, np.ndarray] = {}   # PSUM: element holds an open matmul group
+        # NeuronCore-v4: a matmul with accumulate=None adds onto any earlier write of its PSUM
+        # location (nc_matmul docs: "auto-detect based on whether this PSUM location was
+        # previously written"), so a memset or an in-place rescale keeps the group open. On
+        # v2/v3 accumulating onto a non-matmul write is undefined: such a write closes the group
+        # and the next matmul starts a new one. Set by the executor from the program's target.
+        self.psum_write_opens = False
         self.precise_fp = precise_fp
         self.warn_uninit = warn_uninit
         self._warned: set = set()
@@ -168,7 +174,7 @@ class Memory:
         if mask is not None:
             self._strided(mask, storage_units(v))[...] = True
         if v.storage.id in self.mm_open:
-            self._strided(self.mm_open[v.storage.id], v)[...] = False
+            self._strided(self.mm_open[v.storage.id], v)[...] = self.psum_write_opens
 
     def mm_flags(self, v: View) -> np.ndarray:
         self.flat(v.storage)

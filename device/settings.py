@@ -36,6 +36,9 @@ class Settings:
     legacy_report: bool    # NEURON_EMU_LEGACY_REPORT: legacy kernels list constructs to port
     executor: str = "fast"  # NEURON_EMU_EXECUTOR: fast (default) | exact | reference (device.fastpath)
     parse_seconds: float = 60.0  # NEURON_EMU_PARSE_SECONDS: jaxlib's parse of untrusted StableHLO
+    fill: str = "sentinel"  # NEURON_EMU_FILL: what a new on-chip tensor holds: sentinel (NaN /
+                            # 4, default: uninitialised reads show) | zero (as the NKI library's
+                            # simulator, whose tests expect unwritten padding to read 0)
 
 
 _SUFFIX = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -63,7 +66,7 @@ ENV_NAMES = ("NEURON_EMU_CACHE_DIR", "XDG_CACHE_HOME", "HOME", "NEURON_PLATFORM_
              "NEURON_EMU_WARN_UNINIT", "NEURON_EMU_HOST_MEMORY", "NEURON_EMU_MAX_INSTRUCTIONS",
              "NEURON_EMU_MAX_UNROLL", "NEURON_EMU_MAX_LOOP_TRIPS", "NEURON_EMU_LOOP_SECONDS",
              "NEURON_EMU_MAX_CONSTANT_ELEMENTS", "NEURON_EMU_LEGACY_REPORT", "NEURON_EMU_EXECUTOR",
-             "NEURON_EMU_PARSE_SECONDS")
+             "NEURON_EMU_PARSE_SECONDS", "NEURON_EMU_FILL")
 _last: tuple | None = None       # (the values of ENV_NAMES, the Settings parsed from them)
 
 
@@ -100,6 +103,7 @@ def _parse() -> Settings:
         legacy_report=_flag("NEURON_EMU_LEGACY_REPORT", False),
         executor=_executor(),
         parse_seconds=float(_count("NEURON_EMU_PARSE_SECONDS", 60)),
+        fill=_fill(),
     )
 
 
@@ -111,4 +115,14 @@ def _executor() -> str:
     if v not in EXECUTORS:
         raise ValueError(f"NEURON_EMU_EXECUTOR={v!r} is not an executor; use one of "
                          f"{', '.join(EXECUTORS)}")
+    return v
+
+
+FILLS = ("sentinel", "zero")
+
+
+def _fill() -> str:
+    v = (os.environ.get("NEURON_EMU_FILL") or "sentinel").strip().lower()
+    if v not in FILLS:
+        raise ValueError(f"NEURON_EMU_FILL={v!r} is not a fill; use one of {', '.join(FILLS)}")
     return v

@@ -393,8 +393,17 @@ class View:
         key[dim] = slice(start, end, step)
         return self[tuple(key)]
 
-    def flatten_dims(self, start, end):
-        if self.on_chip and start == 0:
+    def flatten_dims(self, start_dim, end_dim):
+        """Merge dims ``start_dim..end_dim`` (inclusive) into one, as NKI's NkiTensor does (the
+        newest library calls it ``t.flatten_dims(start_dim=0, end_dim=1)``); negative dims count
+        from the end. The merged dims must be laid out contiguously (no copy is made)."""
+        start = start_dim + self.ndim if start_dim < 0 else start_dim
+        end = end_dim + self.ndim if end_dim < 0 else end_dim
+        if not 0 <= start <= end < self.ndim:
+            raise UserKernelError(f"flatten_dims(start_dim={start_dim}, end_dim={end_dim}) of "
+                                  f"{self.name}: need 0 <= start_dim <= end_dim < {self.ndim} "
+                                  f"(shape {self.shape})")
+        if self.on_chip and start == 0 and end > 0:
             raise HardwareRuleError("partition-flatten", f"flatten_dims cannot merge the "
                                     f"partition axis of {self.name}", operand=self.name, value=start,
                                     limit=1)

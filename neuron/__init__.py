@@ -10,8 +10,9 @@
     print(model.lower(x, w))                 # graph IR + device program
     print(model.profile(x, w))               # modelled timing report
 """
-from device.errors import (HardwareRuleError, KernelLintWarning, ReduceRegisterWarning, SpillWarning,
-                           UninitializedReadWarning, UnwrittenOutputWarning, UserKernelError)
+from device.errors import (DuplicateScatterWarning, HardwareRuleError, KernelLintWarning,
+                           ReduceRegisterWarning, SpillWarning, UninitializedReadWarning,
+                           UnwrittenOutputWarning, UserKernelError)
 from nki.core_races import CrossCoreRaceWarning
 from nki.tracing import ArraySpec, Kernel, jit, simulate
 
@@ -27,4 +28,4 @@ __all__ = ["jit", "simulate", "Kernel", "ArraySpec", "load_hlo", "load_stablehlo
            "JaxKernel", "torch_kernel", "TorchKernel",
            "ImportedFunction", "JaxFunction", "HardwareRuleError", "UserKernelError", "SpillWarning",
            "KernelLintWarning", "UninitializedReadWarning", "ReduceRegisterWarning",
-           "UnwrittenOutputWarning", "CrossCoreRaceWarning"]
+           "UnwrittenOutputWarning", "CrossCoreRaceWarning", "DuplicateScatterWarning"]

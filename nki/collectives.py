@@ -146,21 +146,33 @@ def all_to_all(srcs, dsts, replica_group, collective_dim=0, priority=None, name=
                  groups=_group("all_to_all", replica_group), dim=int(collective_dim), name=name)
 
 
-def all_gather_v(srcs, dsts, replica_group, metadata_tensor, priority=None, name=None):
-    """Flat all-gather of run-time sizes: ``metadata_tensor`` (uint32, n values) holds the
-    element count each rank contributes; dst receives them packed in rank-list order."""
+def all_gather_v(srcs, dsts, replica_group, metadata_tensor, recv_counts_known=False,
+                 has_rdispls=False, priority=None, name=None):
+    """Variable-length all-gather of flat HBM buffers. Every rank broadcasts one chunk,
+    ``src[send_displs[0] : send_displs[0] + send_counts[0]]`` (rows 0/1 of its uint32
+    ``metadata_tensor``, rows x n; only their first column is read). Without ``has_rdispls``
+    dst is split in n equal slots and the chunk of the j-th rank of the rank-list lands at the
+    start of slot j; with it, at recv_displs[j] (row 3). With ``recv_counts_known=False`` the
+    counts received are written into row 2; with ``True`` row 2 must hold them already.
+
+        meta = [[c] * n, [0] * n, [0] * n]           # (3, n) uint32 in HBM: send c elements
+        ncc.all_gather_v(srcs=[s], dsts=[g], replica_group=rg, metadata_tensor=m)
+        # g (n * slot elements): rank j's c_j elements at g[j * slot:]; m[2] = [c_0, .., c_n-1]
+    """
     return _emit("all_gather_v", "all_gather_v", srcs, dsts,
-                 groups=_group("all_gather_v", replica_group), meta=metadata_tensor, name=name)
+                 groups=_group("all_gather_v", replica_group), meta=metadata_tensor,
+                 meta_out=None if recv_counts_known else metadata_tensor,
+                 recv_known=bool(recv_counts_known), has_rdispls=bool(has_rdispls), name=name)
 
 
 def all_to_all_v(srcs, dsts, replica_group, metadata_tensor, recv_counts_known=False,
                  has_rdispls=False, priority=None, name=None):
-    """Flat all-to-all of run-time sizes. ``metadata_tensor`` (uint32, 2-4 rows x n):
-    send_counts, send_displs, recv_counts, recv_displs (elements) per peer. Without
-    ``has_rdispls`` dst is split in n equal slots and the piece from the j-th rank of the
-    rank-list lands at the start of slot j; with it, at recv_displs[j]. With
+    """Flat all-to-all of run-time sizes between HBM buffers. ``metadata_tensor`` (uint32,
+    2-4 rows x n): send_counts, send_displs, recv_counts, recv_displs (elements) per peer.
+    Without ``has_rdispls`` dst is split in n equal slots and the piece from the j-th rank of
+    the rank-list lands at the start of slot j; with it, at recv_displs[j]. With
     ``recv_counts_known=False`` the counts actually received are written into row 2 (when the
-    metadata has one), as the runtime does.
+    metadata has one), as the runtime does; with ``True`` row 2 must hold them already.
 
         meta = [[c0, c1], [0, c0], [0, 0]]          # rank sends c_j elements to peer j
         ncc.all_to_all_v(srcs=[s], dsts=[r], replica_group=rg, metadata_tensor=m)
@@ -168,7 +180,7 @@ def all_to_all_v(srcs, dsts, replica_group, metadata_tensor, recv_counts_known=F
     return _emit("all_to_all_v", "all_to_all_v", srcs, dsts,
                  groups=_group("all_to_all_v", replica_group), meta=metadata_tensor,
                  meta_out=None if recv_counts_known else metadata_tensor,
-                 has_rdispls=bool(has_rdispls), name=name)
+                 recv_known=bool(recv_counts_known), has_rdispls=bool(has_rdispls), name=name)
 
 
 def collective_permute(srcs, dsts, source_target_pairs, priority=None, name=None):
@@ -261,7 +273,7 @@ def run(kernel, inputs_per_rank, target=None):
 
     from device.collectives import run_ranks
 
-    from .host_values import host_arrays
+    from .host_values import as_returned, host_arrays
     if maybe_current() is not None:
         raise UserKernelError("nki.collectives.run launches kernels; call it from host code")
     if not isinstance(kernel, Kernel):
@@ -274,10 +286,11 @@ def run(kernel, inputs_per_rank, target=None):
     for a, kw in calls:
         progs.append(kernel.trace(*a, target=target, **kw))
         per_rank.append(host_arrays(kernel.fn, a, kw))
-    outs = run_ranks(progs, per_rank)
+    outs, mems = run_ranks(progs, per_rank, return_memories=True)
     res = []
-    for prog, o in zip(progs, outs):
-        o = [np.asarray(x) for x in o]
+    for prog, o, mem in zip(progs, outs, mems):
+        # shaped like the view the kernel returned (``o.reshape(...)``), as a one-rank call is
+        o = [np.asarray(as_returned(mem, v, x)) for v, x in zip(prog.info.output_views, o)]
         res.append(tuple(o) if prog.info.returns_tuple else (o[0] if len(o) == 1 else
                                                                      (None if not o else tuple(o))))
     return res

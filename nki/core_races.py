@@ -12,6 +12,13 @@ Each core's instruction stream is cut into epochs at its sync instructions; an a
 0's epoch ``i`` and one in core 1's epoch ``i`` are unordered. Accesses whose addresses are only
 known at run time (indirect or register-offset DMA) are left out: they cannot be decided here.
 
+Replicated code is not a race: when a ``[2]``-grid kernel does not split some work by
+``nl.program_id`` (the nki-library's CSA all-reduce stages its input into a named shared buffer,
+runs the collective and copies the result out on both cores), each core's write is also made,
+identically, by the other core before its own access -- the same line, the same operation on the
+same shared-HBM bytes from the same shared-HBM bytes -- so the other core rewriting them cannot
+change what it reads.
+
 Make it an error with ``warnings.simplefilter("error", CrossCoreRaceWarning)``; a single-core
 program has nothing to report:
 
@@ -69,6 +76,22 @@ def _accesses(ins):
                 yield v, False
 
 
+def _signature(b):
+    """What makes two cores' instructions the same write of the same values: source line,
+    operation, and every operand view (storage, offset, pattern). Only instructions whose operands
+    all live in shared HBM (or are kernel inputs) qualify -- an SBUF or PSUM operand is per core,
+    so its values need not agree -- and none with run-time addresses."""
+    views = []
+    for w, vs in ((True, b.writes()), (False, b.reads())):
+        for v in vs:
+            if not isinstance(v, View) or not _shared(v):
+                return None
+            views.append((w, v.storage.id, v.offset, tuple(map(tuple, v.pattern))))
+    if not views or not any(w for w, *_ in views):
+        return None
+    return (b.loc, b.op.name, tuple(views))
+
+
 def _byte_set(v):
     """Sorted start bytes of every element the view touches (None when it is too large)."""
     size = 1
@@ -110,12 +133,17 @@ def find_races(program, limit: int = 8) -> list:
     # (storage id, epoch) -> core -> [(lo, hi, view, is_write, ins)]
     table: dict = defaultdict(lambda: defaultdict(list))
     storages = {}
+    made: dict = defaultdict(dict)       # core -> replicated-write signature -> first position
     for core, seq in streams.items():
         epoch = 0
         for pos, ins in enumerate(seq):
             if _is_sync(ins):
                 epoch += 1
                 continue
+            for b in _body_instrs(ins):
+                sig = _signature(b)
+                if sig is not None:
+                    made[core].setdefault(sig, pos)
             for v, w in _accesses(ins):
                 lo, hi = v.byte_span()
                 if hi <= lo:
@@ -128,7 +156,7 @@ def find_races(program, limit: int = 8) -> list:
         hit = None
         for i, c0 in enumerate(cores):
             for c1 in cores[i + 1:]:
-                hit = _first_conflict(by_core[c0], by_core[c1])
+                hit = _first_conflict(by_core[c0], by_core[c1], made[c0], made[c1])
                 if hit:
                     break
             if hit:
@@ -140,14 +168,26 @@ def find_races(program, limit: int = 8) -> list:
     return found
 
 
-def _first_conflict(xs, ys, keep: int = 32):
+def _replicated(write_ins, other_made, other_pos) -> bool:
+    """Did the other core make this very write itself before its access at ``other_pos``?"""
+    for b in _body_instrs(write_ins):
+        sig = _signature(b)
+        if sig is not None and other_made.get(sig, other_pos) < other_pos:
+            return True
+    return False
+
+
+def _first_conflict(xs, ys, made_x=None, made_y=None, keep: int = 32):
     """A pair (one access from each core, at least one a write) that touches common bytes.
 
     Of the first ``keep`` such pairs, the one where the first core's access comes latest in its
     stream relative to the second core's (a late write of one core against an early access of
     the other: the usual shape of a missing barrier). The same write made by both
     cores from the same source line (both cores running the same store, usually of the same
-    values) is not reported on its own."""
+    values) is not reported on its own, nor a read against a write that the reading core made
+    itself, identically, before the read (``made_x``/``made_y``: each core's replicated-write
+    signatures, see ``_signature``)."""
+    made_x, made_y = made_x or {}, made_y or {}
     ys = sorted(ys, key=lambda r: r[0])
     starts = [r[0] for r in ys]
     longest = max(r[1] - r[0] for r in ys)
@@ -157,6 +197,9 @@ def _first_conflict(xs, ys, keep: int = 32):
         last = bisect.bisect_left(starts, hi)                # later ones start after hi
         for lo2, hi2, v2, w2, ins2, pos2 in ys[first:last]:
             if hi2 <= lo or not (w or w2) or (w and w2 and ins.loc == ins2.loc):
+                continue
+            if (w2 and not w and _replicated(ins2, made_x, pos)) or \
+                    (w and not w2 and _replicated(ins, made_y, pos2)):
                 continue
             if _overlap(v, v2):
                 hits.append((pos - pos2, (ins, w), (ins2, w2)))

@@ -132,12 +132,12 @@ def as_returned(mem, view, whole):
     storage's full contents are only right when the view covers it in order.
     """
     if view.shape == whole.shape and view.offset == 0 and view.is_contiguous():
-        return whole
+        return dtypes.as_host(whole, view.dtype)
     if view.size == whole.size and view.offset == 0 and view.is_contiguous():
-        return whole.reshape(view.shape)
+        return dtypes.as_host(whole.reshape(view.shape), view.dtype)
     a = mem.array(view).copy()
     want = dtypes.to_numpy(view.dtype)
-    return a.astype(want) if a.dtype != want else a
+    return dtypes.as_host(a.astype(want) if a.dtype != want else a, view.dtype)
 
 
 def write_back(prog, mem, originals, arrays):
@@ -148,6 +148,7 @@ def write_back(prog, mem, originals, arrays):
         if st.id in written:
             new = read_storage(mem, st).reshape(arr.shape)
             if isinstance(orig, np.ndarray):
-                orig[...] = new.astype(orig.dtype, copy=False)
+                raw = dtypes.raw_bits(orig)               # host x4 arrays take the containers
+                raw[...] = new.astype(raw.dtype, copy=False)
             elif type(orig).__module__.startswith("torch"):
                 orig.copy_(from_numpy(new, "torch"))

@@ -90,6 +90,11 @@ class Kernel:
         return k
 
     # -- tracing ------------------------------------------------------------------------------
+    def _arch(self, target):
+        """The call's target, else the kernel's, else the env override, else the kernel's
+        ``@nki.jit(platform_target=...)`` (a default the harness's env override may change)."""
+        return get_arch(target or self.target, default=self.options.get("platform_target"))
+
     def _signature(self, args, kwargs, arch):
         key = [arch.name, self.lnc, VERSION, self.options.get("schedule")]
         for a in list(args) + [kwargs[k] for k in sorted(kwargs)]:
@@ -104,13 +109,13 @@ class Kernel:
 
     def signature(self, args, kwargs, target=None) -> tuple:
         """The trace-cache key of a call: shapes, dtypes, constants, target, LNC."""
-        return self._signature(args, kwargs, get_arch(target or self.target))
+        return self._signature(args, kwargs, self._arch(target))
 
     def trace(self, *args, target=None, **kwargs) -> Program:
         """Trace (or fetch from the cache) the device program for these arguments."""
         refuse_lists(self.fn, args, kwargs)
         check_arguments(self.fn, args, kwargs, to_numpy)
-        arch = get_arch(target or self.target)
+        arch = self._arch(target)
         key = self._signature(args, kwargs, arch)
         prog = self._cache.get(key)
         if prog is None:
@@ -240,7 +245,7 @@ class Kernel:
         (arrays or ``nki.ArraySpec``s): returns a ``lowering.tune.TunedPlan``; later calls and
         traces use it. Tile kernels are tuned over their own knobs with ``neuron.autotune``."""
         from lowering.tune import tune
-        arch = get_arch(target or self.target)
+        arch = self._arch(target)
 
         def graph_only(a, k):              # the graph without lowering it (a warm tune is a
             refuse_lists(self.fn, a, k)    # few database lookups, not a re-lowering)
@@ -366,15 +371,28 @@ def _filtered(fn, args, kwargs):
 
 
 def jit(fn=None, *, mode=None, platform_target=None, **options):
-    """``@nki.jit`` / ``@nki.jit(...)``: legacy keywords (``mode=``, ``debug_kernel=``...) are ignored."""
+    """``@nki.jit`` / ``@nki.jit(...)``: legacy keywords (``mode=``, ``debug_kernel=``...) are ignored.
+
+    ``platform_target="trn2"`` (NKI 2.29+, used by the newest NKI library) names the kernel's
+    target; ``NEURON_PLATFORM_TARGET_OVERRIDE`` / ``NKI_NC_VERSION``, when set, still win, as the
+    library's harness runs one kernel at several targets.
+
+        @nki.jit(platform_target="trn3")
+        def kernel(x): ...
+    """
+    keep = {k: v for k, v in options.items() if k in ("target", "tune")}
     if platform_target is not None:
-        raise UserKernelError("jit(platform_target=...) was removed in NKI 0.3; set "
-                              "NEURON_PLATFORM_TARGET_OVERRIDE instead")
+        try:
+            keep["platform_target"] = get_arch(str(platform_target)).name
+        except ValueError:
+            raise UserKernelError(
+                f"nki.jit(platform_target={platform_target!r}): unknown target; expected one of "
+                "trn1/inf2 (gen2), trn2 (gen3), trn3 (gen4)") from None
 
     def wrap(f):
         if isinstance(f, Kernel):
             return f
-        return Kernel(f, **{k: v for k, v in options.items() if k in ("target", "tune")})
+        return Kernel(f, **keep)
     return wrap(fn) if fn is not None else wrap
 
 
@@ -394,8 +412,36 @@ def cpu_simulate(kernel):
 
         os.environ["NKI_NC_VERSION"] = "gen3"          # trn2
         outs = nki.cpu_simulate(my_kernel)[2](a=a, b=b)
+
+    One difference: x4 (MX) results in tensors the kernel allocated come back as the bits of
+    4-byte float32 (2-byte float16 for fp4) containers, as the library's goldens for this entry
+    expect (``mx_data.view(np.float32)`` compared bit for bit); a returned kernel argument, and
+    any result of a kernel called directly, keeps ``np.dtype("float8_e4m3fn_x4")``.
     """
-    return simulate(kernel)
+    k = kernel if isinstance(kernel, Kernel) else Kernel(kernel)
+    h = SimulatorKernel.__new__(SimulatorKernel)
+    h.__dict__.update(k.__dict__)
+    return h
+
+
+class SimulatorKernel(Kernel):
+    """A Kernel whose x4 results are float containers (see :func:`cpu_simulate`)."""
+
+    def __getitem__(self, lnc):
+        k = super().__getitem__(lnc)
+        h = SimulatorKernel.__new__(SimulatorKernel)
+        h.__dict__.update(k.__dict__)
+        return h
+
+    def _run(self, args, kwargs, target=None):
+        res = super()._run(args, kwargs, target)
+        prog = self.trace(*args, target=target, **kwargs)          # cached: the program run
+        inputs = {st.id for st in prog.inputs}
+        # a returned kernel argument (a mutable output written in place) keeps its x4 dtype
+        fresh = [v.storage.id not in inputs for v in prog.info.output_views]
+        if isinstance(res, (list, tuple)):
+            return type(res)(dtypes.as_float_containers(r) if f else r for r, f in zip(res, fresh))
+        return dtypes.as_float_containers(res) if fresh and fresh[0] else res
 
 
 # public name for the layers above (neuron/ imports it, never the underscored one)

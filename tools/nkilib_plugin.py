@@ -67,25 +67,37 @@ def _neuron_dtypes():
             return D.to_numpy(D.normalize(dt))
         return np.dtype(dt)
 
+    def x4_name(dt):
+        try:
+            name = D.normalize(dt)
+        except TypeError:
+            return None
+        return name if D.is_packed(name) else None
+
     def static_cast(arr, dtype):
         """Convert ``arr`` to ``dtype`` (round to nearest even; ints saturate like the device).
 
-        x4 names pack each 4 values of the last axis into one container ([P, F] -> [P, F//4],
-        of dtype device.dtypes.host_x4, which names the x4 type and which kernels accept); x4
+        x4 dtypes pack each 4 values of the last axis into one container ([P, F] -> [P, F//4],
+        of the NumPy dtype ``np.dtype("float8_e4m3fn_x4")`` that device.x4_numpy registers); x4
         data cast to a plain dtype unpacks ([P, F//4] -> [P, F]), as the private package's MX
         dtypes do (the harness's generate_stabilized_mx_data and dequantize_mx_golden rely on
-        both, and its torch_ref_wrapper passes arrays whose dtype names 'x4' through as NumPy)."""
-        if isinstance(dtype, str) and D.is_packed(dtype):
-            a = np.asarray(arr, np.float32)
+        both, and its torch_ref_wrapper and output validator switch on str(arr.dtype))."""
+        want_x4 = x4_name(dtype)
+        if want_x4 is not None:
+            a = np.asarray(D.raw_bits(arr))
+            have_x4 = x4_name(np.asarray(arr).dtype)
+            if have_x4 is not None:                  # x4 -> x4: through the values
+                a = static_cast(arr, np.float32)
+            a = np.asarray(a, np.float32)
             if a.ndim == 0 or a.shape[-1] % 4:
-                raise ValueError(f"static_cast to {dtype} packs 4 values per element: the last "
+                raise ValueError(f"static_cast to {want_x4} packs 4 values per element: the last "
                                  f"axis must be a multiple of 4, got shape {a.shape}")
-            raw = D.pack_x4(a.reshape(a.shape[:-1] + (a.shape[-1] // 4, 4)), dtype)
-            return raw.view(D.host_x4(dtype))
+            raw = D.pack_x4(a.reshape(a.shape[:-1] + (a.shape[-1] // 4, 4)), want_x4)
+            return raw.view(D.host_x4(want_x4))
         src = np.asarray(arr)
-        if src.dtype.names and D.is_packed(src.dtype.names[0]):
-            x4 = src.dtype.names[0]
-            vals = D.unpack_x4(src.view(D.to_numpy(x4)), x4)
+        have_x4 = x4_name(src.dtype)
+        if have_x4 is not None:
+            vals = D.unpack_x4(D.raw_bits(src), have_x4)
             return static_cast(vals.reshape(vals.shape[:-2] + (-1,)), dtype)
         want = np_dtype(dtype)
         a = np.asarray(arr)
@@ -97,8 +109,8 @@ def _neuron_dtypes():
     def sizeinbytes(dtype):
         try:
             return np_dtype(dtype).itemsize
-        except Exception:                         # x4-packed names: one 32-bit container
-            return 4
+        except Exception:                         # x4 fallback names: the container's bytes
+            return D.itemsize(dtype)
 
     def is_float_type(dtype):
         try:
@@ -111,8 +123,8 @@ def _neuron_dtypes():
     m.iinfo = ml_dtypes.iinfo
     for name in ("bfloat16", "float8_e4m3", "float8_e4m3fn", "float8_e5m2", "float8_e8m0fnu"):
         setattr(m, name, getattr(ml_dtypes, name))
-    m.float8_e5m2_x4, m.float8_e4m3fn_x4, m.float4_e2m1fn_x4 = (
-        "float8_e5m2_x4", "float8_e4m3fn_x4", "float4_e2m1fn_x4")
+    for name in ("float8_e5m2_x4", "float8_e4m3fn_x4", "float4_e2m1fn_x4"):   # NumPy types
+        setattr(m, name, D.host_x4(name).type if D.host_x4(name).names is None else name)
     sys.modules.setdefault("neuron_dtypes", m)
 
 
@@ -167,10 +179,30 @@ def _missing_harness_modules():
     sys.modules.setdefault("test.utils.scripts.remote_lock_scripts", mod)
 
 
+def _starfish_dtype_alias():
+    """``neuronxcc.starfish.support.dtype`` (the compiler's dtype helpers, which some newer test
+    utilities import ``static_cast`` from) resolves to the ``neuron_dtypes`` stand-in. Only added
+    under our own ``neuronxcc`` alias, never over a real compiler package."""
+    root = sys.modules.get("neuronxcc")
+    if root is None or not getattr(root, "_nki_alias", False):
+        return
+    names = ("neuronxcc.starfish", "neuronxcc.starfish.support")
+    for name in names:
+        if name not in sys.modules:
+            pkg = types.ModuleType(name, "namespace for the neuron_dtypes alias (nkilib_plugin)")
+            pkg.__path__ = []
+            sys.modules[name] = pkg
+    sys.modules.setdefault("neuronxcc.starfish.support.dtype", sys.modules["neuron_dtypes"])
+    root.starfish = sys.modules["neuronxcc.starfish"]
+    root.starfish.support = sys.modules["neuronxcc.starfish.support"]
+    root.starfish.support.dtype = sys.modules["neuronxcc.starfish.support.dtype"]
+
+
 _alias_simulator()
 _neuron_dtypes()
 _missing_harness_modules()
 nki.install_neuronxcc_alias()
+_starfish_dtype_alias()
 
 _RESULTS: dict = {}
 
@@ -200,10 +232,51 @@ def _run_ranks(orchestrator, kut, ranks, orch_module):
     return base
 
 
+def _trace_only_frameworks():
+    """The newest harness builds compile-only tests as ``UnitTestFramework(kernel_entry=...,
+    kernel_input_generator=..., trace_only=True)`` (no reference, no output descriptor): the
+    kernels return unordered index sets, so there is nothing to compare. The public 2026-04-13
+    harness has no such argument. Here such a test traces the kernel with this project's ``nki``
+    at the test's LNC and target -- the whole front end: tracing, hardware-rule checks,
+    allocation -- and runs nothing. A harness that already takes ``trace_only`` is left alone."""
+    import importlib
+    import inspect
+    try:
+        utf = importlib.import_module("test.utils.unit_test_framework")
+    except Exception:                  # a checkout without the harness: nothing to adapt
+        return
+    cls = utf.UnitTestFramework
+    if "trace_only" in inspect.signature(cls.__init__).parameters:
+        return
+    init, run = cls.__init__, cls.run_test
+
+    def __init__(self, test_manager, kernel_entry, torch_ref=None, kernel_input_generator=None,
+                 output_tensor_descriptor=None, *args, trace_only=False, **kwargs):
+        self._trace_only = bool(trace_only)
+        if self._trace_only:
+            self.test_manager, self.kernel_entry = test_manager, kernel_entry
+            self.kernel_input_generator = kernel_input_generator
+            return
+        init(self, test_manager, kernel_entry, torch_ref, kernel_input_generator,
+             output_tensor_descriptor, *args, **kwargs)
+
+    def run_test(self, test_config, compiler_args, *args, **kwargs):
+        if not getattr(self, "_trace_only", False):
+            return run(self, test_config, compiler_args, *args, **kwargs)
+        inputs = self.kernel_input_generator(test_config)
+        lnc = int(getattr(compiler_args, "logical_nc_config", 1) or 1)
+        target = str(getattr(compiler_args, "platform_target", "") or "") or None
+        kernel = nki.jit(self.kernel_entry)
+        (kernel[lnc] if lnc > 1 else kernel).trace(target=target, **inputs)
+
+    cls.__init__, cls.run_test = __init__, run_test
+
+
 def pytest_sessionstart(session):
     """The public 2026-04-13 harness reads ``Orchestrator._compiled_kernel`` after every
     inference, but only its compile modes set it; in simulation mode there is no compiled
     kernel, so the attribute's honest value is None (a class default, set only when missing)."""
+    _trace_only_frameworks()
     orch = sys.modules.get("test.utils.test_orchestrator")
     cls = getattr(orch, "Orchestrator", None)
     if cls is None:
@@ -231,10 +304,17 @@ def pytest_sessionstart(session):
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``trace_only`` are left out (they compile with the NKI compiler's private
-    frontend; there is nothing to simulate). ``NKILIB_MAX_PER_FILE=N``: keep the first N
+    frontend; there is nothing to simulate) unless ``NKILIB_RUN_TRACE_ONLY=1`` (the runner's
+    ``--trace-only``): then they run on the emulator, and pass when every kernel_assert holds. ``NKILIB_MAX_PER_FILE=N``: keep the first N
     runnable tests of each test file (a bounded sample per kernel, in collection order, so
     reruns pick the same tests)."""
     trace_only = [it for it in items if it.get_closest_marker("trace_only") is not None]
+    if os.environ.get("NKILIB_RUN_TRACE_ONLY") == "1":
+        # --trace-only: run them on the emulator like any other test. The harness's trace_mode
+        # fixture would switch a marked test to its compiler's tracer, so drop the marker.
+        for it in trace_only:
+            it.own_markers[:] = [m for m in it.own_markers if m.name != "trace_only"]
+        trace_only = []
     for it in trace_only:             # compiled by the private compiler frontend, not simulated
         _RESULTS[it.nodeid] = {"outcome": "skipped", "seconds": 0.0,
                                "message": "trace_only: traced by the NKI compiler frontend, no "

@@ -63,8 +63,14 @@ def main(argv=None) -> int:
                     "harness's requirements")
     ap.add_argument("--json", default=None, help="write the per-test results here")
     ap.add_argument("--verbose", action="store_true", help="show pytest's own output")
+    ap.add_argument("--zero-fill", action="store_true", help="new on-chip tensors hold zeros "
+                    "(NEURON_EMU_FILL=zero) as in the library's own simulator, whose goldens "
+                    "expect never-written padding to read 0; by default they hold NaN / 4")
     ap.add_argument("--include-slow", action="store_true", help="also run the configurations "
                     "the library's simulation mode skips as slow (NKILIB_SIMULATION_RUN_ALL=1)")
+    ap.add_argument("--trace-only", action="store_true", help="also run the tests marked "
+                    "trace_only (shape/stride checks the library runs under its compiler's tracer): "
+                    "here they run on the emulator and pass when every kernel_assert holds")
     ap.add_argument("--keep-artifacts", default=None, metavar="DIR", help="keep the harness's "
                     "per-test artifacts in DIR (by default they go to a temporary folder that is "
                     "removed: a full run writes tens of GB)")
@@ -91,6 +97,10 @@ def main(argv=None) -> int:
     env["NKILIB_MAX_PER_FILE"] = str(a.max_per_kernel)
     if a.include_slow:
         env["NKILIB_SIMULATION_RUN_ALL"] = "1"
+    if a.zero_fill:
+        env["NEURON_EMU_FILL"] = "zero"
+    if a.trace_only:
+        env["NKILIB_RUN_TRACE_ONLY"] = "1"
     artifacts = a.keep_artifacts or os.path.join(tmp, "artifacts")
     env.pop("NEURON_PLATFORM_TARGET_OVERRIDE", None)       # the harness sets NKI_NC_VERSION
     # One BLAS thread per test process: the emulator's matmuls are at most 128x512, too small

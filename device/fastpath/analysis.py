@@ -212,6 +212,7 @@ def analyse(program) -> Facts:
     cover: dict = {}
     opened: dict = {}                  # PSUM storage id -> _Flags
     inputs = {s.id for s in program.inputs}
+    write_opens = program.arch.gen >= 4    # Memory.psum_write_opens
     fill, warned = {}, set()
 
     def cov(st):
@@ -272,8 +273,10 @@ def analyse(program) -> Facts:
                 continue
             cov(v.storage).write(v)
             flags = opened.get(v.storage.id)
-            if flags is not None:
-                flags.set(v, False)
+            if flags is None and write_opens and v.storage.buffer.kind == "psum":
+                flags = opened[v.storage.id] = _Flags()
+            if flags is not None:              # as Memory.write: on v4 any write opens a group
+                flags.set(v, write_opens)
 
     fresh = loop_local_psum(program.instrs)    # loop -> PSUM tiles each iteration allocates
     pending: dict = {}                 # storage id -> the loop (that may run zero times)

@@ -15,9 +15,9 @@ rank's line) and writes its own destinations from the snapshots. Pure NumPy sema
 * all_reduce: dst = op over the group's srcs;  reduce_scatter: chunk ``pos`` of that along dim;
 * all_gather: dst = concat of the group's srcs along ``dim`` in rank-list order;
 * all_to_all: src is split along ``dim`` in n chunks; chunk j goes to the j-th rank; dst = concat;
-* all_gather_v / all_to_all_v: flat element buffers sized by run-time counts (``meta``);
-  all_to_all_v puts the j-th rank's piece in slot j of n equal dst slots unless recv_displs
-  are given, and writes the received counts into meta row 2 when they were not known;
+* all_gather_v / all_to_all_v: flat element buffers sized by run-time counts (``meta``); the
+  j-th rank's piece lands in slot j of n equal dst slots unless recv_displs are given, and the
+  received counts go into meta row 2 when they were not known (device/collectives_v.py);
 * permute: dst receives the src of the rank whose (source, target) pair names this rank (a
   ring for the implicit forms); permute_reduce sends ``op(src0, src1)``.
 """
@@ -27,6 +27,8 @@ import numpy as np
 
 from .. import alu as A
 from ..arch import COLLECTIVE_LINKS
+from ..collectives_v import (VARIABLE_KINDS, check_variable, deliver_variable, read_meta,
+                             snapshot)
 from ..errors import HardwareRuleError, UserKernelError
 from ..tensor import View
 from . import defop
@@ -66,7 +68,8 @@ def participants(i, rank) -> tuple:
 def _signature(i):
     a = i.args
     return (a["kind"], a["groups"], A.op_name(a.get("op")) if a.get("op") is not None else None,
-            a.get("dim"), a.get("pairs"), tuple((v.shape, v.dtype) for v in a["srcs"]),
+            a.get("dim"), a.get("pairs"), a.get("has_rdispls"), a.get("recv_known"),
+            tuple((v.shape, v.dtype) for v in a["srcs"]),
             tuple((v.shape, v.dtype) for v in a["dsts"]))
 
 
@@ -139,6 +142,8 @@ class Collective:
                                         f"in one rank-list", operand="replica_group",
                                         value=a["groups"], limit="disjoint", loc=i.loc)
             seen |= set(g)
+        if a["kind"] in VARIABLE_KINDS:
+            check_variable(i)
 
     def run(i, mem):
         world = getattr(mem, "world", None)
@@ -151,11 +156,17 @@ class Collective:
         if world.pending.get(slot) is not i:         # first attempt: post once
             k = world.count.get(slot, 0)
             world.count[slot] = k + 1
-            snap = [mem.read(v, i.loc).copy() for v in i.args["srcs"]]
+            if i.args["kind"] in VARIABLE_KINDS:
+                ranks = participants(i, me)
+                meta = read_meta(i, mem, len(ranks))
+                snap = [snapshot(i, mem, v, meta, ranks) for v in i.args["srcs"]]
+            else:
+                meta = _meta(mem, i)
+                snap = [mem.read(v, i.loc).copy() for v in i.args["srcs"]]
             if i.args.get("srcs1"):
                 snap = [_reduce(i.args["op"], [s, mem.read(v, i.loc)])
                         for s, v in zip(snap, i.args["srcs1"])]
-            world.posts.setdefault((plane, k), {})[me] = (i, snap, _meta(mem, i))
+            world.posts.setdefault((plane, k), {})[me] = (i, snap, meta)
             world.pending[slot] = i
         k = world.count[slot] - 1
         posts = world.posts[(plane, k)]
@@ -208,7 +219,9 @@ def _deliver(i, mem, me, ranks, posts):
         elif kind == "all_to_all":
             out = np.concatenate([np.array_split(s, n, axis=dim)[pos] for s in srcs], axis=dim)
         elif kind in ("all_gather_v", "all_to_all_v"):
-            out = _variable(i, mem, me, ranks, posts, t, dst)
+            out = deliver_variable(i, mem, me, ranks, posts, t, dst)
+            if out is None:                               # written piece by piece
+                continue
         else:                                             # permute / permute_reduce
             pairs = a.get("pairs") or tuple((ranks[j], ranks[(j + 1) % n]) for j in range(n))
             frm = [s for s, d in pairs if d == me]
@@ -222,70 +235,6 @@ def _deliver(i, mem, me, ranks, posts):
                 f"elements {list(out.shape)} but dst has {dst.size} {list(dst.shape)}",
                 operand="dsts", value=list(out.shape), limit=list(dst.shape), loc=i.loc)
         mem.write(dst, out.reshape(dst.shape))
-
-
-def _variable(i, mem, me, ranks, posts, t, dst):
-    """Flat-buffer collectives whose counts are read at run time from the metadata tensor."""
-    n, pos = len(ranks), ranks.index(me)
-    flat = mem.read(dst, i.loc).reshape(-1).copy()
-    if i.args["kind"] == "all_gather_v":             # meta: [count of rank 0..n-1] (elements)
-        counts = posts[me][2]
-        at = 0
-        for j, r in enumerate(ranks):
-            c = int(counts[j])
-            flat[at:at + c] = posts[r][1][t].reshape(-1)[:c]
-            at += c
-        return flat
-    # all_to_all_v meta rows: send_counts, send_displs[, recv_counts[, recv_displs]] (n each).
-    # Without has_rdispls the piece from the j-th rank lands in slot j of dst (dst split in n
-    # equal slots), as the runtime does: nki-library's unpermute_a2av reads source j at j*T rows.
-    has_rd = bool(i.args.get("has_rdispls"))
-    slot = flat.size // n
-    if not has_rd and slot * n != flat.size:
-        raise HardwareRuleError(
-            "collective-shape", f"nki.collectives.all_to_all_v: without has_rdispls dst is split "
-            f"in {n} equal slots, one per rank, but dst has {flat.size} elements",
-            operand="dsts", value=flat.size, limit=f"a multiple of {n}", loc=i.loc)
-    recv = []
-    for j, r in enumerate(ranks):
-        m = _meta_rows(i, posts[r][2], n)
-        cnt, sdisp = int(m[0, pos]), int(m[1, pos])
-        rdisp = int(_meta_rows(i, posts[me][2], n)[3, j]) if has_rd else j * slot
-        if not has_rd and cnt > slot:
-            raise HardwareRuleError(
-                "collective-shape", f"nki.collectives.all_to_all_v: rank {r} sends {cnt} elements "
-                f"to rank {me}, more than its slot of {slot} (dst {flat.size} elements / {n} "
-                f"ranks)", operand="metadata_tensor", value=cnt, limit=slot, loc=i.loc)
-        if rdisp + cnt > flat.size:
-            raise HardwareRuleError(
-                "collective-shape", f"nki.collectives.all_to_all_v: rank {r}'s {cnt} elements at "
-                f"recv displacement {rdisp} run past dst's {flat.size} elements", operand="dsts",
-                value=rdisp + cnt, limit=flat.size, loc=i.loc)
-        flat[rdisp:rdisp + cnt] = posts[r][1][t].reshape(-1)[sdisp:sdisp + cnt]
-        recv.append(cnt)
-    out_meta = i.args.get("meta_out")
-    if out_meta is not None and t == 0 and out_meta.size >= 3 * n:
-        # recv_counts_known=False: the runtime writes the counts it received into row 2
-        rows = _meta_rows(i, mem.read(out_meta, i.loc), n).copy()
-        rows[2, :] = recv
-        mem.write(out_meta, rows.reshape(out_meta.shape).astype(out_meta.dtype))
-    return flat
-
-
-def _meta_rows(i, values, n):
-    """all_to_all_v metadata as a (rows, n) array; 2 to 4 rows (3 at least to receive counts)."""
-    v = np.asarray(values).reshape(-1)
-    rows = v.size // n if n else 0
-    need = 4 if i.args.get("has_rdispls") else 2
-    if rows * n != v.size or not need <= rows <= 4:
-        raise HardwareRuleError(
-            "collective-meta", f"nki.collectives.all_to_all_v: metadata_tensor has {v.size} "
-            f"values; it must be {'4 rows' if need == 4 else '2 to 4 rows'} x {n} ranks "
-            f"(send_counts, send_displs, recv_counts, recv_displs"
-            f"{'; has_rdispls=True reads row 3' if need == 4 else ''})",
-            operand="metadata_tensor", value=v.size,
-            limit=f"{need * n}..{4 * n}", loc=i.loc)
-    return v.reshape(rows, n)
 
 
 @defop("collective_rank", engine="SP", outputs=(), inputs=())

@@ -6,7 +6,7 @@ import numpy as np
 from .. import dtypes
 from . import defop
 from .costs import dma_cost
-from .dge import check_static_descriptors
+from .dge import check_priority, check_static_descriptors
 from .rules import check_partitions, fail, view_arg
 
 
@@ -28,9 +28,7 @@ class DmaCopy:
         if dst.size != src.size:
             fail(i, "shape-mismatch", f"dst has {dst.size} elements {list(dst.shape)} but src has "
                  f"{src.size} {list(src.shape)}", "src", list(src.shape), list(dst.shape))
-        if i.args.get("priority") is not None and arch.gen < 4:
-            fail(i, "generation", f"priority={i.args['priority']} needs NeuronCore-v4; target "
-                 f"{arch.name} is NeuronCore-v{arch.gen}", "priority", i.args["priority"], "gen >= 4")
+        check_priority(i, arch)
         if dst.dtype != src.dtype and (dst.dtype in dtypes.PACKED or src.dtype in dtypes.PACKED):
             fail(i, "dtype", f"DMA cannot convert between {src.dtype} and {dst.dtype}: x4-packed "
                  f"(MX) data is copied bit for bit; use .view()", "dst", dst.dtype, src.dtype)

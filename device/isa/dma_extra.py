@@ -13,7 +13,7 @@ from .. import dtypes, dynamic
 from ..errors import UserKernelError
 from ..tensor import View
 from . import defop
-from .dge import check_static_descriptors
+from .dge import check_priority, check_static_descriptors
 from .accum import check_generation
 from .costs import dma_cost
 from .rules import check_partitions, fail, view_arg
@@ -108,6 +108,7 @@ class DmaTranspose:
         _no_psum(i, arch, "src", src)
         _no_psum(i, arch, "dst", dst)
         check_static_descriptors(i, "dst", "src")
+        check_priority(i, arch)
         if dst.buffer.kind != "sbuf":
             fail(i, "buffer", f"dst ({dst.storage.name}) is in {dst.buffer.name.upper()}; "
                  f"dma_transpose writes SBUF", "dst", dst.buffer.name, "sbuf")
@@ -191,6 +192,10 @@ class DmaCompute:
     def run(i, mem):
         dst = i.args["dst"]
         oob = oob_name(i.args.get("oob_mode"))
+        same = [s for s in i.args["srcs"] if _same_access(s, dst)]
+        if dst.dyn is not None and dst.dyn[0] == "vector" and same:
+            return _scatter_rmw(mem, i, dst, [s for s in i.args["srcs"] if s not in same],
+                                len(same), oob)
         acc = np.zeros(dst.size, np.float32)
         ok = np.ones(dst.size, bool)
         for s in i.args["srcs"]:
@@ -201,3 +206,50 @@ class DmaCompute:
 
     def cost(i, arch):
         return dma_cost(arch, i.args["dst"], i.args["srcs"][0], factor=len(i.args["srcs"]))
+
+
+def _same_access(s: View, dst: View) -> bool:
+    """``s`` reads exactly the elements ``dst`` writes (the scatter RMW's ``dst`` source)."""
+    def same_view(a, b):
+        if not (isinstance(a, View) and isinstance(b, View)):
+            return a is b
+        return (a.storage is b.storage and a.offset == b.offset and a.pattern == b.pattern
+                and a.dtype == b.dtype)
+    return (same_view(s, dst) and s.dyn is not None and dst.dyn is not None
+            and s.dyn[0] == dst.dyn[0] and same_view(s.dyn[1], dst.dyn[1])
+            and s.dyn[2:] == dst.dyn[2:])
+
+
+def _scatter_rmw(mem, i, dst: View, others, n_same: int, oob: str):
+    """Scatter read-modify-write ``dst[idx] = dst[idx] + src``, one row after the other, so a
+    row index repeated within the instruction accumulates (as a DMA queue working through its
+    descriptors in order would) instead of the last row overwriting the others. Repeats with
+    non-zero contributions are not promised by hardware under ``unique_indices=True``: warned."""
+    import warnings
+    from ..errors import DuplicateScatterWarning
+    from ..lints import describe
+    add = np.zeros(dst.size, np.float32)
+    for s in others:
+        x, _ok = read_dyn(mem, i, s, oob)
+        add = add + np.asarray(x).astype(np.float32)
+    nonzero_rows: dict = {}
+    repeated = 0
+    for start, n, w in _chunks(mem, i, dst, oob):
+        if w is None:
+            continue
+        part = add[start:start + n]
+        cur = np.asarray(mem.read(w, i.loc)).astype(np.float32).reshape(-1)
+        mem.write(w, (cur * n_same + part).reshape(w.shape))
+        if part.any():
+            key = w.offset
+            repeated += key in nonzero_rows
+            nonzero_rows[key] = True
+    if repeated:
+        msg = (f"dma_compute scatter into {describe(dst.storage)}: {repeated} row(s) received more "
+               f"than one non-zero contribution in one instruction (unique_indices=True); the "
+               f"emulator adds them in row order, hardware does not guarantee it")
+        if i.loc is not None:
+            warnings.warn_explicit(DuplicateScatterWarning(msg), DuplicateScatterWarning,
+                                   i.loc.file, i.loc.line)
+        else:
+            warnings.warn(DuplicateScatterWarning(msg), stacklevel=2)

@@ -9,6 +9,10 @@ Scale layout (mxfp-matmul deep dive, "Scale Tensor"): scales stay in the 32-part
 their group. Data partition p (relative) uses scale row ``32 * (p // 32) + (p % 32) // 8`` of the
 scale view, so a quadrant's 4 groups fill 4 consecutive rows. The scale view may start at offset
 0, 4, 8 or 12 inside the data's first quadrant, which packs up to four tensors' scales in one tile.
+quantize_mx writes only the scale rows; the other partitions of its scale view are untouched.
+A scale operand may also be written compactly with P // 8 partitions, one per group (the
+nki-library's attention_mxfp8_tkg passes ``v[0:16]`` for 128 data partitions): it names the same
+rows, since the engine places groups by quadrant from the view's first partition (``scale_layout``).
 """
 from __future__ import annotations
 
@@ -35,6 +39,25 @@ def scale_rows(P: int) -> np.ndarray:
     return QUAD * (p // QUAD) + (p % QUAD) // GROUP_P
 
 
+def scale_layout(sc: View, P: int) -> View:
+    """The scale rows the engine reads for P data partitions, as a view from sc's first partition.
+
+    A view of exactly P // 8 partitions (P > 32) is the compact form: its row s is the group
+    s = p // 8, which lives at partition 32 * (s // 4) + s % 4 of the quadrant layout, so the
+    engine reads the same rows as from a view with the full extent. Any other view is the extent.
+
+        >>> from device.tensor import Storage, View, SBUF
+        >>> v = View.whole(Storage((128, 4), "uint8", SBUF))[0:16]
+        >>> scale_layout(v, 128).shape
+        (100, 4)
+    """
+    if P > QUAD and sc.shape[0] == P // GROUP_P and sc.pattern:
+        need = int(scale_rows(P)[-1]) + 1
+        return View(sc.storage, sc.offset, ((sc.pattern[0][0], need),) + tuple(sc.pattern[1:]),
+                    sc.dtype, sc.dyn)
+    return sc
+
+
 def check_scale(i, arch, name, sc: View, data_name, data: View, free):
     """Buffer, dtype, free size and quadrant placement of an MX scale operand."""
     check_buffer(i, name, sc, ("sbuf",))
@@ -45,22 +68,26 @@ def check_scale(i, arch, name, sc: View, data_name, data: View, free):
              f"needs one scale per x4 column of '{data_name}': {free}", name, sc.free_size, free)
     P = data.shape[0]
     need = int(scale_rows(P)[-1]) + 1
+    given = sc.shape[0]
+    sc = scale_layout(sc, P)
     if sc.shape[0] < need:
-        fail(i, "mx-scale-layout", f"operand '{name}' has {sc.shape[0]} partitions; {P} data "
+        fail(i, "mx-scale-layout", f"operand '{name}' has {given} partitions; {P} data "
              f"partitions need {need} (4 scale rows at the start of each 32-partition quadrant; "
-             f"allocate the scale tile with {P} partitions when P > 32)", name, sc.shape[0], need)
+             f"allocate the scale tile with {P} partitions when P > 32), or exactly {P // GROUP_P} "
+             f"in the compact one-row-per-group form", name, given, need)
     s0, d0 = sc.partition_range()[0], data.partition_range()[0]
     if s0 % QUAD not in (0, 4, 8, 12) or s0 // QUAD != d0 // QUAD:
         fail(i, "mx-scale-layout", f"operand '{name}' starts at partition {s0}; scales must start "
              f"in the quadrant of '{data_name}' (partition {d0}) at offset 0, 4, 8 or 12",
              name, s0, [QUAD * (d0 // QUAD) + k for k in (0, 4, 8, 12)])
-    if s0 + sc.shape[0] > arch.partitions:
-        fail(i, "partition-limit", f"operand '{name}' reaches partition {s0 + sc.shape[0] - 1}",
-             name, s0 + sc.shape[0], arch.partitions)
+    if s0 + need > arch.partitions:
+        fail(i, "partition-limit", f"operand '{name}' reaches partition {s0 + need - 1}",
+             name, s0 + need, arch.partitions)
 
 
 def scale_values(mem, i, sc: View, P: int) -> np.ndarray:
     """(P, F) fp64 dequantization factors 2**(byte - 127) for the P data partitions."""
+    sc = scale_layout(sc, P)
     rows = scale_rows(P)
     # read only the rows that hold scales: the rest of a scale tile is legitimately unwritten
     used = {int(r): np.ascontiguousarray(mem.read(sc[int(r):int(r) + 1], i.loc)).view(np.uint8)
@@ -205,7 +232,10 @@ class QuantizeMx:
             fail(i, "shape-mismatch", f"dst shape {list(dst.shape)} must have {P} partitions and "
                  f"{F // 4} x4 elements per partition (src free / 4)", "dst", list(dst.shape),
                  [P, F // 4])
-        check_scale(i, arch, "dst_scale", sc, "src", src, F // 4)
+        # the scales sit in the quadrant of the x4 data they describe: dst (which may start in
+        # another quadrant than src -- the library's quantize_mxfp8 writes a K remainder's data
+        # and scales at partition 64 from a src at partition 0)
+        check_scale(i, arch, "dst_scale", sc, "dst", dst, F // 4)
 
     def run(i, mem):
         a = i.args
@@ -214,7 +244,10 @@ class QuantizeMx:
         x = mem.read(src, i.loc).reshape(P, -1).astype(np.float64)
         data, byte = quantize(x, dst.dtype)
         mem.write(dst, data.reshape(dst.shape), rounded=True)
-        # one scale row per group, at rows 32q + g of the scale view (other rows untouched)
+        # one scale row per group, at rows 32q + g of the scale view. The other partitions are
+        # untouched: the library's quantize_mxfp8 packs four tiles' scales at offsets 0/4/8/12 of
+        # one tile (a later quantize_mx must not clear an earlier one's rows) and documents the
+        # padding rows as garbage on hardware
         rows = scale_rows(P)[::GROUP_P]
         for r, b in zip(rows, byte):
             out = sc[int(r):int(r) + 1]

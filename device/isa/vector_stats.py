@@ -103,8 +103,7 @@ class Max8:
         _check_free(i, "dst", dst, 8)
 
     def run(i, mem):
-        x = read2d(mem, i, i.args["src"])
-        write2d(mem, i.args["dst"], -np.sort(-x, axis=1)[:, :8])
+        write2d(mem, i.args["dst"], top8(read2d(mem, i, i.args["src"])))
 
     def cost(i, arch):
         return stream_cost(i, arch, i.args["src"].free_size, i.args["src"])
@@ -120,6 +119,61 @@ def _match(row, vals, order):
             pos[j] = hit[0]
             used[hit[0]] = True
     return pos
+
+
+def match_rows(x, vals, order):
+    """:func:`_match` for every partition at once: (P, 8) positions, -1 where absent.
+
+    When a partition's 8 vals are pairwise distinct, each one's first occurrence is its match (no
+    two can claim the same element), found with one vectorised compare per val; partitions whose
+    vals repeat (ties, or 0.0 next to -0.0) take the per-partition definition above, so the result
+    is the same either way (the top-k kernels run these 8 columns at a time over 16K-wide rows)."""
+    rows = np.arange(x.shape[0])
+    narrow = _candidates(x, vals)
+    xs = x if narrow is None else narrow[1]
+    vs = vals if narrow is None else vals.astype(np.float64)
+    pos = np.empty(vals.shape, np.int64)
+    for j in range(vals.shape[1]):
+        eq = xs == vs[:, j:j + 1]
+        first = eq.argmax(axis=1)
+        pos[:, j] = np.where(eq[rows, first], first, -1)
+    if narrow is not None:                  # back from candidate slots to columns
+        pos = np.where(pos >= 0, narrow[0][rows[:, None], np.maximum(pos, 0)], -1)
+    same = vals[:, :, None] == vals[:, None, :]
+    same[:, np.arange(vals.shape[1]), np.arange(vals.shape[1])] = False     # (NaN != NaN)
+    repeats = same.any(axis=(1, 2))
+    for p in np.nonzero(repeats)[0]:
+        pos[p] = _match(x[p], vals[p], order)
+    return pos
+
+
+def _candidates(x, vals, most=64):
+    """The only columns that can hold one of ``vals``: those >= the row's smallest val (NaN
+    matches nothing). Returns (cols, values) padded to the widest row's count (col -1 / NaN
+    padding, values as float64 so integer data compares exactly), in column order so a first
+    occurrence stays first; None when some row has more than ``most`` candidates."""
+    floating = np.issubdtype(vals.dtype, np.floating)
+    lo = (np.where(np.isnan(vals), np.inf, vals) if floating else vals).min(axis=1)
+    mask = x >= lo[:, None]
+    counts = mask.sum(axis=1)
+    width = int(counts.max()) if counts.size else 0
+    if width > most:
+        return None
+    r, c = np.nonzero(mask)
+    k = np.arange(r.size) - (np.cumsum(counts) - counts)[r]
+    cols = np.full((x.shape[0], max(width, 1)), -1, np.int64)
+    xs = np.full(cols.shape, np.nan)
+    cols[r, k] = c
+    xs[r, k] = x[r, c]
+    return cols, xs
+
+
+def top8(x):
+    """The 8 largest values of each row, descending (NaN ranks below every number, as in a sort
+    of ``-x``); selects with a partition before sorting only those 8."""
+    if x.shape[1] <= 64:
+        return -np.sort(-x, axis=1)[:, :8]
+    return -np.sort(np.partition(-x, 7, axis=1)[:, :8], axis=1)
 
 
 def _check_vals(i, arch, data):
@@ -146,7 +200,7 @@ class NcFindIndex8:
         v = read2d(mem, i, i.args["vals"])
         dst = i.args["dst"]
         miss = np.iinfo(dtypes.to_numpy(dst.dtype)).max
-        out = np.stack([_match(x[p], v[p], range(8)) for p in range(x.shape[0])])
+        out = match_rows(x, v, range(8))
         write2d(mem, dst, np.where(out < 0, miss, out))
 
     def cost(i, arch):
@@ -174,7 +228,7 @@ class NcMatchReplace8:
         a = i.args
         x = read2d(mem, i, a["data"])
         v = read2d(mem, i, a["vals"])
-        pos = np.stack([_match(x[p], v[p], range(7, -1, -1)) for p in range(x.shape[0])])
+        pos = match_rows(x, v, range(7, -1, -1))
         y = x.copy()
         rows = np.repeat(np.arange(x.shape[0]), 8).reshape(-1, 8)
         hit = pos >= 0

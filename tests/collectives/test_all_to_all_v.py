@@ -37,12 +37,15 @@ def k_a2av_rows(x, meta, n, known, dst_rows):
     return _hbm_copy(recv), _hbm_copy(m)
 
 
-def _run(counts, known=False, dst_rows=None):
-    """counts[r][j] = rows rank r sends to peer j (taken from rows [j*T, j*T + c))."""
+def _run(counts, known=False, dst_rows=None, row2=None):
+    """counts[r][j] = rows rank r sends to peer j (taken from rows [j*T, j*T + c)); row 2 of
+    the metadata is 7s (the runtime overwrites it) or, when ``known``, the true recv counts."""
     n = len(counts)
     rng = np.random.default_rng(n)
     xs = [rng.integers(-9, 9, size=(n * T, H)).astype(np.float32) for _ in range(n)]
-    metas = [np.array([[c * H for c in counts[r]], [j * T * H for j in range(n)], [7] * n],
+    if row2 is None:
+        row2 = [[counts[j][r] * H for j in range(n)] if known else [7] * n for r in range(n)]
+    metas = [np.array([[c * H for c in counts[r]], [j * T * H for j in range(n)], row2[r]],
                       np.uint32) for r in range(n)]
     outs = ncc.run(k_a2av_rows, [(xs[r], metas[r], n, known, dst_rows or n * T)
                                  for r in range(n)])
@@ -76,6 +79,18 @@ def test_recv_counts_known_leaves_the_metadata_alone():
     for r, (recv, meta) in enumerate(outs):
         np.testing.assert_array_equal(recv, _expected(xs, counts, r))
         np.testing.assert_array_equal(meta, metas[r])
+
+
+def test_wrong_known_recv_counts_are_refused():
+    with pytest.raises(HardwareRuleError, match=r"all_to_all_v: recv_counts_known=True but rank "
+                       r"0's recv_counts\[1\] is 9 while rank 1 sends it 6 elements"):
+        _run([[1, 1], [2, 1]], known=True, row2=[[3, 9], [3, 3]])
+
+
+def test_a_send_past_the_end_of_src_is_refused():
+    with pytest.raises(HardwareRuleError, match=r"all_to_all_v: rank 0 sends src\[12:27\] "
+                       r"\(send_displ 12, send_count 15\) but its src has 24 elements"):
+        _run([[1, 5], [1, 1]])
 
 
 def test_a_piece_larger_than_its_slot_is_refused():

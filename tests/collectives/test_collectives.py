@@ -36,6 +36,12 @@ def _store(t):
     return out
 
 
+def _hbm(x):
+    out = nl.ndarray(x.shape, x.dtype, buffer=nl.shared_hbm)
+    nisa.dma_copy(dst=out, src=x)
+    return out
+
+
 @nki.jit(target="trn2")
 def k_all_reduce(x, n, op):
     t = _load(x)
@@ -121,34 +127,15 @@ def test_all_to_all(n):
 
 
 @nki.jit(target="trn2")
-def k_all_gather_v(x, counts, n):
-    t = _load(x)
-    m = _load(counts)
-    g = nl.ndarray((1, n * x.shape[1]), x.dtype, buffer=nl.sbuf)
-    nisa.memset(dst=g, value=0.0)
-    ncc.all_gather_v(srcs=[t], dsts=[g], replica_group=_world(n), metadata_tensor=m)
-    return _store(g)
-
-
-@pytest.mark.parametrize("n", RANKS)
-def test_all_gather_v_packs_run_time_counts(n):
-    xs = _shards(n, shape=(1, F))
-    counts = np.array([[1 + r % F for r in range(n)]], np.uint32)
-    want = np.zeros(n * F, np.float32)
-    want[:counts.sum()] = np.concatenate([x[0, :c] for x, c in zip(xs, counts[0])])
-    for out in ncc.run(k_all_gather_v, [(x, counts, n) for x in xs]):
-        np.testing.assert_array_equal(out.reshape(-1), want)
-
-
-@nki.jit(target="trn2")
 def k_all_to_all_v(x, meta, n, rdispls):
-    t = _load(x)
-    m = _load(meta)
-    r = nl.ndarray(x.shape, x.dtype, buffer=nl.sbuf)
-    nisa.memset(dst=r, value=0.0)
+    t = _hbm(x)
+    m = _hbm(meta)
+    z = nl.ndarray(x.shape, x.dtype, buffer=nl.sbuf)
+    nisa.memset(dst=z, value=0.0)
+    r = _hbm(z)
     ncc.all_to_all_v(srcs=[t], dsts=[r], replica_group=_world(n), metadata_tensor=m,
                      has_rdispls=rdispls)
-    return _store(r)
+    return _hbm(r)
 
 
 @pytest.mark.parametrize("n", RANKS)

@@ -182,3 +182,100 @@ def test_runner_reports_a_test_whose_process_was_killed(tmp_path):
     assert out.returncode == 1, out.stdout + out.stderr
     assert "the test process died (killed by the OS" in out.stdout, out.stdout
     assert "tests: 1/2 passed" in out.stdout, out.stdout
+
+
+TEST_TRACE_ONLY = '''
+import pytest
+@pytest.mark.fast
+@pytest.mark.trace_only
+def test_shape_check():
+    pass
+@pytest.mark.fast
+def test_plain():
+    pass
+'''
+
+
+def test_runner_leaves_trace_only_tests_out_unless_asked(tmp_path):
+    root = _checkout(tmp_path)
+    d = root / "test" / "integration" / "core"
+    for f in d.iterdir():
+        f.unlink()
+    (d / "test_views.py").write_text(TEST_TRACE_ONLY)
+    out = _run(root, "--json", tmp_path / "a.json")
+    assert out.returncode == 0 and "tests: 1/1 passed" in out.stdout, out.stdout + out.stderr
+    import json
+    res = json.loads((tmp_path / "a.json").read_text())
+    skipped = [v for k, v in res.items() if k.endswith("test_shape_check")]
+    assert skipped and skipped[0]["outcome"] == "skipped"
+    assert "no simulation configuration" in skipped[0]["message"]
+    out = _run(root, "--trace-only")
+    assert out.returncode == 0 and "tests: 2/2 passed" in out.stdout, out.stdout + out.stderr
+
+
+FRAMEWORK = '''
+class UnitTestFramework:
+    """The public 2026-04-13 harness's signature: no ``trace_only`` argument."""
+    def __init__(self, test_manager, kernel_entry, torch_ref, kernel_input_generator,
+                 output_tensor_descriptor, check_unused_params=False, collector=None):
+        self.kernel_entry = kernel_entry
+    def run_test(self, test_config, compiler_args, rtol=1e-5, atol=1e-8):
+        raise AssertionError("the full simulation path ran")
+'''
+
+TEST_TRACE_ONLY_FRAMEWORK = '''
+import numpy as np, pytest
+import nki.language as nl, nki.isa as nisa
+from demo_kernels import double
+from test.utils.unit_test_framework import UnitTestFramework
+
+class Args:
+    def __init__(self, lnc):
+        self.logical_nc_config, self.platform_target = lnc, "trn2"
+
+def from_psum(x):
+    out = nl.ndarray(x.shape, x.dtype, buffer=nl.shared_hbm)
+    p = nl.ndarray(x.shape, x.dtype, buffer=nl.psum)
+    nisa.dma_copy(dst=out, src=p)            # DMA cannot read PSUM: the trace must refuse it
+    return out
+
+@pytest.mark.fast
+@pytest.mark.parametrize("lnc", [1, 2])
+def test_traces(lnc):
+    UnitTestFramework(test_manager=None, kernel_entry=double, trace_only=True,
+                      kernel_input_generator=lambda _: {"x": np.ones((4, 8), np.float32)}
+                      ).run_test(test_config=None, compiler_args=Args(lnc))
+
+@pytest.mark.fast
+def test_a_kernel_that_breaks_a_rule_fails():
+    UnitTestFramework(test_manager=None, kernel_entry=from_psum, trace_only=True,
+                      kernel_input_generator=lambda _: {"x": np.ones((4, 8), np.float32)}
+                      ).run_test(test_config=None, compiler_args=Args(1))
+
+@pytest.mark.fast
+def test_without_trace_only_the_harness_runs_as_before():
+    with pytest.raises(AssertionError, match="the full simulation path ran"):
+        UnitTestFramework(None, double, None, None, None).run_test(None, Args(1))
+'''
+
+
+def test_trace_only_frameworks_trace_the_kernel_and_run_nothing(tmp_path):
+    """The newest harness's ``UnitTestFramework(..., trace_only=True)`` (compile-only tests of
+    kernels that return unordered index sets) traces the kernel with this project's front end."""
+    root = _checkout(tmp_path)
+    d = root / "test" / "integration" / "core"
+    for f in d.iterdir():
+        f.unlink()
+    (root / "test" / "__init__.py").write_text("")
+    (root / "test" / "utils").mkdir()
+    (root / "test" / "utils" / "__init__.py").write_text("")
+    (root / "test" / "utils" / "unit_test_framework.py").write_text(FRAMEWORK)
+    (d / "test_trace.py").write_text(TEST_TRACE_ONLY_FRAMEWORK)
+    out = _run(root, "--json", tmp_path / "r.json")
+    import json
+    res = {k.split("::")[-1]: v for k, v in json.loads((tmp_path / "r.json").read_text()).items()}
+    assert res["test_traces[1]"]["outcome"] == "passed", out.stdout + out.stderr
+    assert res["test_traces[2]"]["outcome"] == "passed", out.stdout + out.stderr
+    assert res["test_without_trace_only_the_harness_runs_as_before"]["outcome"] == "passed"
+    bad = res["test_a_kernel_that_breaks_a_rule_fails"]
+    assert bad["outcome"] == "failed" and "PSUM" in bad["message"], bad
