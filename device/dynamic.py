@@ -12,6 +12,8 @@ view; ``View.dyn = (kind, offset_source, indirect_dim, row_elems)`` records it, 
   are used), whose stride it replaces:
   ``addr = offset + idx[i_0] * row_elems + sum_{j>0}(stride_j * i_j)``
   (a gather when read, a scatter when written; the first pair's stride is a placeholder).
+  (The nki-library's attention_mxfp8_tkg KV gather with a [128, 4] tile and attention_tkg's
+  batched K/V loads rely on the same order.)
 
 ``Memory.read``/``Memory.write`` call :func:`read`/:func:`write` for such views, so every
 instruction supports them. DMA's ``oob_mode=skip`` can use :func:`rows` to drop out-of-range rows.

@@ -18,8 +18,6 @@ kernel runs (nki.isa.dma_copy docs). Two things follow, and the official compile
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .rules import fail
 
 LOOP_OPS = ("fori_loop", "while_loop")
@@ -52,21 +50,3 @@ def check_loop_body(loop, kind):
             fail(ins, "dge-mode", f"with dge_mode=none is inside nl.{kind}, whose trip count is "
                  f"known only at run time; descriptors made before the kernel runs cannot follow "
                  f"it: use dge_mode=hwdge (or swdge)", "dge_mode", "none", "hwdge or swdge")
-
-
-PRIORITY_LEVELS = (0, 3)      # DMA class-of-service levels, 0 the highest (NC-v4 only)
-
-
-def check_priority(i, arch):
-    """``priority=`` of a DMA: a class-of-service hint that changes no byte, NeuronCore-v4 only,
-    an int level from 0 (highest) to 3 (nki-spec: ``priority`` 0-3 is v4 only)."""
-    prio = i.args.get("priority")
-    if prio is None:
-        return
-    lo, hi = PRIORITY_LEVELS
-    if isinstance(prio, bool) or not isinstance(prio, (int, np.integer)) or not lo <= prio <= hi:
-        fail(i, "priority", f"priority={prio!r} is not a DMA priority level: use an int from "
-             f"{lo} (highest) to {hi}", "priority", prio, f"int {lo}..{hi}")
-    if arch.gen < 4:
-        fail(i, "generation", f"priority={prio} needs NeuronCore-v4; target "
-             f"{arch.name} is NeuronCore-v{arch.gen}", "priority", prio, "gen >= 4")

@@ -6,8 +6,8 @@ import numpy as np
 from .. import dtypes
 from . import defop
 from .costs import dma_cost
-from .dge import check_priority, check_static_descriptors
-from .rules import check_partitions, fail, view_arg
+from .dge import check_static_descriptors
+from .rules import check_partitions, check_priority, fail, view_arg
 
 
 def _check_dma_operand(i, arch, name, v):

@@ -13,10 +13,10 @@ from .. import dtypes, dynamic
 from ..errors import UserKernelError
 from ..tensor import View
 from . import defop
-from .dge import check_priority, check_static_descriptors
+from .dge import check_static_descriptors
 from .accum import check_generation
 from .costs import dma_cost
-from .rules import check_partitions, fail, view_arg
+from .rules import check_partitions, check_priority, fail, view_arg
 
 
 def oob_name(m) -> str:

@@ -249,6 +249,7 @@ class QuantizeMx:
         # one tile (a later quantize_mx must not clear an earlier one's rows) and documents the
         # padding rows as garbage on hardware
         rows = scale_rows(P)[::GROUP_P]
+        sc = scale_layout(sc, P)            # a compact (P // 8)-row view names the same rows
         for r, b in zip(rows, byte):
             out = sc[int(r):int(r) + 1]
             mem.write(out, b.view(dtypes.to_numpy(sc.dtype)).reshape(out.shape), rounded=True)

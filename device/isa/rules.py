@@ -225,3 +225,21 @@ def write2d(mem, v: View, vals):
 
 def is_int(v: View) -> bool:
     return v.dtype in dtypes.INTS
+
+
+PRIORITY_LEVELS = (0, 3)      # DMA class-of-service levels, 0 the highest (NC-v4 only)
+
+
+def check_priority(i, arch):
+    """``priority=`` of a DMA: a class-of-service hint that changes no byte, NeuronCore-v4 only,
+    an int level from 0 (highest) to 3 (nki-spec: ``priority`` 0-3 is v4 only)."""
+    prio = i.args.get("priority")
+    if prio is None:
+        return
+    lo, hi = PRIORITY_LEVELS
+    if isinstance(prio, bool) or not isinstance(prio, (int, np.integer)) or not lo <= prio <= hi:
+        fail(i, "priority", f"priority={prio!r} is not a DMA priority level: use an int from "
+             f"{lo} (highest) to {hi}", "priority", prio, f"int {lo}..{hi}")
+    if arch.gen < 4:
+        fail(i, "generation", f"priority={prio} needs NeuronCore-v4; target "
+             f"{arch.name} is NeuronCore-v{arch.gen}", "priority", prio, "gen >= 4")

@@ -4,8 +4,9 @@
    128 data partitions), names the same quadrant rows as a full-extent scale view
    (attention_mxfp8_tkg's MM2).
 2. A (P, n) vector_offset tile feeds a P*n-row indirect DMA column by column: entry i uses
-   ``idx[i % P, i // P]`` (attention_mxfp8_tkg's KV block gather with a [128, 4] tile, and
-   attention_tkg's batched K-load: an indirect 4-D dma_transpose with a [128, folds] tile).
+   ``idx[i % P, i // P]`` (tests/isa/test_vector_offset_columns.py has the plain gathers); here
+   attention_tkg's batched block-KV K-load, an indirect 4-D dma_transpose with a [128, folds]
+   block-id tile.
 References are NumPy, written here independently of device/isa/mx.py and device/dynamic.py.
 """
 import ml_dtypes
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 import nki.isa as nisa
 import nki.language as nl
-from isa_helpers import Line, assert_same, expect_error, load, rand, run, store
+from isa_helpers import Line, expect_error, load, run, store
 
 E4 = "float8_e4m3fn_x4"
 
@@ -82,35 +83,6 @@ def test_scale_view_neither_compact_nor_full_is_refused(rows):
         return store(load(np.zeros((2, 4), np.float32)))
     expect_error(k, (a, b, s2, s4), L, "mx-scale-layout", f"'moving_scale' has {rows} partitions",
                  "128 data partitions need 100", "or exactly 16 in the compact", target="trn3")
-
-
-@given(P=st.integers(1, 16), n=st.integers(1, 5), F=st.integers(1, 9), seed=st.integers(0, 50))
-def test_vector_offset_tile_is_read_column_by_column(P, n, F, seed):
-    R = 3 * P * n + 1
-    table = rand((R, F), "float32", seed)
-    idx = np.random.default_rng(seed).integers(0, R, (P, n)).astype(np.int32)
-
-    def k(table, idx):
-        d = nl.ndarray((P, n, F), "float32", buffer=nl.sbuf)
-        nisa.dma_copy(dst=d, src=table.ap([[F, P * n], [1, F]], vector_offset=load(idx),
-                                          indirect_dim=0))
-        return store(d)
-    # entry i of the P*n gathered rows (destination order: row-major over [P, n]) uses the offset
-    # at [i % P, i // P]
-    order = idx.ravel(order="F")
-    want = table[order].reshape(P, n, F)
-    assert_same(run(k, table, idx), want)
-
-
-def test_single_column_offsets_keep_their_order():
-    table = np.arange(24, dtype=np.float32).reshape(8, 3)
-    idx = np.array([[5], [0], [7]], np.int32)
-
-    def k(table, idx):
-        d = nl.ndarray((3, 3), "float32", buffer=nl.sbuf)
-        nisa.dma_copy(dst=d, src=table.ap([[3, 3], [1, 3]], vector_offset=load(idx), indirect_dim=0))
-        return store(d)
-    assert_same(run(k, table, idx), table[[5, 0, 7]])
 
 
 @settings(max_examples=8, deadline=None)

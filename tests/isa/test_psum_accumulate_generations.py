@@ -82,3 +82,21 @@ def test_explicit_accumulate_false_still_overwrites_on_v4(both_executors):
         return store(o)
     got = np.asarray(run(k, a, x, target="trn3"), np.float64)
     np.testing.assert_allclose(got, a.astype(np.float64).T @ x, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("target, keeps", [("trn3", True), ("trn2", False)])
+def test_ranks_follow_the_same_rule(target, keeps):
+    """nki.collectives.run (device.collectives.run_ranks) prices nothing differently: each rank's
+    PSUM follows its target's rule, as a one-rank call does."""
+    import nki
+    import nki.collectives as ncc
+    a, b = rand((16, 8), "float32", 1), rand((16, 8), "float32", 2)
+    x, y = rand((16, 12), "float32", 3), rand((16, 12), "float32", 4)
+    body = _rescale_between(a, b, x, y)
+    kern = nki.jit(body, platform_target=target)
+    outs = ncc.run(kern, [(a, b, x, y), (a, b, x, y)], target=target)
+    first = a.astype(np.float64).T @ x
+    second = b.astype(np.float64).T @ y
+    want = 2 * first + second if keeps else second
+    for got in outs:
+        np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=1e-5, atol=1e-4)

@@ -47,3 +47,24 @@ def test_scales_outside_the_data_quadrant_are_refused():
     with pytest.raises(HardwareRuleError, match=r"mx-scale-layout: .*'dst_scale' starts at partition "
                        r"0; scales must start in the quadrant of 'dst' \(partition 64\)"):
         _kernel(64, 0)(src)
+
+
+def test_a_compact_scale_view_receives_the_quadrant_rows():
+    # 128 partitions: a 16-row dst_scale view names rows 0-3, 32-35, 64-67, 96-99 of its tile
+    @nki.jit(target="trn3")
+    def k(src):
+        s = nl.ndarray((128, 16), src.dtype, buffer=nl.sbuf)
+        nisa.dma_copy(dst=s, src=src)
+        d = nl.ndarray((128, 4), nl.float8_e5m2_x4, buffer=nl.sbuf)
+        sc = nl.ndarray((128, 4), nl.uint8, buffer=nl.sbuf)
+        nisa.memset(dst=sc, value=0)
+        nisa.quantize_mx(dst=d, src=s, dst_scale=sc[0:16])
+        osc = nl.ndarray((128, 4), nl.uint8, buffer=nl.shared_hbm)
+        nisa.dma_copy(dst=osc, src=sc)
+        return osc
+    src = np.random.default_rng(9).normal(0, 3, (128, 16)).astype(ml_dtypes.bfloat16)
+    scales = k(src)
+    _, want = quantize(src.astype(np.float64), "float8_e5m2_x4")
+    rows = (np.arange(16) // 4) * 32 + np.arange(16) % 4
+    np.testing.assert_array_equal(scales[rows], want)
+    assert not np.delete(scales, rows, axis=0).any()

@@ -223,7 +223,7 @@ class UnitTestFramework:
         raise AssertionError("the full simulation path ran")
 '''
 
-TEST_TRACE_ONLY_FRAMEWORK = '''
+TEST_TRACE_ONLY_ARG = '''
 import numpy as np, pytest
 import nki.language as nl, nki.isa as nisa
 from demo_kernels import double
@@ -270,7 +270,7 @@ def test_trace_only_frameworks_trace_the_kernel_and_run_nothing(tmp_path):
     (root / "test" / "utils").mkdir()
     (root / "test" / "utils" / "__init__.py").write_text("")
     (root / "test" / "utils" / "unit_test_framework.py").write_text(FRAMEWORK)
-    (d / "test_trace.py").write_text(TEST_TRACE_ONLY_FRAMEWORK)
+    (d / "test_trace.py").write_text(TEST_TRACE_ONLY_ARG)
     out = _run(root, "--json", tmp_path / "r.json")
     import json
     res = {k.split("::")[-1]: v for k, v in json.loads((tmp_path / "r.json").read_text()).items()}
