@@ -38,10 +38,10 @@ class Arch:
     gemm_stationary_fmax: int = 128            # SPEC 2.3
     gemm_moving_fmax: int = 512                # SPEC 2.3 (v2/v3)
     pe_tile_rows: tuple = (64, 128)            # D:ISA row tiling 2x64 on v2
-    # A tile_size below this (smaller than any generation's tile) occupies the smallest tile.
-    # E: the docs list only 32/64/128, but nki-library gdn_cte (2.31+) passes (16, 16)
-    # in its own simulation tests.
-    pe_partial_tile_below: int = 32            # E: see above
+    # A tile_size that is no generation's tile (not 32/64/128) occupies the smallest tile that
+    # holds it (device/isa/pe.py). E: the docs list only 32/64/128, but nki-library gdn_cte
+    # (2.31+) passes (16, 16) and output_projection_tkg (2.32) its contraction size, e.g.
+    # (65, 64), in their own simulation tests.
     bn_stats_fmax: int = 512                   # SPEC 2.3
     vector_transpose_max: int = 32             # SPEC 3.2 (V handles 32x32)
     # --- clocks in GHz (CM 1.1) ---

@@ -10,6 +10,9 @@ from .rules import check_buffer, check_dtype, check_onchip_operand, fail, view_a
 MM_IN = {"float8_e4m3", "float8_e5m2", "bfloat16", "float16", "tfloat32", "float32"}
 
 
+# every generation's PE tile sizes (row and column tiling: 2x64 on v2+, 4x32 on v3+)
+PE_TILE_SIZES = (32, 64, 128)
+
 def _double_row(i):
     return getattr(i.args.get("perf_mode"), "value", i.args.get("perf_mode")) == "double_row"
 
@@ -60,10 +63,11 @@ def _check_pe_tiling(i, arch, K, M, dst):
              "tile_size", ts, "(rows, cols)")
     for d, (p, s_) in enumerate(zip(tp, ts)):
         axis = ("row", "column")[d]
-        if isinstance(s_, int) and 0 < s_ < arch.pe_partial_tile_below:
-            # a partial tile occupies the smallest PE tile (arch.py: nki-library gdn_cte passes
-            # (16, 16)); a v3 size on v2 (32 on inf2) stays a generation error
-            s_ = min(arch.pe_tile_rows)
+        if isinstance(s_, int) and 0 < s_ <= max(arch.pe_tile_rows) and s_ not in PE_TILE_SIZES:
+            # a partial tile occupies the smallest PE tile that holds it (arch.py: nki-library
+            # gdn_cte passes (16, 16), output_projection_tkg its contraction size, e.g. (65, 64));
+            # a v3 size on v2 (32 on inf2) stays a generation error
+            s_ = min(t for t in arch.pe_tile_rows if t >= s_)
         if s_ not in arch.pe_tile_rows:
             fail(i, "pe-tiling", f"tile_size {axis} size {s_} is not a PE tile size on {arch.name}: "
                  f"{arch.pe_tile_rows}", "tile_size", s_, arch.pe_tile_rows)
