@@ -130,6 +130,10 @@ def _register(name: str, size: int):
     known = np.sctypeDict.get(name)
     if known is not None:
         return known
+    # NumPy's C API table is published only as the ``_ARRAY_API`` capsule of its extension
+    # module: the one every C extension's import_array() reads (ml_dtypes included). There is no
+    # public Python name for it, so this is the single place the project touches NumPy privates;
+    # if the name moves, the ImportError/AttributeError falls back to the structured dtype.
     try:
         from numpy._core import _multiarray_umath as mu   # NumPy 2
     except ImportError:                                   # NumPy 1.x

@@ -12,7 +12,7 @@ from .ops import all  # noqa: A004
 from .extra import *  # noqa: F401,F403
 from .control import VirtualRegister, fori_loop, while_loop  # noqa: F401
 from .core import DType, NKIObject, NkiTensor  # noqa: F401
-from . import assign as _assign  # noqa: F401,E402  (installs t[...] = x)
+from . import assign  # noqa: F401,E402  (installs t[...] = x; nl.assign as before)
 
 globals().update({k: v for k, v in TOKENS.items() if k not in ("copy",)})
 copy = TOKENS["copy"]
@@ -26,9 +26,10 @@ for _n, _v in list(globals().items()):
         globals()[_n] = strict(_v, "nl.")
 del _n, _v, strict
 
-from ..docs import document_nl as _document_nl  # noqa: E402
-from . import examples as _examples  # noqa: E402
-from .ops import BINARY as _BINARY  # noqa: E402
+from ..docs import document_nl  # noqa: E402
+from . import examples  # noqa: E402  (nl.examples as before: importing a submodule binds it)
+from .ops import BINARY  # noqa: E402
 
-_document_nl(globals(), _examples.NL, _examples.TOKEN_ONLY, _BINARY, _examples.INT_OPS,
-             _examples.CLASSES)
+document_nl(globals(), examples.NL, examples.TOKEN_ONLY, BINARY, examples.INT_OPS,
+            examples.CLASSES)
+del document_nl, BINARY     # keep nl's namespace the NKI one
