@@ -38,6 +38,10 @@ class Arch:
     gemm_stationary_fmax: int = 128            # SPEC 2.3
     gemm_moving_fmax: int = 512                # SPEC 2.3 (v2/v3)
     pe_tile_rows: tuple = (64, 128)            # D:ISA row tiling 2x64 on v2
+    # D:ISA nc_matmul: accumulate=None "auto-detect[s] based on whether this PSUM location was
+    # previously written"; accumulating onto a non-matmul write is undefined on v2/v3 only. True:
+    # a memset or in-place rescale of a PSUM accumulator keeps it accumulating (Memory).
+    psum_write_keeps_accumulating: bool = False
     # A tile_size that is no generation's tile (not 32/64/128) occupies the smallest tile that
     # holds it (device/isa/pe.py). E: the docs list only 32/64/128, but nki-library gdn_cte
     # (2.31+) passes (16, 16) and output_projection_tkg (2.32) its contraction size, e.g.
@@ -201,6 +205,7 @@ TRN2 = Arch(
 # NC-v4: Trainium3 (D:A4), for reference; usable SBUF undocumented [E].
 TRN3 = Arch(
     name="trn3", gen=4,                        # D:A4 NeuronCore-v4
+    psum_write_keeps_accumulating=True,        # D:ISA nc_matmul accumulate=None (v4)
     hbm_bytes_per_core=18 * KiB ** 3,          # E: 144 GiB per chip (D:A4) / 8 physical cores
     sbuf_bytes_per_partition=256 * KiB, sbuf_usable_bytes_per_partition=240 * KiB,  # D:A4; E usable
     pe_tile_rows=(32, 64, 128),                # D:ISA 4x32 on v3+

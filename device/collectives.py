@@ -71,7 +71,7 @@ def run_ranks(programs, inputs_per_rank, return_memories: bool = False):
                              f"inputs, got {len(inputs)}")
         mem = Memory(precise_fp=s.precise_fp, warn_uninit=s.warn_uninit)
         mem.rank, mem.world = r, world
-        mem.psum_write_opens = program.arch.gen >= 4      # as run_reference (Memory.psum_write_opens)
+        mem.psum_write_opens = program.arch.psum_write_keeps_accumulating
         mem.__dict__.setdefault("exchange", Exchange())   # sendrecv/core_barrier of the pair
         for st, arr in zip(program.inputs, inputs):
             mem.bind(st, arr)

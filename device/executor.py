@@ -85,7 +85,7 @@ def run_reference(program: Program, inputs, memory: Memory | None = None,
     if len(inputs) != len(program.inputs):
         raise ValueError(f"program {program.name} takes {len(program.inputs)} inputs, got {len(inputs)}")
     mem = memory or Memory(precise_fp=s.precise_fp, warn_uninit=s.warn_uninit)
-    mem.psum_write_opens = program.arch.gen >= 4      # see Memory.psum_write_opens
+    mem.psum_write_opens = program.arch.psum_write_keeps_accumulating
     streams = core_streams(program)
     lt = lifetimes(program, streams)
     for st, arr in zip(program.inputs, inputs):

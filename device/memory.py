@@ -31,7 +31,8 @@ class Memory:
         # location (nc_matmul docs: "auto-detect based on whether this PSUM location was
         # previously written"), so a memset or an in-place rescale keeps the group open. On
         # v2/v3 accumulating onto a non-matmul write is undefined: such a write closes the group
-        # and the next matmul starts a new one. Set by the executor from the program's target.
+        # and the next matmul starts a new one. Set by the executors from
+        # Arch.psum_write_keeps_accumulating of the program's target.
         self.psum_write_opens = False
         self.precise_fp = precise_fp
         self.warn_uninit = warn_uninit

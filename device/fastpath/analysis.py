@@ -212,7 +212,7 @@ def analyse(program) -> Facts:
     cover: dict = {}
     opened: dict = {}                  # PSUM storage id -> _Flags
     inputs = {s.id for s in program.inputs}
-    write_opens = program.arch.gen >= 4    # Memory.psum_write_opens
+    write_opens = program.arch.psum_write_keeps_accumulating    # Memory.psum_write_opens
     fill, warned = {}, set()
 
     def cov(st):
