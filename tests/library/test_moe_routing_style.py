@@ -67,8 +67,8 @@ def routed_expert_scale(hidden, affinities, block):
         nisa.memset(dst=blk, value=0)
         for _ in nl.dynamic_range(reg):
             row = nl.ndarray((1, block), dtype=nl.int32, buffer=nl.sbuf)
-            nisa.dma_copy(dst=row, src=idx_hbm.ap([[block, 1], [1, block]], offset=0, scalar_offset=blk,
-                                                   indirect_dim=0))
+            pick = idx_hbm.ap([[block, 1], [1, block]], offset=0, scalar_offset=blk, indirect_dim=0)
+            nisa.dma_copy(dst=row, src=pick)
             # int32 indices ride a PE transpose as float32 bit patterns
             col_ps = nl.ndarray((block, 1), dtype=nl.float32, buffer=nl.psum)
             nisa.nc_transpose(dst=col_ps, data=row.view(nl.float32))
@@ -77,13 +77,13 @@ def routed_expert_scale(hidden, affinities, block):
             col = col.view(nl.int32)
             rows = nl.ndarray((block, H), dtype=hidden.dtype, buffer=nl.sbuf)
             nisa.memset(dst=rows, value=0.0)
-            nisa.dma_copy(dst=rows, src=hidden.ap([[H, block], [1, H]], offset=0, vector_offset=col,
-                                                  indirect_dim=0),
-                          oob_mode=oob_mode.skip, dge_mode=nisa.dge_mode.swdge)
+            src = hidden.ap([[H, block], [1, H]], offset=0, vector_offset=col, indirect_dim=0)
+            nisa.dma_copy(dst=rows, src=src, oob_mode=oob_mode.skip, dge_mode=nisa.dge_mode.swdge)
             nisa.tensor_scalar(dst=rows, data=rows, op0=nl.multiply, operand0=float(e + 2))
             dst = out.ap([[H, block], [1, H]], offset=0, vector_offset=col, indirect_dim=0)
             if e == 0:  # first expert overwrites, the others read-modify-write
-                nisa.dma_copy(dst=dst, src=rows, oob_mode=oob_mode.skip, dge_mode=nisa.dge_mode.swdge)
+                nisa.dma_copy(dst=dst, src=rows, oob_mode=oob_mode.skip,
+                              dge_mode=nisa.dge_mode.swdge)
             else:
                 nisa.dma_compute(dst=dst, srcs=[dst, rows], scales=[1.0, 1.0], reduce_op=nl.add,
                                  oob_mode=oob_mode.skip)
@@ -127,4 +127,66 @@ def test_padding_index_is_never_written():
     out = np.asarray(routed_expert_scale(hidden, aff, block))
     want = np.zeros_like(hidden)
     want[13] = 5 * hidden[13]  # (0 + 2) + (1 + 2)
+    np.testing.assert_array_equal(out, want)
+
+
+@nki.jit(target="trn2")
+def packed_rows(hidden, affinities, block):
+    """PACK_OUTPUT_ROWS style for one expert: the routed rows, scaled by 2, stored one block after
+    another at a write offset kept on chip ([1, 1] int32, advanced by the block size)."""
+    T, H = hidden.shape
+    n_blocks = T // block
+    out = nl.ndarray((T, H), dtype=hidden.dtype, buffer=nl.shared_hbm)
+    zeros = nl.ndarray((block, H), dtype=hidden.dtype, buffer=nl.sbuf)
+    nisa.memset(dst=zeros, value=0.0)
+    for b in range(n_blocks):
+        nisa.dma_copy(dst=out[b * block:(b + 1) * block, :], src=zeros)
+    idx = _routed_rows(affinities, 0, T)
+    count = nl.ndarray((1, 1), dtype=nl.float32, buffer=nl.sbuf)
+    nisa.tensor_copy(dst=count, src=idx[0:1, T:T + 1])
+    live = nl.ndarray((1, n_blocks), dtype=nl.int32, buffer=nl.sbuf)
+    nisa.iota(dst=live, pattern=[[block, n_blocks]], offset=0)
+    nisa.tensor_scalar(dst=live, data=live, op0=nl.less, operand0=count)
+    n_live = nl.ndarray((1, 1), dtype=nl.int32, buffer=nl.sbuf)
+    nisa.tensor_reduce(dst=n_live, data=live, op=nl.add, axis=1)
+    reg = nisa.register_alloc()
+    nisa.register_load(dst=reg, src=n_live)
+    idx_hbm = nl.ndarray((1, T), dtype=nl.int32, buffer=nl.private_hbm)
+    nisa.dma_copy(dst=idx_hbm, src=idx[0:1, 0:T])
+    idx_hbm = idx_hbm.reshape((n_blocks, block))
+    blk = nl.ndarray((1, 1), dtype=nl.int32, buffer=nl.sbuf)
+    nisa.memset(dst=blk, value=0)
+    write_at = nl.ndarray((1, 1), dtype=nl.int32, buffer=nl.sbuf)
+    nisa.memset(dst=write_at, value=0)
+    for _ in nl.dynamic_range(reg):
+        row = nl.ndarray((1, block), dtype=nl.int32, buffer=nl.sbuf)
+        pick = idx_hbm.ap([[block, 1], [1, block]], offset=0, scalar_offset=blk, indirect_dim=0)
+        nisa.dma_copy(dst=row, src=pick)
+        col_ps = nl.ndarray((block, 1), dtype=nl.float32, buffer=nl.psum)
+        nisa.nc_transpose(dst=col_ps, data=row.view(nl.float32))
+        col = nl.ndarray((block, 1), dtype=nl.float32, buffer=nl.sbuf)
+        nisa.tensor_copy(dst=col, src=col_ps)
+        rows = nl.ndarray((block, H), dtype=hidden.dtype, buffer=nl.sbuf)
+        nisa.memset(dst=rows, value=0.0)
+        src = hidden.ap([[H, block], [1, H]], offset=0, vector_offset=col.view(nl.int32),
+                        indirect_dim=0)
+        nisa.dma_copy(dst=rows, src=src, oob_mode=oob_mode.skip, dge_mode=nisa.dge_mode.swdge)
+        nisa.tensor_scalar(dst=rows, data=rows, op0=nl.multiply, operand0=2.0)
+        at = out.ap([[H, block], [1, H]], offset=0, scalar_offset=write_at, indirect_dim=0)
+        nisa.dma_copy(dst=at, src=rows, dge_mode=nisa.dge_mode.swdge)
+        nisa.tensor_scalar(dst=write_at, data=write_at, op0=nl.add, operand0=block)
+        nisa.tensor_scalar(dst=blk, data=blk, op0=nl.add, operand0=1)
+    return out
+
+
+@settings(max_examples=5, deadline=None)
+@given(blocks=st.integers(1, 4), block=st.sampled_from([8, 16]),
+       ratio=st.sampled_from([0.1, 0.5, 1.0]), seed=st.integers(0, 99))
+def test_packed_rows_follow_the_on_chip_write_offset(blocks, block, ratio, seed):
+    T, H = blocks * block, 32
+    hidden, aff = _inputs(T, H, 1, ratio, seed)
+    out = np.asarray(packed_rows(hidden, aff, block))
+    routed = np.flatnonzero(aff[:, 0])
+    want = np.zeros_like(hidden)
+    want[:len(routed)] = 2 * hidden[routed]  # padded slots of the last block were gathered as zeros
     np.testing.assert_array_equal(out, want)
