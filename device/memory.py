@@ -177,6 +177,12 @@ class Memory:
         if v.storage.id in self.mm_open:
             self._strided(self.mm_open[v.storage.id], v)[...] = self.psum_write_opens
 
+    def written_flags(self, v: View):
+        """Writable view of the 'written' mask under ``v`` (storage units), or None when the
+        storage keeps no mask (inputs, or uninitialized-read checks off)."""
+        mask = self.written.get(v.storage.id)
+        return None if mask is None else self._strided(mask, storage_units(v))
+
     def mm_flags(self, v: View) -> np.ndarray:
         self.flat(v.storage)
         return self._strided(self.mm_open[v.storage.id], v)
