@@ -198,11 +198,44 @@ def _starfish_dtype_alias():
     root.starfish.support.dtype = sys.modules["neuronxcc.starfish.support.dtype"]
 
 
+def _private_mx_test_aliases():
+    """``neuronxcc.nki._private.private_api`` (the x4 dtypes) and ``neuronxcc.nki._private.test.
+    mx_util`` (the MX goldens), which the library's newest MX references import (matmul_mxfp8_torch,
+    the mlp_mxfp8 tests). The dtypes are the ``neuron_dtypes`` stand-in's, so a dict keyed on one
+    finds the other; ``mx_util`` is the checkout's own ``test/utils/mx_utils.py`` (the same
+    quantize_mx_golden / nc_matmul_mx_golden), imported on first use because it imports nkilib_src.
+    Only added under our own ``neuronxcc`` alias."""
+    root = sys.modules.get("neuronxcc")
+    if root is None or not getattr(root, "_nki_alias", False):
+        return
+    dts = sys.modules["neuron_dtypes"]
+    for name in ("neuronxcc.nki._private", "neuronxcc.nki._private.test"):
+        if name not in sys.modules:
+            pkg = types.ModuleType(name, "namespace for the private MX test helpers (nkilib_plugin)")
+            pkg.__path__ = []
+            sys.modules[name] = pkg
+    api = types.ModuleType("neuronxcc.nki._private.private_api", "x4 dtypes (nkilib_plugin)")
+    for name in ("float8_e5m2_x4", "float8_e4m3fn_x4", "float4_e2m1fn_x4"):
+        setattr(api, name, getattr(dts, name))
+    mx = types.ModuleType("neuronxcc.nki._private.test.mx_util", "the checkout's test/utils/mx_utils")
+
+    def lazy(attr):
+        import importlib
+        return getattr(importlib.import_module("test.utils.mx_utils"), attr)
+    mx.__getattr__ = lazy
+    sys.modules.setdefault(api.__name__, api)
+    sys.modules.setdefault(mx.__name__, mx)
+    sys.modules["neuronxcc.nki._private"].private_api = sys.modules[api.__name__]
+    sys.modules["neuronxcc.nki._private"].test = sys.modules["neuronxcc.nki._private.test"]
+    sys.modules["neuronxcc.nki._private.test"].mx_util = sys.modules[mx.__name__]
+
+
 _alias_simulator()
 _neuron_dtypes()
 _missing_harness_modules()
 nki.install_neuronxcc_alias()
 _starfish_dtype_alias()
+_private_mx_test_aliases()
 
 _RESULTS: dict = {}
 

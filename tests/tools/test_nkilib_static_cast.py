@@ -43,3 +43,39 @@ def test_static_cast_packs_and_unpacks_mx_x4():
     r = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True,
                        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
+
+
+PRIVATE = r'''
+import sys
+sys.path.insert(0, ".")                       # the "checkout": test/utils/mx_utils.py below
+import tools.nkilib_plugin  # noqa: F401
+import neuron_dtypes as dt
+from neuronxcc.nki._private.private_api import float8_e4m3fn_x4, float8_e5m2_x4
+assert (float8_e4m3fn_x4, float8_e5m2_x4) == (dt.float8_e4m3fn_x4, dt.float8_e5m2_x4)
+assert {float8_e4m3fn_x4: 7}[dt.float8_e4m3fn_x4] == 7     # the library keys dicts on one, looks up the other
+from neuronxcc.nki._private.test import mx_util
+import test.utils.mx_utils as own
+assert mx_util.quantize_mx_golden is own.quantize_mx_golden
+assert mx_util.quantize_mx_golden(1, 2) == ("checkout's golden", 1, 2)
+try:
+    mx_util.no_such_golden
+except AttributeError as e:
+    assert "no_such_golden" in str(e), e
+else:
+    raise AssertionError("no error")
+print("ok")
+'''
+
+
+def test_private_mx_test_helpers_alias_the_checkouts_goldens(tmp_path):
+    """The library's newest MX references import ``neuronxcc.nki._private.private_api`` (x4 dtypes)
+    and ``neuronxcc.nki._private.test.mx_util``; the plugin serves them from the neuron_dtypes
+    stand-in and the checkout's own test/utils/mx_utils.py."""
+    utils = tmp_path / "test" / "utils"
+    utils.mkdir(parents=True)
+    (tmp_path / "test" / "__init__.py").write_text("")
+    (utils / "__init__.py").write_text("")
+    (utils / "mx_utils.py").write_text("def quantize_mx_golden(a, b):\n    return (\"checkout's golden\", a, b)\n")
+    r = subprocess.run([sys.executable, "-c", PRIVATE], cwd=tmp_path, capture_output=True, text=True,
+                       env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
