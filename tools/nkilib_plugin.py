@@ -219,10 +219,20 @@ def _private_mx_test_aliases():
         setattr(api, name, getattr(dts, name))
     mx = types.ModuleType("neuronxcc.nki._private.test.mx_util", "the checkout's test/utils/mx_utils")
 
-    def lazy(attr):
+    def own():
         import importlib
-        return getattr(importlib.import_module("test.utils.mx_utils"), attr)
-    mx.__getattr__ = lazy
+        return importlib.import_module("test.utils.mx_utils")
+
+    def quantize_mx_golden(in_tensor, out_x4_dtype, *args, custom_mx_max_exp=None, **kwargs):
+        # The private helper takes the neuron_dtypes x4 dtype; the checkout's copy keys its
+        # tables on the nl name (it maps nl -> neuron_dtypes itself), so translate, and hand
+        # the caller's custom_mx_max_exp the dtype the caller passed.
+        from device import dtypes as D
+        custom = None if custom_mx_max_exp is None else (lambda _name: custom_mx_max_exp(out_x4_dtype))
+        return own().quantize_mx_golden(in_tensor, D.normalize(out_x4_dtype), *args,
+                                        custom_mx_max_exp=custom, **kwargs)
+    mx.quantize_mx_golden = quantize_mx_golden
+    mx.__getattr__ = lambda attr: getattr(own(), attr)
     sys.modules.setdefault(api.__name__, api)
     sys.modules.setdefault(mx.__name__, mx)
     sys.modules["neuronxcc.nki._private"].private_api = sys.modules[api.__name__]

@@ -55,8 +55,10 @@ assert (float8_e4m3fn_x4, float8_e5m2_x4) == (dt.float8_e4m3fn_x4, dt.float8_e5m
 assert {float8_e4m3fn_x4: 7}[dt.float8_e4m3fn_x4] == 7     # the library keys dicts on one, looks up the other
 from neuronxcc.nki._private.test import mx_util
 import test.utils.mx_utils as own
-assert mx_util.quantize_mx_golden is own.quantize_mx_golden
-assert mx_util.quantize_mx_golden(1, 2) == ("checkout's golden", 1, 2)
+assert mx_util.nc_matmul_mx_golden is own.nc_matmul_mx_golden
+# the private helper takes the neuron_dtypes dtype; the checkout's copy keys on the nl name
+got = mx_util.quantize_mx_golden("x", dt.float8_e4m3fn_x4, custom_mx_max_exp=lambda d: {float8_e4m3fn_x4: 7}[d])
+assert got == ("checkout's golden", "x", "float8_e4m3fn_x4", 7), got
 try:
     mx_util.no_such_golden
 except AttributeError as e:
@@ -75,7 +77,10 @@ def test_private_mx_test_helpers_alias_the_checkouts_goldens(tmp_path):
     utils.mkdir(parents=True)
     (tmp_path / "test" / "__init__.py").write_text("")
     (utils / "__init__.py").write_text("")
-    (utils / "mx_utils.py").write_text("def quantize_mx_golden(a, b):\n    return (\"checkout's golden\", a, b)\n")
+    (utils / "mx_utils.py").write_text(
+        "def quantize_mx_golden(a, b, custom_mx_max_exp=None):\n"
+        "    return (\"checkout's golden\", a, b, custom_mx_max_exp(b))\n"
+        "def nc_matmul_mx_golden(*a):\n    return a\n")
     r = subprocess.run([sys.executable, "-c", PRIVATE], cwd=tmp_path, capture_output=True, text=True,
                        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
