@@ -12,7 +12,10 @@ so users can filter them or turn them into errors:
   emulator), not this instruction's reduction.
 - ``UnwrittenOutputWarning`` (after a run): a tensor the kernel returns has elements nothing wrote.
 - ``UninitializedReadWarning`` (during a run): an instruction read memory nothing wrote; named by
-  the user's variable when the allocation line assigns one (``sq = nl.ndarray(...)``).
+  the user's variable when the allocation line assigns one (``sq = nl.ndarray(...)``). A data
+  move into SBUF (``dma_copy``, ``sendrecv``) carries the unwritten elements along instead, as
+  Memcheck does, so copying a whole padded tile is quiet; computing with them, or moving them to
+  HBM, warns at that line.
 
     >>> user_name_of(None) is None
     True

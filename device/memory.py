@@ -142,12 +142,33 @@ class Memory:
         """A writable strided NumPy view (no copy) of ``v``."""
         return self._strided(self.flat(v.storage), v, self._view_dtype(v))
 
-    def read(self, v: View, loc: SourceLoc | None = None) -> np.ndarray:
+    def carried(self, src: View, dst: View) -> np.ndarray | None:
+        """The written bits of ``src`` (shaped like it) that a data move into ``dst`` carries
+        along, or None when there is nothing to carry (every element written)
+        or the move cannot carry them (then the read warns as usual).
+
+        A move into SBUF carries "unwritten" along instead of warning, as
+        Memcheck does: kernels copy whole padded tiles (partitions rounded up to 16 or 32, a
+        tile sent to the other core) of which only part was ever written, and that is no bug.
+        Whatever instruction then computes with those elements warns at its own line. A move
+        into HBM warns at once: HBM is what a kernel hands back."""
+        if not self.warn_uninit or dst.buffer.kind != "sbuf" or \
+                src.dyn is not None or dst.dyn is not None or \
+                src.dtype != src.storage.dtype or dst.dtype != dst.storage.dtype:
+            return None
+        self.flat(src.storage)                      # allocates it (and its mask) on first touch
+        mask = self.written.get(src.storage.id)
+        if mask is None:
+            return None
+        bits = self._strided(mask, src)
+        return None if bits.all() else bits.copy()
+
+    def read(self, v: View, loc: SourceLoc | None = None, warn: bool = True) -> np.ndarray:
         if v.dyn is not None:                       # address depends on run-time values
             from . import dynamic
             return dynamic.read(self, v, loc)
         a = self.array(v)
-        mask = self.written.get(v.storage.id) if self.warn_uninit else None
+        mask = self.written.get(v.storage.id) if self.warn_uninit and warn else None
         if mask is not None:
             w = self._strided(mask, storage_units(v))
             if not w.all():
@@ -161,8 +182,9 @@ class Memory:
                         warnings.warn(msg, stacklevel=2)
         return np.array(a, copy=True)
 
-    def write(self, v: View, values, rounded: bool = False):
-        """Round ``values`` (fp32 or exact) to the view's dtype and store them."""
+    def write(self, v: View, values, rounded: bool = False, written=None):
+        """Round ``values`` (fp32 or exact) to the view's dtype and store them. ``written``:
+        the bits a data move carries (``carried``), shaped like ``v``; None: all written."""
         if v.dyn is not None:                       # address depends on run-time values
             from . import dynamic
             return dynamic.write(self, v, values, rounded)
@@ -172,8 +194,13 @@ class Memory:
             vals = dtypes.round_to(vals, v.dtype, self.precise_fp)
         a[...] = np.broadcast_to(vals, v.shape).astype(a.dtype, copy=False)
         mask = self.written.get(v.storage.id)
+        if mask is None and written is not None and not np.all(written):
+            mask = self.written[v.storage.id] = np.ones(v.storage.size, bool)   # was all written
         if mask is not None:
-            self._strided(mask, storage_units(v))[...] = True
+            if written is not None and v.dtype == v.storage.dtype:
+                self._strided(mask, v)[...] = np.asarray(written).reshape(v.shape)
+            else:
+                self._strided(mask, storage_units(v))[...] = True
         if v.storage.id in self.mm_open:
             self._strided(self.mm_open[v.storage.id], v)[...] = self.psum_write_opens
 

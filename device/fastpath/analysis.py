@@ -178,6 +178,25 @@ class _Cover:
             return u.size
         return int(u.size - np.count_nonzero(mask_view(self.mask, u)))
 
+    def bits(self, v: View) -> np.ndarray:
+        """Which elements under ``v`` (shaped like it) hold data."""
+        if self.full:
+            return np.ones(v.shape, bool)
+        if self.mask is None:
+            return np.zeros(v.shape, bool)
+        return mask_view(self.mask, v).copy()
+
+    def carry(self, v: View, bits: np.ndarray):
+        """A data move wrote ``v`` with these elements holding data (Memory.carried)."""
+        if bits.all():
+            return self.write(v)
+        if self.mask is None:
+            self.mask = np.full(v.storage.size, self.full, bool)
+        self.full = False
+        mask_view(self.mask, v)[...] = bits.reshape(v.shape)
+        if self.mask.all():
+            self.full, self.mask = True, None
+
     def write(self, v: View):
         if self.full:
             return
@@ -233,9 +252,25 @@ def analyse(program) -> Facts:
         if f.unsupported is None:
             f.unsupported = why
 
+    def carries(ins):
+        """A data move into on-chip memory that Memory.carried lets carry unwritten elements."""
+        if not ins.op.moves or ins.args.get("transpose2d"):
+            return False
+        src, dst = ins.args["src"], ins.args["dst"]
+        return (dst.buffer.kind == "sbuf" and src.dyn is None and dst.dyn is None
+                and src.dtype == src.storage.dtype and dst.dtype == dst.storage.dtype)
+
     def visit(idx, key, ins):
         """One instruction's reads, writes and PSUM flags; ``key`` names its facts."""
         writes = ins.writes()
+        if carries(ins):
+            src, dst = ins.args["src"], ins.args["dst"]
+            read(idx, src, ins.loc, warn=False)        # sentinels travel along: fill src
+            bits = cov(src.storage).bits(src)
+            c = cov(dst.storage)
+            if not (c.full and bits.all()):
+                c.carry(dst, bits)
+            return
         for v in ins.value_reads():
             if v.dyn is not None:          # where it reads is known at run time only
                 if not cov(v.storage).full:

@@ -32,14 +32,18 @@ class OpDef:
     # uses(instr) -> the input views the result depends on, when narrower than ``inputs``
     # (nc_stream_shuffle reads only the src partitions its mask names); None: all inputs
     uses: Callable | None = None
+    # a pure data move of ``src`` into ``dst`` (element n to element n): into on-chip memory it
+    # carries src's unwritten elements along instead of warning (Memory.carried)
+    moves: bool = False
 
 
-def defop(name: str, *, engine: str, outputs=("dst",), inputs=()):
+def defop(name: str, *, engine: str, outputs=("dst",), inputs=(), moves: bool = False):
     def deco(cls):
         OPS[name] = OpDef(name, engine, tuple(outputs), tuple(inputs),
                           check=getattr(cls, "check", lambda i, a: None), run=cls.run,
                           cost=cls.cost, pick_engine=getattr(cls, "pick_engine", None),
-                          doc=(cls.__doc__ or "").strip(), uses=getattr(cls, "uses", None))
+                          doc=(cls.__doc__ or "").strip(), uses=getattr(cls, "uses", None),
+                          moves=moves)
         return cls
     return deco
 

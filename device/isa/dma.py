@@ -17,7 +17,7 @@ def _check_dma_operand(i, arch, name, v):
     check_partitions(i, arch, name, v)
 
 
-@defop("dma_copy", engine="DMA", inputs=("src",))
+@defop("dma_copy", engine="DMA", inputs=("src",), moves=True)
 class DmaCopy:
     """Copy src to dst (HBM<->SBUF, HBM<->HBM, SBUF<->SBUF); dtype conversion through fp32."""
 
@@ -47,12 +47,13 @@ class DmaCopy:
         if src.dyn is not None or dst.dyn is not None:    # indirect: honours oob_mode=skip
             from .dma_extra import dma_copy_dynamic
             return dma_copy_dynamic(i, mem)
-        x = mem.read(src, i.loc)
+        bits = None if i.args.get("transpose2d") else mem.carried(src, dst)
+        x = mem.read(src, i.loc, warn=bits is None)
         if src.dtype == dst.dtype:
-            mem.write(dst, x.reshape(dst.shape), rounded=True)
+            mem.write(dst, x.reshape(dst.shape), rounded=True, written=bits)
         else:
             # SPEC 4.4: a DMA dtype conversion goes src -> fp32 -> dst (ints included)
-            mem.write(dst, x.astype(np.float32).reshape(dst.shape))
+            mem.write(dst, x.astype(np.float32).reshape(dst.shape), written=bits)
 
     def cost(i, arch):
         dst, src = i.args["dst"], i.args["src"]

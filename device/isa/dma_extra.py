@@ -45,6 +45,9 @@ def _chunks(mem, i, v: View, oob):
 
 def read_dyn(mem, i, v: View, oob="error"):
     """Values of ``v`` (flat, storage dtype) and a flat mask of the elements actually read."""
+    got = dynamic.gather(mem, v, i.loc) if v.dyn is not None else None
+    if got is not None:                 # every row in bounds: read them all at once
+        return got.reshape(-1).astype(mem.storage_dtype(v.dtype), copy=False), np.ones(v.size, bool)
     parts = _chunks(mem, i, v, oob)
     vals = np.zeros(v.size, mem.storage_dtype(v.dtype))
     ok = np.zeros(v.size, bool)

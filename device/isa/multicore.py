@@ -78,7 +78,7 @@ def _check_rank(i, name, lnc):
              f"as kernel[2](...) so that it has two cores", name, r, f"< {lnc}")
 
 
-@defop("sendrecv", engine="DMA", outputs=("dst",), inputs=("src",))
+@defop("sendrecv", engine="DMA", outputs=("dst",), inputs=("src",), moves=True)
 class SendRecv:
     """Send ``src`` to core ``send_to_rank``'s dst; receive core ``recv_from_rank``'s src into dst."""
 
@@ -114,13 +114,14 @@ class SendRecv:
         ex, me = exchange(mem), core_of(i)
         to, frm, pipe = i.args["send_to_rank"], i.args["recv_from_rank"], i.args["pipe_id"]
         if ex.pending.get(me) is not i:             # first attempt: post our half once
-            data = mem.read(i.args["src"], i.loc).copy()
-            ex.mail.setdefault((me, to, pipe), deque()).append((i, data))
+            bits = mem.carried(i.args["src"], i.args["dst"])     # both SBUF (check)
+            data = mem.read(i.args["src"], i.loc, warn=bits is None).copy()
+            ex.mail.setdefault((me, to, pipe), deque()).append((i, data, bits))
             ex.pending[me] = i
         q = ex.mail.get((frm, me, pipe))
         if not q:
             raise Blocked(i, f"waits for core {frm} to reach a sendrecv on pipe {pipe}")
-        sender, data = q.popleft()
+        sender, data, bits = q.popleft()
         ex.pending.pop(me, None)
         dst = i.args["dst"]
         s_src = sender.args["src"]
@@ -132,7 +133,7 @@ class SendRecv:
                 f"partitions and elements per partition", operand="dst",
                 value=f"{s_src.dtype}{list(s_src.shape)}", limit=f"{dst.dtype}{list(dst.shape)}",
                 loc=i.loc)
-        mem.write(dst, data.reshape(dst.shape), rounded=True)
+        mem.write(dst, data.reshape(dst.shape), rounded=True, written=bits)
 
     def cost(i, arch):
         if i.engine == "POOL":

@@ -138,6 +138,13 @@ def test_tensors_compare_with_none_and_buffers_are_plain_bools():
     assert all(type(v) is bool for v in seen.values())
 
 
+def test_nki_dtype_names_the_packed_mx_dtypes_like_nl():
+    # The newest library MLP kernels write ``from nki.dtype import float8_e4m3fn_x4``.
+    from nki.dtype import float4_e2m1fn_x4, float8_e4m3fn_x4, float8_e5m2_x4
+    assert (float8_e4m3fn_x4, float8_e5m2_x4, float4_e2m1fn_x4) == (
+        nl.float8_e4m3fn_x4, nl.float8_e5m2_x4, nl.float4_e2m1fn_x4)
+
+
 def test_dtypes_are_hashable_and_str_stable():
     table = {nl.float32: "f32", nl.bfloat16: "bf16", nl.float8_e4m3: "fp8"}
     assert table[nki.dtype.float32] == "f32"
