@@ -90,15 +90,39 @@ def raw_access_pattern(view, pattern, offset, scalar_offset, vector_offset, indi
     return view_cls(st, off, pattern, dt, dyn)
 
 
+def offset_unit(base, dim: int) -> int:
+    """Elements that one step of a run-time offset on ``dim`` moves: the stride of ``dim`` in the
+    tensor ``.ap`` is called on.
+
+    For a whole tensor this is prod(shape[dim+1:]), the NKI docs' formula ("read from the shape
+    of the base tensor, not from the access pattern"). A view keeps its base's strides, so on a
+    sliced or permuted view it is the view's own stride: nki-library's attention_tkg (dynamic
+    flash attention) offsets ``table.reshape_dim(1, [F, 128]).slice(..).permute([2, 1, 0])`` on
+    dim 0 in single elements, the stride permute gave that dim. A dim of one element (no
+    stride of its own) and the partition dim of an on-chip tensor keep the shape formula.
+
+        >>> from device.tensor import Storage, View, HBM
+        >>> t = View.whole(Storage((4, 6), "float32", HBM))
+        >>> offset_unit(t, 0), offset_unit(t.permute((1, 0)), 0), offset_unit(t[:, 0:2], 0)
+        (6, 1, 6)
+    """
+    if 0 <= dim < len(base.pattern) and not (base.on_chip and dim == 0):
+        stride, count = base.pattern[dim]
+        if count > 1 and stride > 0:
+            return int(stride)
+    return math.prod(base.shape[dim + 1:])
+
+
 def dynamic_offset(base, pattern, scalar_offset, vector_offset, indirect_dim, view_cls):
     """``View.dyn`` for ``.ap(scalar_offset=|vector_offset=, indirect_dim=)`` (see device.dynamic).
 
-    The offset unit is prod(base.shape[indirect_dim+1:]) of the tensor ``.ap`` was called on.
+    The offset unit is :func:`offset_unit`: the stride of ``indirect_dim`` in the tensor ``.ap``
+    was called on (prod(shape[indirect_dim+1:]) for a whole tensor).
     """
     if not 0 <= indirect_dim < max(1, base.ndim):
         raise UserKernelError(f".ap indirect_dim={indirect_dim} is out of range for tensor "
                               f"{base.name} of shape {base.shape}")
-    row = math.prod(base.shape[indirect_dim + 1:])
+    row = offset_unit(base, indirect_dim)
     src = scalar_offset if scalar_offset is not None else vector_offset
     kind = "scalar" if scalar_offset is not None else "vector"
     if isinstance(src, view_cls):        # a tensor of offsets

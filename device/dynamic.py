@@ -2,7 +2,8 @@
 
 NKI's ``.ap(pattern, offset, scalar_offset=..., vector_offset=..., indirect_dim=k)`` builds such a
 view; ``View.dyn = (kind, offset_source, indirect_dim, row_elems)`` records it, where ``row_elems``
-= prod(shape[k+1:]) of the tensor ``.ap`` was called on (SPEC 2.4: strides of the base tensor).
+is the stride of dim k in the tensor ``.ap`` was called on (prod(shape[k+1:]) for a whole tensor,
+SPEC 2.4; see device.access_patterns.offset_unit).
 
 - ``scalar``: one value ``s`` (a 1-element tensor, or a Python int) shifts the whole pattern:
   ``addr = offset + s * row_elems + sum(stride_j * i_j)``.

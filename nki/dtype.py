@@ -15,8 +15,8 @@ uint8, uint16, uint32 = "uint8", "uint16", "uint32"
 float16, bfloat16, tfloat32, float32 = "float16", "bfloat16", "tfloat32", "float32"
 float8_e4m3, float8_e4m3fn, float8_e5m2 = "float8_e4m3", "float8_e4m3fn", "float8_e5m2"
 float8_e8m0fnu = "float8_e8m0fnu"
-# The packed MX names: the newest library kernels import them from here
-# (``from nki.dtype import float8_e4m3fn_x4``); the same strings as nl.float8_e4m3fn_x4.
+# The packed MX dtypes (four fp8/fp4 values per 32-bit element): library kernels import them from
+# here (``from nki.dtype import float8_e4m3fn_x4``); same strings as ``nki.language``'s.
 float8_e5m2_x4, float8_e4m3fn_x4, float4_e2m1fn_x4 = "float8_e5m2_x4", "float8_e4m3fn_x4", "float4_e2m1fn_x4"
 
 

@@ -1,4 +1,4 @@
-"""LNC=2 tracing: both cores run the kernel body, and shared_hbm tensors are one tensor for both."""
+"""LNC=2 tracing: both cores run the kernel body; shared_hbm tensors are linked across the cores by name (unnamed ones by allocation order)."""
 from __future__ import annotations
 
 from device import dtypes
@@ -10,25 +10,50 @@ from device.tensor import HBM, SHARED_HBM, View
 class SharedHbmAlloc:
     """``program.alloc`` for core ``pid`` of an LNC=2 trace.
 
-    Both cores run the same kernel body, and a kernel-level ``nl.ndarray(..., nl.shared_hbm)`` is ONE
-    tensor seen by both: core k's n-th shared_hbm allocation is core 0's n-th. Everything else
-    (SBUF, PSUM, private HBM) is allocated per core.
+    Both cores run the same kernel body. A kernel-level ``nl.ndarray(..., nl.shared_hbm)`` is
+    linked across the cores the way the NKI docs (``nki.language.ndarray``) say the compiler links
+    them: by NAME. "shared_hbm tensors will point to the same underlying memory as long as they have
+    the same name, even if the tensors appear in different control flow" -- so tensors a core
+    names per block (``name=f"out_block_{block_idx}"``) are distinct tensors when the cores own
+    different blocks. The k-th tensor of one name on a core is the k-th of that name on the other.
+    Unnamed tensors (kernel outputs are usually unnamed) keep the order rule: core k's n-th unnamed
+    shared_hbm allocation is core 0's n-th. SBUF, PSUM and private HBM are allocated per core.
+
+    ``named`` is the name table the cores share; ``None`` (the legacy SPMD grid) links every
+    shared_hbm tensor by order only.
     """
 
-    def __init__(self, program, pid, shared):
+    def __init__(self, program, pid, shared, named=None):
         self.orig = Program.alloc.__get__(program)
         self.pid, self.shared, self.count = pid, shared, 0
+        self.named, self.seen = named, {}
 
     def __call__(self, shape, dtype, buffer, *args, **kwargs):
         from device.tensor import as_buffer
         if as_buffer(buffer) != SHARED_HBM or kwargs.get("kind", "tile") != "tile":
             return self.orig(shape, dtype, buffer, *args, **kwargs)
+        want = (tuple(int(d) for d in shape), dtypes.normalize(dtype))
+        name = kwargs.get("name") or (args[0] if args else "")
+        if self.named is not None and name:
+            k = self.seen.get(name, 0)
+            self.seen[name] = k + 1
+            hit = self.named.get((name, k))
+            if hit is None:
+                v = self.orig(shape, dtype, buffer, *args, **kwargs)
+                self.named[(name, k)] = (self.pid, v)
+                return v
+            owner, v = hit
+            if (v.shape, v.dtype) != want:
+                raise UserKernelError(
+                    f"under LNC=2 shared_hbm tensors of one name are one tensor: core {self.pid} "
+                    f"allocated '{name}' as {list(want[0])} {want[1]} but core {owner} allocated it "
+                    f"as {list(v.shape)} {v.dtype}", loc=user_loc())
+            return View.whole(v.storage)
         n, self.count = self.count, self.count + 1
         if self.pid == 0:
             v = self.orig(shape, dtype, buffer, *args, **kwargs)
             self.shared.append(v)
             return v
-        want = (tuple(int(d) for d in shape), dtypes.normalize(dtype))
         if n >= len(self.shared) or (self.shared[n].shape, self.shared[n].dtype) != want:
             raise UserKernelError(
                 f"under LNC=2 both cores must allocate the same shared_hbm tensors in the same "

@@ -154,7 +154,7 @@ class Kernel:
     def _trace(self, arch, args, kwargs, lower_graph=True):
         program = Program(self.fn.__name__, arch)
         bound, call_args = self._bind(program, args, kwargs)
-        outs_all, shared, ranges = [], [], []
+        outs_all, shared, named, ranges = [], [], {}, []
         for pid in range(self.lnc):
             tr = Trace(program, self.lnc, pid)
             tr.graph_only = not lower_graph
@@ -162,7 +162,7 @@ class Kernel:
             _local.trace = tr
             first = len(program.instrs)
             if self.lnc > 1:
-                program.alloc = SharedHbmAlloc(program, pid, shared)
+                program.alloc = SharedHbmAlloc(program, pid, shared, named)
             try:
                 try:
                     ret = self._run_body(call_args)

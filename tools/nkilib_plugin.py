@@ -198,46 +198,55 @@ def _starfish_dtype_alias():
     root.starfish.support.dtype = sys.modules["neuronxcc.starfish.support.dtype"]
 
 
-def _private_mx_test_aliases():
-    """``neuronxcc.nki._private.private_api`` (the x4 dtypes) and ``neuronxcc.nki._private.test.
-    mx_util`` (the MX goldens), which the library's newest MX references import (matmul_mxfp8_torch,
-    the mlp_mxfp8 tests). The dtypes are the ``neuron_dtypes`` stand-in's, so a dict keyed on one
-    finds the other; ``mx_util`` is the checkout's own ``test/utils/mx_utils.py`` (the same
-    quantize_mx_golden / nc_matmul_mx_golden), imported on first use because it imports nkilib_src.
-    Only added under our own ``neuronxcc`` alias."""
+def _private_mx_aliases():
+    """The compiler-private MX helpers newer MX tests import, mapped to public equivalents.
+
+    * ``neuronxcc.nki._private.private_api``: only the x4 dtype names, the same NumPy types as
+      ``neuron_dtypes.float8_e4m3fn_x4`` etc. (the tests key dicts by them and compare).
+    * ``neuronxcc._private.test.mx_util`` (also spelt ``neuronxcc.nki._private.test``): the library's own ``test/utils/mx_utils.py`` carries the
+      same two functions (``quantize_mx_golden(..., custom_mx_max_exp=)`` and
+      ``nc_matmul_mx_golden``); it is imported from the checkout on first attribute access, since
+      the checkout's ``test`` package is importable only once pytest has set up its path.
+    Only registered under our own ``neuronxcc`` alias, never over a real compiler package."""
     root = sys.modules.get("neuronxcc")
     if root is None or not getattr(root, "_nki_alias", False):
         return
-    dts = sys.modules["neuron_dtypes"]
-    for name in ("neuronxcc.nki._private", "neuronxcc.nki._private.test"):
-        if name not in sys.modules:
-            pkg = types.ModuleType(name, "namespace for the private MX test helpers (nkilib_plugin)")
-            pkg.__path__ = []
-            sys.modules[name] = pkg
-    api = types.ModuleType("neuronxcc.nki._private.private_api", "x4 dtypes (nkilib_plugin)")
-    for name in ("float8_e5m2_x4", "float8_e4m3fn_x4", "float4_e2m1fn_x4"):
-        setattr(api, name, getattr(dts, name))
-    mx = types.ModuleType("neuronxcc.nki._private.test.mx_util", "the checkout's test/utils/mx_utils")
+    dt = sys.modules["neuron_dtypes"]
 
-    def own():
+    def package(name):
+        pkg = sys.modules.get(name) or types.ModuleType(name, "namespace (nkilib_plugin)")
+        if not hasattr(pkg, "__path__"):
+            pkg.__path__ = []
+        sys.modules.setdefault(name, pkg)
+        return pkg
+
+    package("neuronxcc.nki._private")
+    api = types.ModuleType("neuronxcc.nki._private.private_api", "x4 dtype names (nkilib_plugin)")
+    for name in ("float8_e5m2_x4", "float8_e4m3fn_x4", "float4_e2m1fn_x4"):
+        setattr(api, name, getattr(dt, name))
+    sys.modules.setdefault(api.__name__, api)
+    mx = types.ModuleType("neuronxcc._private.test.mx_util", "forwards to test.utils.mx_utils")
+
+    def forward(attr):
         import importlib
-        return importlib.import_module("test.utils.mx_utils")
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return getattr(importlib.import_module("test.utils.mx_utils"), attr)
+    mx.__getattr__ = forward
 
     def quantize_mx_golden(in_tensor, out_x4_dtype, *args, custom_mx_max_exp=None, **kwargs):
         # The private helper takes the neuron_dtypes x4 dtype; the checkout's copy keys its
-        # tables on the nl name (it maps nl -> neuron_dtypes itself), so translate, and hand
-        # the caller's custom_mx_max_exp the dtype the caller passed.
+        # tables on the nl name, so translate, and hand the caller's custom_mx_max_exp the
+        # dtype the caller passed.
         from device import dtypes as D
         custom = None if custom_mx_max_exp is None else (lambda _name: custom_mx_max_exp(out_x4_dtype))
-        return own().quantize_mx_golden(in_tensor, D.normalize(out_x4_dtype), *args,
-                                        custom_mx_max_exp=custom, **kwargs)
+        return forward("quantize_mx_golden")(in_tensor, D.normalize(out_x4_dtype), *args,
+                                             custom_mx_max_exp=custom, **kwargs)
     mx.quantize_mx_golden = quantize_mx_golden
-    mx.__getattr__ = lambda attr: getattr(own(), attr)
-    sys.modules.setdefault(api.__name__, api)
-    sys.modules.setdefault(mx.__name__, mx)
-    sys.modules["neuronxcc.nki._private"].private_api = sys.modules[api.__name__]
-    sys.modules["neuronxcc.nki._private"].test = sys.modules["neuronxcc.nki._private.test"]
-    sys.modules["neuronxcc.nki._private.test"].mx_util = sys.modules[mx.__name__]
+    for where in ("neuronxcc._private.test", "neuronxcc.nki._private.test"):   # both spellings occur
+        package(where.rsplit(".", 1)[0])
+        package(where).mx_util = mx
+        sys.modules.setdefault(where + ".mx_util", mx)
 
 
 _alias_simulator()
@@ -245,7 +254,7 @@ _neuron_dtypes()
 _missing_harness_modules()
 nki.install_neuronxcc_alias()
 _starfish_dtype_alias()
-_private_mx_test_aliases()
+_private_mx_aliases()
 
 _RESULTS: dict = {}
 

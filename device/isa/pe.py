@@ -17,6 +17,19 @@ def _double_row(i):
     return getattr(i.args.get("perf_mode"), "value", i.args.get("perf_mode")) == "double_row"
 
 
+# nisa.matmul_perf_mode's values; kernels pass the member or its value string (the nki-library's
+# newest MLP CTE passes perf_mode='double_row' / 'none'), so both spellings are accepted
+PERF_MODES = (None, "none", "double_row")
+
+
+def _check_perf_mode(i):
+    """Any other perf_mode is refused: run as a plain matmul it would silently change the math."""
+    pm = getattr(i.args.get("perf_mode"), "value", i.args.get("perf_mode"))
+    if pm not in PERF_MODES:
+        fail(i, "perf-mode", f"perf_mode must be nisa.matmul_perf_mode.none or .double_row (or "
+             f"'none' / 'double_row'); got {pm!r}", "perf_mode", pm, "none | double_row")
+
+
 def _mm_dims(i):
     """(K, M, N); with perf_mode=double_row the [P, 2, F] layout contracts over 2*P rows."""
     st, mv = i.args["stationary"], i.args["moving"]
@@ -118,6 +131,7 @@ class NcMatmul:
         check_buffer(i, "dst", dst, ("psum",))
         for n, v in (("stationary", st), ("moving", mv), ("dst", dst)):
             check_onchip_operand(i, arch, n, v, (v.buffer.kind,))
+        _check_perf_mode(i)
         K, M, N = _mm_dims(i)
         allowed = set(MM_IN)
         if arch.gen >= 4:

@@ -145,3 +145,33 @@ def test_fp32_matmul_reference():
         return store(out)
     want = (a.astype(np.float64).T @ b.astype(np.float64)).astype(np.float32)
     assert_same(run(k, a, b), rnd(want, "bfloat16"))
+
+
+def test_matmul_perf_mode_value_strings_and_refusal():
+    """The nki-library passes perf_mode as the enum's value string ('double_row' / 'none'): both
+    spellings run like the members; any other value is refused with its rule, not run as a plain
+    matmul."""
+    a, b = rand((64, 2, 8), "float8_e4m3", 5, -2, 2), rand((64, 2, 16), "float8_e5m2", 6, -2, 2)
+
+    def k(a, b, pm):
+        ps = nl.ndarray((8, 16), "float32", buffer=nl.psum)
+        nisa.nc_matmul(dst=ps, stationary=load(a), moving=load(b), perf_mode=pm)
+        out = nl.ndarray((8, 16), "float32", buffer=nl.sbuf)
+        nisa.tensor_copy(dst=out, src=ps)
+        return store(out)
+    want = (f32(a).reshape(128, 8).astype(np.float64).T @ f32(b).reshape(128, 16)).astype(np.float32)
+    for pm in ("double_row", nisa.matmul_perf_mode.double_row):
+        np.testing.assert_allclose(run(lambda a, b: k(a, b, pm), a, b, target="trn2"), want,
+                                   rtol=1e-6, atol=1e-6)
+    flat_a, flat_b = rand((64, 8), "bfloat16", 7), rand((64, 16), "bfloat16", 8)
+    want2 = (f32(flat_a).astype(np.float64).T @ f32(flat_b)).astype(np.float32)
+    for pm in ("none", nisa.matmul_perf_mode.none, None):
+        np.testing.assert_allclose(run(lambda a, b: k(a, b, pm), flat_a, flat_b, target="trn2"),
+                                   want2, rtol=1e-6, atol=1e-6)
+    L = Line()
+
+    def bad(a, b):
+        ps = nl.ndarray((8, 16), "float32", buffer=nl.psum)
+        L.mark(); nisa.nc_matmul(dst=ps, stationary=load(a), moving=load(b), perf_mode="double_row_gen3")  # noqa: E702,E501
+        return ps
+    expect_error(bad, (a, b), L, "perf-mode", "'double_row_gen3'", "'none' / 'double_row'", target="trn2")

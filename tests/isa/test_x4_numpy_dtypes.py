@@ -145,3 +145,25 @@ def test_the_harness_entry_returns_allocated_x4_results_as_float_containers(monk
     assert D.as_float_containers(np.zeros(2, "float4_e2m1fn_x4")).dtype == np.float16
     plain = np.zeros(2, np.float32)
     assert D.as_float_containers(plain) is plain
+
+
+@pytest.mark.parametrize("name", sorted(X4))
+def test_x4_scalar_types_equal_their_nki_name(name):
+    # NKI treats nl.<name> and the harness's neuron_dtypes.<name> as one dtype: the library's MX
+    # goldens key dicts by one spelling and look up the other (get_mx_fp_max(dt.float8_e4m3fn_x4)).
+    t = np.dtype(name).type
+    other = next(np.dtype(n).type for n in sorted(X4) if n != name)
+    assert t == name and name == t and t == getattr(nl, name) and not (t != name)
+    assert {getattr(nl, name): "v"}[t] == "v" and {t: "v"}[name] == "v"
+    assert t in {name} and name in {t}
+    assert t != other and t != other.__name__ and t != "float32" and t != 4
+    assert t == t and hash(t) == hash(name)
+    assert np.dtype(t) == np.dtype(name) and np.zeros(2, dtype=t).dtype.type is t
+
+
+def test_x4_type_equality_is_by_name_not_by_spelling_in_other_types():
+    t = np.dtype("float8_e4m3fn_x4").type
+    assert (t == b"float8_e4m3fn_x4") is False                    # bytes are not names
+    assert t == np.dtype("float8_e4m3fn_x4")                       # as np.float32 == np.dtype("float32")
+    assert t != np.dtype("float8_e5m2_x4")
+    assert (t == None) is False and t is not None                  # noqa: E711

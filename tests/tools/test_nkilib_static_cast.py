@@ -46,6 +46,42 @@ def test_static_cast_packs_and_unpacks_mx_x4():
 
 
 PRIVATE = r'''
+import numpy as np
+import tools.nkilib_plugin  # noqa: F401  (installs the aliases)
+import neuron_dtypes as dt
+import nki.language as nl
+from neuronxcc.nki._private.private_api import float8_e4m3fn_x4, float8_e5m2_x4, float4_e2m1fn_x4
+from neuronxcc.nki._private.test import mx_util as a
+from neuronxcc._private.test import mx_util as b
+assert a is b
+assert float8_e4m3fn_x4 is dt.float8_e4m3fn_x4 and float8_e5m2_x4 is dt.float8_e5m2_x4
+assert float4_e2m1fn_x4 is dt.float4_e2m1fn_x4
+# the library keys by one spelling and looks up the other
+assert {float8_e5m2_x4: 14, float8_e4m3fn_x4: 7}[nl.float8_e4m3fn_x4] == 7
+assert {nl.float8_e5m2_x4: 15}[dt.float8_e5m2_x4] == 15
+try:
+    a.__wrapped_never_defined__
+except AttributeError:
+    pass
+else:
+    raise AssertionError("dunder lookups must not import the checkout's test package")
+try:
+    a.nc_matmul_mx_golden
+except ModuleNotFoundError as e:
+    assert "test" in str(e), e           # no checkout on the path here: the forward names what it needs
+else:
+    raise AssertionError("expected the forward to need the checkout's test.utils.mx_utils")
+print("ok")
+'''
+
+
+def test_private_mx_modules_alias_public_equivalents():
+    out = subprocess.run([sys.executable, "-c", PRIVATE], cwd=ROOT, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+PRIVATE_GOLDEN = r'''
 import sys
 sys.path.insert(0, ".")                       # the "checkout": test/utils/mx_utils.py below
 import tools.nkilib_plugin  # noqa: F401
@@ -81,6 +117,6 @@ def test_private_mx_test_helpers_alias_the_checkouts_goldens(tmp_path):
         "def quantize_mx_golden(a, b, custom_mx_max_exp=None):\n"
         "    return (\"checkout's golden\", a, b, custom_mx_max_exp(b))\n"
         "def nc_matmul_mx_golden(*a):\n    return a\n")
-    r = subprocess.run([sys.executable, "-c", PRIVATE], cwd=tmp_path, capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-c", PRIVATE_GOLDEN], cwd=tmp_path, capture_output=True, text=True,
                        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
