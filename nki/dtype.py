@@ -21,5 +21,5 @@ float8_e5m2_x4, float8_e4m3fn_x4, float4_e2m1fn_x4 = "float8_e5m2_x4", "float8_e
 
 
 def is_dtype(x) -> bool:
-    """True for the names this emulator stores (the packed x4 MX dtypes are not among them)."""
+    """True for the names this emulator stores (the packed x4 MX names included)."""
     return isinstance(x, str) and x in _ALL
