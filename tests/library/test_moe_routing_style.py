@@ -36,6 +36,29 @@ def _routed_rows(aff_hbm, e, T):
     return idx
 
 
+def _live_blocks(aff_hbm, e, T, block):
+    """Expert e's routed token indices in HBM as [n_blocks, block], a register holding how many
+    blocks hold at least one routed token (iota(0, block, 2 * block, ...) < count), and a [1, 1]
+    block cursor at 0: what the dynamic loop over an expert's blocks starts from."""
+    n_blocks = T // block
+    idx = _routed_rows(aff_hbm, e, T)
+    count = nl.ndarray((1, 1), dtype=nl.float32, buffer=nl.sbuf)
+    nisa.tensor_copy(dst=count, src=idx[0:1, T:T + 1])
+    live = nl.ndarray((1, n_blocks), dtype=nl.int32, buffer=nl.sbuf)
+    nisa.iota(dst=live, pattern=[[block, n_blocks]], offset=0)
+    nisa.tensor_scalar(dst=live, data=live, op0=nl.less, operand0=count)
+    n_live = nl.ndarray((1, 1), dtype=nl.int32, buffer=nl.sbuf)
+    nisa.tensor_reduce(dst=n_live, data=live, op=nl.add, axis=1)
+    reg = nisa.register_alloc()
+    nisa.register_load(dst=reg, src=n_live)
+    # the index list goes to HBM as [n_blocks, block] so a block can be picked at run time
+    idx_hbm = nl.ndarray((1, T), dtype=nl.int32, buffer=nl.private_hbm)
+    nisa.dma_copy(dst=idx_hbm, src=idx[0:1, 0:T])
+    blk = nl.ndarray((1, 1), dtype=nl.int32, buffer=nl.sbuf)
+    nisa.memset(dst=blk, value=0)
+    return reg, idx_hbm.reshape((n_blocks, block)), blk
+
+
 @nki.jit(target="trn2")  # nonzero_with_count and register loops are NeuronCore-v3+
 def routed_expert_scale(hidden, affinities, block):
     """out[t] = sum_e (e + 2) * hidden[t] over the experts e that token t is routed to."""
@@ -48,23 +71,7 @@ def routed_expert_scale(hidden, affinities, block):
     for b in range(n_blocks):  # unrouted rows read back as zero, as the library zero-fills first
         nisa.dma_copy(dst=out[b * block:(b + 1) * block, :], src=zeros)
     for e in range(E):
-        idx = _routed_rows(affinities, e, T)
-        # blocks that hold at least one routed token: iota(0, block, 2 * block, ...) < count
-        count = nl.ndarray((1, 1), dtype=nl.float32, buffer=nl.sbuf)
-        nisa.tensor_copy(dst=count, src=idx[0:1, T:T + 1])
-        live = nl.ndarray((1, n_blocks), dtype=nl.int32, buffer=nl.sbuf)
-        nisa.iota(dst=live, pattern=[[block, n_blocks]], offset=0)
-        nisa.tensor_scalar(dst=live, data=live, op0=nl.less, operand0=count)
-        n_live = nl.ndarray((1, 1), dtype=nl.int32, buffer=nl.sbuf)
-        nisa.tensor_reduce(dst=n_live, data=live, op=nl.add, axis=1)
-        reg = nisa.register_alloc()
-        nisa.register_load(dst=reg, src=n_live)
-        # the index list goes to HBM as [n_blocks, block] so a block can be picked at run time
-        idx_hbm = nl.ndarray((1, T), dtype=nl.int32, buffer=nl.private_hbm)
-        nisa.dma_copy(dst=idx_hbm, src=idx[0:1, 0:T])
-        idx_hbm = idx_hbm.reshape((n_blocks, block))
-        blk = nl.ndarray((1, 1), dtype=nl.int32, buffer=nl.sbuf)
-        nisa.memset(dst=blk, value=0)
+        reg, idx_hbm, blk = _live_blocks(affinities, e, T, block)
         for _ in nl.dynamic_range(reg):
             row = nl.ndarray((1, block), dtype=nl.int32, buffer=nl.sbuf)
             pick = idx_hbm.ap([[block, 1], [1, block]], offset=0, scalar_offset=blk, indirect_dim=0)
@@ -141,21 +148,7 @@ def packed_rows(hidden, affinities, block):
     nisa.memset(dst=zeros, value=0.0)
     for b in range(n_blocks):
         nisa.dma_copy(dst=out[b * block:(b + 1) * block, :], src=zeros)
-    idx = _routed_rows(affinities, 0, T)
-    count = nl.ndarray((1, 1), dtype=nl.float32, buffer=nl.sbuf)
-    nisa.tensor_copy(dst=count, src=idx[0:1, T:T + 1])
-    live = nl.ndarray((1, n_blocks), dtype=nl.int32, buffer=nl.sbuf)
-    nisa.iota(dst=live, pattern=[[block, n_blocks]], offset=0)
-    nisa.tensor_scalar(dst=live, data=live, op0=nl.less, operand0=count)
-    n_live = nl.ndarray((1, 1), dtype=nl.int32, buffer=nl.sbuf)
-    nisa.tensor_reduce(dst=n_live, data=live, op=nl.add, axis=1)
-    reg = nisa.register_alloc()
-    nisa.register_load(dst=reg, src=n_live)
-    idx_hbm = nl.ndarray((1, T), dtype=nl.int32, buffer=nl.private_hbm)
-    nisa.dma_copy(dst=idx_hbm, src=idx[0:1, 0:T])
-    idx_hbm = idx_hbm.reshape((n_blocks, block))
-    blk = nl.ndarray((1, 1), dtype=nl.int32, buffer=nl.sbuf)
-    nisa.memset(dst=blk, value=0)
+    reg, idx_hbm, blk = _live_blocks(affinities, 0, T, block)
     write_at = nl.ndarray((1, 1), dtype=nl.int32, buffer=nl.sbuf)
     nisa.memset(dst=write_at, value=0)
     for _ in nl.dynamic_range(reg):
