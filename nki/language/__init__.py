@@ -12,6 +12,7 @@ from .ops import all  # noqa: A004
 from .extra import *  # noqa: F401,F403
 from .control import VirtualRegister, fori_loop, while_loop  # noqa: F401
 from .core import DType, NKIObject, NkiTensor  # noqa: F401
+del dtypes, limits, loopcut   # the device modules core.py uses: not NKI names  # noqa: F821
 from . import assign  # noqa: F401,E402  (installs t[...] = x; nl.assign as before)
 
 globals().update({k: v for k, v in TOKENS.items() if k not in ("copy",)})

@@ -9,13 +9,13 @@ import warnings
 
 import numpy as np
 
-from device import dtypes as _dt
+from device import dtypes
 from device.arch import get_arch
 from device.errors import UserKernelError, user_loc
-from device import limits as _limits
+from device import limits
 from device.tensor import BUFFERS, HBM, PSUM, SBUF, SHARED_HBM, Buffer, View, as_buffer
 
-from .. import loopcut as _loopcut
+from .. import loopcut
 from ..tracing import current, maybe_current
 from .control import dynamic_range  # noqa: F401  (re-exported: nl.dynamic_range)
 
@@ -249,14 +249,14 @@ tile_size = _TileSize()
 
 # ---- creation ops -----------------------------------------------------------------------------
 def _shape(shape, what="nl.ndarray shape"):
-    return _limits.check_shape(shape, what, loc=user_loc())
+    return limits.check_shape(shape, what, loc=user_loc())
 
 
 def ndarray(shape, dtype, buffer=sbuf, name="", address=None, **_legacy):
     """Allocate an uninitialised tensor (sentinel-filled in the emulator)."""
     tr = current("nl.ndarray")
     buf = as_buffer(buffer)
-    return tr.program.alloc(_shape(shape), _dt.normalize(dtype), buf, name=name,
+    return tr.program.alloc(_shape(shape), dtypes.normalize(dtype), buf, name=name,
                             address=tuple(address) if address is not None else None, loc=user_loc())
 
 
@@ -264,10 +264,10 @@ def full(shape, fill_value, dtype, buffer=sbuf, name="", **_legacy):
     tr = current("nl.full")
     buf = as_buffer(buffer)
     if buf.kind == "hbm":
-        dt, shp = _dt.normalize(dtype), _shape(shape)
-        _limits.check_hbm_tensor(name or "nl.full", math.prod(shp) * _dt.itemsize(dt), tr.arch, user_loc())
+        dt, shp = dtypes.normalize(dtype), _shape(shape)
+        limits.check_hbm_tensor(name or "nl.full", math.prod(shp) * dtypes.itemsize(dt), tr.arch, user_loc())
         return tr.program.alloc(shp, dt, buf, name=name, loc=user_loc(), kind="const",
-                                const=np.full(shp, fill_value, _dt.to_numpy(dt)))
+                                const=np.full(shp, fill_value, dtypes.to_numpy(dt)))
     t = ndarray(shape, dtype, buffer=buf, name=name)
     tr.program.emit("memset", dst=t, value=fill_value, loc=user_loc())
     return t
@@ -297,7 +297,7 @@ def shared_constant(constant, dtype=None, **_legacy):
     """A constant tensor in shared HBM from a NumPy array or a ``.npy`` path."""
     tr = current("nl.shared_constant")
     arr = np.load(constant) if isinstance(constant, str) else np.asarray(constant)
-    dt = _dt.normalize(dtype or arr.dtype)
+    dt = dtypes.normalize(dtype or arr.dtype)
     return tr.program.alloc(arr.shape, dt, shared_hbm, name="const", loc=user_loc(), kind="const",
                             const=arr)
 
@@ -305,7 +305,7 @@ def shared_constant(constant, dtype=None, **_legacy):
 def shared_identity_matrix(n, dtype=uint8, dst=None, **_legacy):
     """An n x n identity matrix in SBUF (deduplicated per dtype)."""
     tr = current("nl.shared_identity_matrix")
-    key = (n, _dt.normalize(dtype))
+    key = (n, dtypes.normalize(dtype))
     t = tr.identity_cache.get(key)
     if t is None:
         t = tr.program.alloc((n, n), key[1], sbuf, name=f"identity{n}", loc=user_loc(),
@@ -328,18 +328,18 @@ def rand(shape, dtype=float32, buffer=sbuf, name="", **_legacy):
 def affine_range(start, stop=None, step=1, **_legacy):
     """Deprecated alias of ``range`` (NKI 0.6 unrolls every loop at trace time). The trip count
     is bounded by NEURON_EMU_MAX_UNROLL, checked before the first iteration is traced."""
-    return _loopcut.wrap(static_range(start, stop, step), "affine")
+    return loopcut.wrap(static_range(start, stop, step), "affine")
 
 
 def sequential_range(start, stop=None, step=1, **_legacy):
     """Like ``affine_range``; its iterations depend on each other (a loop-carried value)."""
-    return _loopcut.wrap(static_range(start, stop, step), "sequential")
+    return loopcut.wrap(static_range(start, stop, step), "sequential")
 
 
 def static_range(start, stop=None, step=1, **_legacy):
     """A loop unrolled at trace time (never cut for truncated pricing: ``nki.loopcut``)."""
     r = range(start, stop, step) if stop is not None else range(start)
-    _limits.check_unroll(len(r), f"affine_range({', '.join(map(str, (r.start, r.stop, r.step)))})",
+    limits.check_unroll(len(r), f"affine_range({', '.join(map(str, (r.start, r.stop, r.step)))})",
                  loc=user_loc())
     return r
 # ``nl.range`` (used by nki-library) is Python's range: every NKI 0.6 loop unrolls at trace time
