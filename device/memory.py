@@ -12,6 +12,7 @@ PSUM also keeps a per-element "opened by a matmul" bit that drives ``accumulate=
 """
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -157,11 +158,8 @@ class Memory:
                 src.dtype != src.storage.dtype or dst.dtype != dst.storage.dtype:
             return None
         self.flat(src.storage)                      # allocates it (and its mask) on first touch
-        mask = self.written.get(src.storage.id)
-        if mask is None:
-            return None
-        bits = self._strided(mask, src)
-        return None if bits.all() else bits.copy()
+        bits = self.written_bits(src)
+        return None if bits is None or bits.all() else bits
 
     def read(self, v: View, loc: SourceLoc | None = None, warn: bool = True) -> np.ndarray:
         if v.dyn is not None:                       # address depends on run-time values
@@ -184,7 +182,9 @@ class Memory:
 
     def write(self, v: View, values, rounded: bool = False, written=None):
         """Round ``values`` (fp32 or exact) to the view's dtype and store them. ``written``:
-        the bits a data move carries (``carried``), shaped like ``v``; None: all written."""
+        which of them hold data (the bits a data move carries, ``carried``, or an indirect DMA's
+        skipped rows keeping their old marks), shaped like ``v`` or like its storage units
+        (``written_bits``); None: all of them."""
         if v.dyn is not None:                       # address depends on run-time values
             from . import dynamic
             return dynamic.write(self, v, values, rounded)
@@ -197,22 +197,31 @@ class Memory:
         if mask is None and written is not None and not np.all(written):
             mask = self.written[v.storage.id] = np.ones(v.storage.size, bool)   # was all written
         if mask is not None:
-            if written is not None and v.dtype == v.storage.dtype:
-                self._strided(mask, v)[...] = np.asarray(written).reshape(v.shape)
-            else:
-                self._strided(mask, storage_units(v))[...] = True
+            units = self._strided(mask, storage_units(v))
+            units[...] = True if written is None else _as_units(written, units.shape)
         if v.storage.id in self.mm_open:
             self._strided(self.mm_open[v.storage.id], v)[...] = self.psum_write_opens
 
-    def written_flags(self, v: View):
-        """Writable view of the 'written' mask under ``v`` (storage units), or None when the
-        storage keeps no mask (inputs, or uninitialized-read checks off)."""
+    def written_bits(self, v: View) -> np.ndarray | None:
+        """Which storage units under ``v`` hold written data (a copy shaped like
+        ``storage_units(v)``), or None when the storage keeps no mask (inputs, constants)."""
         mask = self.written.get(v.storage.id)
-        return None if mask is None else self._strided(mask, storage_units(v))
+        return None if mask is None else self._strided(mask, storage_units(v)).copy()
 
     def mm_flags(self, v: View) -> np.ndarray:
         self.flat(v.storage)
         return self._strided(self.mm_open[v.storage.id], v)
+
+
+def _as_units(written, shape):
+    """``written`` bits (shaped like a view, or like its storage units) as the storage units'
+    marks: an element of k units marks all k; a fractional reinterpretation marks them written."""
+    w = np.asarray(written)
+    if w.size == math.prod(shape):
+        return w.reshape(shape)
+    if len(shape) > 1 and w.size == math.prod(shape[:-1]):
+        return w.reshape(shape[:-1])[..., None]
+    return True
 
 
 def _as_bytes_of(v: View) -> View:

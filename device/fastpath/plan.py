@@ -69,7 +69,8 @@ class PlanMemory(Memory):
             self.arrays[st.id] = a
         return a
 
-    def write(self, v, values, rounded=False):
+    def write(self, v, values, rounded=False, written=None):
+        # ``written`` (Memory.write's marks) is not kept: the plan knows them statically
         if v.dyn is not None:                     # a run-time address: resolved as Memory does
             return dynamic.write(self, v, values, rounded)
         a = self.array(v)

@@ -66,7 +66,7 @@ def write_dyn(mem, i, v: View, vals, ok, oob="error", rounded=False):
             continue
         sel = ok[start:start + n]
         new = vals[start:start + n]
-        flags = before = None
+        written = None
         if not sel.all():
             if not sel.any():
                 continue
@@ -74,23 +74,17 @@ def write_dyn(mem, i, v: View, vals, ok, oob="error", rounded=False):
             new = np.where(sel, dtypes.round_to(new, w.dtype, mem.precise_fp) if not rounded else new,
                            cur)
             rounded = True
-            flags = mem.written_flags(w)
-            before = None if flags is None else flags.copy()
-        mem.write(w, np.asarray(new).reshape(w.shape), rounded=rounded)
-        if before is not None:
-            # elements an out-of-bounds row skipped were not written: a later read of them is
-            # still a read of uninitialized memory (stale data on the device)
-            _restore_unwritten(flags, before, sel.reshape(w.shape))
-
-
-def _restore_unwritten(flags, before, sel):
-    """Put back the 'written' flags of the elements ``sel`` leaves out (one flag per element, or
-    k storage units per element as the trailing axis)."""
-    if flags.shape != sel.shape:
-        if flags.ndim != sel.ndim + 1:
-            return                      # a fractional reinterpretation: keep the conservative mark
-        sel = np.broadcast_to(sel[..., None], flags.shape)
-    flags[...] = np.where(sel, flags, before)
+            # elements an out-of-bounds row skipped were not written: they keep their old marks,
+            # so a later read of never-written ones still warns (stale data on the device)
+            had = mem.written_bits(w)
+            if had is not None:
+                keep = sel.reshape(w.shape)
+                if had.shape == keep.shape:
+                    written = had | keep
+                elif had.shape[:-1] == keep.shape:  # k storage units per element
+                    written = had | keep[..., None]
+                # (a fractional reinterpretation keeps the conservative 'all written')
+        mem.write(w, np.asarray(new).reshape(w.shape), rounded=rounded, written=written)
 
 
 def convert(x, src_dt, dst_dt):
