@@ -67,15 +67,17 @@ def test_wrong_golden():
 '''
 
 
-def _checkout(tmp_path):
+def _checkout(tmp_path, only=None):
+    """A small library checkout: two test files, or only ``only`` = {file name: text}."""
     root = tmp_path / "nki-library"
     (root / "src").mkdir(parents=True)
     (root / "src" / "demo_kernels.py").write_text(KERNELS)
     d = root / "test" / "integration" / "core"
     d.mkdir(parents=True)
     (root / "test" / "conftest.py").write_text(CONFTEST)
-    (d / "test_double.py").write_text(TEST_GOOD)
-    (d / "test_broken.py").write_text(TEST_BAD)
+    for name, text in (only if only is not None else
+                       {"test_double.py": TEST_GOOD, "test_broken.py": TEST_BAD}).items():
+        (d / name).write_text(text)
     return root
 
 
@@ -117,11 +119,7 @@ def test_blas_threads():
 
 
 def test_runner_gives_each_test_process_one_blas_thread_unless_told(tmp_path, monkeypatch):
-    root = _checkout(tmp_path)
-    d = root / "test" / "integration" / "core"
-    for f in d.iterdir():
-        f.unlink()
-    (d / "test_env.py").write_text(TEST_ENV)
+    root = _checkout(tmp_path, only={"test_env.py": TEST_ENV})
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
     monkeypatch.setenv("OMP_NUM_THREADS", "3")            # the user's own choice is kept
     out = _run(root)
@@ -143,11 +141,7 @@ def test_writes_an_artifact(request):
 
 def test_runner_keeps_artifacts_out_of_the_checkout_and_passes_include_slow(tmp_path,
                                                                            monkeypatch):
-    root = _checkout(tmp_path)
-    d = root / "test" / "integration" / "core"
-    for f in d.iterdir():
-        f.unlink()
-    (d / "test_art.py").write_text(TEST_ARTIFACTS)
+    root = _checkout(tmp_path, only={"test_art.py": TEST_ARTIFACTS})
     monkeypatch.setenv("EXPECT_SLOW", "unset")
     monkeypatch.delenv("NKILIB_SIMULATION_RUN_ALL", raising=False)
     out = _run(root)
@@ -173,11 +167,7 @@ def test_dies():
 
 
 def test_runner_reports_a_test_whose_process_was_killed(tmp_path):
-    root = _checkout(tmp_path)
-    d = root / "test" / "integration" / "core"
-    for f in d.iterdir():
-        f.unlink()
-    (d / "test_killed.py").write_text(TEST_KILLED)
+    root = _checkout(tmp_path, only={"test_killed.py": TEST_KILLED})
     out = _run(root, "-j", "2")
     assert out.returncode == 1, out.stdout + out.stderr
     assert "the test process died (killed by the OS" in out.stdout, out.stdout
@@ -197,11 +187,7 @@ def test_plain():
 
 
 def test_runner_leaves_trace_only_tests_out_unless_asked(tmp_path):
-    root = _checkout(tmp_path)
-    d = root / "test" / "integration" / "core"
-    for f in d.iterdir():
-        f.unlink()
-    (d / "test_views.py").write_text(TEST_TRACE_ONLY)
+    root = _checkout(tmp_path, only={"test_views.py": TEST_TRACE_ONLY})
     out = _run(root, "--json", tmp_path / "a.json")
     assert out.returncode == 0 and "tests: 1/1 passed" in out.stdout, out.stdout + out.stderr
     import json
@@ -262,10 +248,8 @@ def test_without_trace_only_the_harness_runs_as_before():
 def test_trace_only_frameworks_trace_the_kernel_and_run_nothing(tmp_path):
     """The newest harness's ``UnitTestFramework(..., trace_only=True)`` (compile-only tests of
     kernels that return unordered index sets) traces the kernel with this project's front end."""
-    root = _checkout(tmp_path)
+    root = _checkout(tmp_path, only={})
     d = root / "test" / "integration" / "core"
-    for f in d.iterdir():
-        f.unlink()
     (root / "test" / "__init__.py").write_text("")
     (root / "test" / "utils").mkdir()
     (root / "test" / "utils" / "__init__.py").write_text("")
