@@ -7,10 +7,8 @@ The fake harness does what the library's does in simulation mode: its conftest s
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
